@@ -1,0 +1,160 @@
+"""Qure: clinic management. `create_app()` builds the Flask application."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from qure import config as settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_uri(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _configure(app: Flask, overrides: dict | None) -> None:
+    app.config.from_object(settings.Defaults)
+    app.config.update({k: v for k, v in settings.from_environment().items() if v is not None})
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(overrides or {})
+    cfg = app.config
+    production = cfg["QURE_ENV"] == "production"
+    secret = cfg.get("SECRET_KEY")
+    if production and (not secret or secret in settings.KNOWN_WEAK_SECRETS or len(secret) < 32):
+        raise RuntimeError(
+            "SECRET_KEY must be set to a long random value in production (QURE_ENV=production)."
+        )
+    if not secret:
+        cfg["SECRET_KEY"] = settings.instance_secret(Path(app.instance_path))
+    cfg.setdefault("JWT_SECRET_KEY", None)
+    cfg["JWT_SECRET_KEY"] = cfg["JWT_SECRET_KEY"] or cfg["SECRET_KEY"]
+    cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=int(cfg["ACCESS_TOKEN_EXPIRE_MINUTES"]))
+    cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=int(cfg["REFRESH_TOKEN_EXPIRE_DAYS"]))
+    cfg["SESSION_COOKIE_SECURE"] = bool(cfg.get("SESSION_COOKIE_SECURE")) or production
+    cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
+    instance = Path(app.instance_path)
+    cfg["EMBEDDED_POSTGRES"] = not cfg.get("DATABASE_URL")
+    cfg["EMBEDDED_REDIS"] = not cfg.get("REDIS_URL")
+    if cfg["EMBEDDED_POSTGRES"]:
+        from qure import embedded
+
+        cfg["DATABASE_URL"] = embedded.postgres_url(instance / "pgdata")
+    if cfg["EMBEDDED_REDIS"]:
+        from qure import embedded
+
+        cfg["REDIS_URL"] = embedded.redis_url(instance / "redis" / "qure.rdb")
+    cfg["SQLALCHEMY_DATABASE_URI"] = _database_uri(cfg["DATABASE_URL"])
+
+
+def _init_login(app: Flask) -> None:
+    from qure.auth import service as auth_service
+    from qure.extensions import login_manager
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(auth_service.user_for_session)
+
+
+def _init_jwt(app: Flask) -> None:
+    from qure.auth import service as auth_service
+    from qure.auth.models import User
+    from qure.core.http import error_response
+    from qure.extensions import jwt
+
+    jwt.init_app(app)
+
+    @jwt.additional_claims_loader
+    def _claims(user: User) -> dict:
+        return {"role": user.role.value, "ver": user.token_version}
+
+    @jwt.user_identity_loader
+    def _identity(user: User) -> str:
+        return str(user.id)
+
+    @jwt.user_lookup_loader
+    def _lookup(_header, payload):
+        return auth_service.user_for_token(payload["sub"], payload.get("ver"))
+
+    def unauthorized(message: str):
+        return error_response(401, "unauthorized", message)
+
+    jwt.unauthorized_loader(lambda reason: unauthorized("Send Authorization: Bearer <token>."))
+    jwt.invalid_token_loader(lambda reason: unauthorized("The token is not valid."))
+    jwt.expired_token_loader(lambda h, p: unauthorized("The token has expired."))
+    jwt.revoked_token_loader(lambda h, p: unauthorized("The token has been revoked."))
+    jwt.user_lookup_error_loader(
+        lambda h, p: unauthorized("The token no longer grants access; sign in again.")
+    )
+    jwt.needs_fresh_token_loader(lambda h, p: unauthorized("A fresh sign-in is needed."))
+
+
+def _register_blueprints(app: Flask) -> None:
+    from qure.admin.views import bp as admin_bp
+    from qure.auth.api import auth_blp, users_blp
+    from qure.auth.views import bp as auth_bp
+    from qure.core.http import QureApi
+    from qure.core.views import bp as core_bp
+    from qure.extensions import csrf
+    from qure.patients.api import blp as patients_blp
+    from qure.patients.views import bp as patients_bp
+
+    for bp in (core_bp, auth_bp, admin_bp, patients_bp):
+        app.register_blueprint(bp)
+    api = QureApi(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                    }
+                }
+            },
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "Qure clinic API. See SPEC section 12 for conventions."},
+        },
+    )
+    for blp in (auth_blp, users_blp, patients_blp):
+        # The API reads only the Authorization header, never the cookie: no CSRF there.
+        csrf.exempt(blp)
+        api.register_blueprint(blp)
+    app.extensions["qure_api"] = api
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings, extensions, blueprints, error handlers and CLI commands."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), instance_relative_config=True)
+    _configure(app, config)
+    app.json.sort_keys = False
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    from qure import cli
+    from qure.core import http, templating
+    from qure.core.db import install_session_hooks
+    from qure.extensions import csrf, db, migrate, mongo, redis_store
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    redis_store.init_app(app)
+    mongo.init_app(app)
+    install_session_hooks()
+    _init_login(app)
+    _init_jwt(app)
+    http.init_app(app)
+    templating.init_app(app)
+    _register_blueprints(app)
+    cli.init_app(app)
+    return app

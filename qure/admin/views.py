@@ -1,0 +1,136 @@
+"""Admin pages: the admin's home and user management."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from qure.auth import service as users
+from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
+from qure.auth.models import User
+from qure.core import outbox
+from qure.core.db import commit
+from qure.core.errors import DomainError, InvalidInput, NotFound
+from qure.core.forms import attach_errors
+from qure.core.roles import ROLE_LABELS, Role, roles_required
+from qure.extensions import db
+from qure.patients.forms import SearchForm
+from qure.patients.models import Patient
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/")
+@roles_required(Role.ADMIN)
+def index():
+    """The admin's home: staff by role, patients on file, audit backlog."""
+    by_role = dict(
+        db.session.execute(
+            select(User.role, func.count()).where(User.is_active.is_(True)).group_by(User.role)
+        ).all()
+    )
+    patients = db.session.scalar(
+        select(func.count()).select_from(Patient).where(Patient.archived_at.is_(None))
+    )
+    return render_template(
+        "admin/index.html",
+        by_role=by_role,
+        labels=ROLE_LABELS,
+        patients=patients,
+        backlog=outbox.backlog(),
+        search=SearchForm(formdata=None),
+    )
+
+
+@bp.get("/users")
+@roles_required(Role.ADMIN)
+def user_list():
+    q = request.args.get("q", "")[:80]
+    role = request.args.get("role") or None
+    try:
+        role = Role(role) if role else None
+        page = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        role, page = None, 1
+    result = users.list_users(q, role, None, page, 50)
+    return render_template("admin/users.html", result=result, q=q, role=role, labels=ROLE_LABELS)
+
+
+def _save_failed(form, exc: DomainError) -> int:
+    db.session.rollback()
+    if isinstance(exc, NotFound):
+        raise exc
+    if exc.fields:
+        attach_errors(form, InvalidInput(exc.message, fields=exc.fields))
+    else:
+        form.form_errors.append(exc.message)
+    return exc.status
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def user_new():
+    form = UserCreateForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(g.actor, form.details())
+            commit()
+            flash(f"Created {user.username} ({user.role.value}).", "success")
+            return redirect(url_for(".user_edit", user_id=user.id))
+        except DomainError as exc:
+            status = _save_failed(form, exc)
+    elif request.method == "POST":
+        status = 422
+    return render_template("admin/user_new.html", form=form), status
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def user_edit(user_id: int):
+    user = users.get_user(user_id)
+    form = UserEditForm(obj=user if request.method == "GET" else None)
+    if request.method == "GET":
+        form.role.data = user.role.value
+    status = 200
+    if form.validate_on_submit():
+        try:
+            users.update_user(g.actor, user_id, form.details())
+            commit()
+            flash("Saved.", "success")
+            return redirect(url_for(".user_edit", user_id=user_id))
+        except DomainError as exc:
+            status = _save_failed(form, exc)
+    elif request.method == "POST":
+        status = 422
+    user = users.get_user(user_id)
+    return render_template(
+        "admin/user_edit.html",
+        user=user,
+        form=form,
+        reset=PasswordResetForm(formdata=None),
+    ), status
+
+
+@bp.post("/users/<int:user_id>/password")
+@roles_required(Role.ADMIN)
+def user_password(user_id: int):
+    user = users.get_user(user_id)
+    reset = PasswordResetForm()
+    status = 200
+    if reset.validate_on_submit():
+        try:
+            users.update_user(g.actor, user_id, {"password": reset.password.data})
+            commit()
+            flash(
+                f"Password reset for {user.username}; their sessions have ended.",
+                "success",
+            )
+            return redirect(url_for(".user_edit", user_id=user_id))
+        except DomainError as exc:
+            status = _save_failed(reset, exc)
+    else:
+        status = 422
+    form = UserEditForm(obj=user)
+    form.role.data = user.role.value
+    return render_template("admin/user_edit.html", user=user, form=form, reset=reset), status

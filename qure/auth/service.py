@@ -1,0 +1,361 @@
+"""Users and sign-in: create, change, deactivate, authenticate, throttle."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import Any
+
+import bcrypt
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from qure.auth.models import User
+from qure.core import audit
+from qure.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+)
+from qure.core.pagination import Page, paginate
+from qure.core.roles import Role
+from qure.extensions import db, redis_store
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
+EDITABLE = ("full_name", "email", "role", "registration_number", "qualification")
+# A bcrypt hash of a random string: checked against when the username is unknown, so that
+# the answer takes as long as for a real user and reveals nothing.
+_DUMMY_HASH = bcrypt.hashpw(b"qure-no-such-user", bcrypt.gensalt(4)).decode()
+
+
+# ---- passwords -----------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    rounds = current_app.config.get("BCRYPT_ROUNDS", 12)
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    hashed = user.password_hash if user else _DUMMY_HASH
+    ok = bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], hashed.encode())
+    return ok and user is not None
+
+
+def _check_password(password: Any) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidInput(
+            "password: at least 8 characters",
+            fields={"password": f"Use at least {MIN_PASSWORD} characters."},
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidInput(
+            "password: too long",
+            fields={"password": f"Use at most {MAX_PASSWORD_BYTES} bytes."},
+        )
+    return password
+
+
+# ---- validation ----------------------------------------------------------------------
+
+
+def _clean(data: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """Validate user fields; raise InvalidInput naming every bad field."""
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    if creating or "username" in data:
+        username = str(data.get("username") or "").strip().lower()
+        if not USERNAME_RE.match(username):
+            errors["username"] = (
+                "3 to 40 characters: letters, digits, dot, dash or underscore, starting "
+                "with a letter or digit."
+            )
+        out["username"] = username
+    if creating or "full_name" in data:
+        name = " ".join(str(data.get("full_name") or "").split())
+        if not 2 <= len(name) <= 120:
+            errors["full_name"] = "Give the full name (2 to 120 characters)."
+        out["full_name"] = name
+    if creating or "email" in data:
+        email = str(data.get("email") or "").strip().lower()
+        if not EMAIL_RE.match(email) or len(email) > 254:
+            errors["email"] = "Give a valid email address."
+        out["email"] = email
+    if creating or "role" in data:
+        try:
+            out["role"] = Role(str(data.get("role") or "").upper())
+        except ValueError:
+            errors["role"] = "Choose one of ADMIN, DOCTOR, PHARMACIST, RECEPTION."
+    for key in ("registration_number", "qualification"):
+        if key in data:
+            value = " ".join(str(data.get(key) or "").split()) or None
+            if value and len(value) > (60 if key == "registration_number" else 120):
+                errors[key] = "Too long."
+            out[key] = value
+    if creating or "password" in data:
+        try:
+            out["password"] = _check_password(data.get("password"))
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    return out
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    """The audited view of a user (never the password hash)."""
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "email": user.email,
+        "role": user.role.value,
+        "registration_number": user.registration_number,
+        "qualification": user.qualification,
+        "is_active": user.is_active,
+    }
+
+
+def _unique_violation(exc: IntegrityError) -> InvalidInput | Conflict:
+    text = str(exc.orig)
+    if "uq_users_username_lower" in text:
+        return Conflict(
+            "That username is taken.",
+            "username_taken",
+            fields={"username": "Already taken."},
+        )
+    if "uq_users_email_lower" in text:
+        return Conflict("That email is in use.", "email_taken", fields={"email": "Already in use."})
+    raise exc
+
+
+# ---- users ---------------------------------------------------------------------------
+
+
+def get_user(user_id: int) -> User:
+    """The user with this id; NotFound otherwise."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.", "user_not_found")
+    return user
+
+
+def list_users(
+    q: str | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page:
+    """Users filtered by a name/username fragment, role and active flag, by name."""
+    query = select(User).order_by(User.full_name, User.id)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        query = query.where(or_(func.lower(User.full_name).like(like), User.username.like(like)))
+    if role:
+        query = query.where(User.role == role)
+    if active is not None:
+        query = query.where(User.is_active.is_(active))
+    return paginate(query, page, per_page)
+
+
+def create_user(actor: User | None, data: dict[str, Any]) -> User:
+    """Create a staff account. Raises InvalidInput, or Conflict when the username or email
+    is taken. A DOCTOR needs a registration number (it is printed on prescriptions)."""
+    clean = _clean(data, creating=True)
+    if clean["role"] == Role.DOCTOR and not clean.get("registration_number"):
+        raise InvalidInput(
+            "registration_number: required for a doctor",
+            fields={"registration_number": "A doctor's registration number is required."},
+        )
+    password = clean.pop("password")
+    user = User(**clean, password_hash=hash_password(password), is_active=True, token_version=1)
+    try:
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError as exc:
+        raise _unique_violation(exc) from None
+    audit.record(actor, "USER_CREATED", ("user", user.id), None, snapshot(user))
+    return user
+
+
+def _lock_active_admins() -> list[int]:
+    return db.session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+
+
+def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
+    """Change a user's details, role, active flag or password (ADMIN).
+
+    Raises NotFound, InvalidInput, Forbidden (an admin deactivating themself) and
+    Conflict `last_admin` (the clinic would be left with no active admin). A password
+    reset or deactivation ends the user's tokens and sessions.
+    """
+    allowed = set(EDITABLE) | {"is_active", "password"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]}: cannot be changed here",
+            fields={k: "Unknown field." for k in unknown},
+        )
+    clean = _clean({k: v for k, v in data.items() if k != "is_active"}, creating=False)
+    active = data.get("is_active")
+    if active is not None and not isinstance(active, bool):
+        raise InvalidInput("is_active: true or false", fields={"is_active": "True or false."})
+    admins = _lock_active_admins()
+    user = db.session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("No such user.", "user_not_found")
+    if active is False and actor.id == user.id:
+        raise Forbidden("You cannot deactivate your own account.", "cannot_deactivate_self")
+    leaves_admin = (active is False) or ("role" in clean and clean["role"] != Role.ADMIN)
+    if leaves_admin and user.id in admins and len(admins) == 1:
+        raise Conflict("The clinic must keep at least one active admin.", "last_admin")
+    role_after = clean.get("role", user.role)
+    reg_after = clean.get("registration_number", user.registration_number)
+    if role_after == Role.DOCTOR and not reg_after:
+        raise InvalidInput(
+            "registration_number: required for a doctor",
+            fields={"registration_number": "A doctor's registration number is required."},
+        )
+    before = snapshot(user)
+    password = clean.pop("password", None)
+    for key, value in clean.items():
+        setattr(user, key, value)
+    if active is not None:
+        user.is_active = active
+    if password is not None or active is False:
+        user.token_version += 1
+    if password is not None:
+        user.password_hash = hash_password(password)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as exc:
+        raise _unique_violation(exc) from None
+    _audit_user_changes(actor, user, before, password is not None)
+    return user
+
+
+def _audit_user_changes(actor: User, user: User, before: dict, password_reset: bool) -> None:
+    after = snapshot(user)
+    old, new = audit.diff(before, after)
+    target = ("user", user.id)
+    if "role" in new:
+        audit.record(
+            actor,
+            "USER_ROLE_CHANGED",
+            target,
+            {"role": old["role"]},
+            {"role": new["role"]},
+        )
+    if "is_active" in new:
+        action = "USER_DEACTIVATED" if not new["is_active"] else "USER_REACTIVATED"
+        audit.record(
+            actor,
+            action,
+            target,
+            {"is_active": old["is_active"]},
+            {"is_active": new["is_active"]},
+        )
+    rest = {k: v for k, v in new.items() if k not in {"role", "is_active"}}
+    if rest:
+        audit.record(actor, "USER_UPDATED", target, {k: old[k] for k in rest}, rest)
+    if password_reset:
+        audit.record(actor, "USER_PASSWORD_RESET", target)
+
+
+# ---- sign-in -------------------------------------------------------------------------
+
+
+def _failures_key(username: str) -> str:
+    return f"qure:login_failures:{username}"
+
+
+def _lock_remaining(username: str) -> int:
+    """Seconds the username stays locked (0 when it is not)."""
+    cfg = current_app.config
+    window, limit = cfg["LOGIN_LOCK_SECONDS"], cfg["LOGIN_MAX_FAILURES"]
+    now = time.time()
+    key = _failures_key(username)
+    pipe = redis_store.client.pipeline()
+    pipe.zremrangebyscore(key, 0, now - window)
+    pipe.zrevrange(key, 0, limit - 1, withscores=True)
+    recent = pipe.execute()[1]
+    if len(recent) < limit:
+        return 0
+    oldest_of_last = recent[-1][1]
+    return max(1, math.ceil(oldest_of_last + window - now))
+
+
+def _note_failure(username: str) -> None:
+    now = time.time()
+    key = _failures_key(username)
+    pipe = redis_store.client.pipeline()
+    pipe.zadd(key, {f"{now:.6f}": now})
+    pipe.expire(key, current_app.config["LOGIN_LOCK_SECONDS"])
+    pipe.execute()
+
+
+def authenticate(username: str, password: str) -> User:
+    """Check a username and password. Audits the outcome either way.
+
+    Raises TooManyAttempts (after LOGIN_MAX_FAILURES failures within LOGIN_LOCK_SECONDS,
+    even for the right password) or Unauthorized `invalid_credentials` (wrong username,
+    wrong password or deactivated account, without saying which). Returns the user.
+    """
+    name = (username or "").strip().lower()[:80]
+    tried = {"id": None, "name": name, "role": None}
+    remaining = _lock_remaining(name)
+    if remaining:
+        audit.record(None, "USER_LOGIN_FAILED", ("user", None), None, {"reason": "locked"}, tried)
+        minutes = math.ceil(remaining / 60)
+        raise TooManyAttempts(
+            f"Too many failed sign-ins for this username. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}.",
+            retry_after=remaining,
+        )
+    user = db.session.scalar(select(User).where(func.lower(User.username) == name))
+    if not password_matches(user, password or "") or not user.is_active:
+        _note_failure(name)
+        target = ("user", user.id if user else None)
+        audit.record(None, "USER_LOGIN_FAILED", target, None, {"reason": "invalid"}, tried)
+        raise Unauthorized("Wrong username or password.", "invalid_credentials")
+    redis_store.client.delete(_failures_key(name))
+    audit.record(user, "USER_LOGIN", ("user", user.id))
+    return user
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The active user a browser session names, if its token version is still current."""
+    try:
+        user_id, version = (int(part) for part in session_id.split(":"))
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active or user.token_version != version:
+        return None
+    return user
+
+
+def user_for_token(user_id: str, version: int | None) -> User | None:
+    """The active user a JWT names, if the token predates no reset or deactivation."""
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    if user is None or not user.is_active or user.token_version != version:
+        return None
+    return user

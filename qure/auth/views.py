@@ -1,0 +1,86 @@
+"""Sign-in, sign-out and each role's home page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+
+from qure.auth import service
+from qure.auth.forms import LoginForm
+from qure.core import audit
+from qure.core.db import commit
+from qure.core.errors import TooManyAttempts, Unauthorized
+from qure.core.forms import ActionForm
+from qure.core.roles import Role, roles_required
+from qure.extensions import db
+from qure.patients import service as patients
+from qure.patients.forms import SearchForm
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (never another host) is a place to return to."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.home"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = service.authenticate(form.username.data, form.password.data)
+        except (Unauthorized, TooManyAttempts) as exc:
+            commit()  # the failure is audited
+            form.form_errors.append(exc.message)
+            status = exc.status
+        else:
+            commit()
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@roles_required()
+def logout():
+    if ActionForm().validate_on_submit():
+        audit.record(g.actor, "USER_LOGOUT", ("user", g.actor.id))
+        commit()
+        logout_user()
+        flash("You are signed out.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/home")
+@roles_required()
+def home():
+    """Each role's own starting page."""
+    role = current_user.role
+    if role == Role.ADMIN:
+        return redirect(url_for("admin.index"))
+    recent = patients.search(None, per_page=8).items if role == Role.RECEPTION else []
+    db.session.rollback()
+    template = {
+        Role.RECEPTION: "auth/home_reception.html",
+        Role.DOCTOR: "auth/home_doctor.html",
+        Role.PHARMACIST: "auth/home_pharmacist.html",
+    }[role]
+    return render_template(template, search=SearchForm(formdata=None), recent=recent)

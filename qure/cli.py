@@ -1,0 +1,162 @@
+"""`flask` commands: serve, create-user, seed-demo, worker, audit-verify, rebuild-analytics."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from qure.core import jobs, outbox
+from qure.core.errors import DomainError
+from qure.core.roles import Role
+from qure.extensions import db, mongo, redis_store
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--full-name", default=None, help="Defaults to the username.")
+@click.option("--email", default=None, help="Defaults to USERNAME@clinic.local.")
+@click.option("--registration-number", default=None, help="Required for a DOCTOR.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def create_user_command(username, role, full_name, email, registration_number, password):
+    """Create a staff account (the password is prompted unless --password is given)."""
+    from qure.auth import service
+
+    data = {
+        "username": username,
+        "role": role,
+        "full_name": full_name or username,
+        "email": email or f"{username}@clinic.local",
+        "registration_number": registration_number,
+        "password": password,
+    }
+    try:
+        user = service.create_user(None, data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
+        raise click.ClickException(detail) from None
+    click.echo(f"Created {user.username} ({user.role.value}), id {user.id}.")
+
+
+@click.command("seed-demo")
+@click.option(
+    "--patients",
+    "bulk",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Top the patients table up to this many synthetic patients (COPY).",
+)
+@with_appcontext
+def seed_demo_command(bulk: int):
+    """Load demo accounts and patients. Running it twice changes nothing."""
+    from qure import demo
+
+    accounts = demo.seed_accounts()
+    created = demo.seed_patients()
+    db.session.commit()
+    click.echo(f"Demo patients added: {created}.")
+    if bulk:
+        added = demo.bulk_patients(bulk, progress=True)
+        click.echo(f"Synthetic patients added: {added}.")
+    demo.print_accounts(accounts)
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command():
+    """Run the RQ worker and the ticker that enqueues periodic jobs (outbox sweep)."""
+    from rq import SimpleWorker
+
+    app = current_app._get_current_object()
+    jobs.register_job_app(app)
+    stop = threading.Event()
+    threading.Thread(target=jobs.run_ticker, args=(app, stop), daemon=True).start()
+    click.echo("Qure worker: waiting for jobs (Ctrl-C to stop).")
+    try:
+        SimpleWorker([jobs.queue()], connection=redis_store.client).work(logging_level="INFO")
+    finally:
+        stop.set()
+
+
+@click.command("audit-verify")
+@with_appcontext
+def audit_verify_command():
+    """Check the audit trail's hash chain in MongoDB; exit 1 if it is broken."""
+    if mongo.embedded:
+        outbox.relay()
+        copied = outbox.refill()
+        click.echo(f"Embedded document store: refilled {copied} records from the journal.")
+    report = outbox.verify()
+    for problem in report.problems:
+        click.echo(f"BROKEN  {problem}", err=True)
+    if not report.ok:
+        raise click.ClickException(
+            f"audit chain broken: {len(report.problems)} problem(s) in {report.checked} records"
+        )
+    click.echo(f"Audit chain intact: {report.checked} records checked.")
+
+
+@click.command("rebuild-analytics")
+@with_appcontext
+def rebuild_analytics_command():
+    """Relay what is pending, then copy every journalled record MongoDB lacks.
+
+    Audit records already in MongoDB are never modified or deleted (append-only).
+    """
+    result = outbox.relay()
+    if result.error:
+        raise click.ClickException(f"MongoDB unavailable ({result.error}); nothing rebuilt.")
+    with click.progressbar(length=1, label="Copying journal") as bar:
+        copied = outbox.refill()
+        bar.update(1)
+    click.echo(f"Relayed {result.shipped} pending, re-checked {copied} journalled records.")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def serve_command(host: str, port: int):
+    """Migrate, seed demo data the first time, and serve (embedded mode: one process,
+    threads, background jobs in-process). Ctrl-C stops everything it started."""
+    from flask_migrate import upgrade
+    from werkzeug.serving import run_simple
+
+    from qure import demo
+
+    app = current_app._get_current_object()
+    # SIGTERM ends like Ctrl-C, so the embedded servers are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    click.echo("Migrating the database ...")
+    upgrade()
+    accounts = demo.seed_accounts()
+    if accounts.created:
+        demo.seed_patients()
+    db.session.commit()
+    if mongo.embedded:
+        copied = outbox.refill()
+        click.echo(f"Embedded document store: {copied} audit records reloaded from the journal.")
+    jobs.start_in_process(app)
+    demo.print_accounts(accounts)
+    click.echo(f"Qure is at http://{host}:{port}/  (Ctrl-C to stop)")
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def init_app(app: Flask) -> None:
+    for command in (
+        create_user_command,
+        seed_demo_command,
+        worker_command,
+        audit_verify_command,
+        rebuild_analytics_command,
+        serve_command,
+    ):
+        app.cli.add_command(command)

@@ -1,0 +1,85 @@
+"""Settings read from the environment, with embedded defaults for a newcomer's machine.
+
+Every setting can come from an environment variable of the same name or from
+`instance/config.py`. Without DATABASE_URL / REDIS_URL / MONGO_URL the app runs on the
+embedded servers started by `qure.embedded` (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+# Values that must never be used as a secret in production.
+KNOWN_WEAK_SECRETS = {"", "dev", "change-me", "changeme", "secret", "development"}
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def instance_secret(instance_path: Path) -> str:
+    """A random secret kept in instance/ so that development sessions survive a restart."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def from_environment() -> dict:
+    """Collect every setting from the environment (strings converted to their types)."""
+    env = os.environ
+    return {
+        "QURE_ENV": env.get("QURE_ENV", "development"),
+        "SECRET_KEY": env.get("SECRET_KEY"),
+        "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY"),
+        "DATABASE_URL": env.get("DATABASE_URL"),
+        "REDIS_URL": env.get("REDIS_URL"),
+        "MONGO_URL": env.get("MONGO_URL"),
+        "MONGO_DB_NAME": env.get("MONGO_DB_NAME", "qure"),
+        "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 2000),
+        "ACCESS_TOKEN_EXPIRE_MINUTES": _int("ACCESS_TOKEN_EXPIRE_MINUTES", 30),
+        "REFRESH_TOKEN_EXPIRE_DAYS": _int("REFRESH_TOKEN_EXPIRE_DAYS", 7),
+        "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE", "Asia/Kolkata"),
+        "CLINIC_NAME": env.get("CLINIC_NAME", "Qure Clinic"),
+        "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
+        "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        "RUN_JOBS_IN_PROCESS": _bool(env.get("RUN_JOBS_IN_PROCESS"), default=False),
+    }
+
+
+class Defaults:
+    """Fixed settings that are not meant to vary between installations."""
+
+    SQLALCHEMY_ECHO = False
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+    }
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_HEADER_TYPE = "Bearer"
+    API_TITLE = "Qure API"
+    API_VERSION = "1.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024

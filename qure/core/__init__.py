@@ -1,0 +1,1 @@
+"""What every domain uses: errors, roles, audit, outbox, clock, jobs, http helpers."""

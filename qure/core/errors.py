@@ -1,0 +1,75 @@
+"""Domain errors: stable machine codes that both the API and the HTML side understand."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose.
+
+    `code` is stable and machine-readable (e.g. `slot_taken`); `message` is for people;
+    `fields` maps a field name to its message; `details` carries data such as ids.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        fields: dict[str, str] | None = None,
+        details: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+        self.details = details or {}
+
+    def to_dict(self) -> dict:
+        body: dict = {"code": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidInput(DomainError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "invalid_credentials"
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def field_error(field: str, message: str) -> InvalidInput:
+    """An InvalidInput naming one field."""
+    return InvalidInput(f"{field}: {message}", fields={field: message})

@@ -1,0 +1,28 @@
+"""Helpers shared by the HTML forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+
+from qure.core.errors import InvalidInput
+
+
+class ActionForm(FlaskForm):
+    """A button-only form: carries the CSRF token for a POST action."""
+
+
+def attach_errors(form: FlaskForm, error: InvalidInput, aliases: dict[str, str] | None = None):
+    """Put a service's field errors beside the form fields they name.
+
+    Errors for fields the form does not show go to `form.form_errors`. Returns the form.
+    """
+    aliases = aliases or {}
+    for name, message in error.fields.items():
+        field = getattr(form, aliases.get(name, name), None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*list(field.errors), message]
+        else:
+            form.form_errors.append(f"{name}: {message}")
+    if not error.fields:
+        form.form_errors.append(error.message)
+    return form

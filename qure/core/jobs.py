@@ -1,0 +1,136 @@
+"""Background jobs on RQ.
+
+Production: `flask worker` runs an RQ worker plus a ticker that enqueues periodic jobs.
+Embedded mode (`make run` with no MONGO_URL): the same worker and ticker run as threads
+inside the web process, because the embedded document store lives in that process.
+
+Jobs take ids, never ORM objects, and are safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from flask import Flask, current_app, has_app_context
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+
+from qure.extensions import redis_store
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "qure"
+RELAY_PENDING_KEY = "qure:relay:pending"
+_job_app: Flask | None = None
+
+
+def register_job_app(app: Flask) -> None:
+    """Jobs run inside this app (the worker's own, or the web app in embedded mode)."""
+    global _job_app
+    _job_app = app
+
+
+def in_app(fn: Callable) -> Callable:
+    """Run a job function inside an application context."""
+
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return fn(*args, **kwargs)
+        app = _job_app
+        if app is None:
+            from qure import create_app
+
+            app = create_app()
+            register_job_app(app)
+        with app.app_context():
+            return fn(*args, **kwargs)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__qualname__ = fn.__qualname__
+    wrapper.__module__ = fn.__module__
+    return wrapper
+
+
+def queue() -> Queue:
+    return Queue(QUEUE_NAME, connection=redis_store.client)
+
+
+def enqueue(func: Callable, *args, **kwargs) -> bool:
+    """Enqueue a job; a Redis outage is logged, not raised (the sweep catches up)."""
+    try:
+        queue().enqueue(func, *args, **kwargs)
+        return True
+    except RedisError as exc:
+        log.warning("could not enqueue %s: %s", func.__name__, type(exc).__name__)
+        return False
+
+
+def schedule_relay() -> None:
+    """After a commit that wrote outbox rows: one relay job, unless one is already waiting."""
+    from qure.core.tasks import relay_outbox
+
+    try:
+        if not redis_store.client.set(RELAY_PENDING_KEY, "1", nx=True, ex=30):
+            return
+    except RedisError:
+        return
+    enqueue(relay_outbox)
+
+
+class ThreadWorker(SimpleWorker):
+    """An RQ worker that can run outside the main thread (no signal handlers)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def periodic_jobs() -> list[tuple[float, Callable]]:
+    """(interval in seconds, job) pairs enqueued by the ticker."""
+    from qure.core.tasks import relay_outbox
+
+    return [(float(current_app.config["OUTBOX_SWEEP_SECONDS"]), relay_outbox)]
+
+
+def run_ticker(app: Flask, stop: threading.Event) -> None:
+    """Enqueue each periodic job at its interval until `stop` is set."""
+    with app.app_context():
+        jobs = periodic_jobs()
+    due = [0.0 for _ in jobs]
+    while not stop.is_set():
+        now = time.monotonic()
+        for i, (interval, job) in enumerate(jobs):
+            if now >= due[i]:
+                with app.app_context():
+                    enqueue(job)
+                due[i] = now + interval
+        stop.wait(1.0)
+
+
+def start_in_process(app: Flask) -> threading.Event:
+    """Embedded mode: run the worker and the ticker as daemon threads of this process."""
+    register_job_app(app)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                worker = ThreadWorker([queue_for(app)], connection=redis_store.client)
+                worker.work(burst=True, logging_level="WARNING")
+            except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
+                log.exception("in-process worker loop failed")
+            stop.wait(0.5)
+
+    threading.Thread(target=work, name="qure-jobs", daemon=True).start()
+    threading.Thread(target=run_ticker, args=(app, stop), name="qure-ticker", daemon=True).start()
+    return stop
+
+
+def queue_for(app: Flask) -> Queue:
+    with app.app_context():
+        return queue()

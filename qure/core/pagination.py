@@ -1,0 +1,53 @@
+"""Pages of results: `{items, page, per_page, total}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from qure.core.errors import InvalidInput
+from qure.extensions import db
+
+MAX_PER_PAGE = 200
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+def check_bounds(page: int, per_page: int) -> None:
+    """Raise a field error when page or per_page is out of range."""
+    if page < 1:
+        raise InvalidInput("page: must be 1 or more", fields={"page": "Must be 1 or more."})
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise InvalidInput(
+            f"per_page: must be between 1 and {MAX_PER_PAGE}",
+            fields={"per_page": f"Must be between 1 and {MAX_PER_PAGE}."},
+        )
+
+
+def paginate(query: Select, page: int, per_page: int) -> Page:
+    """Run `query` for one page and count every row it matches."""
+    check_bounds(page, per_page)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(list(items), page, per_page, total or 0)

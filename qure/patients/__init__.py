@@ -1,0 +1,1 @@
+"""Patients: registration, search, edits, archive and restore."""

@@ -1,0 +1,93 @@
+"""The patient record."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from qure.extensions import db
+
+SEXES = ("F", "M", "O")
+BLOOD_GROUPS = ("A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-")
+
+
+class Patient(db.Model):
+    """A patient. `mrn` comes from a database sequence; `name_search` and `phone_digits`
+    are normalised copies kept for the trigram search; age is computed, never stored."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mrn: Mapped[str] = mapped_column(
+        String(20),
+        nullable=False,
+        unique=True,
+        server_default=text("'QC-' || lpad(nextval('patient_mrn_seq')::text, 6, '0')"),
+    )
+    full_name: Mapped[str] = mapped_column(String(120), nullable=False)
+    name_search: Mapped[str] = mapped_column(String(120), nullable=False)
+    date_of_birth: Mapped[date] = mapped_column(Date, nullable=False)
+    dob_estimated: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    sex: Mapped[str] = mapped_column(String(1), nullable=False)
+    phone: Mapped[str] = mapped_column(String(20), nullable=False)
+    phone_digits: Mapped[str] = mapped_column(String(16), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    address: Mapped[str | None] = mapped_column(Text)
+    blood_group: Mapped[str | None] = mapped_column(String(3))
+    allergies: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'")
+    )
+    chronic_conditions: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'")
+    )
+    emergency_contact: Mapped[dict | None] = mapped_column(JSONB)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        onupdate=func.now(),
+    )
+
+    __table_args__ = (
+        CheckConstraint("sex IN ('F','M','O')", name="ck_patients_sex"),
+        CheckConstraint(
+            "blood_group IS NULL OR blood_group IN ('A+','A-','B+','B-','AB+','AB-','O+','O-')",
+            name="ck_patients_blood_group",
+        ),
+        CheckConstraint("phone_digits ~ '^[0-9]{10,15}$'", name="ck_patients_phone_digits"),
+        Index(
+            "ix_patients_name_trgm",
+            "name_search",
+            postgresql_using="gin",
+            postgresql_ops={"name_search": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_patients_phone_trgm",
+            "phone_digits",
+            postgresql_using="gin",
+            postgresql_ops={"phone_digits": "gin_trgm_ops"},
+        ),
+        Index("ix_patients_phone_dob", "phone_digits", "date_of_birth"),
+    )

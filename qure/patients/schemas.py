@@ -1,0 +1,71 @@
+"""JSON shapes of patients."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from qure.core.schemas import PageArgs, page_schema
+from qure.patients import service
+from qure.patients.models import BLOOD_GROUPS, SEXES
+
+
+class ContactSchema(Schema):
+    name = fields.String(required=True)
+    phone = fields.String(required=True)
+    relation = fields.String(load_default="")
+
+
+class PatientSchema(Schema):
+    id = fields.Integer()
+    mrn = fields.String()
+    full_name = fields.String()
+    date_of_birth = fields.Date()
+    dob_estimated = fields.Boolean()
+    age = fields.Function(service.age)
+    sex = fields.String()
+    phone = fields.String()
+    email = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    blood_group = fields.String(allow_none=True)
+    allergies = fields.List(fields.String())
+    chronic_conditions = fields.List(fields.String())
+    emergency_contact = fields.Nested(ContactSchema, allow_none=True)
+    archived_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PatientInSchema(Schema):
+    """Fields a client sends; the service checks the rules (phone, ages, lists)."""
+
+    full_name = fields.String()
+    date_of_birth = fields.Date(allow_none=True)
+    age_years = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Approximate age when the date is unknown"},
+    )
+    sex = fields.String(metadata={"enum": list(SEXES)})
+    phone = fields.String(metadata={"description": "10 to 15 digits, + allowed"})
+    email = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    blood_group = fields.String(allow_none=True, metadata={"enum": list(BLOOD_GROUPS)})
+    allergies = fields.List(fields.String())
+    chronic_conditions = fields.List(fields.String())
+    emergency_contact = fields.Dict(
+        allow_none=True, metadata={"description": "name, phone, relation"}
+    )
+
+
+class PatientCreateSchema(PatientInSchema):
+    full_name = fields.String(required=True)
+    sex = fields.String(required=True, metadata={"enum": list(SEXES)})
+    phone = fields.String(required=True)
+    confirm_new = fields.Boolean(load_default=False)
+
+
+class PatientSearchArgs(PageArgs):
+    q = fields.String(load_default="", validate=validate.Length(max=120))
+    include_archived = fields.Boolean(load_default=False)
+
+
+PatientPage = page_schema(PatientSchema, "PatientPage")

@@ -1,0 +1,404 @@
+"""Patient records: register, find, edit, archive, restore."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select, text
+
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.pagination import Page, check_bounds
+from qure.extensions import db
+from qure.patients.models import BLOOD_GROUPS, SEXES, Patient
+
+PHONE_RE = re.compile(r"^\+?[0-9]{10,15}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MRN_RE = re.compile(r"^QC-?(\d{1,12})$", re.IGNORECASE)
+MAX_AGE = 130
+LIST_ITEM_MAX = 100
+LIST_MAX = 50
+FIELDS = (
+    "full_name",
+    "date_of_birth",
+    "age_years",
+    "sex",
+    "phone",
+    "email",
+    "address",
+    "blood_group",
+    "allergies",
+    "chronic_conditions",
+    "emergency_contact",
+)
+
+
+# ---- normalisation -------------------------------------------------------------------
+
+
+def normalise_name(value: str) -> str:
+    """Lower-case, accents off Latin letters, single spaces: the searchable form of a name.
+
+    Marks on non-Latin scripts (Devanagari vowel signs) are kept: they are letters there.
+    """
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    out: list[str] = []
+    for char in decomposed:
+        if unicodedata.category(char) == "Mn" and out and out[-1] < "\u0250":
+            continue
+        out.append(char)
+    return " ".join(unicodedata.normalize("NFKC", "".join(out)).split())
+
+
+def phone_digits(value: str) -> str:
+    return re.sub(r"\D", "", value)
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---- validation ----------------------------------------------------------------------
+
+
+def _clean_list(value: Any, field: str, errors: dict[str, str]) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[,\n;]", value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors[field] = "Give a list of words or phrases."
+        return []
+    items: list[str] = []
+    for raw in value:
+        item = " ".join(raw.split())
+        if item and item.casefold() not in {i.casefold() for i in items}:
+            items.append(item)
+    if len(items) > LIST_MAX or any(len(i) > LIST_ITEM_MAX for i in items):
+        errors[field] = f"At most {LIST_MAX} entries of {LIST_ITEM_MAX} characters each."
+    return items
+
+
+def _clean_contact(value: Any, errors: dict[str, str]) -> dict | None:
+    if value in (None, {}):
+        return None
+    if not isinstance(value, dict):
+        errors["emergency_contact"] = "Give name, phone and relation."
+        return None
+    contact = {k: " ".join(str(value.get(k) or "").split()) for k in ("name", "phone", "relation")}
+    if not any(contact.values()):
+        return None
+    if not contact["name"] or len(contact["name"]) > 120:
+        errors["emergency_contact.name"] = "Give the contact's name."
+    if not PHONE_RE.match(re.sub(r"[\s-]", "", contact["phone"])):
+        errors["emergency_contact.phone"] = "10 to 15 digits, optionally starting with +."
+    else:
+        contact["phone"] = re.sub(r"[\s-]", "", contact["phone"])
+    if len(contact["relation"]) > 40:
+        errors["emergency_contact.relation"] = "At most 40 characters."
+    return contact
+
+
+def _clean_birth(data: dict[str, Any], errors: dict[str, str], today: date) -> dict[str, Any]:
+    dob, age = data.get("date_of_birth"), data.get("age_years")
+    if dob is not None and age is not None:
+        errors["date_of_birth"] = "Give a date of birth or an approximate age, not both."
+        return {}
+    if dob is not None:
+        if not isinstance(dob, date):
+            errors["date_of_birth"] = "Use a date (YYYY-MM-DD)."
+        elif dob > today:
+            errors["date_of_birth"] = "The date of birth cannot be in the future."
+        elif clock.age_on(dob, today) > MAX_AGE:
+            errors["date_of_birth"] = f"That makes the patient older than {MAX_AGE}."
+        return {"date_of_birth": dob, "dob_estimated": False}
+    if age is not None:
+        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE:
+            errors["age_years"] = f"A whole number of years from 0 to {MAX_AGE}."
+            return {}
+        day = min(today.day, 28) if today.month == 2 else today.day
+        return {
+            "date_of_birth": date(today.year - age, today.month, day),
+            "dob_estimated": True,
+        }
+    errors["date_of_birth"] = "Give a date of birth, or an approximate age if it is unknown."
+    return {}
+
+
+def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    """Validate patient fields (all of them, or the subset given when `partial`).
+
+    Returns model values; raises InvalidInput naming every bad field. An approximate age
+    becomes an estimated date of birth (today's day and month, that many years ago) flagged
+    `dob_estimated`, so the computed age equals the age given.
+    """
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    unknown = sorted(set(data) - set(FIELDS))
+    for key in unknown:
+        errors[key] = "Unknown field."
+
+    def given(key: str) -> bool:
+        return not partial or key in data
+
+    if given("full_name"):
+        name = " ".join(str(data.get("full_name") or "").split())
+        if not 2 <= len(name) <= 120:
+            errors["full_name"] = "Give the patient's full name (2 to 120 characters)."
+        out["full_name"] = name
+        out["name_search"] = normalise_name(name)
+    if not partial or "date_of_birth" in data or "age_years" in data:
+        out.update(_clean_birth(data, errors, clock.today()))
+    if given("sex"):
+        sex = str(data.get("sex") or "").upper()
+        if sex not in SEXES:
+            errors["sex"] = "Choose F, M or O."
+        out["sex"] = sex
+    if given("phone"):
+        phone = re.sub(r"[\s()-]", "", str(data.get("phone") or ""))
+        if not PHONE_RE.match(phone):
+            errors["phone"] = "10 to 15 digits, optionally starting with +."
+        out["phone"] = phone
+        out["phone_digits"] = phone_digits(phone)
+    if "email" in data:
+        email = str(data.get("email") or "").strip().lower() or None
+        if email and (not EMAIL_RE.match(email) or len(email) > 254):
+            errors["email"] = "Give a valid email address, or leave it empty."
+        out["email"] = email
+    if "address" in data:
+        address = str(data.get("address") or "").strip() or None
+        if address and len(address) > 500:
+            errors["address"] = "At most 500 characters."
+        out["address"] = address
+    if "blood_group" in data:
+        group = str(data.get("blood_group") or "").strip().upper() or None
+        if group and group not in BLOOD_GROUPS:
+            errors["blood_group"] = "One of " + ", ".join(BLOOD_GROUPS) + "."
+        out["blood_group"] = group
+    for key in ("allergies", "chronic_conditions"):
+        if key in data:
+            out[key] = _clean_list(data.get(key), key, errors)
+    if "emergency_contact" in data:
+        out["emergency_contact"] = _clean_contact(data.get("emergency_contact"), errors)
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    return out
+
+
+# ---- reading -------------------------------------------------------------------------
+
+
+def snapshot(patient: Patient) -> dict[str, Any]:
+    """The audited view of a patient record."""
+    return {
+        "mrn": patient.mrn,
+        "full_name": patient.full_name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "dob_estimated": patient.dob_estimated,
+        "sex": patient.sex,
+        "phone": patient.phone,
+        "email": patient.email,
+        "address": patient.address,
+        "blood_group": patient.blood_group,
+        "allergies": list(patient.allergies or []),
+        "chronic_conditions": list(patient.chronic_conditions or []),
+        "emergency_contact": patient.emergency_contact,
+        "archived_at": patient.archived_at.isoformat() if patient.archived_at else None,
+    }
+
+
+def age(patient: Patient) -> int:
+    """The patient's age in whole years today (clinic date)."""
+    return clock.age_on(patient.date_of_birth, clock.today())
+
+
+def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
+    """The patient with this id; NotFound otherwise (or when archived and not included)."""
+    patient = db.session.get(Patient, patient_id)
+    if patient is None or (patient.archived_at and not include_archived):
+        raise NotFound("No such patient.", "patient_not_found")
+    return patient
+
+
+def _search_conditions(q: str):
+    """WHERE clause and ranking expression for one search text."""
+    digits = phone_digits(q)
+    compact = re.sub(r"[\s()+-]", "", q)
+    mrn = MRN_RE.match(q.strip())
+    if mrn:
+        number = int(mrn.group(1))
+        value = f"QC-{number:06d}"
+        return Patient.mrn == value, literal(0)
+    if compact.isdigit():
+        conds = []
+        rank = []
+        if len(digits) <= 18:
+            conds.append(Patient.id == int(digits))
+            rank.append((Patient.id == int(digits), 0))
+            mrn_value = f"QC-{int(digits):06d}"
+            conds.append(Patient.mrn == mrn_value)
+            rank.append((Patient.mrn == mrn_value, 0))
+        if len(digits) >= 3:
+            conds.append(Patient.phone_digits.like(f"%{digits}%"))
+            rank.append((Patient.phone_digits == digits, 1))
+            rank.append((Patient.phone_digits.like(f"%{digits}"), 2))
+        return or_(*conds), case(*rank, else_=3)
+    name = normalise_name(q)
+    words = name.split()[:6]
+    conds = [Patient.name_search.like(f"%{_like_escape(w)}%") for w in words]
+    escaped = _like_escape(name)
+    rank = case(
+        (Patient.name_search == name, 0),
+        (Patient.name_search.like(f"{escaped}%"), 1),
+        (Patient.name_search.like(f"% {escaped}%"), 2),
+        else_=3,
+    )
+    return and_(*conds), rank
+
+
+def search(
+    q: str | None, page: int = 1, per_page: int = 20, include_archived: bool = False
+) -> Page:
+    """Find patients by a name fragment (case- and accent-insensitive), phone digits, MRN
+    or id, best match first (exact, then prefix, then closest by trigram similarity).
+    With no text, the most recently registered first."""
+    check_bounds(page, per_page)
+    q = (q or "").strip()[:120]
+    query = select(Patient)
+    count = select(func.count()).select_from(Patient)
+    live = Patient.archived_at.is_(None)
+    if q:
+        where, rank = _search_conditions(q)
+        if not include_archived:
+            where = and_(where, live)
+        similarity = func.similarity(Patient.name_search, normalise_name(q))
+        query = query.where(where).order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
+        count = count.where(where)
+    else:
+        if not include_archived:
+            query, count = query.where(live), count.where(live)
+        query = query.order_by(Patient.id.desc())
+    total = db.session.scalar(count) or 0
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(list(items), page, per_page, total)
+
+
+def find_duplicates(phone: str, born: date, exclude_id: int | None = None) -> list[Patient]:
+    """Unarchived patients with the same phone digits and date of birth."""
+    query = select(Patient).where(
+        Patient.phone_digits == phone_digits(phone),
+        Patient.date_of_birth == born,
+        Patient.archived_at.is_(None),
+    )
+    if exclude_id:
+        query = query.where(Patient.id != exclude_id)
+    return list(db.session.scalars(query.order_by(Patient.id).limit(10)))
+
+
+# ---- changing ------------------------------------------------------------------------
+
+
+def register(actor: User, data: dict[str, Any], confirm_new: bool = False) -> Patient:
+    """Register a patient and return it (with its MRN).
+
+    Raises InvalidInput for bad fields and Conflict `possible_duplicate` (with the
+    candidates in `details`) when the phone and date of birth match a patient already
+    registered, unless `confirm_new`. Two simultaneous registrations of the same person
+    are serialised, so only one gets through without confirmation.
+    """
+    values = clean(data)
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"patient:{values['phone_digits']}:{values['date_of_birth']}"},
+    )
+    if not confirm_new:
+        matches = find_duplicates(values["phone"], values["date_of_birth"])
+        if matches:
+            raise Conflict(
+                "A patient with this phone number and date of birth is already registered.",
+                "possible_duplicate",
+                details={
+                    "candidates": [
+                        {
+                            "id": p.id,
+                            "mrn": p.mrn,
+                            "full_name": p.full_name,
+                            "date_of_birth": p.date_of_birth.isoformat(),
+                        }
+                        for p in matches
+                    ]
+                },
+            )
+    patient = Patient(**values, created_by_id=actor.id if actor else None)
+    db.session.add(patient)
+    db.session.flush()
+    db.session.refresh(patient, ["mrn", "created_at", "updated_at"])
+    audit.record(actor, "PATIENT_CREATED", ("patient", patient.id), None, snapshot(patient))
+    return patient
+
+
+def _locked(patient_id: int) -> Patient:
+    patient = db.session.get(Patient, patient_id, with_for_update=True)
+    if patient is None:
+        raise NotFound("No such patient.", "patient_not_found")
+    return patient
+
+
+def update(actor: User, patient_id: int, data: dict[str, Any]) -> Patient:
+    """Change some fields of a patient. Raises NotFound, InvalidInput, and Conflict
+    `patient_archived` (restore it first). Returns the patient."""
+    values = clean(data, partial=True)
+    patient = _locked(patient_id)
+    if patient.archived_at:
+        raise Conflict("This patient is archived; restore them first.", "patient_archived")
+    if values.get("date_of_birth") == patient.date_of_birth and "age_years" not in data:
+        # The same date sent back (an edit form re-saved) keeps an estimate an estimate.
+        values.pop("dob_estimated", None)
+    before = snapshot(patient)
+    for key, value in values.items():
+        setattr(patient, key, value)
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(patient))
+    if new:
+        audit.record(actor, "PATIENT_UPDATED", ("patient", patient.id), old, new)
+    return patient
+
+
+def archive(actor: User, patient_id: int) -> Patient:
+    """Archive a patient (the record stays; it leaves search). Conflict when archived."""
+    patient = _locked(patient_id)
+    if patient.archived_at:
+        raise Conflict("This patient is already archived.", "already_archived")
+    patient.archived_at = clock.now()
+    db.session.flush()
+    audit.record(
+        actor,
+        "PATIENT_ARCHIVED",
+        ("patient", patient.id),
+        {"archived_at": None},
+        {"archived_at": patient.archived_at.isoformat()},
+    )
+    return patient
+
+
+def restore(actor: User, patient_id: int) -> Patient:
+    """Bring an archived patient back. Conflict `not_archived` when it is not archived."""
+    patient = _locked(patient_id)
+    if not patient.archived_at:
+        raise Conflict("This patient is not archived.", "not_archived")
+    before = patient.archived_at.isoformat()
+    patient.archived_at = None
+    db.session.flush()
+    audit.record(
+        actor,
+        "PATIENT_RESTORED",
+        ("patient", patient.id),
+        {"archived_at": before},
+        {"archived_at": None},
+    )
+    return patient
