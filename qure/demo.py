@@ -304,7 +304,10 @@ class Accounts:
 
 
 def _accounts_file() -> Path:
-    return Path(current_app.instance_path) / "demo_accounts.json"
+    configured = current_app.config.get("DEMO_ACCOUNTS_FILE")
+    return (
+        Path(configured) if configured else Path(current_app.instance_path) / "demo_accounts.json"
+    )
 
 
 def seed_accounts() -> Accounts:

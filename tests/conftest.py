@@ -1,0 +1,129 @@
+"""Test harness: real PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL, otherwise
+embedded servers in a temporary folder), mongomock for the document store.
+
+Each test runs inside a transaction that is rolled back; Redis is flushed and the
+document store is new for every test. Tests marked `concurrency` or `e2e` commit for real
+(several connections must see each other's work); the tables are emptied after them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mongomock
+import pytest
+from sqlalchemy import text
+
+from qure import create_app
+from qure.core.roles import Role
+from qure.extensions import db, mongo, redis_store
+from tests.helpers import make_user
+
+TABLES = ("outbox", "patients", "users")
+
+
+@pytest.fixture(scope="session")
+def urls(tmp_path_factory):
+    database = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not database or not redis_url:
+        from qure import embedded
+
+        if not database:
+            database = embedded.postgres_url(tmp_path_factory.mktemp("pg") / "data", "qure_test")
+        if not redis_url:
+            redis_url = embedded.redis_url(tmp_path_factory.mktemp("redis") / "test.rdb")
+    return database, redis_url
+
+
+@pytest.fixture(scope="session")
+def app(urls, tmp_path_factory):
+    database, redis_url = urls
+    app = create_app(
+        {
+            "TESTING": True,
+            "QURE_ENV": "testing",
+            "DATABASE_URL": database,
+            "REDIS_URL": redis_url,
+            "MONGO_URL": None,
+            "SECRET_KEY": "test-only-secret-key-that-is-long-enough-0123456789",
+            "BCRYPT_ROUNDS": 4,
+            "SERVER_NAME": None,
+            "DEMO_ACCOUNTS_FILE": str(tmp_path_factory.mktemp("demo") / "demo_accounts.json"),
+        }
+    )
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        db.session.execute(text("DROP TYPE IF EXISTS user_role"))
+        db.session.commit()
+        upgrade()
+    return app
+
+
+def _fresh_stores() -> None:
+    redis_store.client.flushdb()
+    mongo.use_client(mongomock.MongoClient(tz_aware=True), "qure_test", embedded=True)
+
+
+def _truncate() -> None:
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("ALTER SEQUENCE patient_mrn_seq RESTART"))
+
+
+@pytest.fixture(autouse=True)
+def _isolation(request, app):
+    """Roll back after each test; or, for tests that must commit, empty the tables."""
+    commits = request.node.get_closest_marker("concurrency") or request.node.get_closest_marker(
+        "e2e"
+    )
+    with app.app_context():
+        _fresh_stores()
+        if commits:
+            _truncate()
+            try:
+                yield
+            finally:
+                _truncate()
+            return
+        connection = db.engine.connect()
+        outer = connection.begin()
+        real_session = db.session
+        db.session = db._make_scoped_session(
+            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+        )
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = real_session
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(app):
+    return make_user(Role.ADMIN)
+
+
+@pytest.fixture
+def reception(app):
+    return make_user(Role.RECEPTION)
+
+
+@pytest.fixture
+def doctor(app):
+    return make_user(Role.DOCTOR)
+
+
+@pytest.fixture
+def pharmacist(app):
+    return make_user(Role.PHARMACIST)
