@@ -38,7 +38,8 @@ def _configure(app: Flask, overrides: dict | None) -> None:
     cfg["JWT_SECRET_KEY"] = cfg["JWT_SECRET_KEY"] or cfg["SECRET_KEY"]
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=int(cfg["ACCESS_TOKEN_EXPIRE_MINUTES"]))
     cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=int(cfg["REFRESH_TOKEN_EXPIRE_DAYS"]))
-    cfg["SESSION_COOKIE_SECURE"] = bool(cfg.get("SESSION_COOKIE_SECURE")) or production
+    secure = cfg.get("COOKIE_SECURE_SETTING")
+    cfg["SESSION_COOKIE_SECURE"] = production if secure is None else bool(secure)
     cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
     instance = Path(app.instance_path)
     cfg["EMBEDDED_POSTGRES"] = not cfg.get("DATABASE_URL")

