@@ -42,7 +42,7 @@ def create_user_command(username, role, full_name, email, registration_number, p
     except DomainError as exc:
         db.session.rollback()
         detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
-        raise click.ClickException(detail) from None
+        raise click.ClickException(f"Could not create user {username!r}: {detail}") from None
     click.echo(f"Created {user.username} ({user.role.value}), id {user.id}.")
 
 

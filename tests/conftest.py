@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from qure import create_app
 from qure.core.roles import Role
-from qure.extensions import db, mongo, redis_store
+from qure.extensions import QureSession, db, mongo, redis_store
 from tests.helpers import make_user
 
 TABLES = ("outbox", "patients", "users")
@@ -92,8 +92,10 @@ def _isolation(request, app):
         connection = db.engine.connect()
         outer = connection.begin()
         real_session = db.session
+        # QureSession honours `bind`; Flask-SQLAlchemy's own session would pick the engine
+        # and commit for real.
         db.session = db._make_scoped_session(
-            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+            {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": QureSession}
         )
         try:
             yield

@@ -38,6 +38,11 @@ def set_context(ip: str | None, request_id: str | None = None) -> None:
     _context.set(AuditContext(ip=ip, request_id=request_id or uuid.uuid4().hex))
 
 
+def clear_context() -> None:
+    """Forget the request's address and id once it ends (the thread may run other work)."""
+    _context.set(None)
+
+
 def current_context() -> AuditContext:
     return _context.get() or AuditContext()
 

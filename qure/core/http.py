@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 import uuid
 
 from flask import Flask, flash, g, jsonify, render_template, request
@@ -20,6 +22,9 @@ CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+# A client's X-Request-ID is kept only when it looks like an id (it goes into audit records).
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 HTTP_CODES = {
     400: "bad_request",
@@ -106,12 +111,19 @@ class QureApi(Api):
             message = "Something went wrong on our side; it has been logged."
         else:
             message = error.description or code
-        return error_response(status, code, message, headers=data.get("headers"))
+        headers = {**_exception_headers(error), **(data.get("headers") or {})}
+        return error_response(status, code, message, headers=headers)
+
+
+def _exception_headers(error: HTTPException) -> dict[str, str]:
+    """Headers the exception itself carries (`Allow` on a 405), without its Content-Type."""
+    return {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
 
 
 def html_http_error(error: HTTPException):
     status = error.code or 500
-    return render_template("errors/error.html", status=status, error=error), status
+    page = render_template("errors/error.html", status=status, error=error)
+    return page, status, _exception_headers(error)
 
 
 def handle_domain_error(error: DomainError):
@@ -132,14 +144,16 @@ def handle_domain_error(error: DomainError):
 
 
 def handle_unexpected(error: Exception):
-    # Only the type and request id are logged: arguments may hold patient data.
+    # The exception's message is never logged: a database error's DETAIL carries the
+    # values of the row (a patient's phone, say). The type and the frames are enough.
+    frames = "".join(traceback.format_list(traceback.extract_tb(error.__traceback__)))
     log.error(
-        "unhandled %s on %s %s (request %s)",
+        "unhandled %s on %s %s (request %s)\n%s",
         type(error).__name__,
         request.method,
         request.url_rule.rule if request.url_rule else "?",
         g.get("request_id"),
-        exc_info=error,
+        frames,
     )
     if is_api_request():
         return error_response(500, "server_error", "Something went wrong on our side.")
@@ -149,8 +163,13 @@ def handle_unexpected(error: Exception):
 def init_app(app: Flask) -> None:
     @app.before_request
     def _request_context() -> None:
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
         audit.set_context(request.remote_addr, g.request_id)
+
+    @app.teardown_request
+    def _forget_request_context(_exc=None) -> None:
+        audit.clear_context()
 
     @app.after_request
     def _security_headers(response):

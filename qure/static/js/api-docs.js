@@ -6,5 +6,6 @@
     dom_id: "#swagger-ui",
     deepLinking: true,
     persistAuthorization: false,
+    validatorUrl: null, // no request to the public validator: the clinic may be offline
   });
 })();

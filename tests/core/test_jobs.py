@@ -1,0 +1,168 @@
+"""Background jobs on RQ: the relay is enqueued after a commit and ships the outbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import mongomock
+import pytest
+from sqlalchemy import func, select
+
+from qure import create_app
+from qure.core import jobs, outbox
+from qure.core.models import OutboxEvent
+from qure.core.tasks import relay_outbox
+from qure.extensions import db, mongo, redis_store
+from qure.patients import service as patients
+from tests.helpers import make_patient
+
+
+def _register(n: int) -> None:
+    patients.register(
+        None,
+        {
+            "full_name": f"Job Patient {n}",
+            "date_of_birth": date(1990, 2, 1 + n % 27),
+            "sex": "M",
+            "phone": f"+9197{n:08d}",
+        },
+        confirm_new=True,
+    )
+
+
+def _queued() -> list[str]:
+    return [job.func_name for job in jobs.queue().jobs]
+
+
+def _run_queue() -> None:
+    worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+def test_nothing_is_queued_before_a_commit(app):
+    _register(1)
+    db.session.flush()
+    assert _queued() == []
+    db.session.commit()
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+
+
+def test_one_relay_job_for_many_changes_in_one_commit(app):
+    for n in range(12):
+        _register(n)
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 12
+    db.session.commit()
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+
+
+def test_a_waiting_relay_job_covers_later_commits(app):
+    make_patient(None)
+    make_patient(None)
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+    _run_queue()
+    assert _queued() == []
+    make_patient(None)  # the job that ran cleared the marker: a new one is queued
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+
+
+def test_a_rolled_back_transaction_queues_nothing(app):
+    _register(1)
+    db.session.rollback()
+    db.session.commit()  # a later, empty commit must not run the dropped callback
+    assert _queued() == []
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_a_rolled_back_savepoint_keeps_the_outer_callbacks(app):
+    _register(1)
+    nested = db.session.begin_nested()
+    _register(2)
+    nested.rollback()
+    db.session.commit()
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+
+
+def test_running_the_queue_ships_the_outbox(app):
+    for n in range(3):
+        make_patient(None, full_name=f"Queued {n}")
+    assert mongo.db["audit_logs"].count_documents({}) == 0
+    _run_queue()
+    docs = list(mongo.db["audit_logs"].find({}, sort=[("seq", 1)]))
+    assert [d["seq"] for d in docs] == [1, 2, 3]
+    assert [d["changes"]["new"]["full_name"] for d in docs] == ["Queued 0", "Queued 1", "Queued 2"]
+    assert outbox.backlog() == 0
+    assert outbox.verify().ok
+    finished = jobs.queue().finished_job_registry.get_job_ids()
+    assert len(finished) == 1
+    job = jobs.queue().fetch_job(finished[0])
+    assert job.return_value() == {"chained": 3, "shipped": 3, "error": None}
+
+
+def test_the_relay_job_is_safe_to_run_twice(app):
+    make_patient(None)
+    jobs.enqueue(relay_outbox)  # a second job besides the one the commit queued
+    assert len(_queued()) == 2
+    _run_queue()
+    assert mongo.db["audit_logs"].count_documents({}) == 1
+    assert outbox.verify().ok
+
+
+def test_enqueue_survives_a_redis_outage(app):
+    # An app configured with an unreachable Redis; the extension objects are shared by
+    # every app in the process, so the test app's Redis client is put back afterwards.
+    saved = redis_store.client
+    try:
+        broken = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": app.config["DATABASE_URL"],
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "SECRET_KEY": app.config["SECRET_KEY"],
+            }
+        )
+        with broken.app_context():
+            started = time.monotonic()
+            assert jobs.enqueue(relay_outbox) is False
+            jobs.schedule_relay()  # no exception either
+            assert time.monotonic() - started < 2
+    finally:
+        redis_store.client = saved
+        mongo.use_client(mongomock.MongoClient(tz_aware=True), "qure_test", embedded=True)
+    assert _queued() == []
+
+
+def test_periodic_jobs_include_the_outbox_sweep(app):
+    (interval, job), *_ = jobs.periodic_jobs()
+    assert interval == float(app.config["OUTBOX_SWEEP_SECONDS"])
+    assert job.__name__ == "relay_outbox"
+
+
+def _stop_in_process(stop: threading.Event) -> None:
+    stop.set()
+    for thread in threading.enumerate():
+        if thread.name in {"qure-jobs", "qure-ticker"}:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), f"{thread.name} did not stop"
+
+
+@pytest.mark.concurrency
+def test_in_process_worker_ships_a_committed_change(app):
+    stop = jobs.start_in_process(app)
+    try:
+        time.sleep(1.0)  # let the ticker's first sweep pass: the commit below must be enough
+        patient = make_patient(None, full_name="Shipped In Process")
+        deadline = time.monotonic() + 5
+        store = mongo.db["audit_logs"]
+        while time.monotonic() < deadline and store.count_documents({}) < 1:
+            time.sleep(0.1)
+        docs = list(store.find({}))
+        assert len(docs) == 1, "the in-process worker did not ship the change within 5 s"
+        assert docs[0]["resource"] == {"type": "patient", "id": patient.id}
+        assert docs[0]["seq"] == 1
+    finally:
+        _stop_in_process(stop)
+    db.session.remove()
+    assert outbox.backlog() == 0
