@@ -9,7 +9,9 @@ import uuid
 
 from flask import Flask, flash, g, jsonify, render_template, request
 from flask_smorest import Api
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from qure.core import audit
 from qure.core.errors import DomainError
@@ -160,7 +162,30 @@ def handle_unexpected(error: Exception):
     return render_template("errors/error.html", status=500, error=None), 500
 
 
+class BoundedInt(IntegerConverter):
+    """The default `<int:...>` converter, at most 18 digits (a BIGINT holds fewer than 19):
+    a longer number names nothing, so no route matches and the answer is 404. Bounding the
+    pattern (not `max=`) keeps it a 404 for every method, not a 405."""
+
+    regex = r"\d{1,18}"
+
+
+def handle_data_error(error: DataError):
+    """The last net under validation: a value the database cannot store (a NUL character,
+    a number out of range) is the client's mistake, never a 500."""
+    from qure.extensions import db
+
+    db.session.rollback()
+    message = "A value is out of range or contains a character that is not allowed."
+    if is_api_request():
+        return error_response(422, "invalid_input", message)
+    flash(message, "error")
+    return render_template("errors/error.html", status=422, error=None), 422
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedInt
+
     @app.before_request
     def _request_context() -> None:
         given = request.headers.get("X-Request-ID", "")
@@ -183,4 +208,5 @@ def init_app(app: Flask) -> None:
         return response
 
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -49,5 +49,8 @@ def paginate(query: Select, page: int, per_page: int) -> Page:
     """Run `query` for one page and count every row it matches."""
     check_bounds(page, per_page)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(list(items), page, per_page, total or 0)
+    total = total or 0
+    offset = (page - 1) * per_page
+    # Past the last page there is nothing to fetch (and a huge offset overflows BIGINT).
+    items = db.session.scalars(query.limit(per_page).offset(offset)).all() if offset < total else []
+    return Page(list(items), page, per_page, total)

@@ -12,11 +12,18 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from qure.patients.models import BLOOD_GROUPS
 
-SEX_CHOICES = [("", "Choose"), ("F", "Female"), ("M", "Male"), ("O", "Other")]
+SEX_CHOICES = [
+    SelectChoice("", "Choose"),
+    SelectChoice("F", "Female"),
+    SelectChoice("M", "Male"),
+    SelectChoice("O", "Other"),
+]
+BLOOD_GROUP_CHOICES = [SelectChoice("", "Unknown")] + [SelectChoice(g) for g in BLOOD_GROUPS]
 # Service field names that the form shows under another name.
 ERROR_ALIASES = {
     "emergency_contact.name": "ec_name",
@@ -42,9 +49,7 @@ class PatientForm(FlaskForm):
     )
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     address = TextAreaField("Address", validators=[Optional(), Length(max=500)])
-    blood_group = SelectField(
-        "Blood group", choices=[("", "Unknown")] + [(g, g) for g in BLOOD_GROUPS]
-    )
+    blood_group = SelectField("Blood group", choices=BLOOD_GROUP_CHOICES)
     allergies = TextAreaField(
         "Allergies", description="One per line or separated by commas, e.g. Penicillin."
     )

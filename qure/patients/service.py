@@ -55,7 +55,7 @@ def normalise_name(value: str) -> str:
 
 
 def phone_digits(value: str) -> str:
-    return re.sub(r"\D", "", value)
+    return re.sub(r"[^0-9]", "", value)
 
 
 def _like_escape(value: str) -> str:
@@ -63,6 +63,16 @@ def _like_escape(value: str) -> str:
 
 
 # ---- validation ----------------------------------------------------------------------
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _clean_list(value: Any, field: str, errors: dict[str, str]) -> list[str]:
@@ -141,6 +151,10 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     unknown = sorted(set(data) - set(FIELDS))
     for key in unknown:
         errors[key] = "Unknown field."
+    for key in sorted(set(data) & set(FIELDS)):
+        if _has_nul(data[key]):
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail on insert.
+            errors[key] = "Contains a character that is not allowed."
 
     def given(key: str) -> bool:
         return not partial or key in data
@@ -234,7 +248,7 @@ def _search_conditions(q: str):
         number = int(mrn.group(1))
         value = f"QC-{number:06d}"
         return Patient.mrn == value, literal(0)
-    if compact.isdigit():
+    if compact.isascii() and compact.isdigit():
         conds = []
         rank = []
         if len(digits) <= 18:
@@ -268,7 +282,7 @@ def search(
     or id, best match first (exact, then prefix, then closest by trigram similarity).
     With no text, the most recently registered first."""
     check_bounds(page, per_page)
-    q = (q or "").strip()[:120]
+    q = (q or "").replace("\x00", "").strip()[:120]
     query = select(Patient)
     count = select(func.count()).select_from(Patient)
     live = Patient.archived_at.is_(None)
@@ -284,7 +298,9 @@ def search(
             query, count = query.where(live), count.where(live)
         query = query.order_by(Patient.id.desc())
     total = db.session.scalar(count) or 0
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    offset = (page - 1) * per_page
+    # Past the last page there is nothing to fetch (and a huge offset overflows BIGINT).
+    items = db.session.scalars(query.limit(per_page).offset(offset)).all() if offset < total else []
     return Page(list(items), page, per_page, total)
 
 
@@ -356,7 +372,7 @@ def update(actor: User, patient_id: int, data: dict[str, Any]) -> Patient:
     patient = _locked(patient_id)
     if patient.archived_at:
         raise Conflict("This patient is archived; restore them first.", "patient_archived")
-    if values.get("date_of_birth") == patient.date_of_birth and "age_years" not in data:
+    if values.get("date_of_birth") == patient.date_of_birth and data.get("age_years") is None:
         # The same date sent back (an edit form re-saved) keeps an estimate an estimate.
         values.pop("dob_estimated", None)
     before = snapshot(patient)

@@ -293,3 +293,23 @@ def test_development_cookie_is_not_secure_and_jwt_key_defaults(app):
     assert app.config["SESSION_COOKIE_SECURE"] is False
     assert app.config["JWT_SECRET_KEY"] == app.config["SECRET_KEY"]
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+
+
+def test_a_value_the_database_cannot_store_is_422_not_500(client, admin):
+    """The last net under validation: a NUL character PostgreSQL cannot store."""
+    headers = bearer(client, admin)
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "username": "nul.user",
+            "email": "nul@test.local",
+            "full_name": "Nul\x00Name",
+            "role": "RECEPTION",
+            "password": "long-enough-1",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_input"
+    listed = client.get("/api/v1/users?q=nul", headers=headers)
+    assert listed.json["total"] == 0
