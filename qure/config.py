@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 # Values that must never be used as a secret in production.
@@ -58,9 +59,10 @@ def from_environment() -> dict:
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
         # None when unset: production then defaults to Secure cookies.
         "COOKIE_SECURE_SETTING": (
-            None if env.get("SESSION_COOKIE_SECURE") is None else _bool(env["SESSION_COOKIE_SECURE"])
+            None
+            if env.get("SESSION_COOKIE_SECURE") is None
+            else _bool(env["SESSION_COOKIE_SECURE"])
         ),
-        "RUN_JOBS_IN_PROCESS": _bool(env.get("RUN_JOBS_IN_PROCESS"), default=False),
     }
 
 
@@ -75,6 +77,8 @@ class Defaults:
     }
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Flask's signed session cookie is refused after this long, even if someone copied it.
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = 8 * 3600

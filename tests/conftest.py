@@ -12,6 +12,7 @@ import os
 
 import mongomock
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from qure import create_app
@@ -52,6 +53,7 @@ def app(urls, tmp_path_factory):
             "DEMO_ACCOUNTS_FILE": str(tmp_path_factory.mktemp("demo") / "demo_accounts.json"),
         }
     )
+    app.test_client_class = Browser
     with app.app_context():
         from flask_migrate import upgrade
 
@@ -104,6 +106,18 @@ def _isolation(request, app):
             db.session = real_session
             outer.rollback()
             connection.close()
+
+
+class Browser(FlaskClient):
+    """A test client whose every request runs in its own application context, as in
+    production. Otherwise each request would reuse the test's app context and with it `g`
+    (the signed-in user, the CSRF token) and the test's session, hiding a missing commit.
+    The request's session is bound to the test's connection, so the test sees what the
+    request committed, and everything is still rolled back."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ def test_compose_file_is_valid_against_the_compose_schema():
     document = compose()
     schema = json.loads((ROOT / "tests/data/compose_spec.json").read_text())
     # The schema of that release predates the top-level `name`, which Compose v2 reads.
-    jsonschema.validate({k: v for k, v in document.items() if k != "name"}, schema)
+    validator = jsonschema.Draft201909Validator(schema)  # the draft the schema names
+    validator.validate({k: v for k, v in document.items() if k != "name"})
 
 
 def test_stack_runs_the_real_servers_with_health_checks_and_named_volumes():

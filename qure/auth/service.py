@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 import time
 from typing import Any
 
 import bcrypt
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qure.auth.models import User
@@ -31,9 +32,10 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 EDITABLE = ("full_name", "email", "role", "registration_number", "qualification")
-# A bcrypt hash of a random string: checked against when the username is unknown, so that
-# the answer takes as long as for a real user and reveals nothing.
-_DUMMY_HASH = bcrypt.hashpw(b"qure-no-such-user", bcrypt.gensalt(4)).decode()
+MAX_ID = 2**31 - 1  # users.id is an INTEGER: a larger id names nobody
+# Bcrypt hashes of a fixed string, by cost: checked against when the username is unknown,
+# so that the answer takes as long as for a real user (same BCRYPT_ROUNDS) and reveals nothing.
+_DUMMY_HASHES: dict[int, str] = {}
 
 
 # ---- passwords -----------------------------------------------------------------------
@@ -44,8 +46,15 @@ def hash_password(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
+def _dummy_hash() -> str:
+    rounds = current_app.config.get("BCRYPT_ROUNDS", 12)
+    if rounds not in _DUMMY_HASHES:
+        _DUMMY_HASHES[rounds] = bcrypt.hashpw(b"qure-no-such-user", bcrypt.gensalt(rounds)).decode()
+    return _DUMMY_HASHES[rounds]
+
+
 def password_matches(user: User | None, password: str) -> bool:
-    hashed = user.password_hash if user else _DUMMY_HASH
+    hashed = user.password_hash if user else _dummy_hash()
     ok = bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], hashed.encode())
     return ok and user is not None
 
@@ -105,6 +114,10 @@ def _clean(data: dict[str, Any], creating: bool) -> dict[str, Any]:
             out["password"] = _check_password(data.get("password"))
         except InvalidInput as exc:
             errors.update(exc.fields)
+    for key in out:
+        # PostgreSQL cannot store NUL in text: refuse it here rather than fail on insert.
+        if key != "password" and "\x00" in str(data.get(key) or ""):
+            errors.setdefault(key, "Remove the NUL character.")
     if errors:
         field, message = next(iter(errors.items()))
         raise InvalidInput(f"{field}: {message}", fields=errors)
@@ -142,7 +155,7 @@ def _unique_violation(exc: IntegrityError) -> InvalidInput | Conflict:
 
 def get_user(user_id: int) -> User:
     """The user with this id; NotFound otherwise."""
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound("No such user.", "user_not_found")
     return user
@@ -157,6 +170,7 @@ def list_users(
 ) -> Page:
     """Users filtered by a name/username fragment, role and active flag, by name."""
     query = select(User).order_by(User.full_name, User.id)
+    q = (q or "").replace("\x00", "")  # PostgreSQL text cannot hold NUL
     if q:
         like = f"%{q.strip().lower()}%"
         query = query.where(or_(func.lower(User.full_name).like(like), User.username.like(like)))
@@ -215,7 +229,7 @@ def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
     if active is not None and not isinstance(active, bool):
         raise InvalidInput("is_active: true or false", fields={"is_active": "True or false."})
     admins = _lock_active_admins()
-    user = db.session.get(User, user_id, with_for_update=True)
+    user = db.session.get(User, user_id, with_for_update=True) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound("No such user.", "user_not_found")
     if active is False and actor.id == user.id:
@@ -232,17 +246,18 @@ def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
         )
     before = snapshot(user)
     password = clean.pop("password", None)
-    for key, value in clean.items():
-        setattr(user, key, value)
-    if active is not None:
-        user.is_active = active
-    if password is not None or active is False:
-        user.token_version += 1
-    if password is not None:
-        user.password_hash = hash_password(password)
     try:
+        # Changed inside the savepoint: begin_nested() flushes what is pending before it
+        # starts, so a taken email set earlier would break the caller's whole transaction.
         with db.session.begin_nested():
-            db.session.flush()
+            for key, value in clean.items():
+                setattr(user, key, value)
+            if active is not None:
+                user.is_active = active
+            if password is not None or active is False:
+                user.token_version += 1
+            if password is not None:
+                user.password_hash = hash_password(password)
     except IntegrityError as exc:
         raise _unique_violation(exc) from None
     _audit_user_changes(actor, user, before, password is not None)
@@ -284,29 +299,30 @@ def _failures_key(username: str) -> str:
     return f"qure:login_failures:{username}"
 
 
-def _lock_remaining(username: str) -> int:
-    """Seconds the username stays locked (0 when it is not)."""
+def _reserve_attempt(username: str) -> tuple[str, int]:
+    """Count this attempt against the username before its password is checked, in one
+    atomic step, so that attempts sent at once cannot get round the limit.
+
+    Returns the attempt's entry and the seconds the username stays locked. When locked
+    (more than LOGIN_MAX_FAILURES entries in the window with this one) the entry is taken
+    back; otherwise it stands as a failure unless the attempt succeeds.
+    """
     cfg = current_app.config
     window, limit = cfg["LOGIN_LOCK_SECONDS"], cfg["LOGIN_MAX_FAILURES"]
     now = time.time()
     key = _failures_key(username)
-    pipe = redis_store.client.pipeline()
+    entry = f"{now:.6f}:{secrets.token_hex(4)}"
+    pipe = redis_store.client.pipeline()  # MULTI/EXEC: no other attempt in between
     pipe.zremrangebyscore(key, 0, now - window)
-    pipe.zrevrange(key, 0, limit - 1, withscores=True)
-    recent = pipe.execute()[1]
-    if len(recent) < limit:
-        return 0
-    oldest_of_last = recent[-1][1]
-    return max(1, math.ceil(oldest_of_last + window - now))
-
-
-def _note_failure(username: str) -> None:
-    now = time.time()
-    key = _failures_key(username)
-    pipe = redis_store.client.pipeline()
-    pipe.zadd(key, {f"{now:.6f}": now})
-    pipe.expire(key, current_app.config["LOGIN_LOCK_SECONDS"])
-    pipe.execute()
+    pipe.zadd(key, {entry: now})
+    pipe.expire(key, window)
+    pipe.zrevrange(key, 0, -1, withscores=True)
+    others = [(m, score) for m, score in pipe.execute()[3] if m not in (entry, entry.encode())]
+    if len(others) < limit:
+        return entry, 0
+    redis_store.client.zrem(key, entry)
+    oldest_of_last = others[limit - 1][1]
+    return entry, max(1, math.ceil(oldest_of_last + window - now))
 
 
 def authenticate(username: str, password: str) -> User:
@@ -316,9 +332,10 @@ def authenticate(username: str, password: str) -> User:
     even for the right password) or Unauthorized `invalid_credentials` (wrong username,
     wrong password or deactivated account, without saying which). Returns the user.
     """
-    name = (username or "").strip().lower()[:80]
+    # NUL cannot reach PostgreSQL; no username holds U+FFFD, so such a name matches nobody.
+    name = (username or "").strip().lower()[:80].replace("\x00", "\ufffd")
     tried = {"id": None, "name": name, "role": None}
-    remaining = _lock_remaining(name)
+    entry, remaining = _reserve_attempt(name)
     if remaining:
         audit.record(None, "USER_LOGIN_FAILED", ("user", None), None, {"reason": "locked"}, tried)
         minutes = math.ceil(remaining / 60)
@@ -327,15 +344,28 @@ def authenticate(username: str, password: str) -> User:
             f"{'s' if minutes != 1 else ''}.",
             retry_after=remaining,
         )
-    user = db.session.scalar(select(User).where(func.lower(User.username) == name))
-    if not password_matches(user, password or "") or not user.is_active:
-        _note_failure(name)
+    try:
+        user = db.session.scalar(select(User).where(func.lower(User.username) == name))
+        ok = password_matches(user, password or "") and user.is_active
+    except Exception:
+        redis_store.client.zrem(_failures_key(name), entry)  # not checked: not a failure
+        raise
+    if not ok:
         target = ("user", user.id if user else None)
         audit.record(None, "USER_LOGIN_FAILED", target, None, {"reason": "invalid"}, tried)
         raise Unauthorized("Wrong username or password.", "invalid_credentials")
     redis_store.client.delete(_failures_key(name))
     audit.record(user, "USER_LOGIN", ("user", user.id))
     return user
+
+
+def sign_out(user: User) -> None:
+    """End the user's sessions and tokens everywhere (a copied session cookie stops
+    working too: Flask's session lives in the cookie itself). Audited."""
+    db.session.execute(
+        update(User).where(User.id == user.id).values(token_version=User.token_version + 1)
+    )
+    audit.record(user, "USER_LOGOUT", ("user", user.id))
 
 
 def user_for_session(session_id: str) -> User | None:

@@ -9,7 +9,6 @@ from flask_login import current_user, login_user, logout_user
 
 from qure.auth import service
 from qure.auth.forms import LoginForm
-from qure.core import audit
 from qure.core.db import commit
 from qure.core.errors import TooManyAttempts, Unauthorized
 from qure.core.forms import ActionForm
@@ -42,6 +41,7 @@ def index():
 def login():
     form = LoginForm()
     status = 200
+    headers = {}
     if form.validate_on_submit():
         try:
             user = service.authenticate(form.username.data, form.password.data)
@@ -49,20 +49,22 @@ def login():
             commit()  # the failure is audited
             form.form_errors.append(exc.message)
             status = exc.status
+            if isinstance(exc, TooManyAttempts):
+                headers["Retry-After"] = str(exc.retry_after)
         else:
             commit()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
     elif request.method == "POST":
         status = 422
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.post("/logout")
 @roles_required()
 def logout():
     if ActionForm().validate_on_submit():
-        audit.record(g.actor, "USER_LOGOUT", ("user", g.actor.id))
+        service.sign_out(g.actor)
         commit()
         logout_user()
         flash("You are signed out.", "success")

@@ -23,18 +23,17 @@ BODY = {
 
 
 def patients_in_db() -> int:
-    db.session.rollback()
+    db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(Patient))
 
 
 def stored(patient_id: int) -> Patient:
-    db.session.rollback()
     db.session.expire_all()
     return db.session.get(Patient, patient_id)
 
 
 def actions(patient_id: int) -> list[str]:
-    db.session.rollback()
+    db.session.expire_all()
     rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     return [
         r.payload["action"]

@@ -47,13 +47,12 @@ def field_block(page: str, name: str) -> str:
 
 
 def patients_in_db() -> list[Patient]:
-    db.session.rollback()
     db.session.expire_all()
     return list(db.session.scalars(select(Patient).order_by(Patient.id)))
 
 
 def audit_actions() -> list[str]:
-    db.session.rollback()
+    db.session.expire_all()
     events = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
     return [e.payload["action"] for e in events if e.payload["resource"]["type"] == "patient"]
 
@@ -348,7 +347,7 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
     assert saved.full_name == "Kiran Rao"
     page = page_text(client.get(response.headers["Location"]))
     assert "Saved." in page and "<li>Ibuprofen</li>" in page
-    db.session.rollback()
+    db.session.expire_all()
     (event,) = [
         e.payload
         for e in db.session.scalars(select(OutboxEvent))
@@ -557,5 +556,5 @@ def test_registered_count_matches(client, reception):
             client, NEW, {**FORM, "full_name": f"Person {i}", "phone": f"98450000{i:02d}"}
         )
         assert response.status_code == 302
-    db.session.rollback()
+    db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Patient)) == 3
