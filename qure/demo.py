@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from qure.auth import service as users
 from qure.auth.models import User
@@ -401,6 +401,10 @@ def bulk_patients(target: int, progress: bool = False) -> int:
         "allergies, chronic_conditions"
     )
     started = time.monotonic()
+    last_id = db.session.scalar(select(func.coalesce(func.max(Patient.id), 0)))
+    # One set-based pass fills the name-word index after the COPY, instead of the trigger
+    # firing a million times (ALTER TABLE locks patients for this transaction only).
+    db.session.execute(text("ALTER TABLE patients DISABLE TRIGGER patients_search_terms"))
     raw = db.session.connection().connection.driver_connection
     rows = _synthetic_rows(missing, seed=existing + target, today=clock.today())
     with (
@@ -416,9 +420,20 @@ def bulk_patients(target: int, progress: bool = False) -> int:
     ):
         for row in bar:
             copy.write_row(row)
+    db.session.execute(
+        text(
+            "INSERT INTO patient_search_terms (term, patient_id, pos) "
+            "SELECT t.term, p.id, t.pos FROM patients p "
+            "CROSS JOIN LATERAL qure_name_terms(p.name_search) AS t "
+            "WHERE p.id > :last AND p.archived_at IS NULL"
+        ),
+        {"last": last_id},
+    )
+    db.session.execute(text("ALTER TABLE patients ENABLE TRIGGER patients_search_terms"))
     audit.record(None, "PATIENTS_BULK_LOADED", ("patient", None), None, {"count": missing})
     db.session.commit()
-    db.session.execute(db.text("ANALYZE patients"))
+    db.session.execute(text("ANALYZE patients"))
+    db.session.execute(text("ANALYZE patient_search_terms"))
     db.session.commit()
     if progress:
         click.echo(f"{missing} patients in {time.monotonic() - started:.1f} s")

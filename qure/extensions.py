@@ -32,7 +32,11 @@ class QureSession(flask_sqlalchemy.session.Session):
         return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
 
 
-db = SQLAlchemy(model_class=Base, session_options={"class_": QureSession})
+# Sessions live for one request or job: after the commit, the objects just written are
+# what the answer shows, so reloading them (expire_on_commit) would only cost a query.
+db = SQLAlchemy(
+    model_class=Base, session_options={"class_": QureSession, "expire_on_commit": False}
+)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -97,7 +97,12 @@ def _isolation(request, app):
         # QureSession honours `bind`; Flask-SQLAlchemy's own session would pick the engine
         # and commit for real.
         db.session = db._make_scoped_session(
-            {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": QureSession}
+            {
+                "bind": connection,
+                "join_transaction_mode": "create_savepoint",
+                "class_": QureSession,
+                "expire_on_commit": False,
+            }
         )
         try:
             yield

@@ -17,6 +17,39 @@ branch_labels = None
 depends_on = None
 
 
+# The words of a normalised name with their positions (0 = first word). The trigger and
+# the bulk loader both use it, so the two can never split names differently.
+NAME_TERMS_FUNCTION = r"""
+CREATE FUNCTION qure_name_terms(name text) RETURNS TABLE (term text, pos smallint)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT DISTINCT ON (w) w, (o - 1)::smallint
+    FROM unnest(regexp_split_to_array(name, '\s+')) WITH ORDINALITY AS t(w, o)
+    WHERE w <> ''
+    ORDER BY w, o
+$$
+"""
+
+# Keeps patient_search_terms equal to the words of every live patient's name.
+SYNC_TERMS_FUNCTION = """
+CREATE FUNCTION qure_sync_patient_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.name_search IS NOT DISTINCT FROM OLD.name_search
+           AND (NEW.archived_at IS NULL) = (OLD.archived_at IS NULL) THEN
+            RETURN NULL;
+        END IF;
+        DELETE FROM patient_search_terms WHERE patient_id = NEW.id;
+    END IF;
+    IF NEW.archived_at IS NULL THEN
+        INSERT INTO patient_search_terms (term, patient_id, pos)
+        SELECT t.term, NEW.id, t.pos FROM qure_name_terms(NEW.name_search) AS t;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
 def upgrade():
     # Trigram search over patient names and phones; btree_gist for the slot exclusion
     # constraint of the scheduling issue.
@@ -105,8 +138,9 @@ def upgrade():
         sa.Column(
             "mrn",
             sa.String(length=20),
+            # QC-000123 up to six digits, QC-1000000 beyond (never truncated).
             server_default=sa.text(
-                "'QC-' || lpad(nextval('patient_mrn_seq')::text, 6, '0')"
+                "'QC-' || to_char(nextval('patient_mrn_seq'), 'FM999999000000')"
             ),
             nullable=False,
         ),
@@ -188,8 +222,37 @@ def upgrade():
             postgresql_ops={"phone_digits": "gin_trgm_ops"},
         )
 
+    # Name search that stays fast on common names: a byte-ordered index for "the name
+    # starts with", and one row per word of each live patient's name for "a word starts
+    # with", both read in order, so a page or a capped count touches a few hundred entries.
+    op.execute(
+        'CREATE INDEX ix_patients_name_prefix ON patients (name_search COLLATE "C", id) '
+        "WHERE archived_at IS NULL"
+    )
+    op.execute(
+        """
+        CREATE TABLE patient_search_terms (
+            term text COLLATE "C" NOT NULL,
+            patient_id bigint NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+            pos smallint NOT NULL,
+            PRIMARY KEY (term, patient_id)
+        )
+        """
+    )
+    op.execute("CREATE INDEX ix_patient_terms_patient ON patient_search_terms (patient_id, term)")
+    op.execute(NAME_TERMS_FUNCTION)
+    op.execute(SYNC_TERMS_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER patients_search_terms AFTER INSERT OR UPDATE OF name_search, archived_at "
+        "ON patients FOR EACH ROW EXECUTE FUNCTION qure_sync_patient_terms()"
+    )
+
 
 def downgrade():
+    op.execute("DROP TABLE IF EXISTS patient_search_terms")
+    op.execute("DROP FUNCTION IF EXISTS qure_sync_patient_terms()")
+    op.execute("DROP FUNCTION IF EXISTS qure_name_terms(text)")
+    op.execute("DROP INDEX IF EXISTS ix_patients_name_prefix")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_patients_phone_trgm",

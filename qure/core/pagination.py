@@ -20,6 +20,7 @@ class Page:
     page: int
     per_page: int
     total: int
+    total_capped: bool = False  # more matches than `total` (searches that stop counting)
 
     @property
     def pages(self) -> int:

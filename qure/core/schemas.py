@@ -23,17 +23,20 @@ class PageArgs(Schema):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
-def page_schema(item: type[Schema], name: str) -> type[Schema]:
-    """A `{items, page, per_page, total}` schema for a list of `item`."""
-    return Schema.from_dict(
-        {
-            "items": fields.List(fields.Nested(item)),
-            "page": fields.Integer(),
-            "per_page": fields.Integer(),
-            "total": fields.Integer(),
-        },
-        name=name,
-    )
+def page_schema(item: type[Schema], name: str, capped: bool = False) -> type[Schema]:
+    """A `{items, page, per_page, total}` schema for a list of `item`; with `capped`, also
+    `total_capped` (a search that stops counting: there are more than `total`)."""
+    shape = {
+        "items": fields.List(fields.Nested(item)),
+        "page": fields.Integer(),
+        "per_page": fields.Integer(),
+        "total": fields.Integer(),
+    }
+    if capped:
+        shape["total_capped"] = fields.Boolean(
+            metadata={"description": "True when there are more matches than `total`."}
+        )
+    return Schema.from_dict(shape, name=name)
 
 
 def page_body(page) -> dict:
@@ -42,4 +45,5 @@ def page_body(page) -> dict:
         "page": page.page,
         "per_page": page.per_page,
         "total": page.total,
+        "total_capped": page.total_capped,
     }

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     func,
@@ -37,7 +38,8 @@ class Patient(db.Model):
         String(20),
         nullable=False,
         unique=True,
-        server_default=text("'QC-' || lpad(nextval('patient_mrn_seq')::text, 6, '0')"),
+        # QC-000123 up to six digits, QC-1000000 beyond (never truncated).
+        server_default=text("'QC-' || to_char(nextval('patient_mrn_seq'), 'FM999999000000')"),
     )
     full_name: Mapped[str] = mapped_column(String(120), nullable=False)
     name_search: Mapped[str] = mapped_column(String(120), nullable=False)
@@ -90,4 +92,25 @@ class Patient(db.Model):
             postgresql_ops={"phone_digits": "gin_trgm_ops"},
         ),
         Index("ix_patients_phone_dob", "phone_digits", "date_of_birth"),
+        Index(
+            "ix_patients_name_prefix",
+            text('name_search COLLATE "C"'),
+            "id",
+            postgresql_where=text("archived_at IS NULL"),
+        ),
     )
+
+
+class PatientSearchTerm(db.Model):
+    """One word of a live patient's normalised name (`pos` 0 is the first word). Kept by
+    the `patients_search_terms` trigger; read by the name search, never written by the app."""
+
+    __tablename__ = "patient_search_terms"
+
+    term: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    pos: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+
+    __table_args__ = (Index("ix_patient_terms_patient", "patient_id", "term"),)

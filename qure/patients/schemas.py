@@ -68,4 +68,4 @@ class PatientSearchArgs(PageArgs):
     include_archived = fields.Boolean(load_default=False)
 
 
-PatientPage = page_schema(PatientSchema, "PatientPage")
+PatientPage = page_schema(PatientSchema, "PatientPage", capped=True)

@@ -14,6 +14,7 @@ from qure.core import audit, clock
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.pagination import Page, check_bounds
 from qure.extensions import db
+from qure.patients import search as name_search
 from qure.patients.models import BLOOD_GROUPS, SEXES, Patient
 
 PHONE_RE = re.compile(r"^\+?[0-9]{10,15}$")
@@ -56,10 +57,6 @@ def normalise_name(value: str) -> str:
 
 def phone_digits(value: str) -> str:
     return re.sub(r"[^0-9]", "", value)
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # ---- validation ----------------------------------------------------------------------
@@ -264,8 +261,8 @@ def _search_conditions(q: str):
         return or_(*conds), case(*rank, else_=3)
     name = normalise_name(q)
     words = name.split()[:6]
-    conds = [Patient.name_search.like(f"%{_like_escape(w)}%") for w in words]
-    escaped = _like_escape(name)
+    conds = [Patient.name_search.like(f"%{name_search.like_escape(w)}%") for w in words]
+    escaped = name_search.like_escape(name)
     rank = case(
         (Patient.name_search == name, 0),
         (Patient.name_search.like(f"{escaped}%"), 1),
@@ -275,14 +272,31 @@ def _search_conditions(q: str):
     return and_(*conds), rank
 
 
+def _is_number(q: str) -> bool:
+    compact = re.sub(r"[\s()+-]", "", q)
+    return bool(MRN_RE.match(q)) or (compact.isascii() and compact.isdigit())
+
+
+def _in_order(ids: list[int]) -> list[Patient]:
+    found = {p.id: p for p in db.session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
 def search(
     q: str | None, page: int = 1, per_page: int = 20, include_archived: bool = False
 ) -> Page:
     """Find patients by a name fragment (case- and accent-insensitive), phone digits, MRN
-    or id, best match first (exact, then prefix, then closest by trigram similarity).
-    With no text, the most recently registered first."""
+    or id, best match first. Names: the whole name starting with the text, then a word
+    starting with it, then the text anywhere (see `qure.patients.search`); the total stops
+    at search.CAP with `total_capped` set. Numbers: exact id/MRN, then exact phone, then
+    phone ending with, then containing the digits. With no text, the most recent first."""
     check_bounds(page, per_page)
     q = (q or "").replace("\x00", "").strip()[:120]
+    offset = (page - 1) * per_page
+    name = normalise_name(q)
+    if name and not include_archived and not _is_number(q):
+        ids, total, capped = name_search.find(name, offset, per_page)
+        return Page(_in_order(ids), page, per_page, total, capped)
     query = select(Patient)
     count = select(func.count()).select_from(Patient)
     live = Patient.archived_at.is_(None)
@@ -290,7 +304,7 @@ def search(
         where, rank = _search_conditions(q)
         if not include_archived:
             where = and_(where, live)
-        similarity = func.similarity(Patient.name_search, normalise_name(q))
+        similarity = func.similarity(Patient.name_search, name)
         query = query.where(where).order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
         count = count.where(where)
     else:
@@ -298,7 +312,6 @@ def search(
             query, count = query.where(live), count.where(live)
         query = query.order_by(Patient.id.desc())
     total = db.session.scalar(count) or 0
-    offset = (page - 1) * per_page
     # Past the last page there is nothing to fetch (and a huge offset overflows BIGINT).
     items = db.session.scalars(query.limit(per_page).offset(offset)).all() if offset < total else []
     return Page(list(items), page, per_page, total)
@@ -352,8 +365,7 @@ def register(actor: User, data: dict[str, Any], confirm_new: bool = False) -> Pa
             )
     patient = Patient(**values, created_by_id=actor.id if actor else None)
     db.session.add(patient)
-    db.session.flush()
-    db.session.refresh(patient, ["mrn", "created_at", "updated_at"])
+    db.session.flush()  # INSERT ... RETURNING fills mrn and the timestamps
     audit.record(actor, "PATIENT_CREATED", ("patient", patient.id), None, snapshot(patient))
     return patient
 

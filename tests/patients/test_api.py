@@ -122,7 +122,13 @@ def test_search_treats_like_wildcards_literally(client, reception):
     response = client.get(URL, query_string={"q": "%"}, headers=headers)
     assert [p["full_name"] for p in response.json["items"]] == ["Fifty% Off"]
     response = client.get(URL, query_string={"q": "_"}, headers=headers)
-    assert response.json == {"items": [], "page": 1, "per_page": 50, "total": 0}
+    assert response.json == {
+        "items": [],
+        "page": 1,
+        "per_page": 50,
+        "total": 0,
+        "total_capped": False,
+    }
 
 
 def test_pagination(client, reception):
