@@ -6,7 +6,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    QURE_ENV=production
+    QURE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8000
 
 # Pango, HarfBuzz and fonts for WeasyPrint (printed prescriptions and receipts).
 RUN apt-get update \

@@ -429,11 +429,18 @@ def bulk_patients(target: int, progress: bool = False) -> int:
         ),
         {"last": last_id},
     )
+    db.session.execute(
+        text(
+            "INSERT INTO search_words (word) SELECT DISTINCT term FROM patient_search_terms "
+            "ON CONFLICT DO NOTHING"
+        )
+    )
     db.session.execute(text("ALTER TABLE patients ENABLE TRIGGER patients_search_terms"))
     audit.record(None, "PATIENTS_BULK_LOADED", ("patient", None), None, {"count": missing})
     db.session.commit()
     db.session.execute(text("ANALYZE patients"))
     db.session.execute(text("ANALYZE patient_search_terms"))
+    db.session.execute(text("ANALYZE search_words"))
     db.session.commit()
     if progress:
         click.echo(f"{missing} patients in {time.monotonic() - started:.1f} s")

@@ -64,5 +64,6 @@ def test_dockerfile_installs_weasyprint_libraries_and_runs_gunicorn_unprivileged
     for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz0b", "fonts-dejavu-core"):
         assert package in dockerfile
     assert "USER qure" in dockerfile
+    assert "HOST=0.0.0.0" in dockerfile  # gunicorn.conf.py binds loopback unless told
     assert '"gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"' in dockerfile
     assert (ROOT / "gunicorn.conf.py").exists()

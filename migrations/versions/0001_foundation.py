@@ -43,6 +43,9 @@ BEGIN
     IF NEW.archived_at IS NULL THEN
         INSERT INTO patient_search_terms (term, patient_id, pos)
         SELECT t.term, NEW.id, t.pos FROM qure_name_terms(NEW.name_search) AS t;
+        INSERT INTO search_words (word)
+        SELECT t.term FROM qure_name_terms(NEW.name_search) AS t
+        ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END
@@ -240,6 +243,10 @@ def upgrade():
         """
     )
     op.execute("CREATE INDEX ix_patient_terms_patient ON patient_search_terms (patient_id, term)")
+    # Every distinct word seen in a name: a fragment inside a word ("arma") is looked up
+    # here first (a few thousand rows, not a million), then its patients by word.
+    op.execute('CREATE TABLE search_words (word text COLLATE "C" PRIMARY KEY)')
+    op.execute("CREATE INDEX ix_search_words_trgm ON search_words USING gin (word gin_trgm_ops)")
     op.execute(NAME_TERMS_FUNCTION)
     op.execute(SYNC_TERMS_FUNCTION)
     op.execute(
@@ -250,6 +257,7 @@ def upgrade():
 
 def downgrade():
     op.execute("DROP TABLE IF EXISTS patient_search_terms")
+    op.execute("DROP TABLE IF EXISTS search_words")
     op.execute("DROP FUNCTION IF EXISTS qure_sync_patient_terms()")
     op.execute("DROP FUNCTION IF EXISTS qure_name_terms(text)")
     op.execute("DROP INDEX IF EXISTS ix_patients_name_prefix")

@@ -114,3 +114,21 @@ class PatientSearchTerm(db.Model):
     pos: Mapped[int] = mapped_column(SmallInteger, nullable=False)
 
     __table_args__ = (Index("ix_patient_terms_patient", "patient_id", "term"),)
+
+
+class SearchWord(db.Model):
+    """Every distinct word seen in a patient's name (kept by the same trigger; never
+    pruned: a word nobody has any more simply finds no patient)."""
+
+    __tablename__ = "search_words"
+
+    word: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+
+    __table_args__ = (
+        Index(
+            "ix_search_words_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
+    )

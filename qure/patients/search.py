@@ -7,7 +7,10 @@ in three tiers, best first, each read from an index in the order it is shown:
    name comes before its continuations);
 2. every query word starts a later word of the name (`patient_search_terms`, one row per
    word, kept by a trigger: the whole word "anil" comes before "anilkumar");
-3. the words occur anywhere, e.g. inside a word (trigram index, by similarity).
+3. for a one-word query, the word occurs inside a word ("nandes" in Fernandes): the words
+   containing it come from `search_words` (trigram index over distinct words, most
+   similar first), their patients from the word index. Several words are each taken as
+   the start of a word of the name.
 
 A page reads only the index entries it shows, and counting stops at `CAP`: a common name
 ("kumar") costs the same as a rare one. Past the cap the total is reported as capped and
@@ -23,6 +26,8 @@ from sqlalchemy import text
 from qure.extensions import db
 
 CAP = 500
+SET_MOST = 5000  # patients matching every word of a multi-word query, read at most
+WORDS_MOST = 20  # words containing a fragment, looked at most
 
 
 def like_escape(value: str) -> str:
@@ -31,19 +36,29 @@ def like_escape(value: str) -> str:
 
 @dataclass
 class Tier:
-    """One tier: the SQL selecting its ids in display order, and its parameters."""
+    """One tier: the SQL selecting its ids, the order they are shown in, its parameters."""
 
     sql: str
+    order: str
     params: dict
+    # A cheaper superset of the tier (index entries only): when it stays under the limit,
+    # the exact count is cheap too; when it does not, the count is capped anyway.
+    rough: str | None = None
 
     def count(self, limit: int) -> int:
+        """How many ids, counting no further than `limit` (no ordering needed for that)."""
         if limit <= 0:
             return 0
+        params = {**self.params, "_limit": limit}
+        if self.rough:
+            rough = f"SELECT count(*) FROM ({self.rough} LIMIT :_limit) AS matches"
+            if db.session.scalar(text(rough), params) >= limit:
+                return limit
         query = f"SELECT count(*) FROM ({self.sql} LIMIT :_limit) AS matches"
-        return db.session.scalar(text(query), {**self.params, "_limit": limit}) or 0
+        return db.session.scalar(text(query), params) or 0
 
     def ids(self, offset: int, limit: int) -> list[int]:
-        query = f"{self.sql} LIMIT :_limit OFFSET :_offset"
+        query = f"{self.sql} ORDER BY {self.order} LIMIT :_limit OFFSET :_offset"
         params = {**self.params, "_limit": limit, "_offset": offset}
         return list(db.session.scalars(text(query), params))
 
@@ -51,47 +66,70 @@ class Tier:
 def _name_starts(params: dict) -> Tier:
     return Tier(
         'SELECT id FROM patients WHERE archived_at IS NULL AND name_search COLLATE "C" '
-        'LIKE :prefix ORDER BY name_search COLLATE "C", id',
+        "LIKE :prefix",
+        'name_search COLLATE "C", id',
         params,
     )
 
 
 def _word_starts(words: list[str], params: dict) -> Tier:
     if len(words) == 1:
-        # Stream the word index in order; skip a patient already in tier 1 and keep only
-        # the first of several matching words of one patient.
+        # Stream the word index in order; skip a patient already in tier 1, and keep only
+        # the first of several matching words of one patient. (Any term between the word
+        # and t.term starts with the word: a range the (patient_id, term) index answers.)
         return Tier(
             "SELECT t.patient_id FROM patient_search_terms t "
             "JOIN patients p ON p.id = t.patient_id "
             'WHERE t.term LIKE :w0 AND p.name_search COLLATE "C" NOT LIKE :prefix '
             "AND NOT EXISTS (SELECT 1 FROM patient_search_terms d "
-            "  WHERE d.patient_id = t.patient_id AND d.term LIKE :w0 AND d.term < t.term) "
-            "ORDER BY t.term, t.patient_id",
+            "  WHERE d.patient_id = t.patient_id AND d.term >= :word0 AND d.term < t.term)",
+            "t.term, t.patient_id",
             params,
+            rough="SELECT 1 FROM patient_search_terms WHERE term LIKE :w0",
         )
     sets = " INTERSECT ".join(
         f"SELECT patient_id FROM patient_search_terms WHERE term LIKE :w{i}"
         for i in range(len(words))
     )
+    # The set first, then its patients by primary key: joined in one statement, the planner
+    # overestimates the set and scans the whole patients table instead.
+    ids = list(db.session.scalars(text(f"{sets} LIMIT :_most"), {**params, "_most": SET_MOST}))
     return Tier(
-        f"SELECT p.id FROM ({sets}) AS m JOIN patients p ON p.id = m.patient_id "
-        'WHERE p.name_search COLLATE "C" NOT LIKE :prefix '
-        'ORDER BY p.name_search COLLATE "C", p.id',
-        params,
+        'SELECT id FROM patients WHERE id = ANY(:ids) AND name_search COLLATE "C" NOT LIKE :prefix',
+        'name_search COLLATE "C", id',
+        {**params, "ids": ids},
     )
 
 
-def _anywhere(words: list[str], params: dict) -> Tier:
-    contains = " AND ".join(f"name_search LIKE :c{i}" for i in range(len(words)))
-    word_starts = " AND ".join(
-        f"(name_search LIKE :w{i} OR name_search LIKE :s{i})" for i in range(len(words))
+def _inside_a_word(params: dict) -> tuple[list[Tier], bool]:
+    """One word found inside a word of the name ("nandes" in Fernandes), for patients none
+    of whose words start with it. The words containing it come from `search_words` (at
+    most WORDS_MOST, most similar first); each is a tier of its own, its patients read
+    from the word index in order, a patient listed under an earlier word skipped. Also
+    says whether more words contain it than were looked at."""
+    found = list(
+        db.session.scalars(
+            text(
+                "SELECT word FROM search_words WHERE word LIKE :c0 AND word NOT LIKE :w0 "
+                "ORDER BY similarity(word, :word0) DESC, word LIMIT :_most"
+            ),
+            {**params, "_most": WORDS_MOST + 1},
+        )
     )
-    return Tier(
-        f"SELECT id FROM patients WHERE archived_at IS NULL AND {contains} "
-        f"AND NOT ({word_starts}) "
-        "ORDER BY similarity(name_search, :query) DESC, name_search, id",
-        params,
-    )
+    more = len(found) > WORDS_MOST
+    found = found[:WORDS_MOST]
+    return [
+        Tier(
+            "SELECT t.patient_id FROM patient_search_terms t WHERE t.term = :inside "
+            "AND NOT EXISTS (SELECT 1 FROM patient_search_terms e "
+            "  WHERE e.patient_id = t.patient_id "
+            "  AND (e.term LIKE :w0 OR e.term = ANY(:before)))",
+            "t.patient_id",
+            {**params, "inside": word, "before": found[:k]},
+            rough="SELECT 1 FROM patient_search_terms WHERE term = :inside",
+        )
+        for k, word in enumerate(found)
+    ], more
 
 
 def find(query: str, offset: int, limit: int) -> tuple[list[int], int, bool]:
@@ -101,21 +139,35 @@ def find(query: str, offset: int, limit: int) -> tuple[list[int], int, bool]:
     there are more matches than that.
     """
     words = query.split()[:6]
-    params: dict = {"query": query, "prefix": like_escape(query) + "%"}
+    params: dict = {"prefix": like_escape(query) + "%"}
     for i, word in enumerate(words):
         escaped = like_escape(word)
+        params[f"word{i}"] = word
         params[f"w{i}"] = escaped + "%"
-        params[f"s{i}"] = "% " + escaped + "%"
         params[f"c{i}"] = "%" + escaped + "%"
-    tiers = (_name_starts(params), _word_starts(words, params), _anywhere(words, params))
-    counts: list[int] = []
+
+    words_left_out = False
+
+    def tiers():
+        nonlocal words_left_out
+        yield _name_starts(params)
+        yield _word_starts(words, params)
+        if len(words) == 1:
+            # Inside a word only for one word: several words are each taken as the start
+            # of a word of the name, as people type them ("ravi sh").
+            inside, words_left_out = _inside_a_word(params)
+            yield from inside
+
+    counted: list[tuple[Tier, int]] = []
     room = CAP + 1
-    for tier in tiers:
-        counts.append(tier.count(room))
-        room -= counts[-1]
-    total = sum(counts)
+    for tier in tiers():  # lazily: a tier past the cap is never even built
+        counted.append((tier, tier.count(room)))
+        room -= counted[-1][1]
+        if room <= 0:
+            break
+    total = sum(count for _, count in counted)
     ids: list[int] = []
-    for tier, count in zip(tiers, counts, strict=True):
+    for tier, count in counted:
         if len(ids) == limit:
             break
         if offset < count:
@@ -123,4 +175,4 @@ def find(query: str, offset: int, limit: int) -> tuple[list[int], int, bool]:
             offset = 0
         else:
             offset -= count
-    return ids, min(total, CAP), total > CAP
+    return ids, min(total, CAP), total > CAP or words_left_out
