@@ -144,10 +144,14 @@ def serve_command(host: str, port: int):
     if mongo.embedded:
         copied = outbox.refill()
         click.echo(f"Embedded document store: {copied} audit records reloaded from the journal.")
-    jobs.start_in_process(app)
+    background = jobs.start_in_process(app)
     demo.print_accounts(accounts)
     click.echo(f"Qure is at http://{host}:{port}/  (Ctrl-C to stop)")
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    finally:
+        click.echo("Stopping background jobs and the embedded servers ...")
+        background.stop()
 
 
 def init_app(app: Flask) -> None:

@@ -112,23 +112,42 @@ def run_ticker(app: Flask, stop: threading.Event) -> None:
         stop.wait(1.0)
 
 
-def start_in_process(app: Flask) -> threading.Event:
-    """Embedded mode: run the worker and the ticker as daemon threads of this process."""
-    register_job_app(app)
-    stop = threading.Event()
+class InProcessJobs:
+    """Embedded mode: the worker and the ticker as daemon threads of this process."""
 
-    def work() -> None:
-        while not stop.is_set():
+    def __init__(self, app: Flask) -> None:
+        register_job_app(app)
+        self.app = app
+        self.stop_event = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._work, name="qure-jobs", daemon=True),
+            threading.Thread(
+                target=run_ticker, args=(app, self.stop_event), name="qure-ticker", daemon=True
+            ),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while not self.stop_event.is_set():
             try:
-                worker = ThreadWorker([queue_for(app)], connection=redis_store.client)
+                worker = ThreadWorker([queue_for(self.app)], connection=redis_store.client)
                 worker.work(burst=True, logging_level="WARNING")
             except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
                 log.exception("in-process worker loop failed")
-            stop.wait(0.5)
+            self.stop_event.wait(0.5)
 
-    threading.Thread(target=work, name="qure-jobs", daemon=True).start()
-    threading.Thread(target=run_ticker, args=(app, stop), name="qure-ticker", daemon=True).start()
-    return stop
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let the current job finish and the threads end (before the embedded servers
+        stop at exit, so no thread is left talking to a Redis that is gone)."""
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def start_in_process(app: Flask) -> InProcessJobs:
+    """Start the in-process worker and ticker; call `.stop()` on the way out."""
+    return InProcessJobs(app)
 
 
 def queue_for(app: Flask) -> Queue:

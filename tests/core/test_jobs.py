@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import date
 
@@ -140,17 +139,9 @@ def test_periodic_jobs_include_the_outbox_sweep(app):
     assert job.__name__ == "relay_outbox"
 
 
-def _stop_in_process(stop: threading.Event) -> None:
-    stop.set()
-    for thread in threading.enumerate():
-        if thread.name in {"qure-jobs", "qure-ticker"}:
-            thread.join(timeout=10)
-            assert not thread.is_alive(), f"{thread.name} did not stop"
-
-
 @pytest.mark.concurrency
 def test_in_process_worker_ships_a_committed_change(app):
-    stop = jobs.start_in_process(app)
+    background = jobs.start_in_process(app)
     try:
         time.sleep(1.0)  # let the ticker's first sweep pass: the commit below must be enough
         patient = make_patient(None, full_name="Shipped In Process")
@@ -163,6 +154,7 @@ def test_in_process_worker_ships_a_committed_change(app):
         assert docs[0]["resource"] == {"type": "patient", "id": patient.id}
         assert docs[0]["seq"] == 1
     finally:
-        _stop_in_process(stop)
+        background.stop(timeout=10)
+        assert not any(t.is_alive() for t in background.threads), "the job threads did not stop"
     db.session.remove()
     assert outbox.backlog() == 0
