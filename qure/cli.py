@@ -75,6 +75,14 @@ def worker_command():
     """Run the RQ worker and the ticker that enqueues periodic jobs (outbox sweep)."""
     from rq import SimpleWorker
 
+    if mongo.embedded:
+        # Its in-memory store would be private to this process: rows would be marked as
+        # shipped into a store nobody can read. Embedded mode runs jobs in `flask serve`.
+        raise click.ClickException(
+            "flask worker needs MONGO_URL (a real MongoDB). Without one, `flask serve` "
+            "runs the background jobs itself."
+        )
+
     app = current_app._get_current_object()
     jobs.register_job_app(app)
     stop = threading.Event()

@@ -239,3 +239,9 @@ def test_rebuild_analytics_fails_cleanly_when_mongodb_is_down(app, cli, receptio
     _failed_cleanly(result)
     assert "MongoDB unavailable" in result.output
     assert outbox.backlog() == 2
+
+
+def test_the_worker_refuses_to_run_without_a_real_mongodb(app):
+    result = app.test_cli_runner().invoke(args=["worker"])
+    assert result.exit_code != 0
+    assert "flask worker needs MONGO_URL" in result.output
