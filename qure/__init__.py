@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from qure import config as settings
 
@@ -32,15 +33,20 @@ def _configure(app: Flask, overrides: dict | None) -> None:
         raise RuntimeError(
             "SECRET_KEY must be set to a long random value in production (QURE_ENV=production)."
         )
+    jwt_secret = cfg.get("JWT_SECRET_KEY")
+    if (
+        production
+        and jwt_secret
+        and (jwt_secret in settings.KNOWN_WEAK_SECRETS or len(jwt_secret) < 32)
+    ):
+        raise RuntimeError("JWT_SECRET_KEY, when set, must be a long random value in production.")
     if not secret:
         cfg["SECRET_KEY"] = settings.instance_secret(Path(app.instance_path))
-    cfg.setdefault("JWT_SECRET_KEY", None)
-    cfg["JWT_SECRET_KEY"] = cfg["JWT_SECRET_KEY"] or cfg["SECRET_KEY"]
+    cfg["JWT_SECRET_KEY"] = jwt_secret or cfg["SECRET_KEY"]
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=int(cfg["ACCESS_TOKEN_EXPIRE_MINUTES"]))
     cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=int(cfg["REFRESH_TOKEN_EXPIRE_DAYS"]))
     secure = cfg.get("COOKIE_SECURE_SETTING")
     cfg["SESSION_COOKIE_SECURE"] = production if secure is None else bool(secure)
-    cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
     instance = Path(app.instance_path)
     cfg["EMBEDDED_POSTGRES"] = not cfg.get("DATABASE_URL")
     cfg["EMBEDDED_REDIS"] = not cfg.get("REDIS_URL")
@@ -92,11 +98,9 @@ def _init_jwt(app: Flask) -> None:
     jwt.unauthorized_loader(lambda reason: unauthorized("Send Authorization: Bearer <token>."))
     jwt.invalid_token_loader(lambda reason: unauthorized("The token is not valid."))
     jwt.expired_token_loader(lambda h, p: unauthorized("The token has expired."))
-    jwt.revoked_token_loader(lambda h, p: unauthorized("The token has been revoked."))
     jwt.user_lookup_error_loader(
         lambda h, p: unauthorized("The token no longer grants access; sign in again.")
     )
-    jwt.needs_fresh_token_loader(lambda h, p: unauthorized("A fresh sign-in is needed."))
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -139,6 +143,11 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), instance_relative_config=True)
     _configure(app, config)
     app.json.sort_keys = False
+    if app.config["PROXY_HOPS"]:
+        # Behind nginx: take the client's address and scheme from X-Forwarded-* (the audit
+        # trail records the address), trusting only that many proxies.
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     from qure import cli

@@ -99,7 +99,10 @@ def worker_command():
 def audit_verify_command():
     """Check the audit trail's hash chain in MongoDB; exit 1 if it is broken."""
     if mongo.embedded:
-        outbox.relay()
+        # This process's store is its own: chain what waits, then copy the journal into it
+        # without marking anything shipped (that is for the store of `flask serve`).
+        while outbox.chain_pending():
+            pass
         copied = outbox.refill()
         click.echo(f"Embedded document store: refilled {copied} records from the journal.")
     report = outbox.verify()
@@ -119,6 +122,11 @@ def rebuild_analytics_command():
 
     Audit records already in MongoDB are never modified or deleted (append-only).
     """
+    if mongo.embedded:
+        raise click.ClickException(
+            "rebuild-analytics needs MONGO_URL. The embedded store is rebuilt from the "
+            "journal each time `flask serve` starts."
+        )
     result = outbox.relay()
     if result.error:
         raise click.ClickException(f"MongoDB unavailable ({result.error}); nothing rebuilt.")
@@ -152,7 +160,7 @@ def serve_command(host: str, port: int):
     if mongo.embedded:
         copied = outbox.refill()
         click.echo(f"Embedded document store: {copied} audit records reloaded from the journal.")
-    background = jobs.start_in_process(app)
+    background = jobs.InProcessJobs(app)
     demo.print_accounts(accounts)
     click.echo(f"Qure is at http://{host}:{port}/  (Ctrl-C to stop)")
     try:

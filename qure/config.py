@@ -57,6 +57,7 @@ def from_environment() -> dict:
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
+        "PROXY_HOPS": _int("PROXY_HOPS", 0),
         # None when unset: production then defaults to Secure cookies.
         "COOKIE_SECURE_SETTING": (
             None
@@ -79,8 +80,6 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     # Flask's signed session cookie is refused after this long, even if someone copied it.
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     JWT_TOKEN_LOCATION = ["headers"]
     JWT_HEADER_TYPE = "Bearer"

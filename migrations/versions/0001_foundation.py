@@ -148,7 +148,8 @@ def upgrade():
             nullable=False,
         ),
         sa.Column("full_name", sa.String(length=120), nullable=False),
-        sa.Column("name_search", sa.String(length=120), nullable=False),
+        # Text: normalising can lengthen a name ("ß" becomes "ss").
+        sa.Column("name_search", sa.Text(), nullable=False),
         sa.Column("date_of_birth", sa.Date(), nullable=False),
         sa.Column(
             "dob_estimated",
@@ -256,6 +257,7 @@ def upgrade():
 
 
 def downgrade():
+    op.execute("DROP TRIGGER IF EXISTS patients_search_terms ON patients")
     op.execute("DROP TABLE IF EXISTS patient_search_terms")
     op.execute("DROP TABLE IF EXISTS search_words")
     op.execute("DROP FUNCTION IF EXISTS qure_sync_patient_terms()")

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 
 from qure.auth import service as users
 from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
-from qure.auth.models import User
 from qure.core import outbox
 from qure.core.db import commit
 from qure.core.errors import DomainError, InvalidInput, NotFound
 from qure.core.forms import attach_errors
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.extensions import db
-from qure.patients.forms import SearchForm
-from qure.patients.models import Patient
+from qure.patients import service as patients_service
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -24,21 +21,12 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @roles_required(Role.ADMIN)
 def index():
     """The admin's home: staff by role, patients on file, audit backlog."""
-    by_role = dict(
-        db.session.execute(
-            select(User.role, func.count()).where(User.is_active.is_(True)).group_by(User.role)
-        ).all()
-    )
-    patients = db.session.scalar(
-        select(func.count()).select_from(Patient).where(Patient.archived_at.is_(None))
-    )
     return render_template(
         "admin/index.html",
-        by_role=by_role,
+        by_role=users.active_staff_by_role(),
         labels=ROLE_LABELS,
-        patients=patients,
+        patients=patients_service.count_on_file(),
         backlog=outbox.backlog(),
-        search=SearchForm(formdata=None),
     )
 
 

@@ -181,6 +181,12 @@ def list_users(
     return paginate(query, page, per_page)
 
 
+def active_staff_by_role() -> dict[Role, int]:
+    """How many active users hold each role."""
+    query = select(User.role, func.count()).where(User.is_active.is_(True)).group_by(User.role)
+    return dict(db.session.execute(query).all())
+
+
 def create_user(actor: User | None, data: dict[str, Any]) -> User:
     """Create a staff account. Raises InvalidInput, or Conflict when the username or email
     is taken. A DOCTOR needs a registration number (it is printed on prescriptions)."""
@@ -229,7 +235,11 @@ def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
     if active is not None and not isinstance(active, bool):
         raise InvalidInput("is_active: true or false", fields={"is_active": "True or false."})
     admins = _lock_active_admins()
-    user = db.session.get(User, user_id, with_for_update=True) if 0 < user_id <= MAX_ID else None
+    user = (
+        db.session.get(User, user_id, with_for_update=True, populate_existing=True)
+        if 0 < user_id <= MAX_ID
+        else None
+    )
     if user is None:
         raise NotFound("No such user.", "user_not_found")
     if active is False and actor.id == user.id:

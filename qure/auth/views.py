@@ -13,9 +13,7 @@ from qure.core.db import commit
 from qure.core.errors import TooManyAttempts, Unauthorized
 from qure.core.forms import ActionForm
 from qure.core.roles import Role, roles_required
-from qure.extensions import db
 from qure.patients import service as patients
-from qure.patients.forms import SearchForm
 
 bp = Blueprint("auth", __name__)
 
@@ -78,11 +76,10 @@ def home():
     role = current_user.role
     if role == Role.ADMIN:
         return redirect(url_for("admin.index"))
-    recent = patients.search(None, per_page=8).items if role == Role.RECEPTION else []
-    db.session.rollback()
+    recent = patients.recent(8) if role == Role.RECEPTION else []
     template = {
         Role.RECEPTION: "auth/home_reception.html",
         Role.DOCTOR: "auth/home_doctor.html",
         Role.PHARMACIST: "auth/home_pharmacist.html",
     }[role]
-    return render_template(template, search=SearchForm(formdata=None), recent=recent)
+    return render_template(template, recent=recent)

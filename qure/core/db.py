@@ -24,6 +24,8 @@ def commit() -> None:
 
 
 def _run_callbacks(session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the transaction itself is still open
     for callback in session.info.pop(_AFTER_COMMIT, []):
         callback()
 

@@ -68,8 +68,3 @@ class TooManyAttempts(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, details={"retry_after": retry_after})
         self.retry_after = retry_after
-
-
-def field_error(field: str, message: str) -> InvalidInput:
-    """An InvalidInput naming one field."""
-    return InvalidInput(f"{field}: {message}", fields={field: message})

@@ -7,14 +7,15 @@ import re
 import traceback
 import uuid
 
-from flask import Flask, flash, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import current_user
 from flask_smorest import Api
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from qure.core import audit
-from qure.core.errors import DomainError
+from qure.core.errors import DomainError, InvalidInput
 from qure.core.schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,6 @@ def handle_domain_error(error: DomainError):
             error.details,
             headers,
         )
-    flash(error.message, "error")
     return render_template("errors/error.html", status=error.status, error=error), error.status
 
 
@@ -179,8 +179,8 @@ def handle_data_error(error: DataError):
     message = "A value is out of range or contains a character that is not allowed."
     if is_api_request():
         return error_response(422, "invalid_input", message)
-    flash(message, "error")
-    return render_template("errors/error.html", status=422, error=None), 422
+    page = render_template("errors/error.html", status=422, error=InvalidInput(message))
+    return page, 422
 
 
 def init_app(app: Flask) -> None:
@@ -203,8 +203,13 @@ def init_app(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path.startswith("/api/") or request.endpoint in {"auth.login"}:
-            response.headers.setdefault("Cache-Control", "no-store")
+        # Patient records must not stay in a shared front-desk browser's cache.
+        if (
+            request.path.startswith("/api/")
+            or request.endpoint == "auth.login"
+            or current_user.is_authenticated
+        ):
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     app.register_error_handler(DomainError, handle_domain_error)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from qure.extensions import redis_store
@@ -38,9 +38,11 @@ def in_app(fn: Callable) -> Callable:
     """Run a job function inside an application context."""
 
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            return fn(*args, **kwargs)
+        # A fresh app context per job: its own database session, removed afterwards, so a
+        # job that fails (a dropped connection) cannot leave the next one a broken session.
         app = _job_app
+        if app is None and has_app_context():
+            app = current_app._get_current_object()
         if app is None:
             from qure import create_app
 
@@ -62,7 +64,7 @@ def queue() -> Queue:
 def enqueue(func: Callable, *args, **kwargs) -> bool:
     """Enqueue a job; a Redis outage is logged, not raised (the sweep catches up)."""
     try:
-        queue().enqueue(func, *args, **kwargs)
+        queue().enqueue(func, *args, retry=Retry(max=3, interval=[10, 30, 60]), **kwargs)
         return True
     except RedisError as exc:
         log.warning("could not enqueue %s: %s", func.__name__, type(exc).__name__)
@@ -131,7 +133,9 @@ class InProcessJobs:
     def _work(self) -> None:
         while not self.stop_event.is_set():
             try:
-                worker = ThreadWorker([queue_for(self.app)], connection=redis_store.client)
+                with self.app.app_context():
+                    job_queue = queue()
+                worker = ThreadWorker([job_queue], connection=redis_store.client)
                 worker.work(burst=True, logging_level="WARNING")
             except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
                 log.exception("in-process worker loop failed")
@@ -143,13 +147,3 @@ class InProcessJobs:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout)
-
-
-def start_in_process(app: Flask) -> InProcessJobs:
-    """Start the in-process worker and ticker; call `.stop()` on the way out."""
-    return InProcessJobs(app)
-
-
-def queue_for(app: Flask) -> Queue:
-    with app.app_context():
-        return queue()

@@ -5,38 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_login import current_user
 
 from qure.core import clock
-from qure.core.roles import ALL_ROLES, Role
+from qure.core.roles import declared_roles
 
 
 @dataclass(frozen=True)
 class NavItem:
     label: str
     endpoint: str
-    roles: frozenset
     active: bool = False
 
 
 NAV = (
-    NavItem("Home", "auth.home", ALL_ROLES),
-    NavItem("Patients", "patients.index", ALL_ROLES),
-    NavItem("Register patient", "patients.register", frozenset({Role.ADMIN, Role.RECEPTION})),
-    NavItem("Users", "admin.user_list", frozenset({Role.ADMIN})),
-    NavItem("API docs", "core.api_docs", frozenset({Role.ADMIN})),
+    ("Home", "auth.home"),
+    ("Patients", "patients.index"),
+    ("Register patient", "patients.register"),
+    ("Users", "admin.user_list"),
+    ("API docs", "core.api_docs"),
 )
+
+
+def can(endpoint: str) -> bool:
+    """Whether the signed-in user's role may use `endpoint`, read from the route's own
+    role declaration (so a page never offers what the route would refuse)."""
+    if not current_user.is_authenticated:
+        return False
+    view = current_app.view_functions.get(endpoint)
+    roles = declared_roles(view) if view else None
+    return roles is not None and current_user.role in roles
 
 
 def nav_items() -> list[NavItem]:
     """The navigation entries the signed-in user's role may use."""
-    if not current_user.is_authenticated:
-        return []
     return [
-        NavItem(i.label, i.endpoint, i.roles, request.endpoint == i.endpoint)
-        for i in NAV
-        if current_user.role in i.roles
+        NavItem(label, endpoint, request.endpoint == endpoint)
+        for label, endpoint in NAV
+        if can(endpoint)
     ]
 
 
@@ -47,5 +54,5 @@ def clinic_datetime(value: datetime | None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(nav_items=nav_items)
+    app.jinja_env.globals.update(nav_items=nav_items, can=can)
     app.jinja_env.filters["clinic_datetime"] = clinic_datetime

@@ -18,7 +18,6 @@ from qure.patients.schemas import (
 )
 
 blp = Blueprint("api_patients", __name__, url_prefix="/api/v1/patients", description="Patients")
-WRITERS = (Role.ADMIN, Role.RECEPTION)
 
 
 @blp.get("")
@@ -27,12 +26,14 @@ WRITERS = (Role.ADMIN, Role.RECEPTION)
 @blp.response(200, PatientPage)
 def search(args):
     """Find patients by name fragment, phone, MRN or id; best match first."""
-    page = service.search(args["q"], args["page"], args["per_page"], args["include_archived"])
+    page = service.search(
+        args["q"], args["page"], args["per_page"], args["include_archived"], g.actor
+    )
     return page_body(page)
 
 
 @blp.post("")
-@api_roles(*WRITERS)
+@api_roles(*service.EDITORS)
 @blp.arguments(PatientCreateSchema)
 @blp.response(201, PatientSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="possible_duplicate")
@@ -60,7 +61,7 @@ def get_patient(patient_id: int):
 
 
 @blp.patch("/<int:patient_id>")
-@api_roles(*WRITERS)
+@api_roles(*service.EDITORS)
 @blp.arguments(PatientInSchema)
 @blp.response(200, PatientSchema)
 @blp.alt_response(404, schema=ErrorSchema)

@@ -98,10 +98,3 @@ class PatientForm(FlaskForm):
         self.ec_name.data = contact.get("name")
         self.ec_phone.data = contact.get("phone")
         self.ec_relation.data = contact.get("relation")
-
-
-class SearchForm(FlaskForm):
-    class Meta:
-        csrf = False
-
-    q = StringField("Search", validators=[Optional(), Length(max=120)])

@@ -42,7 +42,8 @@ class Patient(db.Model):
         server_default=text("'QC-' || to_char(nextval('patient_mrn_seq'), 'FM999999000000')"),
     )
     full_name: Mapped[str] = mapped_column(String(120), nullable=False)
-    name_search: Mapped[str] = mapped_column(String(120), nullable=False)
+    # Text: normalising can lengthen a name ("ß" becomes "ss", "ﬁ" becomes "fi").
+    name_search: Mapped[str] = mapped_column(Text, nullable=False)
     date_of_birth: Mapped[date] = mapped_column(Date, nullable=False)
     dob_estimated: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")

@@ -7,12 +7,13 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, text
+from sqlalchemy import and_, case, func, literal, or_, select, text, true
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import Page, check_bounds
+from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients import search as name_search
 from qure.patients.models import BLOOD_GROUPS, SEXES, Patient
@@ -21,6 +22,7 @@ PHONE_RE = re.compile(r"^\+?[0-9]{10,15}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MRN_RE = re.compile(r"^QC-?(\d{1,12})$", re.IGNORECASE)
 MAX_AGE = 130
+EDITORS = (Role.ADMIN, Role.RECEPTION)  # who may register and edit patients (SPEC section 0)
 LIST_ITEM_MAX = 100
 LIST_MAX = 50
 FIELDS = (
@@ -282,47 +284,72 @@ def _in_order(ids: list[int]) -> list[Patient]:
     return [found[i] for i in ids if i in found]
 
 
+def _capped_count(where) -> tuple[int, bool]:
+    """How many patients match, counting no further than search.CAP (and whether more)."""
+    matching = select(Patient.id).where(where).limit(name_search.CAP + 1).subquery()
+    found = db.session.scalar(select(func.count()).select_from(matching)) or 0
+    return min(found, name_search.CAP), found > name_search.CAP
+
+
 def search(
-    q: str | None, page: int = 1, per_page: int = 20, include_archived: bool = False
+    q: str | None,
+    page: int = 1,
+    per_page: int = 20,
+    include_archived: bool = False,
+    actor: User | None = None,
 ) -> Page:
     """Find patients by a name fragment (case- and accent-insensitive), phone digits, MRN
     or id, best match first. Names: the whole name starting with the text, then a word
-    starting with it, then the text anywhere (see `qure.patients.search`); the total stops
-    at search.CAP with `total_capped` set. Numbers: exact id/MRN, then exact phone, then
-    phone ending with, then containing the digits. With no text, the most recent first."""
+    starting with it, then the text anywhere (see `qure.patients.search`). Numbers: exact
+    id/MRN, then exact phone, then phone ending with, then containing the digits. With no
+    text, the most recent first. Totals stop at search.CAP with `total_capped` set.
+
+    Raises InvalidInput for page bounds and Forbidden when anyone but an ADMIN asks for
+    archived patients.
+    """
     check_bounds(page, per_page)
+    if include_archived and (actor is None or actor.role != Role.ADMIN):
+        raise Forbidden("Only an admin may search archived patients.", "forbidden")
     q = (q or "").replace("\x00", "").strip()[:120]
     offset = (page - 1) * per_page
     name = normalise_name(q)
     if name and not include_archived and not _is_number(q):
         ids, total, capped = name_search.find(name, offset, per_page)
         return Page(_in_order(ids), page, per_page, total, capped)
+    where = true() if include_archived else Patient.archived_at.is_(None)
     query = select(Patient)
-    count = select(func.count()).select_from(Patient)
-    live = Patient.archived_at.is_(None)
     if q:
-        where, rank = _search_conditions(q)
-        if not include_archived:
-            where = and_(where, live)
+        condition, rank = _search_conditions(q)
+        where = and_(condition, where)
         similarity = func.similarity(Patient.name_search, name)
-        query = query.where(where).order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
-        count = count.where(where)
+        query = query.order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
     else:
-        if not include_archived:
-            query, count = query.where(live), count.where(live)
         query = query.order_by(Patient.id.desc())
-    total = db.session.scalar(count) or 0
+    total, capped = _capped_count(where)
     # Past the last page there is nothing to fetch (and a huge offset overflows BIGINT).
-    items = db.session.scalars(query.limit(per_page).offset(offset)).all() if offset < total else []
-    return Page(list(items), page, per_page, total)
+    page_query = query.where(where).limit(per_page).offset(offset)
+    items = db.session.scalars(page_query).all() if offset < total else []
+    return Page(list(items), page, per_page, total, capped)
+
+
+def recent(limit: int = 8) -> list[Patient]:
+    """The most recently registered patients still on file (no count: a short list)."""
+    query = select(Patient).where(Patient.archived_at.is_(None)).order_by(Patient.id.desc())
+    return list(db.session.scalars(query.limit(limit)))
+
+
+def count_on_file() -> int:
+    """How many patients are on file (not archived)."""
+    query = select(func.count()).select_from(Patient).where(Patient.archived_at.is_(None))
+    return db.session.scalar(query) or 0
 
 
 def find_duplicates(phone: str, born: date, exclude_id: int | None = None) -> list[Patient]:
-    """Unarchived patients with the same phone digits and date of birth."""
+    """Patients with the same phone digits and date of birth, archived ones too (a patient
+    who comes back is restored, not registered a second time)."""
     query = select(Patient).where(
         Patient.phone_digits == phone_digits(phone),
         Patient.date_of_birth == born,
-        Patient.archived_at.is_(None),
     )
     if exclude_id:
         query = query.where(Patient.id != exclude_id)
@@ -358,6 +385,7 @@ def register(actor: User, data: dict[str, Any], confirm_new: bool = False) -> Pa
                             "mrn": p.mrn,
                             "full_name": p.full_name,
                             "date_of_birth": p.date_of_birth.isoformat(),
+                            "archived": p.archived_at is not None,
                         }
                         for p in matches
                     ]
@@ -371,7 +399,8 @@ def register(actor: User, data: dict[str, Any], confirm_new: bool = False) -> Pa
 
 
 def _locked(patient_id: int) -> Patient:
-    patient = db.session.get(Patient, patient_id, with_for_update=True)
+    # populate_existing: a row loaded earlier in this request is re-read under the lock.
+    patient = db.session.get(Patient, patient_id, with_for_update=True, populate_existing=True)
     if patient is None:
         raise NotFound("No such patient.", "patient_not_found")
     return patient

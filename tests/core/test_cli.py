@@ -208,6 +208,8 @@ def test_audit_verify_fails_on_a_tampered_store(app, cli, reception):
 
 
 def test_rebuild_analytics_copies_missing_records(app, cli, reception):
+    # A MongoDB server of its own (mongomock stands in for it), as with MONGO_URL set.
+    mongo.use_client(mongomock.MongoClient(tz_aware=True), "qure_test", embedded=False)
     for i in range(3):
         make_patient(reception, full_name=f"Rebuild {i}")
     outbox.relay()
@@ -245,3 +247,11 @@ def test_the_worker_refuses_to_run_without_a_real_mongodb(app):
     result = app.test_cli_runner().invoke(args=["worker"])
     assert result.exit_code != 0
     assert "flask worker needs MONGO_URL" in result.output
+
+
+def test_rebuild_analytics_refuses_the_embedded_store(app, cli, reception):
+    make_patient(reception)
+    result = cli("rebuild-analytics")
+    assert result.exit_code != 0
+    assert "rebuild-analytics needs MONGO_URL" in result.output
+    assert outbox.backlog() == 2  # nothing was marked as shipped into a private store

@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from werkzeug.http import parse_set_header
 
 from qure import create_app
 from qure.core import outbox
-from qure.extensions import mongo, redis_store
-from tests.helpers import bearer, make_patient, sign_in
+from qure.core.models import OutboxEvent
+from qure.extensions import db, mongo, redis_store
+from tests.helpers import PASSWORD, bearer, make_patient, sign_in
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "qure" / "templates"
 
@@ -277,13 +279,47 @@ def test_production_refuses_a_weak_secret_key(app, weak):
         pass
 
 
+def test_production_refuses_a_weak_jwt_secret(app):
+    key = secrets.token_urlsafe(36)
+    with (
+        pytest.raises(RuntimeError, match="JWT_SECRET_KEY"),
+        other_app(app, QURE_ENV="production", SECRET_KEY=key, JWT_SECRET_KEY="dev"),
+    ):
+        pass
+
+
+def test_behind_a_proxy_the_audit_trail_records_the_client_address(app, reception):
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    with other_app(app, PROXY_HOPS=1) as proxied:
+        proxied.test_client_class = app.test_client_class
+        body = {"username": reception.username, "password": PASSWORD}
+        answer = proxied.test_client().post("/api/v1/auth/login", json=body, headers=forwarded)
+    assert answer.status_code == 200
+    ips = [
+        row.payload["ip"]
+        for row in db.session.scalars(select(OutboxEvent))
+        if row.payload["action"] == "USER_LOGIN"
+    ]
+    assert ips == ["203.0.113.7"]
+
+
+def test_without_the_proxy_setting_forwarded_headers_are_ignored(client, reception):
+    body = {"username": reception.username, "password": PASSWORD}
+    client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "203.0.113.7"})
+    ips = [
+        row.payload["ip"]
+        for row in db.session.scalars(select(OutboxEvent))
+        if row.payload["action"] == "USER_LOGIN"
+    ]
+    assert ips == ["127.0.0.1"]
+
+
 def test_production_starts_with_a_long_random_key(app):
     key = secrets.token_urlsafe(36)
     assert len(key) == 48
     with other_app(app, QURE_ENV="production", SECRET_KEY=key) as prod:
         assert prod.config["SECRET_KEY"] == key
         assert prod.config["SESSION_COOKIE_SECURE"] is True
-        assert prod.config["REMEMBER_COOKIE_SECURE"] is True
         assert prod.config["SESSION_COOKIE_HTTPONLY"] is True
         response = prod.test_client().get("/login")
     assert response.status_code == 200
@@ -313,3 +349,11 @@ def test_a_value_the_database_cannot_store_is_422_not_500(client, admin):
     assert response.json["error"]["code"] == "invalid_input"
     listed = client.get("/api/v1/users?q=nul", headers=headers)
     assert listed.json["total"] == 0
+
+
+def test_pages_seen_while_signed_in_are_never_cached(client, reception):
+    patient = make_patient(reception, full_name="Cached Person")
+    assert "no-store" not in client.get("/static/css/qure.css").headers.get("Cache-Control", "")
+    sign_in(client, reception)
+    for url in ("/home", "/patients/", f"/patients/{patient.id}"):
+        assert client.get(url).headers["Cache-Control"] == "no-store", url

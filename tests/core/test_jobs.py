@@ -48,6 +48,27 @@ def test_nothing_is_queued_before_a_commit(app):
     assert _queued() == ["qure.core.tasks.relay_outbox"]
 
 
+def test_a_released_savepoint_is_not_the_commit(app):
+    """create_user checks the unique username inside a savepoint; releasing it must not
+    run the after-commit work while the transaction itself is still open."""
+    from qure.auth import service as users
+
+    _register(2)  # an audited change waiting for the commit
+    users.create_user(
+        None,
+        {
+            "username": "savepoint.user",
+            "full_name": "Savepoint User",
+            "email": "savepoint@test.local",
+            "role": "RECEPTION",
+            "password": "long-enough-1",
+        },
+    )
+    assert _queued() == []
+    db.session.commit()
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+
+
 def test_one_relay_job_for_many_changes_in_one_commit(app):
     for n in range(12):
         _register(n)
@@ -141,7 +162,7 @@ def test_periodic_jobs_include_the_outbox_sweep(app):
 
 @pytest.mark.concurrency
 def test_in_process_worker_ships_a_committed_change(app):
-    background = jobs.start_in_process(app)
+    background = jobs.InProcessJobs(app)
     try:
         time.sleep(1.0)  # let the ticker's first sweep pass: the commit below must be enough
         patient = make_patient(None, full_name="Shipped In Process")

@@ -281,6 +281,7 @@ def test_possible_duplicate_is_409_with_the_candidates(client, reception):
                 "mrn": first.mrn,
                 "full_name": "Meera Nair",
                 "date_of_birth": "1985-06-15",
+                "archived": False,
             }
         ]
     }
@@ -522,3 +523,11 @@ def test_an_id_too_large_for_the_database_is_404(client, admin):
     error(client.patch(huge, json={"full_name": "X Y"}, headers=headers), 404, "not_found")
     error(client.delete(huge, headers=headers), 404, "not_found")
     error(client.post(f"{huge}/restore", headers=headers), 404, "not_found")
+
+
+def test_only_an_admin_may_search_archived_patients(client, reception, admin):
+    query = {"q": "x", "include_archived": "true"}
+    denied = client.get(URL, query_string=query, headers=bearer(client, reception))
+    assert error(denied, 403, "forbidden")
+    allowed = client.get(URL, query_string=query, headers=bearer(client, admin))
+    assert allowed.status_code == 200

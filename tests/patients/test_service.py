@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from qure.core import clock
-from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.patients import service
@@ -383,6 +383,7 @@ def test_same_phone_and_birth_date_is_a_possible_duplicate(reception):
                 "mrn": first.mrn,
                 "full_name": "Meera Nair",
                 "date_of_birth": "1985-06-15",
+                "archived": False,
             }
         ]
     }
@@ -410,11 +411,24 @@ def test_same_phone_other_birth_date_is_not_a_duplicate(reception):
     assert other.id
 
 
-def test_archived_patients_are_not_duplicate_candidates(admin):
+def test_an_archived_patient_is_a_duplicate_candidate_flagged_as_archived(admin):
+    # A returning patient is restored, not registered a second time.
     first = service.register(admin, data())
     service.archive(admin, first.id)
-    again = service.register(admin, data())
+    with pytest.raises(Conflict) as caught:
+        service.register(admin, data())
+    (candidate,) = caught.value.details["candidates"]
+    assert (candidate["id"], candidate["archived"]) == (first.id, True)
+    again = service.register(admin, data(), confirm_new=True)
     assert again.id != first.id
+
+
+def test_only_an_admin_may_search_archived_patients(reception, admin):
+    with pytest.raises(Forbidden):
+        service.search("x", include_archived=True, actor=reception)
+    with pytest.raises(Forbidden):
+        service.search("x", include_archived=True)
+    assert service.search("x", include_archived=True, actor=admin).total == 0
 
 
 # ---- updating ------------------------------------------------------------------------
@@ -503,7 +517,9 @@ def test_archive_hides_from_search_but_keeps_the_record(admin):
     archived = service.archive(admin, patient.id)
     assert archived.archived_at is not None
     assert service.search("hidden").total == 0
-    assert [p.id for p in service.search("hidden", include_archived=True).items] == [patient.id]
+    assert [p.id for p in service.search("hidden", include_archived=True, actor=admin).items] == [
+        patient.id
+    ]
     assert service.get_patient(patient.id).archived_at is not None
     with pytest.raises(NotFound):
         service.get_patient(patient.id, include_archived=False)
@@ -661,7 +677,7 @@ def test_no_query_lists_the_most_recent_first_without_archived(admin):
     gone = make_patient(admin)
     service.archive(admin, gone.id)
     assert [p.id for p in service.search("").items] == [second.id, first.id]
-    assert [p.id for p in service.search(None, include_archived=True).items] == [
+    assert [p.id for p in service.search(None, include_archived=True, actor=admin).items] == [
         gone.id,
         second.id,
         first.id,
