@@ -66,6 +66,9 @@ def seed_demo_command(bulk: int):
     if bulk:
         added = demo.bulk_patients(bulk, progress=True)
         click.echo(f"Synthetic patients added: {added}.")
+        if added:
+            click.echo("Vacuuming and analysing the patient tables ...")
+            demo.vacuum_patients()
     demo.print_accounts(accounts)
 
 

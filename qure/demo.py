@@ -403,8 +403,8 @@ def bulk_patients(target: int, progress: bool = False) -> int:
     started = time.monotonic()
     last_id = db.session.scalar(select(func.coalesce(func.max(Patient.id), 0)))
     # One set-based pass fills the name-word index after the COPY, instead of the trigger
-    # firing a million times (ALTER TABLE locks patients for this transaction only).
-    db.session.execute(text("ALTER TABLE patients DISABLE TRIGGER patients_search_terms"))
+    # firing a million times (the trigger steps aside for this transaction only).
+    db.session.execute(text("SET LOCAL qure.bulk_load = 'on'"))
     raw = db.session.connection().connection.driver_connection
     rows = _synthetic_rows(missing, seed=existing + target, today=clock.today())
     with (
@@ -432,16 +432,25 @@ def bulk_patients(target: int, progress: bool = False) -> int:
     db.session.execute(
         text(
             "INSERT INTO search_words (word) SELECT DISTINCT term FROM patient_search_terms "
-            "ON CONFLICT DO NOTHING"
-        )
+            "WHERE patient_id > :last ON CONFLICT DO NOTHING"
+        ),
+        {"last": last_id},
     )
-    db.session.execute(text("ALTER TABLE patients ENABLE TRIGGER patients_search_terms"))
+    # Back on before the commit: inside an enclosing transaction (the tests') a SET LOCAL
+    # would outlive the savepoint this commit releases.
+    db.session.execute(text("SET LOCAL qure.bulk_load = 'off'"))
     audit.record(None, "PATIENTS_BULK_LOADED", ("patient", None), None, {"count": missing})
-    db.session.commit()
-    db.session.execute(text("ANALYZE patients"))
-    db.session.execute(text("ANALYZE patient_search_terms"))
-    db.session.execute(text("ANALYZE search_words"))
     db.session.commit()
     if progress:
         click.echo(f"{missing} patients in {time.monotonic() - started:.1f} s")
     return missing
+
+
+def vacuum_patients() -> None:
+    """VACUUM (ANALYZE) the patient tables after a bulk load, so that searches start with
+    planner statistics and a visibility map (index-only scans that need not visit the
+    table) instead of waiting for autovacuum. VACUUM cannot run inside a transaction: it
+    uses a connection of its own."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("patients", "patient_search_terms", "search_words"):
+            conn.execute(text(f"VACUUM (ANALYZE) {table}"))

@@ -29,10 +29,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$
 """
 
-# Keeps patient_search_terms equal to the words of every live patient's name.
+# Keeps patient_search_terms equal to the words of every live patient's name. The bulk
+# loader sets qure.bulk_load for its transaction and fills the tables in one pass instead.
 SYNC_TERMS_FUNCTION = """
 CREATE FUNCTION qure_sync_patient_terms() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('qure.bulk_load', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NEW.name_search IS NOT DISTINCT FROM OLD.name_search
            AND (NEW.archived_at IS NULL) = (OLD.archived_at IS NULL) THEN

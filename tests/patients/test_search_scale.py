@@ -77,6 +77,8 @@ def test_bulk_loaded_patients_are_searchable_and_a_common_fragment_is_capped(cli
     assert added == 600
     loaded = db.session.scalar(select(db.func.count()).select_from(PatientSearchTerm))
     assert loaded >= 1200  # every bulk patient has at least two name words indexed
+    after = make_patient(admin, full_name="Registered After Bulk")
+    assert terms_of(after.id) == [("registered", 0), ("after", 1), ("bulk", 2)]
 
     common = service.search("a", per_page=10)
     assert common.total_capped
