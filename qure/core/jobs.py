@@ -9,6 +9,7 @@ Jobs take ids, never ORM objects, and are safe to run twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ def register_job_app(app: Flask) -> None:
 def in_app(fn: Callable) -> Callable:
     """Run a job function inside an application context."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         # A fresh app context per job: its own database session, removed afterwards, so a
         # job that fails (a dropped connection) cannot leave the next one a broken session.
@@ -51,9 +53,6 @@ def in_app(fn: Callable) -> Callable:
         with app.app_context():
             return fn(*args, **kwargs)
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__qualname__ = fn.__qualname__
-    wrapper.__module__ = fn.__module__
     return wrapper
 
 

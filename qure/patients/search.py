@@ -1,12 +1,12 @@
 """Name search that stays fast on a million patients.
 
-Matches are the live patients whose normalised name contains every query word. They come
-in three tiers, best first, each read from an index in the order it is shown:
+Matches are live patients, in three tiers, best first, each read from an index in the
+order it is shown:
 
 1. the whole name starts with the query (`ix_patients_name_prefix`, byte order: the exact
    name comes before its continuations);
-2. every query word starts a later word of the name (`patient_search_terms`, one row per
-   word, kept by a trigger: the whole word "anil" comes before "anilkumar");
+2. otherwise, every query word starts a word of the name (`patient_search_terms`, one row
+   per word, kept by a trigger: the whole word "anil" comes before "anilkumar");
 3. for a one-word query, the word occurs inside a word ("nandes" in Fernandes): the words
    containing it come from `search_words` (trigram index over distinct words, most
    similar first), their patients from the word index. Several words are each taken as

@@ -238,16 +238,21 @@ def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
     return patient
 
 
+def _all_digits(q: str) -> bool:
+    """Whether the text is a number once phone separators are set aside (ASCII digits)."""
+    compact = re.sub(r"[\s()+-]", "", q)
+    return compact.isascii() and compact.isdigit()
+
+
 def _search_conditions(q: str):
     """WHERE clause and ranking expression for one search text."""
     digits = phone_digits(q)
-    compact = re.sub(r"[\s()+-]", "", q)
     mrn = MRN_RE.match(q.strip())
     if mrn:
         number = int(mrn.group(1))
         value = f"QC-{number:06d}"
         return Patient.mrn == value, literal(0)
-    if compact.isascii() and compact.isdigit():
+    if _all_digits(q):
         conds = []
         rank = []
         if len(digits) <= 18:
@@ -275,8 +280,7 @@ def _search_conditions(q: str):
 
 
 def _is_number(q: str) -> bool:
-    compact = re.sub(r"[\s()+-]", "", q)
-    return bool(MRN_RE.match(q)) or (compact.isascii() and compact.isdigit())
+    return bool(MRN_RE.match(q)) or _all_digits(q)
 
 
 def _in_order(ids: list[int]) -> list[Patient]:

@@ -288,6 +288,12 @@ def test_production_refuses_a_weak_jwt_secret(app):
         pass
 
 
+def login_addresses() -> list[str]:
+    """The address recorded by each successful sign-in's audit record."""
+    rows = db.session.scalars(select(OutboxEvent))
+    return [row.payload["ip"] for row in rows if row.payload["action"] == "USER_LOGIN"]
+
+
 def test_behind_a_proxy_the_audit_trail_records_the_client_address(app, reception):
     forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
     with other_app(app, PROXY_HOPS=1) as proxied:
@@ -295,22 +301,14 @@ def test_behind_a_proxy_the_audit_trail_records_the_client_address(app, receptio
         body = {"username": reception.username, "password": PASSWORD}
         answer = proxied.test_client().post("/api/v1/auth/login", json=body, headers=forwarded)
     assert answer.status_code == 200
-    ips = [
-        row.payload["ip"]
-        for row in db.session.scalars(select(OutboxEvent))
-        if row.payload["action"] == "USER_LOGIN"
-    ]
+    ips = login_addresses()
     assert ips == ["203.0.113.7"]
 
 
 def test_without_the_proxy_setting_forwarded_headers_are_ignored(client, reception):
     body = {"username": reception.username, "password": PASSWORD}
     client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "203.0.113.7"})
-    ips = [
-        row.payload["ip"]
-        for row in db.session.scalars(select(OutboxEvent))
-        if row.payload["action"] == "USER_LOGIN"
-    ]
+    ips = login_addresses()
     assert ips == ["127.0.0.1"]
 
 
