@@ -342,3 +342,9 @@ def test_admin_resets_their_own_password_and_signs_in_again(app, as_admin, admin
     # their own sessions end too, including this one
     assert as_admin.get("/admin/users").status_code == 302
     assert sign_in(as_admin, admin, "admin-new-pass").status_code == 302
+
+
+def test_the_admin_home_links_to_the_api_documentation(client, admin):
+    sign_in(client, admin)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/api/docs"' in page
