@@ -27,14 +27,6 @@ class DomainError(Exception):
         self.fields = fields or {}
         self.details = details or {}
 
-    def to_dict(self) -> dict:
-        body: dict = {"code": self.code, "message": self.message}
-        if self.fields:
-            body["fields"] = self.fields
-        if self.details:
-            body["details"] = self.details
-        return {"error": body}
-
 
 class InvalidInput(DomainError):
     status = 422
