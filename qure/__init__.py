@@ -112,8 +112,12 @@ def _register_blueprints(app: Flask) -> None:
     from qure.extensions import csrf
     from qure.patients.api import blp as patients_blp
     from qure.patients.views import bp as patients_bp
+    from qure.queue.api import blp as queue_blp
+    from qure.queue.views import bp as queue_bp
+    from qure.scheduling.api import appointments_blp, slots_blp
+    from qure.scheduling.views import bp as scheduling_bp
 
-    for bp in (core_bp, auth_bp, admin_bp, patients_bp):
+    for bp in (core_bp, auth_bp, admin_bp, patients_bp, scheduling_bp, queue_bp):
         app.register_blueprint(bp)
     api = QureApi(
         app,
@@ -124,14 +128,22 @@ def _register_blueprints(app: Flask) -> None:
                         "type": "http",
                         "scheme": "bearer",
                         "bearerFormat": "JWT",
-                    }
+                    },
+                    "displayKey": {"type": "apiKey", "in": "header", "name": "X-Display-Key"},
                 }
             },
             "security": [{"bearerAuth": []}],
             "info": {"description": "Qure clinic API. See SPEC section 12 for conventions."},
         },
     )
-    for blp in (auth_blp, users_blp, patients_blp):
+    for blp in (
+        auth_blp,
+        users_blp,
+        patients_blp,
+        slots_blp,
+        appointments_blp,
+        queue_blp,
+    ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)
         api.register_blueprint(blp)

@@ -1,4 +1,5 @@
-"""`flask` commands: serve, create-user, seed-demo, worker, audit-verify, rebuild-analytics."""
+"""`flask` commands: serve, create-user, seed-demo, worker, audit-verify, rebuild-analytics,
+rebuild-queue, close-day."""
 
 from __future__ import annotations
 
@@ -139,6 +140,49 @@ def rebuild_analytics_command():
     click.echo(f"Relayed {result.shipped} pending, re-checked {copied} journalled records.")
 
 
+@click.command("rebuild-queue")
+@click.option("--date", "day", default=None, help="Clinic date YYYY-MM-DD (default: today).")
+@with_appcontext
+def rebuild_queue_command(day: str | None):
+    """Load a day's live queue into Redis again from PostgreSQL (same order, same
+    current tokens, the token sequence continued)."""
+    from datetime import date
+
+    from qure.core import clock
+    from qure.queue import service as queue
+
+    try:
+        when = date.fromisoformat(day) if day else clock.today()
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    loaded = queue.reload(when)
+    db.session.commit()
+    click.echo(f"Queue of {when.isoformat()} rebuilt: {loaded} waiting or current tokens.")
+
+
+@click.command("close-day")
+@click.option("--date", "day", default=None, help="Clinic date YYYY-MM-DD (default: today).")
+@with_appcontext
+def close_day_command(day: str | None):
+    """End a clinic day: tokens still waiting (or skipped) and appointments nobody checked
+    in become NO_SHOW. Safe to run twice."""
+    from datetime import date
+
+    from qure.core import clock
+    from qure.queue import service as queue
+
+    try:
+        when = date.fromisoformat(day) if day else clock.today()
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    counts = queue.close_day(None, when)
+    db.session.commit()
+    click.echo(
+        f"Closed {when.isoformat()}: {counts['tokens']} tokens and "
+        f"{counts['appointments']} appointments marked no-show."
+    )
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -180,6 +224,8 @@ def init_app(app: Flask) -> None:
         worker_command,
         audit_verify_command,
         rebuild_analytics_command,
+        rebuild_queue_command,
+        close_day_command,
         serve_command,
     ):
         app.cli.add_command(command)

@@ -58,6 +58,15 @@ def from_environment() -> dict:
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
+        # The queue (SPEC section 4): how late an appointment patient may arrive and keep
+        # their slot's place, and when the day's queue closes (clinic-local HH:MM).
+        "GRACE_MINUTES": _int("GRACE_MINUTES", 15),
+        "CLINIC_OPENING_TIME": env.get("CLINIC_OPENING_TIME", "09:00"),
+        "CLINIC_CLOSING_TIME": env.get("CLINIC_CLOSING_TIME", "21:00"),
+        "CLOSE_DAY_CHECK_SECONDS": _int("CLOSE_DAY_CHECK_SECONDS", 300),
+        # Used by the waiting-room board until an admin sets one on the settings page.
+        "DISPLAY_KEY": env.get("DISPLAY_KEY"),
+        "BOARD_POLL_SECONDS": _int("BOARD_POLL_SECONDS", 2),
         # None when unset: production then defaults to Secure cookies.
         "COOKIE_SECURE_SETTING": (
             None

@@ -16,11 +16,20 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from qure import create_app
+from qure.core import clock
 from qure.core.roles import Role
 from qure.extensions import QureSession, db, mongo, redis_store
-from tests.helpers import make_user
+from tests.helpers import NOW, make_user
 
-TABLES = ("outbox", "patients", "users")
+TABLES = (
+    "outbox",
+    "queue_entries",
+    "appointments",
+    "slots",
+    "clinic_settings",
+    "patients",
+    "users",
+)
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +132,13 @@ class Browser(FlaskClient):
     def open(self, *args, **kwargs):
         with self.application.app_context():
             return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def clinic_now(app):
+    """Pin the clock to a Monday 10:00 clinic time (tests/helpers.NOW) for the test."""
+    with clock.fixed(NOW):
+        yield NOW
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+import threading
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from qure.auth import service as users
 from qure.core.roles import Role
@@ -11,6 +13,10 @@ from qure.extensions import db
 from qure.patients import service as patients
 
 PASSWORD = "correct-horse-battery"
+# A Monday, 10:00 in the clinic's time zone: the `clinic_now` fixture pins the clock here.
+NOW = datetime(2030, 1, 7, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+TODAY = NOW.date()
+TIMEOUT = 60
 
 # ---- factories -------------------------------------------------------------------------
 
@@ -47,6 +53,80 @@ def make_patient(actor=None, **fields):
     patient = patients.register(actor, data, confirm_new=True)
     db.session.commit()
     return patient
+
+
+def make_slots(doctor, day: date | None = None, start="10:00", end="13:00", minutes=15):
+    """Create a doctor's slots on a clinic day through the service; returns them in order."""
+    from qure.scheduling import service as scheduling
+
+    day = day or TODAY
+    result = scheduling.bulk_create(
+        doctor,
+        {
+            "doctor_id": doctor.id,
+            "start_date": day,
+            "end_date": day,
+            "start_time": start,
+            "end_time": end,
+            "duration_minutes": minutes,
+        },
+    )
+    db.session.commit()
+    return result["slots"]
+
+
+def make_appointment(patient, slot, actor=None, reason=None):
+    """Book `patient` into `slot` through the service (as a new RECEPTION user if no actor)."""
+    from qure.scheduling import service as scheduling
+
+    actor = actor or make_user(Role.RECEPTION)
+    appointment = scheduling.book(
+        actor, {"patient_id": patient.id, "slot_id": slot.id, "reason": reason}
+    )
+    db.session.commit()
+    return appointment
+
+
+def later(minutes: int) -> datetime:
+    """NOW plus some minutes."""
+    return NOW + timedelta(minutes=minutes)
+
+
+def run_together(app, user_id: int, jobs: list, now: datetime | None = None) -> list:
+    """Run each job (a function of the acting user) in its own thread and app context,
+    released together by a barrier; commit each. With `now`, the clock is pinned there in
+    every thread. Returns one result per job: the job's return value or the exception it
+    raised."""
+    from qure.auth.models import User
+    from qure.core import clock
+
+    barrier = threading.Barrier(len(jobs), timeout=TIMEOUT)
+    results: list = [None] * len(jobs)
+
+    def worker(index: int, job) -> None:
+        with app.app_context():
+            try:
+                actor = db.session.get(User, user_id)
+                db.session.commit()  # start the job with no transaction open
+                barrier.wait()
+                if now is None:
+                    value = job(actor)
+                else:
+                    with clock.fixed(now):
+                        value = job(actor)
+                db.session.commit()
+                results[index] = value
+            except Exception as exc:  # reported to the test thread
+                db.session.rollback()
+                results[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return results
 
 
 # ---- HTTP helpers ----------------------------------------------------------------------

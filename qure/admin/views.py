@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from qure.admin import service as settings
 from qure.auth import service as users
 from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
 from qure.core import outbox
@@ -13,6 +14,7 @@ from qure.core.forms import attach_errors
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients_service
+from qure.queue.forms import DisplayKeyForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -122,3 +124,29 @@ def user_password(user_id: int):
     form = UserEditForm(obj=user)
     form.role.data = user.role.value
     return render_template("admin/user_edit.html", user=user, form=form, reset=reset), status
+
+
+@bp.route("/display", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def display_key():
+    """Set the key that opens the waiting-room board on an unattended screen."""
+    form = DisplayKeyForm()
+    new_key, status = None, 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                new_key = settings.set_display_key(g.actor, form.display_key.data)
+                commit()
+            except InvalidInput as exc:
+                db.session.rollback()
+                attach_errors(form, exc)
+                status = 422
+        else:
+            status = 422
+    return render_template(
+        "admin/display.html",
+        form=form,
+        new_key=new_key,
+        has_key=settings.display_key_digest() is not None,
+        set_at=settings.display_key_set_at(),
+    ), status

@@ -1,16 +1,40 @@
-"""Time: store UTC, reason in the clinic's time zone."""
+"""Time: store UTC, reason in the clinic's time zone.
+
+`now()` is the one source of the current instant. `fixed(instant)` pins it for a block of
+code (a test of what happens at 00:30 clinic time, a replay of a day); nothing else in the
+app reads the system clock for domain decisions.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+_fixed: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "qure_clock_fixed", default=None
+)
+
 
 def now() -> datetime:
     """The current instant, timezone-aware UTC."""
-    return datetime.now(UTC)
+    return _fixed.get() or datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def fixed(instant: datetime) -> Iterator[None]:
+    """Within the block, `now()` answers `instant` (which must carry a time zone)."""
+    if instant.tzinfo is None:
+        raise ValueError("a fixed instant needs a time zone")
+    token = _fixed.set(instant.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _fixed.reset(token)
 
 
 def clinic_tz() -> ZoneInfo:
@@ -20,6 +44,23 @@ def clinic_tz() -> ZoneInfo:
 def today() -> date:
     """Today's date in the clinic's time zone (not the server's, not UTC)."""
     return now().astimezone(clinic_tz()).date()
+
+
+def clinic_day(instant: datetime) -> date:
+    """The clinic date an instant falls on."""
+    return instant.astimezone(clinic_tz()).date()
+
+
+def at_clinic_time(day: date, clock_time: time) -> datetime:
+    """The instant (UTC) of a clinic-local date and wall-clock time."""
+    return datetime.combine(day, clock_time, tzinfo=clinic_tz()).astimezone(UTC)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants where a clinic day starts and where the next one starts."""
+    start = at_clinic_time(day, time(0, 0))
+    end = at_clinic_time(date.fromordinal(day.toordinal() + 1), time(0, 0))
+    return start, end
 
 
 def age_on(born: date, on: date) -> int:

@@ -1,14 +1,24 @@
-"""Commit at the edge: views commit once, then run what must wait for the commit."""
+"""Commit at the edge: views commit once, then run what must wait for the commit.
+
+`after_commit` work (publishing to Redis, enqueueing jobs) runs only once the transaction
+is committed; `on_rollback` work (undoing a Redis change made ahead of the commit) runs
+only when the transaction ends without committing, however it ends.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 
 from qure.extensions import db
 
+log = logging.getLogger(__name__)
+
 _AFTER_COMMIT = "qure_after_commit"
+_ON_ROLLBACK = "qure_on_rollback"
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -18,16 +28,35 @@ def after_commit(callback: Callable[[], None]) -> None:
         pending.append(callback)
 
 
+def on_rollback(callback: Callable[[], None]) -> None:
+    """Run `callback` if the current transaction ends without committing."""
+    db.session.info.setdefault(_ON_ROLLBACK, []).append(callback)
+
+
 def commit() -> None:
     """Commit the request's transaction, then run the after-commit callbacks."""
     db.session.commit()
 
 
+def constraint_name(exc: IntegrityError) -> str | None:
+    """The name of the constraint an IntegrityError broke (PostgreSQL reports it)."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the transaction is over; one failed follow-up must not stop others
+            log.exception("post-transaction callback failed")
+
+
 def _run_callbacks(session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released; the transaction itself is still open
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        callback()
+    session.info.pop(_ON_ROLLBACK, None)
+    _run(session.info.pop(_AFTER_COMMIT, []))
 
 
 def _drop_callbacks(session, previous_transaction) -> None:
@@ -36,10 +65,20 @@ def _drop_callbacks(session, previous_transaction) -> None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
+def _transaction_end(session, transaction) -> None:
+    if transaction.nested or transaction.parent is not None:
+        return
+    # Still here after the root transaction ended: it did not commit (rollback, close, or a
+    # failed COMMIT).
+    session.info.pop(_AFTER_COMMIT, None)
+    _run(session.info.pop(_ON_ROLLBACK, []))
+
+
 def install_session_hooks() -> None:
-    """Attach the after-commit / after-rollback hooks to every session (idempotent)."""
+    """Attach the commit / rollback hooks to every session (idempotent)."""
     from sqlalchemy.orm import Session
 
     if not event.contains(Session, "after_commit", _run_callbacks):
         event.listen(Session, "after_commit", _run_callbacks)
         event.listen(Session, "after_soft_rollback", _drop_callbacks)
+        event.listen(Session, "after_transaction_end", _transaction_end)

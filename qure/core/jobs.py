@@ -94,8 +94,12 @@ class ThreadWorker(SimpleWorker):
 def periodic_jobs() -> list[tuple[float, Callable]]:
     """(interval in seconds, job) pairs enqueued by the ticker."""
     from qure.core.tasks import relay_outbox
+    from qure.queue.tasks import close_due_day
 
-    return [(float(current_app.config["OUTBOX_SWEEP_SECONDS"]), relay_outbox)]
+    return [
+        (float(current_app.config["OUTBOX_SWEEP_SECONDS"]), relay_outbox),
+        (float(current_app.config["CLOSE_DAY_CHECK_SECONDS"]), close_due_day),
+    ]
 
 
 def run_ticker(app: Flask, stop: threading.Event) -> None:

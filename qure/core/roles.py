@@ -42,6 +42,11 @@ PUBLIC_ENDPOINTS = frozenset(
         "core.api_docs",
         "api-docs.openapi_json",
         "api_auth.login",
+        # The waiting-room board: opened with the display key, not a staff sign-in.
+        "queue.board",
+        "queue.board_key",
+        "queue.board_data",
+        "api_queue.display",
     }
 )
 

@@ -23,6 +23,11 @@ NAV = (
     ("Home", "auth.home"),
     ("Patients", "patients.index"),
     ("Register patient", "patients.register"),
+    ("Today", "queue.today"),
+    ("Book", "scheduling.book"),
+    ("Queue", "queue.index"),
+    ("My queue", "queue.doctor_queue"),
+    ("Schedule", "scheduling.week"),
     ("Users", "admin.user_list"),
 )
 
@@ -54,6 +59,18 @@ def clinic_datetime(value: datetime | None) -> str:
     return value.astimezone(clock.clinic_tz()).strftime("%d %b %Y, %H:%M")
 
 
+def clinic_time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(clock.clinic_tz()).strftime("%H:%M")
+
+
+def clinic_date(value: datetime | None) -> str:
+    return value.astimezone(clock.clinic_tz()).date().isoformat() if value else ""
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(nav_items=nav_items, can=can)
     app.jinja_env.filters["clinic_datetime"] = clinic_datetime
+    app.jinja_env.filters["clinic_time"] = clinic_time
+    app.jinja_env.filters["clinic_date"] = clinic_date

@@ -1,0 +1,72 @@
+"""Clinic settings changed by an ADMIN: the waiting-room display key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from flask import current_app
+
+from qure.admin.models import ClinicSetting
+from qure.auth.models import User
+from qure.core import audit
+from qure.core.errors import InvalidInput
+from qure.extensions import db
+
+DISPLAY_KEY = "display_key_sha256"
+MIN_KEY_LENGTH = 12
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def set_display_key(actor: User, key: Any = None) -> str:
+    """Set the key that opens the waiting-room board (a new random one when none is
+    given) and return it: only its SHA-256 is kept, so it is shown once. Screens opened
+    with the old key stop updating. Raises InvalidInput for a key under 12 characters."""
+    if key in (None, ""):
+        key = secrets.token_urlsafe(18)
+    key = str(key).strip()
+    if len(key) < MIN_KEY_LENGTH or len(key) > 200 or "\x00" in key:
+        raise InvalidInput(
+            "display_key: too short",
+            fields={"display_key": f"Use {MIN_KEY_LENGTH} to 200 characters."},
+        )
+    row = db.session.get(ClinicSetting, DISPLAY_KEY, with_for_update=True)
+    if row is None:
+        row = ClinicSetting(key=DISPLAY_KEY, value=_digest(key))
+        db.session.add(row)
+    row.value = _digest(key)
+    row.updated_by_id = actor.id
+    db.session.flush()
+    # The key itself never goes into the audit trail.
+    audit.record(actor, "DISPLAY_KEY_CHANGED", ("setting", DISPLAY_KEY), None, None)
+    return key
+
+
+def display_key_digest() -> str | None:
+    """The SHA-256 of the current display key (the settings page's, else DISPLAY_KEY from
+    the environment); None when there is none, and the board then opens for staff only."""
+    row = db.session.get(ClinicSetting, DISPLAY_KEY)
+    if row is not None:
+        return row.value
+    configured = current_app.config.get("DISPLAY_KEY")
+    return _digest(configured) if configured else None
+
+
+def display_key_matches(key: str | None) -> str | None:
+    """The key's digest when it is the current display key, else None (compared in
+    constant time)."""
+    expected = display_key_digest()
+    if not key or not expected:
+        return None
+    given = _digest(key.strip())
+    return given if hmac.compare_digest(given, expected) else None
+
+
+def display_key_set_at():
+    row = db.session.get(ClinicSetting, DISPLAY_KEY)
+    return row.updated_at if row else None

@@ -1,0 +1,144 @@
+"""`/api/v1/queue` (SPEC section 4)."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
+from flask_smorest import Blueprint
+
+from qure.admin import service as settings
+from qure.core.db import commit
+from qure.core.errors import Unauthorized
+from qure.core.roles import api_roles
+from qure.core.schemas import ErrorSchema
+from qure.queue import service
+from qure.queue.schemas import (
+    BoardSchema,
+    CheckInIn,
+    NextIn,
+    QueueTokenSchema,
+    StatusIn,
+    SummarySchema,
+    TodayArgs,
+    TodaySchema,
+    UrgentIn,
+    WalkInIn,
+)
+
+blp = Blueprint("api_queue", __name__, url_prefix="/api/v1/queue", description="Queue")
+
+
+def _placed(entry):
+    entry.position = service.position(entry)
+    return entry
+
+
+@blp.post("/checkin")
+@api_roles(*service.FRONT_DESK)
+@blp.arguments(CheckInIn)
+@blp.response(201, QueueTokenSchema)
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="already_checked_in, appointment_not_today, already_in_queue",
+)
+def check_in(body):
+    """Check in today's SCHEDULED appointment: the patient gets the day's next token."""
+    entry = service.check_in(g.actor, body["appointment_id"], body)
+    commit()
+    return _placed(entry)
+
+
+@blp.post("/walk-in")
+@api_roles(*service.FRONT_DESK)
+@blp.arguments(WalkInIn)
+@blp.response(201, QueueTokenSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="already_in_queue, no_doctor_on_duty")
+@blp.alt_response(422, schema=ErrorSchema)
+def walk_in(body):
+    """A token for a patient without an appointment."""
+    entry = service.walk_in(g.actor, body)
+    commit()
+    return _placed(entry)
+
+
+@blp.post("/next")
+@api_roles(*service.CALLERS)
+@blp.arguments(NextIn)
+@blp.response(200, QueueTokenSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="queue_empty")
+@blp.alt_response(409, schema=ErrorSchema, description="patient_with_doctor")
+def call_next(body):
+    """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one."""
+    entry = service.call_next(g.actor, body.get("doctor_id"))
+    commit()
+    return entry
+
+
+@blp.patch("/<int:token>/status")
+@api_roles(*service.MOVERS)
+@blp.arguments(StatusIn)
+@blp.response(200, QueueTokenSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="invalid_transition")
+def set_status(body, token: int):
+    """Move one of today's tokens (skip, no-show, recall, complete, call this one)."""
+    entry = service.set_status(g.actor, token, body["status"])
+    commit()
+    return _placed(entry)
+
+
+@blp.post("/<int:token>/urgent")
+@api_roles(*service.FRONT_DESK)
+@blp.arguments(UrgentIn)
+@blp.response(200, QueueTokenSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+@blp.alt_response(409, schema=ErrorSchema)
+def mark_urgent(body, token: int):
+    """Flag a waiting token urgent, with a reason: it goes ahead of the queue."""
+    entry = service.mark_urgent(g.actor, token, body["reason"])
+    commit()
+    return _placed(entry)
+
+
+@blp.get("/<int:token>")
+@api_roles()
+@blp.response(200, QueueTokenSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def get_token(token: int):
+    """One of today's tokens."""
+    return service.get_token(token)
+
+
+@blp.get("/today")
+@api_roles()
+@blp.arguments(TodayArgs, location="query")
+@blp.response(200, TodaySchema)
+def today(args):
+    """Today's queue per doctor: current token, waiting tokens in order, counts."""
+    return service.today(g.actor, args.get("doctor_id"))
+
+
+@blp.get("/today/summary")
+@api_roles()
+@blp.response(200, SummarySchema)
+def summary():
+    """Counts per status and average wait and consultation minutes, per doctor."""
+    return service.summary()
+
+
+@blp.get("/display")
+@blp.response(200, BoardSchema)
+@blp.alt_response(401, schema=ErrorSchema)
+@blp.doc(security=[{"bearerAuth": []}, {"displayKey": []}])
+def display():
+    """Now serving and the next three per doctor on duty: token numbers and initials only.
+    Open to staff tokens and to the display key in `X-Display-Key`."""
+    if not settings.display_key_matches(request.headers.get("X-Display-Key")):
+        verify_jwt_in_request(optional=True)
+        if get_current_user() is None:
+            raise Unauthorized("Send X-Display-Key or a staff bearer token.", "unauthorized")
+    body, version = service.board()
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(version)
+    return response.make_conditional(request)

@@ -1,0 +1,113 @@
+"""JSON shapes of tokens and the day's queue."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from qure.queue.models import KINDS, TOKEN_STATUSES
+from qure.scheduling.schemas import PersonRef
+
+
+class QueueTokenSchema(Schema):
+    id = fields.Integer()
+    token_number = fields.Integer()
+    display = fields.Function(lambda e: f"{e.token_number:03d}", metadata={"example": "007"})
+    date = fields.Date(attribute="day")
+    doctor = fields.Nested(PersonRef)
+    patient = fields.Nested(PersonRef)
+    appointment_id = fields.Integer(allow_none=True)
+    kind = fields.String(metadata={"enum": list(KINDS)})
+    urgent = fields.Boolean()
+    urgent_reason = fields.String(allow_none=True)
+    complaint = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": list(TOKEN_STATUSES)})
+    position = fields.Function(
+        lambda e: getattr(e, "position", None),
+        allow_none=True,
+        metadata={"description": "1 = called next; only while WAITING"},
+    )
+    checked_in_at = fields.DateTime()
+    called_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+
+class CheckInIn(Schema):
+    appointment_id = fields.Integer(required=True)
+    urgent = fields.Boolean(load_default=False)
+    urgent_reason = fields.String(allow_none=True)
+
+
+class WalkInIn(Schema):
+    patient_id = fields.Integer(required=True)
+    doctor_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Leave out for the on-duty doctor with the fewest waiting"},
+    )
+    complaint = fields.String(allow_none=True)
+    urgent = fields.Boolean(load_default=False)
+    urgent_reason = fields.String(allow_none=True)
+
+
+class NextIn(Schema):
+    doctor_id = fields.Integer(
+        allow_none=True, metadata={"description": "An ADMIN names the doctor; a DOCTOR omits it"}
+    )
+
+
+class StatusIn(Schema):
+    status = fields.String(required=True, metadata={"enum": list(TOKEN_STATUSES)})
+
+
+class UrgentIn(Schema):
+    reason = fields.String(required=True)
+
+
+class DoctorQueueSchema(Schema):
+    doctor = fields.Nested(PersonRef)
+    current = fields.Nested(QueueTokenSchema, allow_none=True)
+    waiting = fields.List(fields.Nested(QueueTokenSchema))
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class TodaySchema(Schema):
+    date = fields.Date()
+    doctors = fields.List(fields.Nested(DoctorQueueSchema))
+
+
+class TodayArgs(Schema):
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+
+
+class SummaryBlock(Schema):
+    total = fields.Integer()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    average_wait_minutes = fields.Float(allow_none=True)
+    average_consultation_minutes = fields.Float(allow_none=True)
+
+
+class DoctorSummary(SummaryBlock):
+    doctor = fields.Nested(PersonRef)
+
+
+class SummarySchema(SummaryBlock):
+    date = fields.Date()
+    doctors = fields.List(fields.Nested(DoctorSummary))
+
+
+class BoardToken(Schema):
+    token_number = fields.Integer()
+    display = fields.String()
+    initials = fields.String()
+    urgent = fields.Boolean()
+
+
+class BoardDoctor(Schema):
+    doctor = fields.Dict()
+    now_serving = fields.Nested(BoardToken, allow_none=True)
+    next = fields.List(fields.Nested(BoardToken))
+
+
+class BoardSchema(Schema):
+    date = fields.String()
+    version = fields.String()
+    doctors = fields.List(fields.Nested(BoardDoctor))

@@ -1,0 +1,795 @@
+"""The day's queue (SPEC section 4): check-in, walk-in, call next, token moves, close-day.
+
+Every change writes `queue_entries` (and the audit outbox) in the caller's transaction.
+Redis follows: token numbers come from its per-day counter, a new or moved token is
+published to it once the transaction commits, and Call next takes the first token there
+atomically, then confirms it against the locked row (undoing the Redis side if the
+database refuses or the transaction does not commit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import func, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.core.db import after_commit, constraint_name, on_rollback
+from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.roles import Role
+from qure.extensions import db
+from qure.queue import store
+from qure.queue.models import (
+    ACTIVE_TOKEN,
+    TIER_ARRIVAL,
+    TIER_ON_TIME,
+    TIER_RECALLED,
+    TIER_URGENT,
+    TOKEN_STATUSES,
+    QueueEntry,
+)
+from qure.queue.store import QueueUnavailable
+from qure.scheduling import service as scheduling
+from qure.scheduling.models import Appointment
+
+FRONT_DESK = (Role.ADMIN, Role.RECEPTION)  # check-in and walk-in
+CALLERS = (Role.ADMIN, Role.DOCTOR)  # call next
+MOVERS = (Role.ADMIN, Role.DOCTOR, Role.RECEPTION)  # token status
+RECEPTION_MOVES = frozenset({"SKIPPED", "NO_SHOW", "WAITING"})  # skip, no-show, recall
+MOVES = {
+    "WAITING": frozenset({"WITH_DOCTOR", "SKIPPED", "NO_SHOW"}),
+    "WITH_DOCTOR": frozenset({"COMPLETED", "SKIPPED"}),
+    "SKIPPED": frozenset({"WAITING", "NO_SHOW"}),
+}
+APPOINTMENT_AFTER = {
+    "WITH_DOCTOR": "IN_CONSULTATION",
+    "COMPLETED": "COMPLETED",
+    "NO_SHOW": "NO_SHOW",
+    "SKIPPED": "CHECKED_IN",
+    "WAITING": "CHECKED_IN",
+}
+ACTION_OF = {
+    "WITH_DOCTOR": "TOKEN_CALLED",
+    "COMPLETED": "TOKEN_COMPLETED",
+    "SKIPPED": "TOKEN_SKIPPED",
+    "NO_SHOW": "TOKEN_NO_SHOW",
+    "WAITING": "TOKEN_RECALLED",
+}
+MAX_TOKEN = 99_999
+ATTEMPTS = 6
+
+
+# ---- small pieces --------------------------------------------------------------------------
+
+
+def display(token_number: int) -> str:
+    """A token as shown to people: three digits (`007`)."""
+    return f"{token_number:03d}"
+
+
+def initials(full_name: str) -> str:
+    """`Asha Devi Sharma` -> `A.S.` (first and last word): all the board shows of a name."""
+    words = [w for w in full_name.split() if w[:1].isalpha()] or full_name.split()
+    if not words:
+        return ""
+    picked = [words[0], words[-1]] if len(words) > 1 else words
+    return "".join(w[0].upper() + "." for w in picked)
+
+
+def first_name(full_name: str) -> str:
+    return full_name.split()[0] if full_name.split() else ""
+
+
+def _card(entry: QueueEntry) -> store.TokenCard:
+    return store.TokenCard(
+        token_number=entry.token_number,
+        doctor_id=entry.doctor_id,
+        score=store.score(entry.tier, int(entry.sort_at.timestamp() * 1000)),
+        display=display(entry.token_number),
+        initials=initials(entry.patient.full_name),
+        kind=entry.kind,
+        urgent=entry.urgent,
+    )
+
+
+def snapshot(entry: QueueEntry) -> dict[str, Any]:
+    return {
+        "token_number": entry.token_number,
+        "day": entry.day.isoformat(),
+        "doctor_id": entry.doctor_id,
+        "patient_id": entry.patient_id,
+        "appointment_id": entry.appointment_id,
+        "kind": entry.kind,
+        "urgent": entry.urgent,
+        "urgent_reason": entry.urgent_reason,
+        "status": entry.status,
+    }
+
+
+def _publish(day: date, entry: QueueEntry) -> None:
+    """After the commit: show the token's new state in Redis."""
+    card, status, doctor_id = _card(entry), entry.status, entry.doctor_id
+    if status == "WAITING":
+        after_commit(partial(store.enqueue, day, card))
+    else:
+        after_commit(partial(store.set_status, day, doctor_id, card.token_number, status))
+
+
+def _clean_text(value: Any, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    cleaned = " ".join(str(value).split())
+    if "\x00" in cleaned or len(cleaned) > limit:
+        raise InvalidInput(
+            f"{field}: too long", fields={field: f"At most {limit} characters of plain text."}
+        )
+    return cleaned or None
+
+
+def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
+    if urgent in (None, False, "", "false", "0"):
+        return False, None
+    if urgent not in (True, "true", "1", "on", "y"):
+        raise InvalidInput("urgent: true or false", fields={"urgent": "Give true or false."})
+    why = _clean_text(reason, "urgent_reason", 200)
+    if not why:
+        raise InvalidInput(
+            "urgent_reason: say why it is urgent",
+            fields={"urgent_reason": "Say why the patient is urgent."},
+        )
+    return True, why
+
+
+# ---- loading the day into Redis -------------------------------------------------------------
+
+
+def reload(day: date) -> int:
+    """Load a day's queue into Redis from `queue_entries`: the same order, the same current
+    tokens, and a counter that continues the day's sequence. Returns the tokens loaded."""
+    entries = list(
+        db.session.scalars(
+            select(QueueEntry).where(
+                QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR"))
+            )
+        )
+    )
+    counter = (
+        db.session.scalar(select(func.max(QueueEntry.token_number)).where(QueueEntry.day == day))
+        or 0
+    )
+    waiting = [_card(e) for e in entries if e.status == "WAITING"]
+    current = [_card(e) for e in entries if e.status == "WITH_DOCTOR"]
+    store.install(day, counter, waiting, current)
+    return len(entries)
+
+
+def ensure_loaded(day: date) -> None:
+    """Reload the day when Redis has lost it (restart without persistence, FLUSHALL)."""
+    if not store.is_built(day):
+        reload(day)
+
+
+def _new_token_number(day: date) -> int:
+    for _ in range(3):
+        number = store.next_token(day)
+        if number is not None:
+            if number > MAX_TOKEN:
+                raise Conflict("The day's token numbers are used up.", "tokens_exhausted")
+            return number
+        reload(day)
+    raise QueueUnavailable("The live queue is unavailable for a moment; try again.")
+
+
+def _lock_patient_day(patient_id: int, day: date) -> None:
+    # One patient's check-ins and walk-ins go one at a time, so a second one is refused
+    # before it spends a token number.
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"queue:{day.isoformat()}:{patient_id}"},
+    )
+
+
+def active_token(patient_id: int, day: date) -> QueueEntry | None:
+    query = select(QueueEntry).where(
+        QueueEntry.day == day,
+        QueueEntry.patient_id == patient_id,
+        QueueEntry.status.in_(ACTIVE_TOKEN),
+    )
+    return db.session.scalars(query).first()
+
+
+def _already_queued(entry: QueueEntry) -> Conflict:
+    return Conflict(
+        f"The patient already holds token {display(entry.token_number)} today.",
+        "already_in_queue",
+        details={"token_number": entry.token_number},
+    )
+
+
+def _issue(entry: QueueEntry, day: date) -> QueueEntry:
+    """Give the entry the day's next number and insert it; a number PostgreSQL already
+    holds (the counter fell behind during a reload) moves the counter on and tries again."""
+    for _ in range(3):
+        entry.token_number = _new_token_number(day)
+        try:
+            with db.session.begin_nested():
+                db.session.add(entry)
+            return entry
+        except IntegrityError as exc:
+            name = constraint_name(exc)
+            if name == "uq_queue_day_token":
+                highest = db.session.scalar(
+                    select(func.max(QueueEntry.token_number)).where(QueueEntry.day == day)
+                )
+                store.raise_counter(day, highest or 0)
+                continue
+            if name == "uq_queue_patient_active":
+                raise _already_queued(active_token(entry.patient_id, day)) from None
+            if name == "uq_queue_appointment":
+                raise Conflict(
+                    "This appointment is already checked in.", "already_checked_in"
+                ) from None
+            raise
+    raise QueueUnavailable("The live queue is unavailable for a moment; try again.")
+
+
+# ---- check-in and walk-in -------------------------------------------------------------------
+
+
+def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = None) -> QueueEntry:
+    """Check in today's SCHEDULED appointment and give the patient a token.
+
+    An appointment patient who arrives no later than GRACE_MINUTES after the slot's start
+    keeps the slot's place (slot order); a later one queues by arrival; `urgent` (with
+    `urgent_reason`) goes first. Raises NotFound, Conflict `already_checked_in`,
+    `appointment_not_scheduled`, `appointment_not_today`, `already_in_queue`.
+    """
+    data = data or {}
+    urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
+    appointment = scheduling.locked_appointment(appointment_id)
+    if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
+        raise Conflict("This appointment is already checked in.", "already_checked_in")
+    if appointment.status != "SCHEDULED":
+        raise Conflict(
+            f"This appointment is {appointment.status.lower().replace('_', ' ')}.",
+            "appointment_not_scheduled",
+        )
+    now = clock.now()
+    day = clock.clinic_day(now)
+    if clock.clinic_day(appointment.start_at) != day:
+        raise Conflict(
+            "Only today's appointments can be checked in.",
+            "appointment_not_today",
+            details={"date": clock.clinic_day(appointment.start_at).isoformat()},
+        )
+    _lock_patient_day(appointment.patient_id, day)
+    held = active_token(appointment.patient_id, day)
+    if held:
+        raise _already_queued(held)
+    grace = timedelta(minutes=int(_config("GRACE_MINUTES")))
+    on_time = now <= appointment.start_at + grace
+    if urgent:
+        tier, sort_at = TIER_URGENT, now
+    elif on_time:
+        tier, sort_at = TIER_ON_TIME, appointment.start_at
+    else:
+        tier, sort_at = TIER_ARRIVAL, now
+    entry = QueueEntry(
+        day=day,
+        doctor_id=appointment.doctor_id,
+        patient_id=appointment.patient_id,
+        appointment_id=appointment.id,
+        kind="APPOINTMENT",
+        urgent=urgent,
+        urgent_reason=urgent_reason,
+        complaint=appointment.reason,
+        status="WAITING",
+        tier=tier,
+        sort_at=sort_at,
+        checked_in_at=now,
+        status_changed_at=now,
+        created_by_id=actor.id,
+    )
+    _issue(entry, day)
+    appointment.status = "CHECKED_IN"
+    appointment.checked_in_at = now
+    db.session.flush()
+    audit.record(
+        actor,
+        "APPOINTMENT_CHECKED_IN",
+        ("appointment", appointment.id),
+        {"status": "SCHEDULED"},
+        {"status": "CHECKED_IN", "token_number": entry.token_number, "late": not on_time},
+    )
+    audit.record(actor, "TOKEN_ISSUED", ("token", entry.id), None, snapshot(entry))
+    _publish(day, entry)
+    return entry
+
+
+def _least_busy_doctor(day: date) -> int:
+    on_duty = scheduling.on_duty_doctor_ids(day)
+    if not on_duty:
+        raise Conflict("No doctor has slots today; choose a doctor.", "no_doctor_on_duty")
+    rows = db.session.execute(
+        select(QueueEntry.doctor_id, QueueEntry.status, func.count())
+        .where(QueueEntry.day == day, QueueEntry.doctor_id.in_(on_duty))
+        .group_by(QueueEntry.doctor_id, QueueEntry.status)
+    ).all()
+    waiting: Counter[int] = Counter()
+    total: Counter[int] = Counter()
+    for doctor_id, status, count in rows:
+        total[doctor_id] += count
+        if status == "WAITING":
+            waiting[doctor_id] += count
+    return min(on_duty, key=lambda d: (waiting[d], total[d], d))
+
+
+def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
+    """Give a walk-in patient a token: {patient_id, doctor_id?, complaint?, urgent?,
+    urgent_reason?}. Without a doctor the token goes to the on-duty doctor (one with slots
+    today) with the fewest waiting. Raises InvalidInput (fields), Conflict
+    `already_in_queue`, `no_doctor_on_duty`."""
+    errors: dict[str, str] = {}
+    patient = doctor_id = complaint = None
+    urgent, urgent_reason = False, None
+    for step in ("patient", "doctor", "complaint", "urgent"):
+        try:
+            if step == "patient":
+                patient = scheduling.bookable_patient(data.get("patient_id"))
+            elif step == "doctor" and data.get("doctor_id") is not None:
+                doctor_id = scheduling.get_doctor(data.get("doctor_id")).id
+            elif step == "complaint":
+                complaint = _clean_text(data.get("complaint"), "complaint", 500)
+            elif step == "urgent":
+                urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    now = clock.now()
+    day = clock.clinic_day(now)
+    _lock_patient_day(patient.id, day)
+    held = active_token(patient.id, day)
+    if held:
+        raise _already_queued(held)
+    if doctor_id is None:
+        doctor_id = _least_busy_doctor(day)
+    entry = QueueEntry(
+        day=day,
+        doctor_id=doctor_id,
+        patient_id=patient.id,
+        kind="WALK_IN",
+        urgent=urgent,
+        urgent_reason=urgent_reason,
+        complaint=complaint,
+        status="WAITING",
+        tier=TIER_URGENT if urgent else TIER_ARRIVAL,
+        sort_at=now,
+        checked_in_at=now,
+        status_changed_at=now,
+        created_by_id=actor.id,
+    )
+    _issue(entry, day)
+    db.session.flush()
+    audit.record(actor, "TOKEN_ISSUED", ("token", entry.id), None, snapshot(entry))
+    _publish(day, entry)
+    return entry
+
+
+# ---- calling and moving tokens --------------------------------------------------------------
+
+
+def queue_doctor(actor: User, doctor_id: Any) -> User:
+    """Whose queue `actor` works: a DOCTOR their own (Forbidden for another's), an ADMIN
+    the doctor named (InvalidInput when none is)."""
+    if actor.role == Role.DOCTOR:
+        if doctor_id not in (None, actor.id):
+            raise Forbidden("A doctor calls only their own queue.", "not_your_queue")
+        return actor
+    if actor.role != Role.ADMIN:
+        raise Forbidden("Your role may not call patients.", "forbidden")
+    if doctor_id is None:
+        raise InvalidInput(
+            "doctor_id: name the doctor", fields={"doctor_id": "Name the doctor whose queue."}
+        )
+    return scheduling.get_doctor(doctor_id)
+
+
+def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
+    valid = isinstance(token_number, int) and not isinstance(token_number, bool)
+    query = select(QueueEntry).where(
+        QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1)
+    )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    entry = db.session.scalars(query).first() if valid and 0 < token_number <= MAX_TOKEN else None
+    if entry is None:
+        raise NotFound(f"There is no token {token_number} today.", "token_not_found")
+    return entry
+
+
+def _with_doctor(day: date, doctor_id: int) -> QueueEntry | None:
+    query = select(QueueEntry).where(
+        QueueEntry.day == day,
+        QueueEntry.doctor_id == doctor_id,
+        QueueEntry.status == "WITH_DOCTOR",
+    )
+    return db.session.scalars(query).first()
+
+
+def _busy(current: QueueEntry) -> Conflict:
+    return Conflict(
+        f"Token {display(current.token_number)} is still with the doctor; complete or skip it "
+        "first.",
+        "patient_with_doctor",
+        details={"token_number": current.token_number},
+    )
+
+
+def _requeue_missing(day: date, doctor_id: int) -> int:
+    """Put back into Redis the doctor's WAITING tokens it lacks (a publish that never
+    arrived); rows another call holds locked are left to that call. Returns how many."""
+    rows = list(
+        db.session.scalars(
+            select(QueueEntry)
+            .where(
+                QueueEntry.day == day,
+                QueueEntry.doctor_id == doctor_id,
+                QueueEntry.status == "WAITING",
+            )
+            .with_for_update(skip_locked=True, read=True)
+        )
+    )
+    for entry in rows:
+        store.enqueue(day, _card(entry))
+    return len(rows)
+
+
+def _appointment_follows(entry: QueueEntry, status: str) -> None:
+    if entry.appointment_id is None:
+        return
+    appointment = db.session.get(
+        Appointment, entry.appointment_id, with_for_update=True, populate_existing=True
+    )
+    if appointment is not None:
+        appointment.status = APPOINTMENT_AFTER[status]
+
+
+def call_next(actor: User, doctor_id: int | None = None, token_number: int | None = None):
+    """Call the first waiting token of a doctor's queue (or the token named): it becomes
+    WITH_DOCTOR and the doctor's current token. Returns the entry.
+
+    Redis hands out the token atomically; the locked row confirms it. Of two calls at the
+    same moment one gets the token and the other Conflict `patient_with_doctor`. Raises
+    Forbidden (another doctor's queue), NotFound `queue_empty`, Conflict
+    `patient_with_doctor` / `invalid_transition`.
+    """
+    doctor = queue_doctor(actor, doctor_id)
+    day = clock.today()
+    ensure_loaded(day)
+    healed = False
+    for _ in range(ATTEMPTS):
+        result = store.call(day, doctor.id, token_number)
+        if result.outcome == "unbuilt":
+            reload(day)
+            continue
+        if result.outcome == "busy":
+            current = _with_doctor(day, doctor.id)
+            if current is not None:
+                raise _busy(current)
+            store.clear_current(day, doctor.id, result.token_number)
+            continue
+        if result.outcome in ("empty", "missing"):
+            if token_number is not None:
+                wanted = _entry(day, token_number)
+                if wanted.status != "WAITING" or wanted.doctor_id != doctor.id:
+                    raise _cannot_move(wanted.status, "WITH_DOCTOR")
+            if not healed and _requeue_missing(day, doctor.id):
+                healed = True
+                continue
+            raise NotFound("Nobody is waiting for this doctor.", "queue_empty")
+        entry = _confirm_call(actor, day, doctor, result)
+        if entry is not None:
+            return entry
+    raise QueueUnavailable("The queue is busy; try again.", "queue_busy")
+
+
+def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult):
+    """Make the token Redis handed out WITH_DOCTOR in PostgreSQL; None when the row says
+    the token was not waiting after all (Redis is corrected and the caller tries again)."""
+    try:
+        entry = _entry(day, result.token_number, lock=True)
+    except NotFound:
+        store.uncall(day, doctor.id, result, restore=False)
+        return None
+    if entry.status != "WAITING" or entry.doctor_id != doctor.id:
+        store.uncall(day, doctor.id, result, restore=False)
+        if entry.status != "WAITING":
+            store.set_status(day, entry.doctor_id, entry.token_number, entry.status)
+        return None
+    before = snapshot(entry)
+    now = clock.now()
+    entry.status, entry.called_at, entry.status_changed_at = "WITH_DOCTOR", now, now
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as exc:
+        store.uncall(day, doctor.id, result)
+        if constraint_name(exc) == "uq_queue_doctor_current":
+            current = _with_doctor(day, doctor.id)
+            if current is not None:
+                raise _busy(current) from None
+        raise
+    on_rollback(partial(store.uncall, day, doctor.id, result))
+    _appointment_follows(entry, "WITH_DOCTOR")
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(actor, "TOKEN_CALLED", ("token", entry.id), old, new)
+    return entry
+
+
+def _cannot_move(current: str, wanted: str) -> Conflict:
+    return Conflict(
+        f"A {current.lower().replace('_', ' ')} token cannot become "
+        f"{wanted.lower().replace('_', ' ')}.",
+        "invalid_transition",
+        details={"from": current, "to": wanted},
+    )
+
+
+def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
+    """Move one of today's tokens (SPEC section 4): WAITING -> WITH_DOCTOR | SKIPPED |
+    NO_SHOW; WITH_DOCTOR -> COMPLETED | SKIPPED; SKIPPED -> WAITING (recall: to the head
+    of the queue) | NO_SHOW. Reception may skip, mark no-show and recall; a doctor moves
+    only their own queue's tokens. Raises InvalidInput (unknown status), NotFound,
+    Forbidden, Conflict `invalid_transition` / `patient_with_doctor`."""
+    wanted = str(status or "").upper()
+    if wanted not in TOKEN_STATUSES:
+        raise InvalidInput(
+            "status: unknown", fields={"status": "One of " + ", ".join(TOKEN_STATUSES) + "."}
+        )
+    day = clock.today()
+    entry = _entry(day, token_number, lock=True)
+    if actor.role == Role.RECEPTION and wanted not in RECEPTION_MOVES:
+        raise Forbidden("Reception may skip, mark no-show or recall.", "forbidden")
+    if actor.role == Role.DOCTOR and entry.doctor_id != actor.id:
+        raise Forbidden("A doctor moves only their own queue's tokens.", "not_your_queue")
+    if actor.role not in MOVERS:
+        raise Forbidden("Your role may not move tokens.", "forbidden")
+    if wanted not in MOVES.get(entry.status, frozenset()):
+        raise _cannot_move(entry.status, wanted)
+    if wanted == "WITH_DOCTOR":
+        return call_next(actor, entry.doctor_id, entry.token_number)
+    before = snapshot(entry)
+    now = clock.now()
+    entry.status, entry.status_changed_at = wanted, now
+    if wanted == "COMPLETED":
+        entry.completed_at = now
+    if wanted == "WAITING":
+        entry.tier, entry.sort_at = TIER_RECALLED, now
+    _appointment_follows(entry, wanted)
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(actor, ACTION_OF[wanted], ("token", entry.id), old, new)
+    _publish(day, entry)
+    return entry
+
+
+def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
+    """Flag a WAITING token urgent (with a reason): it moves ahead of everyone but the
+    recalled. Raises InvalidInput, NotFound, Conflict `invalid_transition`."""
+    _, why = _urgency(True, reason)
+    day = clock.today()
+    entry = _entry(day, token_number, lock=True)
+    if entry.status != "WAITING":
+        raise Conflict(
+            "Only a waiting token can be marked urgent.",
+            "invalid_transition",
+            details={"from": entry.status},
+        )
+    if entry.urgent:
+        raise Conflict("This token is already urgent.", "already_urgent")
+    before = snapshot(entry)
+    entry.urgent, entry.urgent_reason = True, why
+    if entry.tier > TIER_URGENT:
+        entry.tier, entry.sort_at = TIER_URGENT, clock.now()
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(actor, "TOKEN_MARKED_URGENT", ("token", entry.id), old, new)
+    _publish(day, entry)
+    return entry
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def position(entry: QueueEntry) -> int | None:
+    """1 for the next patient to be called; None unless the token is WAITING."""
+    if entry.status != "WAITING":
+        return None
+    ahead = db.session.scalar(
+        select(func.count()).where(
+            QueueEntry.day == entry.day,
+            QueueEntry.doctor_id == entry.doctor_id,
+            QueueEntry.status == "WAITING",
+            tuple_(QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number)
+            < tuple_(entry.tier, entry.sort_at, entry.token_number),
+        )
+    )
+    return (ahead or 0) + 1
+
+
+def _doctors_of_day(day: date) -> list[User]:
+    ids = set(scheduling.on_duty_doctor_ids(day))
+    ids.update(
+        db.session.scalars(
+            select(QueueEntry.doctor_id).where(QueueEntry.day == day).group_by(QueueEntry.doctor_id)
+        )
+    )
+    if not ids:
+        return []
+    query = select(User).where(User.id.in_(ids)).order_by(User.full_name, User.id)
+    return list(db.session.scalars(query))
+
+
+def today(actor: User, doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
+    """The day's queue per doctor: {date, doctors: [{doctor, current, waiting (in queue
+    order, each with its position), done (skipped, no-show, completed), counts}]}. The
+    waiting order is the live order in Redis."""
+    day = day or clock.today()
+    doctors = _doctors_of_day(day)
+    if doctor_id is not None:
+        doctors = [d for d in doctors if d.id == doctor_id]
+        if not doctors:
+            scheduling.get_doctor(doctor_id)  # an unknown doctor is a field error
+    ensure_loaded(day)
+    entries = list(
+        db.session.scalars(
+            select(QueueEntry)
+            .where(QueueEntry.day == day, QueueEntry.doctor_id.in_([d.id for d in doctors]))
+            .order_by(QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number)
+        )
+    )
+    order = store.waiting_order(day, [d.id for d in doctors])
+    result = []
+    for doctor in doctors:
+        mine = [e for e in entries if e.doctor_id == doctor.id]
+        waiting = [e for e in mine if e.status == "WAITING"]
+        rank = {n: i for i, n in enumerate(order.get(doctor.id, []))}
+        # Redis gives the live order; a row it does not list yet keeps the database order.
+        waiting.sort(key=lambda e: (e.token_number not in rank, rank.get(e.token_number, 0)))
+        for i, e in enumerate(waiting, start=1):
+            e.position = i
+        current = next((e for e in mine if e.status == "WITH_DOCTOR"), None)
+        counts = Counter(e.status for e in mine)
+        result.append(
+            {
+                "doctor": doctor,
+                "current": current,
+                "waiting": waiting,
+                "done": [e for e in mine if e.status in ("SKIPPED", "NO_SHOW", "COMPLETED")],
+                "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
+            }
+        )
+    return {"date": day, "doctors": result}
+
+
+def get_token(token_number: int, day: date | None = None) -> QueueEntry:
+    entry = _entry(day or clock.today(), token_number)
+    entry.position = position(entry)
+    return entry
+
+
+def _minutes(deltas: list[timedelta]) -> float | None:
+    if not deltas:
+        return None
+    return round(sum(d.total_seconds() for d in deltas) / len(deltas) / 60, 1)
+
+
+def summary(day: date | None = None) -> dict[str, Any]:
+    """Counts per status, average wait (check-in to call) and consultation (call to
+    completion) in minutes, per doctor and for the clinic."""
+    day = day or clock.today()
+    entries = list(db.session.scalars(select(QueueEntry).where(QueueEntry.day == day)))
+    doctors = {d.id: d for d in _doctors_of_day(day)}
+
+    def block(rows: list[QueueEntry]) -> dict[str, Any]:
+        counts = Counter(e.status for e in rows)
+        waits = [e.called_at - e.checked_in_at for e in rows if e.called_at]
+        consults = [e.completed_at - e.called_at for e in rows if e.completed_at and e.called_at]
+        return {
+            "total": len(rows),
+            "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
+            "average_wait_minutes": _minutes(waits),
+            "average_consultation_minutes": _minutes(consults),
+        }
+
+    per_doctor = [
+        {"doctor": doctor, **block([e for e in entries if e.doctor_id == doctor.id])}
+        for doctor in doctors.values()
+    ]
+    return {"date": day, **block(entries), "doctors": per_doctor}
+
+
+def board(day: date | None = None) -> tuple[str, str]:
+    """The waiting-room board as JSON text, and its version (an ETag): per doctor on duty,
+    now serving and the next three, as token numbers and initials only. Built from Redis
+    once per change and cached there, so a poll that finds nothing new costs one round
+    trip."""
+    day = day or clock.today()
+    built, version = store.version(day)
+    if not built:
+        reload(day)
+        built, version = store.version(day)
+    cached = store.cached_board(day, version)
+    if cached is not None:
+        return cached, version
+    doctors = _doctors_of_day(day)
+    snapshot_ = store.board_snapshot(day, [d.id for d in doctors])
+    body = json.dumps(
+        {
+            "date": day.isoformat(),
+            "version": version,
+            "doctors": [
+                {"doctor": {"id": d.id, "name": d.full_name}, **snapshot_[d.id]} for d in doctors
+            ],
+        },
+        separators=(",", ":"),
+    )
+    store.cache_board(day, version, body)
+    return body, version
+
+
+# ---- closing the day --------------------------------------------------------------------
+
+
+def close_day(actor: User | None, day: date | None = None) -> dict[str, int]:
+    """End a clinic day (and any earlier day left open): WAITING and SKIPPED tokens become
+    NO_SHOW with their appointments, and SCHEDULED appointments nobody checked in become
+    NO_SHOW. Safe to run twice. Returns {tokens, appointments} counted."""
+    day = day or clock.today()
+    entries = list(
+        db.session.scalars(
+            select(QueueEntry)
+            .where(QueueEntry.day <= day, QueueEntry.status.in_(("WAITING", "SKIPPED")))
+            .order_by(QueueEntry.day, QueueEntry.token_number)
+            .with_for_update()
+        )
+    )
+    now = clock.now()
+    days: set[date] = set()
+    for entry in entries:
+        before = snapshot(entry)
+        entry.status, entry.status_changed_at = "NO_SHOW", now
+        _appointment_follows(entry, "NO_SHOW")
+        days.add(entry.day)
+        db.session.flush()
+        old, new = audit.diff(before, snapshot(entry))
+        audit.record(actor, "TOKEN_NO_SHOW", ("token", entry.id), old, new)
+    missed = scheduling.mark_day_no_shows(day, actor)
+    for closed in days:
+        after_commit(partial(store.forget_day, closed))
+    return {"tokens": len(entries), "appointments": len(missed)}
+
+
+def closing_due(now: datetime | None = None) -> date | None:
+    """The clinic day to close now: today once closing time has passed, else yesterday."""
+    now = now or clock.now()
+    local = now.astimezone(clock.clinic_tz())
+    hours, minutes = (int(p) for p in str(_config("CLINIC_CLOSING_TIME")).split(":"))
+    if (local.hour, local.minute) >= (hours, minutes):
+        return local.date()
+    return local.date() - timedelta(days=1)
+
+
+def _config(name: str):
+    from flask import current_app
+
+    return current_app.config[name]

@@ -1,0 +1,274 @@
+"""Front desk (today, check-in, walk-in), the queues, the doctor's queue, and the
+waiting-room board. Thin: every change goes through the queue service."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
+
+from qure.admin import service as settings
+from qure.core import clock
+from qure.core.db import commit
+from qure.core.errors import DomainError
+from qure.core.roles import Role, roles_required
+from qure.extensions import db
+from qure.patients import service as patients
+from qure.queue import service
+from qure.queue.forms import CallForm, DisplayKeyForm, StatusForm, UrgentForm, WalkInForm
+from qure.scheduling import service as scheduling
+
+bp = Blueprint("queue", __name__, url_prefix="/queue")
+BACK = {"queue.index", "queue.doctor_queue"}
+DISPLAY_SESSION = "display_key"
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _back(endpoint: str | None):
+    return redirect(url_for(endpoint if endpoint in BACK else "queue.index"))
+
+
+def _walk_in_form() -> WalkInForm:
+    form = WalkInForm()
+    form.doctor_id.choices = [SelectChoice("", "First available")] + [
+        SelectChoice(str(d.id), d.full_name) for d in scheduling.doctors()
+    ]
+    return form
+
+
+# ---- front desk ---------------------------------------------------------------------------
+
+
+@bp.get("/today")
+@roles_required(*service.FRONT_DESK)
+def today():
+    """Today's appointments per doctor with Check in, and the walk-in form."""
+    return _today_page(_walk_in_form(), 200)
+
+
+def _today_page(form: WalkInForm, status: int):
+    q = request.args.get("q", "").strip()[:120]
+    patient_id = form.patient_id.data or _int_arg("patient_id")
+    chosen = None
+    if patient_id:
+        try:
+            chosen = patients.get_patient(patient_id, include_archived=False)
+        except DomainError:
+            chosen = None
+    by_doctor: dict = {}
+    for appointment in scheduling.day_appointments(clock.today()):
+        by_doctor.setdefault(appointment.doctor, []).append(appointment)
+    found = patients.search(q, 1, 10, False, g.actor).items if q else []
+    return render_template(
+        "queue/today.html",
+        by_doctor=by_doctor,
+        form=form,
+        q=q,
+        found=found,
+        chosen=chosen,
+        day=clock.today(),
+        action=CallForm(),
+    ), status
+
+
+@bp.post("/checkin/<int:appointment_id>")
+@roles_required(*service.FRONT_DESK)
+def check_in(appointment_id: int):
+    if not CallForm().validate_on_submit():
+        abort(400)
+    try:
+        entry = service.check_in(g.actor, appointment_id)
+        commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".today"))
+    return redirect(url_for(".token", token=entry.token_number))
+
+
+@bp.post("/walk-in")
+@roles_required(*service.FRONT_DESK)
+def walk_in():
+    form = _walk_in_form()
+    if not form.validate_on_submit():
+        return _today_page(form, 422)
+    try:
+        entry = service.walk_in(g.actor, form.walk_in_data())
+        commit()
+    except DomainError as exc:
+        db.session.rollback()
+        for name, message in exc.fields.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*list(field.errors), message]
+        if not exc.fields:
+            form.form_errors.append(exc.message)
+        return _today_page(form, exc.status)
+    return redirect(url_for(".token", token=entry.token_number))
+
+
+@bp.get("/token/<int:token>")
+@roles_required()
+def token(token: int):
+    """A token printed on screen in large type, for the patient to note."""
+    entry = service.get_token(token)
+    return render_template("queue/token.html", entry=entry)
+
+
+# ---- the queues ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+@roles_required()
+def index():
+    """Every doctor's queue: position, token, first name, kind, waiting time, actions."""
+    return render_template(
+        "queue/index.html",
+        queue=service.today(g.actor),
+        now=clock.now(),
+        status_form=StatusForm(),
+        urgent_form=UrgentForm(),
+        call_form=CallForm(),
+        back="queue.index",
+    )
+
+
+@bp.get("/mine")
+@roles_required(Role.DOCTOR)
+def doctor_queue():
+    """The doctor's own waiting list and current patient, with Call next."""
+    queue = service.today(g.actor, g.actor.id)
+    return render_template(
+        "queue/mine.html",
+        mine=queue["doctors"][0] if queue["doctors"] else None,
+        now=clock.now(),
+        status_form=StatusForm(),
+        call_form=CallForm(),
+        back="queue.doctor_queue",
+    )
+
+
+@bp.post("/next")
+@roles_required(*service.CALLERS)
+def call_next():
+    """Call next: shows who is next and opens the called patient's page."""
+    form = CallForm()
+    if not form.validate_on_submit():
+        abort(400)
+    doctor_id = int(form.doctor_id.data) if (form.doctor_id.data or "").isdigit() else None
+    if g.actor.role == Role.DOCTOR:
+        doctor_id = None
+    try:
+        entry = service.call_next(g.actor, doctor_id)
+        commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _back("queue.doctor_queue" if g.actor.role == Role.DOCTOR else "queue.index")
+    waiting = service.today(g.actor, entry.doctor_id)["doctors"][0]["waiting"]
+    following = (
+        f" Next: {service.display(waiting[0].token_number)} {waiting[0].patient.full_name}."
+        if waiting
+        else " Nobody else is waiting."
+    )
+    flash(
+        f"Token {service.display(entry.token_number)} called: {entry.patient.full_name}."
+        + following,
+        "success",
+    )
+    return redirect(url_for("patients.view", patient_id=entry.patient_id))
+
+
+@bp.post("/<int:token>/status")
+@roles_required(*service.MOVERS)
+def set_status(token: int):
+    form = StatusForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        entry = service.set_status(g.actor, token, form.status.data)
+        commit()
+        flash(
+            f"Token {service.display(token)}: {entry.status.replace('_', ' ').lower()}.",
+            "success",
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return _back(form.back.data)
+
+
+@bp.post("/<int:token>/urgent")
+@roles_required(*service.FRONT_DESK)
+def mark_urgent(token: int):
+    form = UrgentForm()
+    if not form.validate_on_submit():
+        flash("Say why the patient is urgent.", "error")
+        return _back(form.back.data)
+    try:
+        service.mark_urgent(g.actor, token, form.reason.data)
+        commit()
+        flash(f"Token {service.display(token)} is urgent: it goes ahead.", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return _back(form.back.data)
+
+
+# ---- the waiting-room board ----------------------------------------------------------------
+
+
+def _board_allowed() -> bool:
+    """Staff signed in, or a screen opened with the current display key."""
+    if current_user.is_authenticated:
+        return True
+    digest = session.get(DISPLAY_SESSION)
+    return bool(digest) and digest == settings.display_key_digest()
+
+
+@bp.get("/board")
+def board():
+    """The full-screen board for the waiting-room TV (or the display-key form)."""
+    if not _board_allowed():
+        return render_template("queue/board_key.html", form=DisplayKeyForm())
+    return render_template(
+        "queue/board.html", poll_seconds=current_app.config["BOARD_POLL_SECONDS"]
+    )
+
+
+@bp.post("/board/key")
+def board_key():
+    form = DisplayKeyForm()
+    digest = settings.display_key_matches(form.display_key.data) if form.validate() else None
+    if not digest:
+        form.display_key.errors = [*list(form.display_key.errors), "That is not the display key."]
+        return render_template("queue/board_key.html", form=form), 401
+    session[DISPLAY_SESSION] = digest
+    return redirect(url_for(".board"))
+
+
+@bp.get("/board/data")
+def board_data():
+    """The board's few bytes: polled every couple of seconds, 304 when nothing changed."""
+    if not _board_allowed():
+        return {"error": {"code": "unauthorized", "message": "Open the board with the key."}}, 401
+    body, version = service.board()
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(version)
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)

@@ -1,0 +1,94 @@
+"""Forms of the schedule and appointment pages."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    TimeField,
+    widgets,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+WEEKDAYS = [
+    SelectChoice(str(i), label)
+    for i, label in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), start=1)
+]
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class SlotsForm(FlaskForm):
+    doctor_id = SelectField("Doctor", coerce=int, validators=[Optional()])
+    start_date = DateField("From", validators=[DataRequired()])
+    end_date = DateField("To (inclusive)", validators=[DataRequired()])
+    weekdays = CheckboxesField("Weekdays", choices=WEEKDAYS, default=["1", "2", "3", "4", "5"])
+    start_time = TimeField("Day starts", validators=[DataRequired()], default=None)
+    end_time = TimeField("Day ends", validators=[DataRequired()])
+    duration_minutes = SelectField(
+        "Each slot",
+        choices=[SelectChoice("15", "15 minutes"), SelectChoice("30", "30 minutes")],
+        default="15",
+    )
+    breaks = TextAreaField(
+        "Breaks",
+        validators=[Optional(), Length(max=200)],
+        description="One per line, such as 13:00-14:00.",
+    )
+    preview = SubmitField("Preview")
+    create = SubmitField("Create slots")
+
+    def validate_weekdays(self, field) -> None:
+        if not field.data:
+            raise ValidationError("Choose at least one weekday.")
+
+    def slot_data(self) -> dict:
+        """The form's values in the service's terms (bad break lines are left for the
+        service to refuse, naming the field)."""
+        breaks = []
+        for line in (self.breaks.data or "").splitlines():
+            if line.strip():
+                start, _, end = line.replace("\u2013", "-").partition("-")
+                breaks.append({"start": start.strip(), "end": end.strip()})
+        return {
+            "doctor_id": self.doctor_id.data,
+            "start_date": self.start_date.data,
+            "end_date": self.end_date.data,
+            "weekdays": self.weekdays.data,
+            "start_time": self.start_time.data,
+            "end_time": self.end_time.data,
+            "duration_minutes": int(self.duration_minutes.data),
+            "breaks": breaks,
+        }
+
+
+class BlockRangeForm(FlaskForm):
+    doctor_id = SelectField("Doctor", coerce=int, validators=[Optional()])
+    start = DateTimeLocalField("From", validators=[DataRequired()])
+    end = DateTimeLocalField("Until", validators=[DataRequired()])
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=200)])
+
+
+class BlockSlotForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=200)])
+
+
+class BookForm(FlaskForm):
+    patient_id = IntegerField("Patient", validators=[DataRequired("Choose the patient.")])
+    slot_id = IntegerField("Slot", validators=[DataRequired("Choose a time.")])
+    reason = StringField("Reason for the visit", validators=[Optional(), Length(max=500)])
+
+
+class RescheduleForm(FlaskForm):
+    slot_id = IntegerField("New time", validators=[DataRequired("Choose a new time.")])

@@ -1,0 +1,134 @@
+"""Slots of a doctor's time and the appointments booked into them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qure.auth.models import User
+from qure.extensions import db
+from qure.patients.models import Patient
+
+SLOT_STATUSES = ("OPEN", "BOOKED", "BLOCKED")
+SLOT_DURATIONS = (15, 30)
+APPOINTMENT_STATUSES = (
+    "SCHEDULED",
+    "CHECKED_IN",
+    "IN_CONSULTATION",
+    "COMPLETED",
+    "CANCELLED",
+    "NO_SHOW",
+)
+# An appointment in one of these holds its slot and its patient's time.
+ACTIVE_APPOINTMENT = ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION", "COMPLETED")
+ACTIVE_SQL = "status IN ('SCHEDULED', 'CHECKED_IN', 'IN_CONSULTATION', 'COMPLETED')"
+
+
+class Slot(db.Model):
+    """A doctor's bookable period. `end_at` is stored (start + duration) so that the
+    exclusion constraint can index the range."""
+
+    __tablename__ = "slots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    duration_minutes: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(10), nullable=False, default="OPEN", server_default="OPEN"
+    )
+    block_reason: Mapped[str | None] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="selectin")
+
+    __table_args__ = (
+        CheckConstraint("status IN ('OPEN', 'BOOKED', 'BLOCKED')", name="ck_slots_status"),
+        CheckConstraint("duration_minutes IN (15, 30)", name="ck_slots_duration"),
+        CheckConstraint(
+            "end_at - start_at = duration_minutes * interval '1 minute'", name="ck_slots_end"
+        ),
+        CheckConstraint(
+            "(status = 'BLOCKED') = (block_reason IS NOT NULL)", name="ck_slots_block_reason"
+        ),
+        ExcludeConstraint(
+            ("doctor_id", "="),
+            (text("tstzrange(start_at, end_at)"), "&&"),
+            name="ex_slots_no_overlap",
+            using="gist",
+        ),
+        Index("ix_slots_start", "start_at"),
+    )
+
+
+class Appointment(db.Model):
+    """A patient booked into a slot. `start_at`/`end_at` copy the slot's times so that
+    the database can refuse a patient two overlapping appointments."""
+
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), nullable=False)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), nullable=False)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, default="SCHEDULED", server_default="SCHEDULED"
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+    checked_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    patient: Mapped[Patient] = relationship(lazy="selectin")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="selectin")
+    slot: Mapped[Slot] = relationship(lazy="selectin")
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('SCHEDULED', 'CHECKED_IN', 'IN_CONSULTATION', 'COMPLETED', "
+            "'CANCELLED', 'NO_SHOW')",
+            name="ck_appointments_status",
+        ),
+        Index(
+            "uq_appointments_active_slot",
+            "slot_id",
+            unique=True,
+            postgresql_where=text(ACTIVE_SQL),
+        ),
+        ExcludeConstraint(
+            ("patient_id", "="),
+            (text("tstzrange(start_at, end_at)"), "&&"),
+            name="ex_appointments_patient_overlap",
+            using="gist",
+            where=text(ACTIVE_SQL),
+        ),
+        Index("ix_appointments_doctor_start", "doctor_id", "start_at"),
+        Index("ix_appointments_patient", "patient_id"),
+    )

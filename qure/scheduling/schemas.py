@@ -1,0 +1,118 @@
+"""JSON shapes of slots and appointments."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from qure.core.schemas import PageArgs, page_schema
+from qure.scheduling.models import APPOINTMENT_STATUSES, SLOT_STATUSES
+
+
+class PersonRef(Schema):
+    id = fields.Integer()
+    full_name = fields.String()
+
+
+class PatientRef(PersonRef):
+    mrn = fields.String()
+
+
+class SlotSchema(Schema):
+    id = fields.Integer()
+    doctor_id = fields.Integer()
+    doctor = fields.Nested(PersonRef)
+    start_at = fields.DateTime()
+    end_at = fields.DateTime()
+    duration_minutes = fields.Integer()
+    status = fields.String(metadata={"enum": list(SLOT_STATUSES)})
+    block_reason = fields.String(allow_none=True)
+
+
+class BreakSchema(Schema):
+    start = fields.String(required=True, metadata={"example": "13:00"})
+    end = fields.String(required=True, metadata={"example": "14:00"})
+
+
+class BulkSlotsIn(Schema):
+    doctor_id = fields.Integer(
+        metadata={"description": "Required for an ADMIN; a DOCTOR may leave it out (own)."}
+    )
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    weekdays = fields.List(
+        fields.Raw(),
+        metadata={"description": "1 (Monday) to 7 (Sunday), or MON..SUN; every day if absent"},
+    )
+    start_time = fields.String(required=True, metadata={"example": "09:00"})
+    end_time = fields.String(required=True, metadata={"example": "17:00"})
+    duration_minutes = fields.Integer(required=True, metadata={"enum": [15, 30]})
+    breaks = fields.List(fields.Dict(), metadata={"description": "[{start, end}] as HH:MM"})
+
+
+class BulkSlotsOut(Schema):
+    created = fields.Integer()
+    skipped = fields.Integer()
+    slots = fields.List(fields.Nested(SlotSchema))
+
+
+class SlotArgs(PageArgs):
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    date = fields.Date()
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    status = fields.String(validate=validate.OneOf(SLOT_STATUSES))
+
+
+class BlockIn(Schema):
+    blocked = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True)
+
+
+class BlockRangeIn(Schema):
+    doctor_id = fields.Integer()
+    start = fields.String(required=True, metadata={"example": "2026-12-01T13:00"})
+    end = fields.String(required=True, metadata={"example": "2026-12-01T17:00"})
+    reason = fields.String(required=True)
+
+
+class BlockRangeOut(Schema):
+    blocked = fields.List(fields.Nested(SlotSchema))
+    left_booked = fields.List(fields.Nested(SlotSchema))
+
+
+class AppointmentSchema(Schema):
+    id = fields.Integer()
+    patient_id = fields.Integer()
+    patient = fields.Nested(PatientRef)
+    slot_id = fields.Integer()
+    doctor_id = fields.Integer()
+    doctor = fields.Nested(PersonRef)
+    start_at = fields.DateTime()
+    end_at = fields.DateTime()
+    reason = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": list(APPOINTMENT_STATUSES)})
+    created_at = fields.DateTime()
+    checked_in_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+
+
+class AppointmentIn(Schema):
+    patient_id = fields.Integer(required=True)
+    slot_id = fields.Integer(required=True)
+    reason = fields.String(allow_none=True)
+
+
+class AppointmentPatch(Schema):
+    slot_id = fields.Integer()
+    reason = fields.String(allow_none=True)
+
+
+class AppointmentArgs(PageArgs):
+    date = fields.Date()
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    patient_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+
+
+SlotPage = page_schema(SlotSchema, "SlotPage")
+AppointmentPage = page_schema(AppointmentSchema, "AppointmentPage")

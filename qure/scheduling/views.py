@@ -1,0 +1,304 @@
+"""Schedule pages (a doctor's week, bulk slots, blocking) and appointment pages (book,
+view, reschedule, cancel). Thin: every change goes through the scheduling service."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from wtforms.fields.choices import SelectChoice
+
+from qure.core import clock
+from qure.core.db import commit
+from qure.core.errors import Conflict, DomainError, InvalidInput
+from qure.core.forms import ActionForm, attach_errors
+from qure.core.roles import Role, roles_required
+from qure.extensions import db
+from qure.patients import service as patients
+from qure.scheduling import service
+from qure.scheduling.forms import BlockRangeForm, BlockSlotForm, BookForm, RescheduleForm, SlotsForm
+
+bp = Blueprint("scheduling", __name__)
+
+
+def _date_arg(name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return default
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _doctor_choices(form_field) -> None:
+    form_field.choices = [SelectChoice(d.id, d.full_name) for d in service.doctors()]
+
+
+def _owner_id(doctor_id: int | None) -> int | None:
+    """The doctor whose schedule the page shows: a doctor's own; an admin's choice."""
+    if g.actor.role == Role.DOCTOR:
+        return g.actor.id
+    if doctor_id is None:
+        first = next(iter(service.doctors()), None)
+        return first.id if first else None
+    return doctor_id
+
+
+# ---- schedule ------------------------------------------------------------------------------
+
+
+@bp.get("/schedule/")
+@roles_required(*service.SCHEDULERS)
+def week():
+    """A doctor's week of slots, coloured by status."""
+    doctor_id = _owner_id(_int_arg("doctor_id"))
+    day = _date_arg("week", clock.today())
+    monday = day - timedelta(days=day.weekday())
+    days = service.week_slots(doctor_id, monday) if doctor_id else {}
+    booked = service.week_appointments(doctor_id, monday) if doctor_id else {}
+    return render_template(
+        "scheduling/week.html",
+        doctors=service.doctors(),
+        doctor_id=doctor_id,
+        monday=monday,
+        days=days,
+        booked=booked,
+        today=clock.today(),
+        timedelta=timedelta,
+    )
+
+
+@bp.route("/schedule/new", methods=["GET", "POST"])
+@roles_required(*service.SCHEDULERS)
+def create_slots():
+    """Bulk-create slots, with a preview of how many will be made and skipped."""
+    form = SlotsForm()
+    _doctor_choices(form.doctor_id)
+    status, preview = 200, None
+    if request.method == "GET":
+        form.doctor_id.data = _owner_id(_int_arg("doctor_id"))
+    elif form.validate_on_submit():
+        data = form.slot_data()
+        if g.actor.role == Role.DOCTOR:
+            data["doctor_id"] = g.actor.id
+        try:
+            if form.create.data:
+                result = service.bulk_create(g.actor, data)
+                commit()
+                flash(f"Created {result['created']} slots; skipped {result['skipped']}.", "success")
+                return redirect(
+                    url_for(".week", doctor_id=data["doctor_id"], week=data["start_date"])
+                )
+            plan = service.plan_slots(g.actor, data)
+            overlapping = service.overlapping_count(plan)
+            preview = {
+                "make": len(plan.periods) - overlapping,
+                "overlapping": overlapping,
+                "past": plan.skipped_past,
+                "first": plan.periods[0][0] if plan.periods else None,
+                "last": plan.periods[-1][0] if plan.periods else None,
+            }
+        except InvalidInput as exc:
+            db.session.rollback()
+            attach_errors(form, exc)
+            status = 422
+    else:
+        status = 422
+    return render_template("scheduling/create.html", form=form, preview=preview), status
+
+
+@bp.route("/schedule/block", methods=["GET", "POST"])
+@roles_required(*service.SCHEDULERS)
+def block_range():
+    """Block every open slot in a range; booked slots are listed, not changed."""
+    form = BlockRangeForm()
+    _doctor_choices(form.doctor_id)
+    status, result = 200, None
+    if request.method == "GET":
+        form.doctor_id.data = _owner_id(_int_arg("doctor_id"))
+    elif form.validate_on_submit():
+        data = {
+            "doctor_id": g.actor.id if g.actor.role == Role.DOCTOR else form.doctor_id.data,
+            "start": form.start.data,
+            "end": form.end.data,
+            "reason": form.reason.data,
+        }
+        try:
+            result = service.block_range(g.actor, data)
+            commit()
+            flash(f"Blocked {len(result['blocked'])} slots.", "success")
+        except InvalidInput as exc:
+            db.session.rollback()
+            attach_errors(form, exc)
+            status = 422
+    else:
+        status = 422
+    return render_template("scheduling/block.html", form=form, result=result), status
+
+
+@bp.get("/schedule/slots/<int:slot_id>")
+@roles_required(*service.SCHEDULERS)
+def slot(slot_id: int):
+    found = service.get_slot(slot_id)
+    service.schedule_owner(g.actor, found.doctor_id)
+    return render_template(
+        "scheduling/slot.html",
+        slot=found,
+        appointment=service.slot_appointment(found.id),
+        form=BlockSlotForm(),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/schedule/slots/<int:slot_id>/block")
+@roles_required(*service.SCHEDULERS)
+def block_slot(slot_id: int):
+    form = BlockSlotForm()
+    if not form.validate_on_submit():
+        flash("Give a reason to block the slot.", "error")
+        return redirect(url_for(".slot", slot_id=slot_id))
+    return _slot_change(slot_id, True, form.reason.data)
+
+
+@bp.post("/schedule/slots/<int:slot_id>/unblock")
+@roles_required(*service.SCHEDULERS)
+def unblock_slot(slot_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    return _slot_change(slot_id, False, None)
+
+
+def _slot_change(slot_id: int, blocked: bool, reason: str | None):
+    try:
+        found = service.set_blocked(g.actor, slot_id, blocked, reason)
+        commit()
+        flash("Slot blocked." if blocked else "Slot open again.", "success")
+    except (Conflict, InvalidInput) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        found = service.get_slot(slot_id)
+    when = clock.clinic_day(found.start_at)
+    return redirect(url_for(".week", doctor_id=found.doctor_id, week=when.isoformat()))
+
+
+# ---- appointments --------------------------------------------------------------------------
+
+
+@bp.route("/appointments/book", methods=["GET", "POST"])
+@roles_required(*service.BOOKERS)
+def book():
+    """Choose a doctor and a date, see the open slots, find the patient, book."""
+    doctors = service.doctors()
+    doctor_id = _int_arg("doctor_id") or (doctors[0].id if doctors else None)
+    day = _date_arg("date", clock.today())
+    q = request.args.get("q", "").strip()[:120]
+    form = BookForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                appointment = service.book(
+                    g.actor,
+                    {
+                        "patient_id": form.patient_id.data,
+                        "slot_id": form.slot_id.data,
+                        "reason": form.reason.data,
+                    },
+                )
+                commit()
+                flash("Booked.", "success")
+                return redirect(url_for(".appointment", appointment_id=appointment.id))
+            except DomainError as exc:
+                db.session.rollback()
+                form.form_errors.append(exc.message)
+                status = exc.status
+        else:
+            status = 422
+    patient_id = form.patient_id.data or _int_arg("patient_id")
+    chosen = None
+    if patient_id:
+        try:
+            chosen = patients.get_patient(patient_id, include_archived=False)
+        except DomainError:
+            chosen = None
+    found = patients.search(q, 1, 10, False, g.actor).items if q else []
+    open_slots = service.open_slots(doctor_id, day) if doctor_id else []
+    return render_template(
+        "scheduling/book.html",
+        form=form,
+        doctors=doctors,
+        doctor_id=doctor_id,
+        day=day,
+        q=q,
+        found=found,
+        chosen=chosen,
+        open_slots=open_slots,
+    ), status
+
+
+@bp.get("/appointments/")
+@roles_required()
+def appointments():
+    """A day's appointments (a doctor sees their own)."""
+    day = _date_arg("date", clock.today())
+    doctor_id = _int_arg("doctor_id")
+    page = service.list_appointments(g.actor, day, doctor_id, None, None, 1, 200)
+    return render_template(
+        "scheduling/appointments.html",
+        day=day,
+        doctor_id=doctor_id,
+        doctors=service.doctors(),
+        items=page.items,
+        timedelta=timedelta,
+    )
+
+
+@bp.get("/appointments/<int:appointment_id>")
+@roles_required()
+def appointment(appointment_id: int):
+    found = service.get_appointment(appointment_id, g.actor)
+    day = _date_arg("date", clock.clinic_day(found.start_at))
+    choices = service.open_slots(found.doctor_id, day) if found.status == "SCHEDULED" else []
+    return render_template(
+        "scheduling/appointment.html",
+        appointment=found,
+        day=day,
+        choices=choices,
+        form=RescheduleForm(),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/appointments/<int:appointment_id>/reschedule")
+@roles_required(*service.BOOKERS)
+def reschedule(appointment_id: int):
+    form = RescheduleForm()
+    if not form.validate_on_submit():
+        flash("Choose a new time.", "error")
+        return redirect(url_for(".appointment", appointment_id=appointment_id))
+    try:
+        service.reschedule(g.actor, appointment_id, {"slot_id": form.slot_id.data})
+        commit()
+        flash("Moved to the new time.", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for(".appointment", appointment_id=appointment_id))
+
+
+@bp.post("/appointments/<int:appointment_id>/cancel")
+@roles_required(*service.BOOKERS)
+def cancel(appointment_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        service.cancel(g.actor, appointment_id)
+        commit()
+        flash("Cancelled; the slot is open again.", "success")
+    except Conflict as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for(".appointment", appointment_id=appointment_id))
