@@ -1,5 +1,5 @@
 """`flask` commands: serve, create-user, seed-demo, worker, audit-verify, rebuild-analytics,
-rebuild-queue, close-day."""
+rebuild-queue, close-day, set-display-key."""
 
 from __future__ import annotations
 
@@ -62,15 +62,17 @@ def seed_demo_command(bulk: int):
 
     accounts = demo.seed_accounts()
     created = demo.seed_patients()
+    slots = demo.seed_schedule()
+    display_key = demo.seed_display_key()
     db.session.commit()
-    click.echo(f"Demo patients added: {created}.")
+    click.echo(f"Demo patients added: {created}. Demo doctor's slots added: {slots}.")
     if bulk:
         added = demo.bulk_patients(bulk, progress=True)
         click.echo(f"Synthetic patients added: {added}.")
         if added:
             click.echo("Vacuuming and analysing the patient tables ...")
             demo.vacuum_patients()
-    demo.print_accounts(accounts)
+    demo.print_accounts(accounts, display_key)
 
 
 @click.command("worker")
@@ -183,6 +185,21 @@ def close_day_command(day: str | None):
     )
 
 
+@click.command("set-display-key")
+@click.option("--key", default=None, help="At least 12 characters; a random one if omitted.")
+@with_appcontext
+def set_display_key_command(key: str | None):
+    """Set the key that opens the waiting-room board (as the admin's settings page does)."""
+    from qure.admin import service as settings
+
+    try:
+        chosen = settings.set_display_key(None, key)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Display key set: {chosen}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -203,12 +220,14 @@ def serve_command(host: str, port: int):
     accounts = demo.seed_accounts()
     if accounts.created:
         demo.seed_patients()
+    demo.seed_schedule()  # the demo doctor always has the coming two weeks of slots
+    display_key = demo.seed_display_key()
     db.session.commit()
     if mongo.embedded:
         copied = outbox.refill()
         click.echo(f"Embedded document store: {copied} audit records reloaded from the journal.")
     background = jobs.InProcessJobs(app)
-    demo.print_accounts(accounts)
+    demo.print_accounts(accounts, display_key)
     click.echo(f"Qure is at http://{host}:{port}/  (Ctrl-C to stop)")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
@@ -226,6 +245,7 @@ def init_app(app: Flask) -> None:
         rebuild_analytics_command,
         rebuild_queue_command,
         close_day_command,
+        set_display_key_command,
         serve_command,
     ):
         app.cli.add_command(command)

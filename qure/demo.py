@@ -333,12 +333,62 @@ def seed_accounts() -> Accounts:
     return result
 
 
-def print_accounts(accounts: Accounts) -> None:
+def print_accounts(accounts: Accounts, display_key: str | None = None) -> None:
     click.echo("\nDemo accounts (passwords kept in instance/demo_accounts.json):")
     for row in accounts.rows:
         password = row["password"] or "(set before this folder's demo file; use flask create-user)"
         click.echo(f"  {row['role']:<11} {row['username']:<12} {password}")
+    if display_key:
+        click.echo(f"  Waiting-room board: /queue/board, display key {display_key}")
     click.echo("")
+
+
+def seed_schedule(days: int = 14) -> int:
+    """Give the demo doctor slots for the coming two weeks (Monday to Saturday, 09:00 to
+    17:00 with lunch 13:00-14:00) and, when today's slots are new, book a few demo patients
+    into today's open slots. Existing slots are kept. Returns the slots created."""
+    from qure.scheduling import service as scheduling
+
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    doctor = db.session.scalar(select(User).where(User.username == "dr.sharma"))
+    if admin is None or doctor is None or not doctor.is_active:
+        return 0
+    today = clock.today()
+    result = scheduling.bulk_create(
+        admin,
+        {
+            "doctor_id": doctor.id,
+            "start_date": today,
+            "end_date": today + timedelta(days=days - 1),
+            "weekdays": ["MON", "TUE", "WED", "THU", "FRI", "SAT"],
+            "start_time": "09:00",
+            "end_time": "17:00",
+            "duration_minutes": 15,
+            "breaks": [{"start": "13:00", "end": "14:00"}],
+        },
+    )
+    fresh_today = [s for s in result["slots"] if clock.clinic_day(s.start_at) == today]
+    demo_patients = db.session.scalars(
+        select(Patient).where(Patient.phone.in_([p[3] for p in DEMO_PATIENTS])).order_by(Patient.id)
+    ).all()
+    for slot, patient in zip(fresh_today[::3], demo_patients[:4], strict=False):
+        scheduling.book(admin, {"patient_id": patient.id, "slot_id": slot.id, "reason": "Review"})
+    return result["created"]
+
+
+def seed_display_key() -> str | None:
+    """A display key for the demo board, kept with the demo passwords (None when one is
+    already set and its text is not known here)."""
+    from qure.admin import service as settings
+
+    path = _accounts_file()
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if settings.display_key_digest() is None:
+        saved["display_key"] = settings.set_display_key(None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved, indent=2))
+        path.chmod(0o600)
+    return saved.get("display_key")
 
 
 def seed_patients() -> int:

@@ -23,7 +23,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def set_display_key(actor: User, key: Any = None) -> str:
+def set_display_key(actor: User | None, key: Any = None) -> str:
     """Set the key that opens the waiting-room board (a new random one when none is
     given) and return it: only its SHA-256 is kept, so it is shown once. Screens opened
     with the old key stop updating. Raises InvalidInput for a key under 12 characters."""
@@ -40,7 +40,7 @@ def set_display_key(actor: User, key: Any = None) -> str:
         row = ClinicSetting(key=DISPLAY_KEY, value=_digest(key))
         db.session.add(row)
     row.value = _digest(key)
-    row.updated_by_id = actor.id
+    row.updated_by_id = actor.id if actor else None
     db.session.flush()
     # The key itself never goes into the audit trail.
     audit.record(actor, "DISPLAY_KEY_CHANGED", ("setting", DISPLAY_KEY), None, None)

@@ -365,6 +365,7 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
         day=day,
         doctor_id=doctor_id,
         patient_id=patient.id,
+        patient=patient,
         kind="WALK_IN",
         urgent=urgent,
         urgent_reason=urgent_reason,
@@ -611,9 +612,13 @@ def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
 
 
 def position(entry: QueueEntry) -> int | None:
-    """1 for the next patient to be called; None unless the token is WAITING."""
+    """1 for the next patient to be called; None unless the token is WAITING. Read from
+    the live order in Redis, or counted in PostgreSQL when Redis does not list it."""
     if entry.status != "WAITING":
         return None
+    live = store.rank(entry.day, entry.doctor_id, entry.token_number)
+    if live is not None:
+        return live
     ahead = db.session.scalar(
         select(func.count()).where(
             QueueEntry.day == entry.day,

@@ -390,6 +390,15 @@ def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
     }
 
 
+def rank(day: date, doctor_id: int, token_number: int) -> int | None:
+    """A waiting token's place in its doctor's live order (1 = called next), or None."""
+    try:
+        found = _client().zrank(prefix(day) + f"wait:{doctor_id}", member(token_number))
+    except RedisError:
+        return None
+    return None if found is None else found + 1
+
+
 def board_snapshot(day: date, doctor_ids: list[int], ahead: int = 3) -> dict[int, dict]:
     """Per doctor: the current token's card and the next `ahead` waiting cards."""
     p = prefix(day)

@@ -59,7 +59,7 @@ class Slot(db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="selectin")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")
 
     __table_args__ = (
         CheckConstraint("status IN ('OPEN', 'BOOKED', 'BLOCKED')", name="ck_slots_status"),
@@ -106,9 +106,9 @@ class Appointment(db.Model):
     checked_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    patient: Mapped[Patient] = relationship(lazy="selectin")
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="selectin")
-    slot: Mapped[Slot] = relationship(lazy="selectin")
+    patient: Mapped[Patient] = relationship(lazy="select")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")
+    slot: Mapped[Slot] = relationship(lazy="select")
 
     __table_args__ = (
         CheckConstraint(

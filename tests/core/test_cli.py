@@ -119,8 +119,14 @@ def test_seed_demo_creates_one_account_per_role_and_15_patients(app, cli):
     assert sorted(u.role.value for u in users) == sorted(r.value for r in Role)
     assert _count(Patient) == 15
     saved = _saved_passwords(app)
+    display_key = saved.pop("display_key")
     assert set(saved) == {u.username for u in users}
+    assert f"display key {display_key}" in result.output
     client = app.test_client()
+    assert (
+        client.get("/api/v1/queue/display", headers={"X-Display-Key": display_key}).status_code
+        == 200
+    )
     for name, password in saved.items():
         assert password in result.output
         login = client.post("/api/v1/auth/login", json={"username": name, "password": password})
