@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 
 from qure.core.errors import InvalidInput
+
+SMALL_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def small_int(value: str | None) -> int | None:
+    """A positive id typed in a query string or hidden field, or None for anything else
+    (letters, signs, other scripts' digits such as "²", numbers too long for an id)."""
+    return int(value) if value and SMALL_NUMBER.fullmatch(value) else None
 
 
 class ActionForm(FlaskForm):

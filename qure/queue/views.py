@@ -22,6 +22,7 @@ from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.errors import DomainError
+from qure.core.forms import small_int
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
@@ -35,8 +36,7 @@ DISPLAY_SESSION = "display_key"
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return small_int(request.args.get(name))
 
 
 def _back(endpoint: str | None):
@@ -170,7 +170,7 @@ def call_next():
     form = CallForm()
     if not form.validate_on_submit():
         abort(400)
-    doctor_id = int(form.doctor_id.data) if (form.doctor_id.data or "").isdigit() else None
+    doctor_id = small_int(form.doctor_id.data)
     if g.actor.role == Role.DOCTOR:
         doctor_id = None
     try:

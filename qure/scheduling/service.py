@@ -150,7 +150,7 @@ def _parse_weekdays(value: Any, errors: dict[str, str]) -> set[int]:
         text = str(item).strip().upper()[:3]
         if text in WEEKDAY_NAMES:
             days.add(WEEKDAY_NAMES.index(text))
-        elif text.isdigit() and 1 <= int(text) <= 7:
+        elif text in {"1", "2", "3", "4", "5", "6", "7"}:
             days.add(int(text) - 1)
         else:
             errors["weekdays"] = "Give weekdays as 1 (Monday) to 7 (Sunday) or MON to SUN."
@@ -167,12 +167,12 @@ def _parse_breaks(value: Any, errors: dict[str, str]) -> list[tuple[time, time]]
     breaks = []
     for item in value:
         if not isinstance(item, dict):
-            errors["breaks"] = "Give each break as {start, end} in HH:MM."
+            errors["breaks"] = "Give each break as a start and an end time, such as 13:00-14:00."
             return []
         start = _parse_time(item.get("start"), "breaks", errors)
         end = _parse_time(item.get("end"), "breaks", errors)
         if start is None or end is None:
-            errors["breaks"] = "Give each break as {start, end} in HH:MM."
+            errors["breaks"] = "Give each break as a start and an end time, such as 13:00-14:00."
             return []
         if end <= start:
             errors["breaks"] = "A break must end after it starts."
@@ -198,7 +198,7 @@ def plan_slots(actor: User, data: dict[str, Any]) -> SlotPlan:
     weekdays = _parse_weekdays(data.get("weekdays"), errors)
     breaks = _parse_breaks(data.get("breaks"), errors)
     duration = data.get("duration_minutes")
-    if isinstance(duration, str) and duration.isdigit():
+    if isinstance(duration, str) and duration in ("15", "30"):
         duration = int(duration)
     if duration not in SLOT_DURATIONS or isinstance(duration, bool):
         errors["duration_minutes"] = "Choose 15 or 30 minutes."

@@ -11,7 +11,7 @@ from wtforms.fields.choices import SelectChoice
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.errors import Conflict, DomainError, InvalidInput
-from qure.core.forms import ActionForm, attach_errors
+from qure.core.forms import ActionForm, attach_errors, small_int
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
@@ -29,8 +29,7 @@ def _date_arg(name: str, default: date) -> date:
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return small_int(request.args.get(name))
 
 
 def _doctor_choices(form_field) -> None:

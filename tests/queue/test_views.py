@@ -1,0 +1,868 @@
+"""The front desk, queue, doctor's queue and waiting-room board pages, as staff (and the
+waiting-room screen) use them in a browser (CSRF on).
+
+The clock is pinned to Monday 2030-01-07 10:00 clinic time (`clinic_now`); a queue change
+reaches Redis once the request commits, as in production.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from qure.core import clock
+from qure.core.roles import Role
+from qure.extensions import db, redis_store
+from qure.queue import service as queue
+from qure.queue.models import QueueEntry
+from qure.scheduling.models import Appointment
+from tests.helpers import (
+    TODAY,
+    csrf_token,
+    form_post,
+    later,
+    make_appointment,
+    make_patient,
+    make_slots,
+    make_user,
+    sign_in,
+)
+
+TODAY_URL = "/queue/today"
+KEY = "waiting-room-screen-1"
+
+
+def page_text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def field_block(page: str, name: str) -> str:
+    """The `<div class="field">` that holds the input named `name`."""
+    for block in re.findall(r'<div class="field[^"]*">.*?</div>', page, re.S):
+        if f'name="{name}"' in block:
+            return block
+    raise AssertionError(f"no field {name} on the page")
+
+
+def flashes(page: str) -> list[str]:
+    return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)
+
+
+ROW_RE = re.compile(
+    r'<tr(?: class="urgent")?>\s*<td>(\d+)</td>\s*<td class="mono strong">(\d+)</td>\s*'
+    r"<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(\d+) min</td>",
+    re.S,
+)
+
+
+def waiting_rows(page: str) -> list[tuple[str, str, str, str, str]]:
+    """The queue page's waiting rows: (position, token, name cell, kind, minutes)."""
+    return [
+        (pos, token, re.sub(r"<.*", "", name, flags=re.S).strip(), kind, minutes)
+        for pos, token, name, kind, minutes in ROW_RE.findall(page)
+    ]
+
+
+def entries() -> list[QueueEntry]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(QueueEntry).order_by(QueueEntry.token_number)))
+
+
+def entry(token: int) -> QueueEntry:
+    db.session.expire_all()
+    return db.session.scalars(select(QueueEntry).where(QueueEntry.token_number == token)).one()
+
+
+def appointment_status(appointment_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Appointment, appointment_id).status
+
+
+def booked_day(doctor, *names: str) -> list[Appointment]:
+    """Slots from 10:15 for `doctor`, one booked for each patient named, in that order."""
+    slots = make_slots(doctor, start="10:00", end="12:00")  # 10:00 has started: 10:15 ...
+    return [
+        make_appointment(make_patient(None, full_name=name, phone=f"+9198450{i:05d}"), slot)
+        for i, (name, slot) in enumerate(zip(names, slots, strict=False))
+    ]
+
+
+def checked_in(actor, *appointments: Appointment) -> list[QueueEntry]:
+    """Check the appointments in through the service and commit, as the view does."""
+    tokens = [queue.check_in(actor, a.id) for a in appointments]
+    db.session.commit()
+    return tokens
+
+
+def client_for(app, user):
+    browser = app.test_client()
+    sign_in(browser, user)
+    return browser
+
+
+# ---- front desk: check-in --------------------------------------------------------------------
+
+
+def test_today_lists_appointments_per_doctor_with_check_in(client, clinic_now, reception):
+    first = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    second = make_user(Role.DOCTOR, full_name="Bina Rao")
+    (meera,) = booked_day(first, "Meera Nair")
+    (priya,) = booked_day(second, "Priya Sharma")
+    tomorrow = make_slots(first, day=TODAY + timedelta(days=1), start="09:00", end="09:15")
+    make_appointment(make_patient(None, full_name="Later Person"), tomorrow[0])
+    sign_in(client, reception)
+    response = client.get(TODAY_URL)
+    assert response.status_code == 200
+    page = page_text(response)
+    assert "Today · Mon 07 Jan" in page
+    assert "<h3>Anil Kumar</h3>" in page and "<h3>Bina Rao</h3>" in page
+    assert page.index("<h3>Anil Kumar</h3>") < page.index("Meera Nair") < page.index("Bina Rao")
+    assert "Priya Sharma" in page and "Later Person" not in page
+    for appointment in (meera, priya):
+        assert f'action="/queue/checkin/{appointment.id}"' in page
+    assert page.count(">Check in</button>") == 2
+    assert '<td class="mono">10:15</td>' in page
+
+
+def test_check_in_gives_a_token_shown_in_large_type(client, clinic_now, reception, doctor):
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    sign_in(client, reception)
+    response = form_post(client, f"/queue/checkin/{meera.id}", {}, page=TODAY_URL)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/token/1")
+    page = page_text(client.get(response.headers["Location"]))
+    assert '<p class="token-number" aria-label="Token number">001</p>' in page
+    assert "Token for Meera Nair" in page
+    assert "position 1 in the queue" in page
+    assert "appointment · checked in 10:00" in page
+    (token,) = entries()
+    assert (token.token_number, token.patient_id, token.status) == (1, meera.patient_id, "WAITING")
+    assert token.kind == "APPOINTMENT" and token.appointment_id == meera.id
+    assert appointment_status(meera.id) == "CHECKED_IN"
+
+    response = form_post(client, f"/queue/checkin/{priya.id}", {}, page=TODAY_URL)
+    assert response.headers["Location"].endswith("/queue/token/2")
+    page = page_text(client.get("/queue/token/2"))
+    assert '<p class="token-number" aria-label="Token number">002</p>' in page
+    assert "position 2 in the queue" in page
+
+    page = page_text(client.get(TODAY_URL))
+    assert page.count(">Check in</button>") == 0
+    assert page.count('<span class="tag">Checked In</span>') == 2
+
+
+def test_checking_in_twice_shows_the_already_checked_in_flash(
+    client, clinic_now, reception, doctor
+):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    sign_in(client, reception)
+    token = csrf_token(client, TODAY_URL)
+    assert client.post(f"/queue/checkin/{meera.id}", data={"csrf_token": token}).status_code == 302
+    response = client.post(f"/queue/checkin/{meera.id}", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(TODAY_URL)
+    page = page_text(client.get(response.headers["Location"]))
+    assert "This appointment is already checked in." in flashes(page)
+    assert len(entries()) == 1
+
+
+def test_check_in_without_the_csrf_token_is_refused(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    sign_in(client, reception)
+    assert client.post(f"/queue/checkin/{meera.id}").status_code == 400
+    assert entries() == []
+    assert appointment_status(meera.id) == "SCHEDULED"
+
+
+def test_only_todays_appointments_can_be_checked_in(client, clinic_now, reception, doctor):
+    (slot,) = make_slots(doctor, day=TODAY + timedelta(days=1), start="09:00", end="09:15")
+    tomorrow = make_appointment(make_patient(None), slot)
+    sign_in(client, reception)
+    response = form_post(
+        client, f"/queue/checkin/{tomorrow.id}", {}, page=TODAY_URL, follow_redirects=True
+    )
+    assert "Only today's appointments can be checked in." in flashes(page_text(response))
+    assert entries() == []
+    assert appointment_status(tomorrow.id) == "SCHEDULED"
+
+
+def test_a_cancelled_appointment_cannot_be_checked_in(client, clinic_now, reception, doctor):
+    from qure.scheduling import service as scheduling
+
+    (meera,) = booked_day(doctor, "Meera Nair")
+    scheduling.cancel(reception, meera.id)
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get(TODAY_URL))
+    assert "Meera Nair" not in page and "No appointments today." in page
+    response = form_post(
+        client, f"/queue/checkin/{meera.id}", {}, page=TODAY_URL, follow_redirects=True
+    )
+    assert "This appointment is cancelled." in flashes(page_text(response))
+    assert entries() == []
+
+
+def test_unknown_token_page_is_404(client, clinic_now, reception):
+    sign_in(client, reception)
+    assert client.get("/queue/token/42").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["doctor", "pharmacist"])
+def test_doctor_and_pharmacist_cannot_use_the_front_desk(client, clinic_now, request, role):
+    user = request.getfixturevalue(role)
+    doctor = make_user(Role.DOCTOR)
+    (meera,) = booked_day(doctor, "Meera Nair")
+    sign_in(client, user)
+    assert client.get(TODAY_URL).status_code == 403
+    token = csrf_token(client, "/queue/")
+    assert client.post(f"/queue/checkin/{meera.id}", data={"csrf_token": token}).status_code == 403
+    response = client.post(
+        "/queue/walk-in", data={"patient_id": meera.patient_id, "csrf_token": token}
+    )
+    assert response.status_code == 403
+    assert entries() == []
+
+
+# ---- front desk: walk-in ---------------------------------------------------------------------
+
+
+def test_walk_in_finds_the_patient_and_gives_a_token(client, clinic_now, reception):
+    busy = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    free = make_user(Role.DOCTOR, full_name="Bina Rao")
+    make_user(Role.DOCTOR, full_name="Chitra Off Duty")  # no slots today
+    (meera,) = booked_day(busy, "Meera Nair")
+    make_slots(free, start="11:00", end="12:00")
+    checked_in(reception, meera)
+    walker = make_patient(None, full_name="Ravi Walker", phone="+919845099999")
+    sign_in(client, reception)
+
+    page = page_text(client.get(f"{TODAY_URL}?q=walker"))
+    assert "Ravi Walker" in page and walker.mrn in page
+    raw = client.get(f"{TODAY_URL}?q=walker").get_data(as_text=True)
+    assert f'href="/queue/today?patient_id={walker.id}#walk-in"' in raw
+
+    url = f"{TODAY_URL}?patient_id={walker.id}"
+    page = page_text(client.get(url))
+    assert "Patient: <strong>Ravi Walker</strong>" in page
+    doctor_field = field_block(page, "doctor_id")
+    assert '<select id="doctor_id" name="doctor_id"><option value="">First available</option>' in (
+        doctor_field
+    )
+    assert f'<option value="{free.id}">Bina Rao</option>' in doctor_field
+
+    response = form_post(
+        client,
+        "/queue/walk-in",
+        {"patient_id": str(walker.id), "doctor_id": "", "complaint": "Headache"},
+        page=url,
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/token/2")
+    page = page_text(client.get(response.headers["Location"]))
+    assert '<p class="token-number" aria-label="Token number">002</p>' in page
+    assert "Token for Ravi Walker" in page
+    assert "Bina Rao · position 1 in the queue" in page
+    assert "walk-in · checked in 10:00" in page
+    token = entry(2)
+    assert (token.kind, token.doctor_id, token.patient_id) == ("WALK_IN", free.id, walker.id)
+    assert (token.complaint, token.urgent, token.status) == ("Headache", False, "WAITING")
+
+
+def test_walk_in_to_a_chosen_doctor_marked_urgent(client, clinic_now, reception, doctor):
+    make_slots(doctor, start="11:00", end="12:00")
+    walker = make_patient(None, full_name="Ravi Walker")
+    sign_in(client, reception)
+    response = form_post(
+        client,
+        "/queue/walk-in",
+        {
+            "patient_id": str(walker.id),
+            "doctor_id": str(doctor.id),
+            "urgent": "y",
+            "urgent_reason": "Chest pain",
+        },
+        page=f"{TODAY_URL}?patient_id={walker.id}",
+        follow_redirects=True,
+    )
+    page = page_text(response)
+    assert '<p class="token-number" aria-label="Token number">001</p>' in page
+    assert '<span class="tag danger">urgent</span>' in page
+    token = entry(1)
+    assert (token.urgent, token.urgent_reason, token.doctor_id) == (True, "Chest pain", doctor.id)
+
+
+def test_urgent_without_a_reason_is_shown_beside_the_field(client, clinic_now, reception, doctor):
+    make_slots(doctor, start="11:00", end="12:00")
+    walker = make_patient(None, full_name="Ravi Walker")
+    sign_in(client, reception)
+    response = form_post(
+        client,
+        "/queue/walk-in",
+        {"patient_id": str(walker.id), "doctor_id": "", "urgent": "y", "urgent_reason": " "},
+        page=f"{TODAY_URL}?patient_id={walker.id}",
+    )
+    assert response.status_code == 422
+    page = page_text(response)
+    block = field_block(page, "urgent_reason")
+    assert "has-error" in block and "Say why the patient is urgent." in block
+    assert "Patient: <strong>Ravi Walker</strong>" in page
+    assert "checked" in field_block(page, "urgent")
+    assert entries() == []
+
+
+def test_a_second_walk_in_for_the_same_patient_is_refused(client, clinic_now, reception, doctor):
+    make_slots(doctor, start="11:00", end="12:00")
+    walker = make_patient(None, full_name="Ravi Walker")
+    url = f"{TODAY_URL}?patient_id={walker.id}"
+    data = {"patient_id": str(walker.id), "doctor_id": ""}
+    sign_in(client, reception)
+    assert form_post(client, "/queue/walk-in", data, page=url).status_code == 302
+    response = form_post(client, "/queue/walk-in", data, page=url)
+    assert response.status_code == 409
+    page = page_text(response)
+    assert '<div class="flash flash-error" role="alert">' in page
+    assert "The patient already holds token 001 today." in page
+    assert len(entries()) == 1
+
+
+def test_walk_in_with_nobody_on_duty_says_so(client, clinic_now, reception, doctor):
+    walker = make_patient(None, full_name="Ravi Walker")
+    sign_in(client, reception)
+    response = form_post(
+        client,
+        "/queue/walk-in",
+        {"patient_id": str(walker.id), "doctor_id": ""},
+        page=f"{TODAY_URL}?patient_id={walker.id}",
+    )
+    assert response.status_code == 409
+    assert "No doctor has slots today; choose a doctor." in page_text(response)
+    assert entries() == []
+
+
+def test_walk_in_without_a_patient_asks_for_one(client, clinic_now, reception, doctor):
+    make_slots(doctor, start="11:00", end="12:00")
+    sign_in(client, reception)
+    response = form_post(client, "/queue/walk-in", {"doctor_id": ""}, page=TODAY_URL)
+    assert response.status_code == 422
+    assert '<p class="error">Choose the patient.</p>' in page_text(response)
+    assert entries() == []
+
+
+# ---- the queue -------------------------------------------------------------------------------
+
+
+def test_queue_lists_waiting_tokens_with_first_names_only(client, clinic_now, reception):
+    doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    meera, priya = booked_day(doctor, "Meera Devi Nair", "Priya Sharma")
+    walker = make_patient(None, full_name="Ravi Walker")
+    checked_in(reception, meera, priya)
+    with clock.fixed(later(5)):
+        queue.walk_in(reception, {"patient_id": walker.id, "doctor_id": doctor.id})
+        db.session.commit()
+    sign_in(client, reception)
+    with clock.fixed(later(12)):
+        response = client.get("/queue/")
+    assert response.status_code == 200
+    page = page_text(response)
+    assert "<h2>Anil Kumar</h2>" in page
+    assert "3 waiting · 0 seen · 0 no-show" in page
+    assert waiting_rows(page) == [
+        ("1", "001", "Meera", "Appointment", "12"),
+        ("2", "002", "Priya", "Appointment", "12"),
+        ("3", "003", "Ravi", "Walk-in", "7"),
+    ]
+    for full in ("Meera Devi Nair", "Priya Sharma", "Ravi Walker"):
+        assert full not in page
+    assert 'action="/queue/next"' not in page  # Call next is for admins and doctors
+    assert page.count(">Skip</button>") == 3
+    assert page.count(">No-show</button>") == 3
+    assert page.count(">Urgent</button>") == 3
+
+
+def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception, doctor):
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    sign_in(client, reception)
+
+    back = {"back": "queue.index"}
+    response = form_post(client, "/queue/1/status", {"status": "SKIPPED", **back}, page="/queue/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/")
+    page = page_text(client.get("/queue/"))
+    assert "Token 001: skipped." in flashes(page)
+    assert [row[1] for row in waiting_rows(page)] == ["002"]
+    skipped = re.search(r"<h4>Skipped</h4>.*?</ul>", page, re.S).group(0)
+    assert "001" in skipped and "Meera" in skipped and ">Recall</button>" in skipped
+    assert entry(1).status == "SKIPPED"
+    assert appointment_status(meera.id) == "CHECKED_IN"
+
+    response = form_post(
+        client,
+        "/queue/1/status",
+        {"status": "WAITING", **back},
+        page="/queue/",
+        follow_redirects=True,
+    )
+    page = page_text(response)
+    assert "Token 001: waiting." in flashes(page)
+    rows = waiting_rows(page)
+    assert [row[1] for row in rows] == ["001", "002"]  # a recalled token goes to the head
+    assert '<span class="tag">recalled</span>' in page
+    assert "<h4>Skipped</h4>" not in page
+    assert entry(1).status == "WAITING"
+
+    response = form_post(
+        client,
+        "/queue/2/status",
+        {"status": "NO_SHOW", **back},
+        page="/queue/",
+        follow_redirects=True,
+    )
+    page = page_text(response)
+    assert "Token 002: no show." in flashes(page)
+    assert [row[1] for row in waiting_rows(page)] == ["001"]
+    assert "1 waiting · 0 seen · 1 no-show" in page
+    assert entry(2).status == "NO_SHOW"
+    assert appointment_status(priya.id) == "NO_SHOW"
+
+
+def test_reception_marks_a_token_urgent(client, clinic_now, reception, doctor):
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    sign_in(client, reception)
+    response = form_post(
+        client, "/queue/2/urgent", {"reason": "", "back": "queue.index"}, page="/queue/"
+    )
+    assert response.status_code == 302
+    page = page_text(client.get("/queue/"))
+    assert "Say why the patient is urgent." in flashes(page)
+    assert entry(2).urgent is False
+
+    response = form_post(
+        client,
+        "/queue/2/urgent",
+        {"reason": "Breathless", "back": "queue.index"},
+        page="/queue/",
+        follow_redirects=True,
+    )
+    page = page_text(response)
+    assert "Token 002 is urgent: it goes ahead." in flashes(page)
+    assert [row[1] for row in waiting_rows(page)] == ["002", "001"]
+    assert '<tr class="urgent">' in page
+    assert '<span class="tag danger" title="Breathless">urgent</span>' in page
+    assert page.count(">Urgent</button>") == 1  # only the token not yet urgent
+    token = entry(2)
+    assert (token.urgent, token.urgent_reason) == (True, "Breathless")
+
+    response = form_post(
+        client,
+        "/queue/2/urgent",
+        {"reason": "Again", "back": "queue.index"},
+        page="/queue/",
+        follow_redirects=True,
+    )
+    assert "This token is already urgent." in flashes(page_text(response))
+
+
+def test_reception_cannot_complete_a_token(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    response = form_post(
+        client,
+        "/queue/1/status",
+        {"status": "COMPLETED", "back": "queue.index"},
+        page="/queue/",
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    page = page_text(response)
+    assert "Reception may skip, mark no-show or recall." in flashes(page)
+    assert [row[1] for row in waiting_rows(page)] == ["001"]
+    assert entry(1).status == "WAITING"
+    assert appointment_status(meera.id) == "CHECKED_IN"
+
+
+def test_an_unknown_token_or_status_is_flashed(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    response = form_post(
+        client, "/queue/9/status", {"status": "SKIPPED"}, page="/queue/", follow_redirects=True
+    )
+    assert "There is no token 9 today." in flashes(page_text(response))
+    response = form_post(
+        client, "/queue/1/status", {"status": "GONE"}, page="/queue/", follow_redirects=True
+    )
+    assert '<p class="flash flash-error" role="alert">' in page_text(response)
+    assert entry(1).status == "WAITING"
+
+
+def test_a_foreign_back_target_falls_back_to_the_queue(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    response = form_post(
+        client,
+        "/queue/1/status",
+        {"status": "SKIPPED", "back": "https://evil.example/"},
+        page="/queue/",
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/queue/"
+
+
+def test_pharmacist_sees_the_queue_without_action_buttons(client, clinic_now, pharmacist, doctor):
+    reception = make_user(Role.RECEPTION)
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    queue.set_status(reception, 2, "SKIPPED")
+    db.session.commit()
+    sign_in(client, pharmacist)
+    response = client.get("/queue/")
+    assert response.status_code == 200
+    page = page_text(response)
+    assert [row[:4] for row in waiting_rows(page)] == [("1", "001", "Meera", "Appointment")]
+    assert page.count("<button") == 1  # only Sign out, in the header
+    for absent in ("/queue/1/status", "/queue/1/urgent", "/queue/next", "<h4>Skipped</h4>"):
+        assert absent not in page, absent
+    assert "Check in / walk-in" not in page
+    token = csrf_token(client, "/queue/")
+    response = client.post("/queue/1/status", data={"status": "SKIPPED", "csrf_token": token})
+    assert response.status_code == 403
+    assert entry(1).status == "WAITING"
+
+
+# ---- the doctor's queue ----------------------------------------------------------------------
+
+
+def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    sign_in(client, doctor)
+    response = client.get("/queue/mine")
+    assert response.status_code == 200
+    page = page_text(response)
+    assert "Nobody is with you." in page
+    assert "<h2>Waiting (2)</h2>" in page
+    waiting = re.search(r'<ol class="waiting">.*?</ol>', page, re.S).group(0)
+    assert waiting.index("001</span> Meera Nair") < waiting.index("002</span> Priya Sharma")
+    assert "appointment" in waiting and "0 min" in waiting
+
+    response = form_post(client, "/queue/next", {}, page="/queue/mine")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/patients/{meera.patient_id}")
+    page = page_text(client.get(response.headers["Location"]))
+    assert "Token 001 called: Meera Nair. Next: 002 Priya Sharma." in flashes(page)
+    assert entry(1).status == "WITH_DOCTOR"
+    assert appointment_status(meera.id) == "IN_CONSULTATION"
+
+    page = page_text(client.get("/queue/mine"))
+    current = re.search(r'<section class="card current">.*?</section>', page, re.S).group(0)
+    assert "001" in current and "Meera Nair" in current
+    assert ">Complete</button>" in current
+    assert "<h2>Waiting (1)</h2>" in page
+
+    response = form_post(client, "/queue/next", {}, page="/queue/mine")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/mine")
+    page = page_text(client.get("/queue/mine"))
+    assert "Token 001 is still with the doctor; complete or skip it first." in flashes(page)
+    assert entry(2).status == "WAITING"
+
+    response = form_post(
+        client,
+        "/queue/1/status",
+        {"status": "COMPLETED", "back": "queue.doctor_queue"},
+        page="/queue/mine",
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/mine")
+    page = page_text(client.get("/queue/mine"))
+    assert "Token 001: completed." in flashes(page)
+    assert "Nobody is with you." in page
+    assert entry(1).status == "COMPLETED" and entry(1).completed_at is not None
+    assert appointment_status(meera.id) == "COMPLETED"
+
+    response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
+    page = page_text(response)
+    assert "Token 002 called: Priya Sharma. Nobody else is waiting." in flashes(page)
+    assert entry(2).status == "WITH_DOCTOR"
+
+
+def test_call_next_with_nobody_waiting_says_so(client, clinic_now, doctor):
+    make_slots(doctor, start="11:00", end="12:00")
+    sign_in(client, doctor)
+    page = page_text(client.get("/queue/mine"))
+    assert "Nobody waiting." in page
+    response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
+    assert "Nobody is waiting for this doctor." in flashes(page_text(response))
+
+
+def test_a_doctor_calls_only_their_own_queue(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    other = make_user(Role.DOCTOR)
+    (mine,) = booked_day(doctor, "Meera Nair")
+    (theirs,) = booked_day(other, "Priya Sharma")
+    checked_in(reception, theirs, mine)  # the other doctor's patient holds token 001
+    sign_in(client, doctor)
+    page = page_text(client.get("/queue/mine"))
+    assert "Priya Sharma" not in page
+    response = form_post(client, "/queue/next", {"doctor_id": str(other.id)}, page="/queue/mine")
+    assert response.headers["Location"].endswith(f"/patients/{mine.patient_id}")
+    assert entry(1).status == "WAITING" and entry(2).status == "WITH_DOCTOR"
+    response = form_post(
+        client,
+        "/queue/1/status",
+        {"status": "SKIPPED", "back": "queue.doctor_queue"},
+        page="/queue/mine",
+        follow_redirects=True,
+    )
+    assert "A doctor moves only their own queue's tokens." in flashes(page_text(response))
+    assert entry(1).status == "WAITING"
+
+
+def test_reception_cannot_call_next(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    assert client.get("/queue/mine").status_code == 403
+    response = form_post(client, "/queue/next", {"doctor_id": str(doctor.id)}, page="/queue/")
+    assert response.status_code == 403
+    assert entry(1).status == "WAITING"
+
+
+def test_admin_calls_next_for_a_doctor_from_the_queue_page(client, clinic_now, admin, doctor):
+    reception = make_user(Role.RECEPTION)
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    sign_in(client, admin)
+    page = page_text(client.get("/queue/"))
+    assert f'<input type="hidden" name="doctor_id" value="{doctor.id}">' in page
+    response = form_post(client, "/queue/next", {"doctor_id": str(doctor.id)}, page="/queue/")
+    assert response.headers["Location"].endswith(f"/patients/{meera.patient_id}")
+    page = page_text(client.get("/queue/"))
+    assert re.search(r'Now with the doctor:\s*<strong class="mono">001</strong> Meera', page)
+    assert ">Complete 001</button>" in page
+
+
+def test_the_pages_survive_redis_losing_the_day(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    redis_store.client.flushdb()
+    sign_in(client, doctor)
+    page = page_text(client.get("/queue/mine"))
+    assert "<h2>Waiting (2)</h2>" in page
+    response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
+    page = page_text(response)
+    assert "Token 001 called: Meera Nair. Next: 002 Priya Sharma." in flashes(page)
+    data = client.get("/queue/board/data").get_json()
+    assert data["doctors"][0]["now_serving"]["display"] == "001"
+
+
+@pytest.mark.parametrize(
+    "url", ["/queue/today?patient_id=%C2%B2", "/queue/today?q=%C2%B2", "/queue/today?q=%25"]
+)
+def test_odd_query_values_are_ignored(client, clinic_now, reception, url):
+    """`²` passes str.isdigit() but not int(): it must be ignored, not a server error."""
+    sign_in(client, reception)
+    assert client.get(url).status_code == 200
+
+
+def test_an_odd_doctor_id_on_call_next_is_not_a_server_error(client, clinic_now, admin, doctor):
+    reception = make_user(Role.RECEPTION)
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, admin)
+    response = form_post(client, "/queue/next", {"doctor_id": "\u00b2"}, page="/queue/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/")
+    page = page_text(client.get("/queue/"))
+    assert '<p class="flash flash-error" role="alert">' in page  # the service's refusal
+    assert entry(1).status == "WAITING"
+
+
+# ---- the waiting-room board ------------------------------------------------------------------
+
+
+def set_key(admin_client, key: str):
+    return form_post(admin_client, "/admin/display", {"display_key": key})
+
+
+def open_board(screen, key: str):
+    return form_post(screen, "/queue/board/key", {"display_key": key}, page="/queue/board")
+
+
+def test_board_asks_a_signed_out_screen_for_the_display_key(client, clinic_now):
+    response = client.get("/queue/board")
+    assert response.status_code == 200
+    page = page_text(response)
+    assert "Waiting-room board" in page
+    assert 'name="display_key"' in field_block(page, "display_key")
+    assert "board.js" not in page
+    assert client.get("/queue/board/data").status_code == 401
+
+
+def test_the_wrong_key_is_refused(app, client, clinic_now, admin):
+    set_key(client_for(app, admin), KEY)
+    response = open_board(client, "not-the-right-key")
+    assert response.status_code == 401
+    block = field_block(page_text(response), "display_key")
+    assert "has-error" in block and "That is not the display key." in block
+    assert client.get("/queue/board/data").status_code == 401
+    assert "board.js" not in page_text(client.get("/queue/board"))
+
+
+def test_with_no_key_set_no_screen_can_open_the_board(client, clinic_now):
+    response = open_board(client, KEY)
+    assert response.status_code == 401
+    assert "That is not the display key." in page_text(response)
+
+
+def test_the_key_opens_the_board_and_data_follows_the_queue(app, client, clinic_now, admin):
+    doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    reception = make_user(Role.RECEPTION)
+    meera, priya = booked_day(doctor, "Meera Devi Nair", "Priya Sharma")
+    checked_in(reception, meera, priya)
+    queue.call_next(admin, doctor.id)
+    db.session.commit()
+
+    staff = client_for(app, admin)
+    response = set_key(staff, KEY)
+    assert response.status_code == 200
+    page = page_text(response)
+    assert f'The new display key is <strong class="mono">{KEY}</strong>' in page
+    page = page_text(staff.get("/admin/display"))
+    assert KEY not in page  # shown once
+    assert "A display key is set (since " in page
+
+    response = open_board(client, f"  {KEY} ")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/board")
+    page = page_text(client.get("/queue/board"))
+    assert "board.js" in page
+    assert 'data-url="/queue/board/data"' in page
+
+    response = client.get("/queue/board/data")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-cache"
+    etag = response.headers["ETag"]
+    assert etag
+    data = response.get_json()
+    assert data["date"] == "2030-01-07"
+    (column,) = data["doctors"]
+    assert column["doctor"] == {"id": doctor.id, "name": "Anil Kumar"}
+    assert column["now_serving"]["display"] == "001"
+    assert column["now_serving"]["initials"] == "M.N."
+    assert [t["display"] for t in column["next"]] == ["002"]
+    assert column["next"][0]["initials"] == "P.S."
+
+    body = response.get_data(as_text=True)
+    for patient in (meera.patient, priya.patient):
+        assert patient.full_name not in body
+        assert patient.phone not in body
+        assert patient.mrn not in body
+    for word in ("Meera", "Devi", "Nair", "Priya", "Sharma"):
+        assert word not in body
+
+    response = client.get("/queue/board/data", headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.get_data() == b""
+
+    queue.set_status(admin, 1, "COMPLETED")
+    db.session.commit()
+    response = client.get("/queue/board/data", headers={"If-None-Match": etag})
+    assert response.status_code == 200
+    assert response.headers["ETag"] != etag
+    (column,) = response.get_json()["doctors"]
+    assert column["now_serving"] is None
+    assert [t["display"] for t in column["next"]] == ["002"]
+
+
+def test_a_new_key_locks_out_screens_opened_with_the_old_one(app, client, clinic_now, admin):
+    staff = client_for(app, admin)
+    set_key(staff, KEY)
+    assert open_board(client, KEY).status_code == 302
+    assert client.get("/queue/board/data").status_code == 200
+
+    assert set_key(staff, "a-brand-new-screen-key").status_code == 200
+    response = client.get("/queue/board/data")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert "board.js" not in page_text(client.get("/queue/board"))
+    assert open_board(client, KEY).status_code == 401
+    assert open_board(client, "a-brand-new-screen-key").status_code == 302
+    assert client.get("/queue/board/data").status_code == 200
+
+
+def test_signed_in_staff_open_the_board_without_a_key(client, clinic_now, pharmacist):
+    sign_in(client, pharmacist)
+    assert "board.js" in page_text(client.get("/queue/board"))
+    assert client.get("/queue/board/data").status_code == 200
+
+
+def test_an_empty_key_makes_a_random_one(app, client, clinic_now, admin):
+    staff = client_for(app, admin)
+    page = page_text(staff.get("/admin/display"))
+    assert "No display key is set: only signed-in staff can open the board." in page
+    response = set_key(staff, "")
+    assert response.status_code == 200
+    match = re.search(
+        r'The new display key is <strong class="mono">([^<]+)</strong>', page_text(response)
+    )
+    assert match
+    key = match.group(1)
+    assert len(key) >= 12
+    assert open_board(client, key).status_code == 302
+    assert client.get("/queue/board/data").status_code == 200
+
+    again = re.search(
+        r'The new display key is <strong class="mono">([^<]+)</strong>',
+        page_text(set_key(staff, "")),
+    ).group(1)
+    assert again != key
+
+
+def test_a_too_short_key_is_shown_beside_the_field(app, client, clinic_now, admin):
+    staff = client_for(app, admin)
+    set_key(staff, KEY)
+    response = set_key(staff, "short")
+    assert response.status_code == 422
+    page = page_text(response)
+    block = field_block(page, "display_key")
+    assert "has-error" in block and "Use 12 to 200 characters." in block
+    assert "The new display key is" not in page
+    # The old key still opens the board.
+    assert open_board(client, KEY).status_code == 302
+
+
+@pytest.mark.parametrize("role", ["reception", "doctor", "pharmacist"])
+def test_only_an_admin_sets_the_display_key(app, client, clinic_now, request, role):
+    user = request.getfixturevalue(role)
+    sign_in(client, user)
+    assert client.get("/admin/display").status_code == 403
+    token = csrf_token(client, "/queue/")
+    response = client.post("/admin/display", data={"display_key": KEY, "csrf_token": token})
+    assert response.status_code == 403
+    screen = app.test_client()
+    assert open_board(screen, KEY).status_code == 401
+
+
+def test_board_data_is_json_for_a_screen_with_no_queue(app, client, clinic_now, admin):
+    set_key(client_for(app, admin), KEY)
+    open_board(client, KEY)
+    response = client.get("/queue/board/data")
+    assert response.status_code == 200
+    assert json.loads(response.get_data(as_text=True)) == {
+        "date": "2030-01-07",
+        "version": response.get_json()["version"],
+        "doctors": [],
+    }
