@@ -416,6 +416,13 @@ def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
     return entry
 
 
+def _find(day: date, token_number: int) -> QueueEntry | None:
+    try:
+        return _entry(day, token_number)
+    except NotFound:
+        return None
+
+
 def _with_doctor(day: date, doctor_id: int) -> QueueEntry | None:
     query = select(QueueEntry).where(
         QueueEntry.day == day,
@@ -474,6 +481,13 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
     """
     doctor = queue_doctor(actor, doctor_id)
     day = clock.today()
+    # One call at a time per doctor: a second call waits for the first to commit, then
+    # finds its patient with the doctor (409), and never reads a current token that the
+    # database does not show yet as gone.
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"call:{day.isoformat()}:{doctor.id}"},
+    )
     ensure_loaded(day)
     healed = False
     for _ in range(ATTEMPTS):
@@ -485,7 +499,10 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
             current = _with_doctor(day, doctor.id)
             if current is not None:
                 raise _busy(current)
-            store.clear_current(day, doctor.id, result.token_number)
+            named = _find(day, result.token_number)
+            store.clear_current(
+                day, doctor.id, result.token_number, named.status if named else "GONE"
+            )
             continue
         if result.outcome in ("empty", "missing"):
             if token_number is not None:
@@ -517,9 +534,11 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
         return None
     before = snapshot(entry)
     now = clock.now()
-    entry.status, entry.called_at, entry.status_changed_at = "WITH_DOCTOR", now, now
     try:
+        # The change is made inside the savepoint: begin_nested() flushes what is pending
+        # before it starts, and a refusal there would end the whole transaction.
         with db.session.begin_nested():
+            entry.status, entry.called_at, entry.status_changed_at = "WITH_DOCTOR", now, now
             db.session.flush()
     except IntegrityError as exc:
         store.uncall(day, doctor.id, result)
@@ -586,7 +605,12 @@ def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
 def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
     """Flag a WAITING token urgent (with a reason): it moves ahead of everyone but the
     recalled. Raises InvalidInput, NotFound, Conflict `invalid_transition`."""
-    _, why = _urgency(True, reason)
+    try:
+        _, why = _urgency(True, reason)
+    except InvalidInput:
+        raise InvalidInput(
+            "reason: say why it is urgent", fields={"reason": "Say why the patient is urgent."}
+        ) from None
     day = clock.today()
     entry = _entry(day, token_number, lock=True)
     if entry.status != "WAITING":

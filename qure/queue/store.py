@@ -178,8 +178,12 @@ end
 for _, item in ipairs(data.waiting) do
   local wait = p .. 'wait:' .. item[1]
   local tok = p .. 'tok:' .. item[2]
-  redis.call('ZADD', wait, 'NX', item[3], item[2])
-  redis.call('EXPIRE', wait, ttl)
+  local seen = redis.call('HGET', tok, 'status')
+  -- A token called or moved since the rows were read stays out of the waiting set.
+  if not seen or seen == 'WAITING' then
+    redis.call('ZADD', wait, 'NX', item[3], item[2])
+    redis.call('EXPIRE', wait, ttl)
+  end
   if redis.call('EXISTS', tok) == 0 then
     for k, v in pairs(item[4]) do redis.call('HSET', tok, k, v) end
     redis.call('EXPIRE', tok, ttl)
@@ -340,14 +344,15 @@ def uncall(day: date, doctor_id: int, result: CallResult, restore: bool = True) 
     )
 
 
-def clear_current(day: date, doctor_id: int, token_number: int) -> None:
-    """Forget a doctor's current token when PostgreSQL says it is no longer with them."""
+def clear_current(day: date, doctor_id: int, token_number: int, status: str) -> None:
+    """Forget a doctor's current token when PostgreSQL says it is no longer with them, and
+    record the status PostgreSQL gives it."""
     try:
         client = _client()
         key = prefix(day) + f"cur:{doctor_id}"
         if _text(client.get(key) or b"") == member(token_number):
             client.delete(key)
-        client.hset(prefix(day) + f"tok:{member(token_number)}", "status", "DONE")
+        client.hset(prefix(day) + f"tok:{member(token_number)}", "status", status)
     except RedisError:
         raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
 
