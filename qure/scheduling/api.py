@@ -115,7 +115,7 @@ def book(body):
 
 
 @appointments_blp.get("")
-@api_roles()
+@api_roles(*service.READERS)
 @appointments_blp.arguments(AppointmentArgs, location="query")
 @appointments_blp.response(200, AppointmentPage)
 def list_appointments(args):
@@ -133,7 +133,7 @@ def list_appointments(args):
 
 
 @appointments_blp.get("/<int:appointment_id>")
-@api_roles()
+@api_roles(*service.READERS)
 @appointments_blp.response(200, AppointmentSchema)
 @appointments_blp.alt_response(404, schema=ErrorSchema)
 def get_appointment(appointment_id: int):

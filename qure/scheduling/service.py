@@ -8,6 +8,7 @@ friendly answer first.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -39,6 +40,7 @@ MAX_SLOTS = 3000
 MAX_ID = 2**31 - 1
 BOOKERS = (Role.ADMIN, Role.RECEPTION)  # who books, reschedules, cancels (SPEC section 0)
 SCHEDULERS = (Role.ADMIN, Role.DOCTOR)  # who creates and blocks slots
+READERS = (Role.ADMIN, Role.RECEPTION, Role.DOCTOR)  # who reads appointments (a doctor: own)
 WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -128,18 +130,44 @@ def _parse_time(value: Any, field: str, errors: dict[str, str]) -> time | None:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def in_calendar(day: date) -> bool:
+    """Whether a date is one the clinic can schedule on (1900 to 2199): the far ends of
+    Python's calendar cannot be turned into clinic-time instants."""
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+def check_days(**days: date | None) -> None:
+    """InvalidInput naming each given date outside 1900-2199."""
+    errors = {
+        field: "Use a date between 1900 and 2199."
+        for field, day in days.items()
+        if day is not None and not in_calendar(day)
+    }
+    if errors:
+        raise InvalidInput(_first(errors), fields=errors)
+
+
 def _parse_date(value: Any, field: str, errors: dict[str, str]) -> date | None:
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(str(value or "").strip())
-    except ValueError:
-        errors[field] = "Use a date as YYYY-MM-DD."
+        parsed = value
+    else:
+        try:
+            parsed = date.fromisoformat(str(value or "").strip())
+        except ValueError:
+            errors[field] = "Use a date as YYYY-MM-DD."
+            return None
+    if not in_calendar(parsed):
+        errors[field] = "Use a date between 1900 and 2199."
         return None
+    return parsed
 
 
 def _parse_weekdays(value: Any, errors: dict[str, str]) -> set[int]:
-    """Weekdays as ISO numbers (1 = Monday ... 7 = Sunday) or names (MON ... SUN);
+    """Weekdays as ISO numbers (1 = Monday ... 7 = Sunday) or names (MON ... SUN, or in
+    full);
     every day when none are given. Returns Python weekday numbers (0 = Monday)."""
     if value in (None, [], ""):
         return set(range(7))
@@ -147,9 +175,12 @@ def _parse_weekdays(value: Any, errors: dict[str, str]) -> set[int]:
         value = [value]
     days: set[int] = set()
     for item in value:
-        text = str(item).strip().upper()[:3]
+        text = str(item).strip().upper()
+        full = {name.upper(): i for i, name in enumerate(calendar.day_name)}
         if text in WEEKDAY_NAMES:
             days.add(WEEKDAY_NAMES.index(text))
+        elif text in full:
+            days.add(full[text])
         elif text in {"1", "2", "3", "4", "5", "6", "7"}:
             days.add(int(text) - 1)
         else:
@@ -319,7 +350,9 @@ def list_slots(
     per_page: int = 200,
 ) -> Page:
     """Slots in time order, filtered by doctor, one clinic day or a date range (`start`
-    to `end` inclusive), and status. Raises InvalidInput for an unknown status."""
+    to `end` inclusive), and status. Raises InvalidInput for an unknown status or a date
+    outside 1900-2199."""
+    check_days(date=day, **{"from": start}, to=end)
     query = select(Slot)
     if doctor_id is not None:
         query = query.where(Slot.doctor_id == doctor_id)
@@ -741,7 +774,8 @@ def list_appointments(
     per_page: int = 50,
 ) -> Page:
     """Appointments in time order. A DOCTOR sees only their own (naming another doctor is
-    Forbidden). Raises InvalidInput for an unknown status."""
+    Forbidden). Raises InvalidInput for an unknown status or a date outside 1900-2199."""
+    check_days(date=day)
     if actor.role == Role.DOCTOR:
         if doctor_id not in (None, actor.id):
             raise Forbidden("A doctor reads only their own appointments.", "forbidden")

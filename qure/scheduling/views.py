@@ -23,9 +23,10 @@ bp = Blueprint("scheduling", __name__)
 
 def _date_arg(name: str, default: date) -> date:
     try:
-        return date.fromisoformat(request.args.get(name, ""))
+        chosen = date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return default
+    return chosen if service.in_calendar(chosen) else default
 
 
 def _int_arg(name: str) -> int | None:
@@ -239,7 +240,7 @@ def book():
 
 
 @bp.get("/appointments/")
-@roles_required()
+@roles_required(*service.READERS)
 def appointments():
     """A day's appointments (a doctor sees their own)."""
     day = _date_arg("date", clock.today())
@@ -256,7 +257,7 @@ def appointments():
 
 
 @bp.get("/appointments/<int:appointment_id>")
-@roles_required()
+@roles_required(*service.READERS)
 def appointment(appointment_id: int):
     found = service.get_appointment(appointment_id, g.actor)
     day = _date_arg("date", clock.clinic_day(found.start_at))
