@@ -166,12 +166,29 @@ def setup(port: int, admin_token: str, doctors: int, slots_per_doctor: int, zone
     return doctor_ids, doctor_tokens, slots
 
 
+def patient_counts(db_url: str) -> tuple[int, int]:
+    """(patients on file, patients no earlier run used); (0, 0) before the first migration."""
+    import psycopg
+
+    with psycopg.connect(base._plain_pg_url(db_url)) as conn:
+        exists = conn.execute("SELECT to_regclass('queue_entries')").fetchone()[0]
+        if not exists:
+            return 0, 0
+        total = conn.execute("SELECT count(*) FROM patients").fetchone()[0]
+    return total, len(patient_ids(db_url, 10**7))
+
+
 def patient_ids(db_url: str, count: int) -> list[int]:
     import psycopg
 
     with psycopg.connect(base._plain_pg_url(db_url)) as conn:
+        # Patients no earlier run booked or queued (a patient holds one token a day).
         rows = conn.execute(
-            "SELECT id FROM patients WHERE archived_at IS NULL ORDER BY id LIMIT %s", (count,)
+            "SELECT p.id FROM patients p WHERE p.archived_at IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.patient_id = p.id)"
+            " AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.patient_id = p.id)"
+            " ORDER BY p.id LIMIT %s",
+            (count,),
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -217,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         env = base.app_env(db_url, redis_url, port, {"CLINIC_TIMEZONE": zone})
         base.say("$ flask --app qure db upgrade")
         base.flask(env, "db", "upgrade")
-        needed = args.doctors * (args.slots_per_doctor + args.walk_ins_per_doctor) + 100
-        base.seed(env, max(needed, 5000))
+        needed = args.doctors * (args.slots_per_doctor + args.walk_ins_per_doctor) + 600
+        total, unused = patient_counts(db_url)
+        base.seed(env, max(5000, total + max(0, needed - unused)))
         password = secrets.token_urlsafe(12)
         admin_name = "badmin" + secrets.token_hex(3)
         base.flask(env, "create-user", admin_name, "--role", "ADMIN", "--password", password)
@@ -411,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         def changes():
             doctor_client = Client(port, doctor_tokens[0])
             front = Client(port, reception_token)
-            spare = iter(patient_ids(db_url, len(patients) + 500)[len(patients) :])
+            spare = iter(patient_ids(db_url, 500))
             while not stop.is_set():
                 front.call(
                     "walkin",

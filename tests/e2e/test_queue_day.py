@@ -41,7 +41,7 @@ def test_book_check_in_call_and_the_board_shows_it(page, browser, live_server, a
         doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
         clerk = make_user(Role.RECEPTION, full_name="Kavya Nair")
         admin = make_user(Role.ADMIN)
-        patient = make_patient(full_name="Ravi Kumar Iyer")
+        make_patient(full_name="Ravi Kumar Iyer")
         local = clock.now().astimezone(clock.clinic_tz())
         start = (local + timedelta(minutes=30)).replace(minute=0, second=0, microsecond=0)
         make_slots(doctor, local.date(), start.strftime("%H:%M"), "15:00", 15)
