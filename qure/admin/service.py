@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import RedisError
 
 from qure.admin.models import ClinicSetting
 from qure.auth.models import User
 from qure.core import audit
+from qure.core.db import after_commit
 from qure.core.errors import InvalidInput
-from qure.extensions import db
+from qure.extensions import db, redis_store
 
 DISPLAY_KEY = "display_key_sha256"
 MIN_KEY_LENGTH = 12
@@ -44,7 +47,17 @@ def set_display_key(actor: User | None, key: Any = None) -> str:
     db.session.flush()
     # The key itself never goes into the audit trail.
     audit.record(actor, "DISPLAY_KEY_CHANGED", ("setting", DISPLAY_KEY), None, None)
+    after_commit(_forget_cached_digest)
     return key
+
+
+def _forget_cached_digest() -> None:
+    """The board's polls cache the digest in Redis; a new key must lock old screens out
+    at once."""
+    from qure.queue.store import DISPLAY_DIGEST_KEY
+
+    with contextlib.suppress(RedisError):
+        redis_store.client.delete(DISPLAY_DIGEST_KEY)
 
 
 def display_key_digest() -> str | None:
@@ -57,10 +70,10 @@ def display_key_digest() -> str | None:
     return _digest(configured) if configured else None
 
 
-def display_key_matches(key: str | None) -> str | None:
-    """The key's digest when it is the current display key, else None (compared in
-    constant time)."""
-    expected = display_key_digest()
+def display_key_matches(key: str | None, expected: str | None = None) -> str | None:
+    """The key's digest when it is the current display key (or matches the digest
+    `expected`), else None (compared in constant time)."""
+    expected = expected or display_key_digest()
     if not key or not expected:
         return None
     given = _digest(key.strip())

@@ -134,11 +134,15 @@ def summary():
 def display():
     """Now serving and the next three per doctor on duty: token numbers and initials only.
     Open to staff tokens and to the display key in `X-Display-Key`."""
-    if not settings.display_key_matches(request.headers.get("X-Display-Key")):
+    state = service.board_state()
+    given = request.headers.get("X-Display-Key")
+    if not (state.display_digest and settings.display_key_matches(given, state.display_digest)):
         verify_jwt_in_request(optional=True)
         if get_current_user() is None:
             raise Unauthorized("Send X-Display-Key or a staff bearer token.", "unauthorized")
-    body, version = service.board()
-    response = current_app.response_class(body, mimetype="application/json")
-    response.set_etag(version)
-    return response.make_conditional(request)
+    response = current_app.response_class(mimetype="application/json")
+    response.set_etag(state.version)
+    if request.if_none_match.contains(state.version):
+        return response.make_conditional(request)
+    response.set_data(service.board_body(state))
+    return response

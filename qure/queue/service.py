@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from qure.admin import service as settings
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import after_commit, constraint_name, on_rollback
@@ -576,7 +578,9 @@ def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
             "status: unknown", fields={"status": "One of " + ", ".join(TOKEN_STATUSES) + "."}
         )
     day = clock.today()
-    entry = _entry(day, token_number, lock=True)
+    # A call takes the doctor's call lock before any row lock (see call_next), so the row
+    # is not locked here for that move: call_next confirms the token under its own lock.
+    entry = _entry(day, token_number, lock=wanted != "WITH_DOCTOR")
     if actor.role == Role.RECEPTION and wanted not in RECEPTION_MOVES:
         raise Forbidden("Reception may skip, mark no-show or recall.", "forbidden")
     if actor.role == Role.DOCTOR and entry.doctor_id != actor.id:
@@ -747,33 +751,56 @@ def summary(day: date | None = None) -> dict[str, Any]:
     return {"date": day, **block(entries), "doctors": per_doctor}
 
 
-def board(day: date | None = None) -> tuple[str, str]:
-    """The waiting-room board as JSON text, and its version (an ETag): per doctor on duty,
-    now serving and the next three, as token numbers and initials only. Built from Redis
-    once per change and cached there, so a poll that finds nothing new costs one round
-    trip."""
+@dataclass(frozen=True)
+class BoardState:
+    day: date
+    version: str
+    cached: str | None
+    display_digest: str | None  # the display key's SHA-256; None when no key is set
+
+
+def board_state(day: date | None = None) -> BoardState:
+    """The board's version, its cached body and the display key's digest, from one Redis
+    round trip when nothing has changed (a poll that finds nothing new touches neither
+    PostgreSQL nor the JSON encoder). A day Redis lost is loaded again first."""
     day = day or clock.today()
-    built, version = store.version(day)
-    if not built:
+    found = store.probe(day)
+    if not found.built:
         reload(day)
-        built, version = store.version(day)
-    cached = store.cached_board(day, version)
-    if cached is not None:
-        return cached, version
-    doctors = _doctors_of_day(day)
-    snapshot_ = store.board_snapshot(day, [d.id for d in doctors])
+        found = store.probe(day)
+    digest = found.display_digest
+    if digest is None:
+        digest = settings.display_key_digest() or "-"
+        store.remember_display_digest(digest)
+    return BoardState(day, found.version, found.board, None if digest == "-" else digest)
+
+
+def board_body(state: BoardState) -> str:
+    """The waiting-room board as JSON text: per doctor on duty, now serving and the next
+    three, as token numbers and initials only. Built from Redis once per version and
+    cached there."""
+    if state.cached is not None:
+        return state.cached
+    doctors = _doctors_of_day(state.day)
+    snapshot_ = store.board_snapshot(state.day, [d.id for d in doctors])
     body = json.dumps(
         {
-            "date": day.isoformat(),
-            "version": version,
+            "date": state.day.isoformat(),
+            "version": state.version,
             "doctors": [
                 {"doctor": {"id": d.id, "name": d.full_name}, **snapshot_[d.id]} for d in doctors
             ],
         },
         separators=(",", ":"),
     )
-    store.cache_board(day, version, body)
-    return body, version
+    store.cache_board(state.day, state.version, body)
+    return body
+
+
+def board(day: date | None = None) -> tuple[str, str]:
+    """The board's JSON text and its version (an ETag)."""
+    state = board_state(day)
+    return board_body(state), state.version
 
 
 # ---- closing the day --------------------------------------------------------------------

@@ -446,25 +446,44 @@ def board_snapshot(day: date, doctor_ids: list[int], ahead: int = 3) -> dict[int
     return board
 
 
-def version(day: date) -> tuple[bool, str]:
-    """(whether the day is loaded, its version) in one round trip."""
-    p = prefix(day)
-    try:
-        with _client().pipeline(transaction=False) as pipe:
-            pipe.exists(p + "built")
-            pipe.get(p + "ver")
-            built, ver = pipe.execute()
-    except RedisError:
-        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
-    return bool(built), _text(ver or b"0")
+# What a board poll needs, in one round trip: is the day loaded, its version, the board
+# cached for that version, and the display key's digest. KEYS: day prefix, digest key.
+_PROBE = """
+local p = KEYS[1]
+local ver = redis.call('GET', p .. 'ver') or '0'
+return {
+  redis.call('EXISTS', p .. 'built'),
+  ver,
+  redis.call('GET', p .. 'board:' .. ver),
+  redis.call('GET', KEYS[2])
+}
+"""
+DISPLAY_DIGEST_KEY = "qure:display_key_sha256"
 
 
-def cached_board(day: date, ver: str) -> str | None:
-    try:
-        value = _client().get(prefix(day) + f"board:{ver}")
-    except RedisError:
-        return None
-    return _text(value) if value is not None else None
+@dataclass(frozen=True)
+class Probe:
+    built: bool
+    version: str
+    board: str | None
+    display_digest: str | None  # "-": no key is set; None: not cached
+
+
+def probe(day: date) -> Probe:
+    """The board's state for a day (see `_PROBE`)."""
+    built, ver, board, digest = _run(_PROBE, [prefix(day), DISPLAY_DIGEST_KEY], [])
+    return Probe(
+        bool(built),
+        _text(ver),
+        _text(board) if board is not None else None,
+        _text(digest) if digest is not None else None,
+    )
+
+
+def remember_display_digest(digest: str | None) -> None:
+    """Cache the display key's digest ("-" for none) for the board's polls."""
+    with contextlib.suppress(RedisError):
+        _client().set(DISPLAY_DIGEST_KEY, digest or "-", ex=300)
 
 
 def cache_board(day: date, ver: str, body: str) -> None:

@@ -3,6 +3,8 @@ waiting-room board. Thin: every change goes through the queue service."""
 
 from __future__ import annotations
 
+import hmac
+
 from flask import (
     Blueprint,
     abort,
@@ -233,18 +235,18 @@ def mark_urgent(token: int):
 # ---- the waiting-room board ----------------------------------------------------------------
 
 
-def _board_allowed() -> bool:
-    """Staff signed in, or a screen opened with the current display key."""
-    if current_user.is_authenticated:
+def _board_allowed(digest: str | None) -> bool:
+    """Staff signed in, or a screen opened with the current display key (`digest`)."""
+    opened_with = session.get(DISPLAY_SESSION)
+    if opened_with and digest and hmac.compare_digest(opened_with, digest):
         return True
-    digest = session.get(DISPLAY_SESSION)
-    return bool(digest) and digest == settings.display_key_digest()
+    return current_user.is_authenticated
 
 
 @bp.get("/board")
 def board():
     """The full-screen board for the waiting-room TV (or the display-key form)."""
-    if not _board_allowed():
+    if not _board_allowed(settings.display_key_digest()):
         return render_template("queue/board_key.html", form=DisplayKeyForm())
     return render_template(
         "queue/board.html", poll_seconds=current_app.config["BOARD_POLL_SECONDS"]
@@ -265,10 +267,13 @@ def board_key():
 @bp.get("/board/data")
 def board_data():
     """The board's few bytes: polled every couple of seconds, 304 when nothing changed."""
-    if not _board_allowed():
+    state = service.board_state()
+    if not _board_allowed(state.display_digest):
         return {"error": {"code": "unauthorized", "message": "Open the board with the key."}}, 401
-    body, version = service.board()
-    response = current_app.response_class(body, mimetype="application/json")
-    response.set_etag(version)
+    response = current_app.response_class(mimetype="application/json")
+    response.set_etag(state.version)
+    if request.if_none_match.contains(state.version):
+        return response.make_conditional(request)
+    response.set_data(service.board_body(state))
     response.headers["Cache-Control"] = "no-cache"
     return response.make_conditional(request)

@@ -293,3 +293,30 @@ def test_redis_flushed_while_check_ins_go_on(app, reception):
     assert redis_store.client.get(f"q:{TODAY}:counter") == b"120"
     assert sorted(n for d in doctors for n in redis_waiting(d.id)) == list(range(1, 121))
     assert_redis_matches_the_database(doctors)
+
+
+def test_calling_a_named_token_and_call_next_at_once_never_deadlock(app, reception):
+    """The doctor calls token 2 by number while Call next runs for the same queue: one of
+    them gets a patient, the other a conflict; never a deadlock or a second current."""
+    for _ in range(5):
+        doctor = make_user(Role.DOCTOR)
+        first = walk_in_now(reception, make_patient(), doctor)
+        second = walk_in_now(reception, make_patient(), doctor)
+
+        def named(_actor, doctor_id=doctor.id, token=second):
+            me = db.session.get(User, doctor_id)
+            return service.set_status(me, token, "WITH_DOCTOR").token_number
+
+        results = run_together(app, doctor.id, [named, calling(doctor.id)], now=NOW)
+
+        called = [r for r in results if isinstance(r, int)]
+        assert len(called) == 1, results
+        refused = [r for r in results if not isinstance(r, int)]
+        assert isinstance(refused[0], Conflict), repr(refused[0])
+        assert refused[0].code == "patient_with_doctor"
+        entries = {e.token_number: e.status for e in rows() if e.doctor_id == doctor.id}
+        assert list(entries.values()).count("WITH_DOCTOR") == 1
+        assert entries[called[0]] == "WITH_DOCTOR"
+        assert set(entries) == {first, second}
+        assert redis_current(doctor.id) == called[0]
+        assert redis_waiting(doctor.id) == [t for t in (first, second) if t != called[0]]
