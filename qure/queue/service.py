@@ -254,7 +254,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     """
     data = data or {}
     urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
-    appointment = scheduling.locked_appointment(appointment_id)
+    appointment = scheduling.locked_appointment(appointment_id, with_people=True)
     if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
         raise Conflict("This appointment is already checked in.", "already_checked_in")
     if appointment.status != "SCHEDULED":
@@ -285,7 +285,9 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     entry = QueueEntry(
         day=day,
         doctor_id=appointment.doctor_id,
+        doctor=appointment.doctor,
         patient_id=appointment.patient_id,
+        patient=appointment.patient,
         appointment_id=appointment.id,
         kind="APPOINTMENT",
         urgent=urgent,
@@ -338,14 +340,14 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
     today) with the fewest waiting. Raises InvalidInput (fields), Conflict
     `already_in_queue`, `no_doctor_on_duty`."""
     errors: dict[str, str] = {}
-    patient = doctor_id = complaint = None
+    patient = doctor = complaint = None
     urgent, urgent_reason = False, None
     for step in ("patient", "doctor", "complaint", "urgent"):
         try:
             if step == "patient":
                 patient = scheduling.bookable_patient(data.get("patient_id"))
             elif step == "doctor" and data.get("doctor_id") is not None:
-                doctor_id = scheduling.get_doctor(data.get("doctor_id")).id
+                doctor = scheduling.get_doctor(data.get("doctor_id"))
             elif step == "complaint":
                 complaint = _clean_text(data.get("complaint"), "complaint", 500)
             elif step == "urgent":
@@ -361,11 +363,12 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
     held = active_token(patient.id, day)
     if held:
         raise _already_queued(held)
-    if doctor_id is None:
-        doctor_id = _least_busy_doctor(day)
+    if doctor is None:
+        doctor = db.session.get(User, _least_busy_doctor(day))
     entry = QueueEntry(
         day=day,
-        doctor_id=doctor_id,
+        doctor_id=doctor.id,
+        doctor=doctor,
         patient_id=patient.id,
         patient=patient,
         kind="WALK_IN",

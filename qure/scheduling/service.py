@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -677,9 +678,18 @@ def get_appointment(appointment_id: int, actor: User | None = None) -> Appointme
     return appointment
 
 
-def locked_appointment(appointment_id: int) -> Appointment:
+def locked_appointment(appointment_id: int, with_people: bool = False) -> Appointment:
+    """The appointment, its row locked (NotFound otherwise). `with_people` loads its patient
+    and doctor in the same query (only the appointment's row is locked)."""
+    options = [joinedload(Appointment.patient), joinedload(Appointment.doctor)]
     found = (
-        db.session.get(Appointment, appointment_id, with_for_update=True, populate_existing=True)
+        db.session.get(
+            Appointment,
+            appointment_id,
+            with_for_update={"of": Appointment},
+            populate_existing=True,
+            options=options if with_people else None,
+        )
         if 0 < appointment_id <= MAX_ID
         else None
     )
