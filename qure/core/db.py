@@ -8,7 +8,6 @@ only when the transaction ends without committing, however it ends.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 
 from sqlalchemy import event
@@ -20,21 +19,11 @@ log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "qure_after_commit"
 _ON_ROLLBACK = "qure_on_rollback"
-_FOLLOW_UP = "qure_follow_up"
-_FOLLOW_UP_READY = "qure_follow_up_ready"
 
 
 def after_commit(callback: Callable[[], None]) -> None:
     """Run `callback` once the current transaction commits (dropped on rollback)."""
     pending = db.session.info.setdefault(_AFTER_COMMIT, [])
-    if callback not in pending:
-        pending.append(callback)
-
-
-def follow_up(callback: Callable[[], None]) -> None:
-    """Run `callback` once `commit()` has returned: unlike `after_commit` work it may read
-    the database (in a new transaction). Dropped if the transaction does not commit."""
-    pending = db.session.info.setdefault(_FOLLOW_UP, [])
     if callback not in pending:
         pending.append(callback)
 
@@ -45,10 +34,8 @@ def on_rollback(callback: Callable[[], None]) -> None:
 
 
 def commit() -> None:
-    """Commit the request's transaction, then run the after-commit callbacks and the
-    follow-up work."""
+    """Commit the request's transaction, then run the after-commit callbacks."""
     db.session.commit()
-    _run(db.session.info.pop(_FOLLOW_UP_READY, []))
 
 
 def constraint_name(exc: IntegrityError) -> str | None:
@@ -61,17 +48,14 @@ def _run(callbacks: list[Callable[[], None]]) -> None:
     for callback in callbacks:
         try:
             callback()
-        except Exception as exc:  # the transaction is over; one failure must not stop others
-            # Type and frames only: an exception's message can carry a row's values.
-            frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
-            log.error("post-transaction callback failed: %s\n%s", type(exc).__name__, frames)
+        except Exception:  # the transaction is over; one failed follow-up must not stop others
+            log.exception("post-transaction callback failed")
 
 
 def _run_callbacks(session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released; the transaction itself is still open
     session.info.pop(_ON_ROLLBACK, None)
-    session.info[_FOLLOW_UP_READY] = session.info.pop(_FOLLOW_UP, [])
     _run(session.info.pop(_AFTER_COMMIT, []))
 
 
@@ -79,7 +63,6 @@ def _drop_callbacks(session, previous_transaction) -> None:
     # A savepoint rolled back (a caught IntegrityError) leaves the outer transaction alive.
     if not previous_transaction.nested:
         session.info.pop(_AFTER_COMMIT, None)
-        session.info.pop(_FOLLOW_UP, None)
 
 
 def _transaction_end(session, transaction) -> None:
@@ -88,7 +71,6 @@ def _transaction_end(session, transaction) -> None:
     # Still here after the root transaction ended: it did not commit (rollback, close, or a
     # failed COMMIT).
     session.info.pop(_AFTER_COMMIT, None)
-    session.info.pop(_FOLLOW_UP, None)
     _run(session.info.pop(_ON_ROLLBACK, []))
 
 

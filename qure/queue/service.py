@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from qure.admin import service as settings
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import after_commit, constraint_name, follow_up, on_rollback
+from qure.core.db import after_commit, constraint_name, on_rollback
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.roles import Role
 from qure.extensions import db
@@ -115,19 +115,12 @@ def snapshot(entry: QueueEntry) -> dict[str, Any]:
 
 
 def _publish(day: date, entry: QueueEntry) -> None:
-    """After the commit: show the token's new state in Redis, then the board."""
+    """After the commit: show the token's new state in Redis."""
     card, status, doctor_id = _card(entry), entry.status, entry.doctor_id
     if status == "WAITING":
         after_commit(partial(store.enqueue, day, card))
     else:
         after_commit(partial(store.set_status, day, doctor_id, card.token_number, status))
-    _refresh_board_after_commit(day)
-
-
-def _refresh_board_after_commit(day: date) -> None:
-    # The change builds the board's new text once, so the screens' next polls all find it
-    # cached instead of each building it at the same moment.
-    follow_up(partial(refresh_board, day))
 
 
 def _clean_text(value: Any, field: str, limit: int) -> str | None:
@@ -560,7 +553,6 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
                 raise _busy(current) from None
         raise
     on_rollback(partial(store.uncall, day, doctor.id, result))
-    _refresh_board_after_commit(day)
     _appointment_follows(entry, "WITH_DOCTOR")
     db.session.flush()
     old, new = audit.diff(before, snapshot(entry))
@@ -806,11 +798,6 @@ def board_body(state: BoardState) -> str:
     )
     store.cache_board(state.day, state.version, body)
     return body
-
-
-def refresh_board(day: date) -> None:
-    """Build and cache the board for the day's current version (after a change)."""
-    board_body(board_state(day))
 
 
 def board(day: date | None = None) -> tuple[str, str]:

@@ -1247,20 +1247,3 @@ def test_a_refused_act_leaves_no_audit_record(reception, doctor, patient):
         service.set_status(reception, 9, "SKIPPED")
     db.session.rollback()
     assert len(outbox()) == before
-
-
-def test_each_change_leaves_the_new_board_cached_for_the_screens(reception, doctor):
-    make_slots(doctor)
-    patient = make_patient(full_name="Zoya Fernandes")
-    service.walk_in(reception, {"patient_id": patient.id, "doctor_id": doctor.id})
-    commit()
-    after_walk_in = store.probe(TODAY)
-    assert after_walk_in.board is not None
-    assert '"initials":"Z.F."' in after_walk_in.board
-
-    service.call_next(doctor)
-    commit()
-    after_call = store.probe(TODAY)
-    assert after_call.version != after_walk_in.version
-    assert after_call.board is not None
-    assert '"now_serving":{"token_number":1' in after_call.board
