@@ -8,6 +8,7 @@ only when the transaction ends without committing, however it ends.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 
 from sqlalchemy import event
@@ -48,8 +49,10 @@ def _run(callbacks: list[Callable[[], None]]) -> None:
     for callback in callbacks:
         try:
             callback()
-        except Exception:  # the transaction is over; one failed follow-up must not stop others
-            log.exception("post-transaction callback failed")
+        except Exception as exc:  # the transaction is over; one failure must not stop others
+            # Type and frames only: an exception's message can carry a row's values.
+            frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+            log.error("post-transaction callback failed: %s\n%s", type(exc).__name__, frames)
 
 
 def _run_callbacks(session) -> None:

@@ -10,6 +10,7 @@ database refuses or the transaction does not commit).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -64,6 +65,7 @@ ACTION_OF = {
     "WAITING": "TOKEN_RECALLED",
 }
 MAX_TOKEN = 99_999
+BOARD_BUILD_WAIT_SECONDS = 0.05
 ATTEMPTS = 6
 
 
@@ -784,6 +786,15 @@ def board_body(state: BoardState) -> str:
     cached there."""
     if state.cached is not None:
         return state.cached
+    if not store.claim_board_build(state.day, state.version):
+        # Another screen's poll is building this version (every screen asks just after a
+        # change): wait for its text rather than all build it at once.
+        deadline = time.monotonic() + BOARD_BUILD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.004)
+            built = store.cached_board(state.day, state.version)
+            if built is not None:
+                return built
     doctors = _doctors_of_day(state.day)
     snapshot_ = store.board_snapshot(state.day, [d.id for d in doctors])
     body = json.dumps(

@@ -486,6 +486,24 @@ def remember_display_digest(digest: str | None) -> None:
         _client().set(DISPLAY_DIGEST_KEY, digest or "-", ex=300)
 
 
+def cached_board(day: date, ver: str) -> str | None:
+    """The board text cached for a version, if any."""
+    try:
+        value = _client().get(prefix(day) + f"board:{ver}")
+    except RedisError:
+        return None
+    return _text(value) if value is not None else None
+
+
+def claim_board_build(day: date, ver: str) -> bool:
+    """Whether this caller is the one to build the board of this version (the first to
+    ask); True as well when Redis cannot say."""
+    try:
+        return bool(_client().set(prefix(day) + f"building:{ver}", "1", nx=True, ex=5))
+    except RedisError:
+        return True
+
+
 def cache_board(day: date, ver: str, body: str) -> None:
     with contextlib.suppress(RedisError):
         _client().set(prefix(day) + f"board:{ver}", body, ex=60)

@@ -1247,3 +1247,31 @@ def test_a_refused_act_leaves_no_audit_record(reception, doctor, patient):
         service.set_status(reception, 9, "SKIPPED")
     db.session.rollback()
     assert len(outbox()) == before
+
+
+# ---- the board is built once per change ------------------------------------------------
+
+
+def test_a_poll_waits_for_the_board_another_poll_is_building(reception, doctor):
+    make_slots(doctor)
+    service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
+    commit()
+    state = service.board_state()
+    assert state.cached is None
+    assert store.claim_board_build(TODAY, state.version)  # another screen is building it
+    redis_store.client.set(f"q:{TODAY}:board:{state.version}", '{"built":"elsewhere"}')
+
+    assert service.board_body(state) == '{"built":"elsewhere"}'
+
+
+def test_a_poll_builds_the_board_itself_when_the_other_builder_never_finishes(reception, doctor):
+    make_slots(doctor)
+    service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
+    commit()
+    state = service.board_state()
+    assert store.claim_board_build(TODAY, state.version)
+
+    body = service.board_body(state)
+
+    assert '"display":"001"' in body
+    assert store.probe(TODAY).board == body
