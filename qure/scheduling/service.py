@@ -474,6 +474,9 @@ def _instant(value: Any, field: str, errors: dict[str, str]) -> datetime | None:
         except ValueError:
             errors[field] = "Use a date and time such as 2026-12-01T09:00 (clinic time)."
             return None
+    if not in_calendar(moment.date()):
+        errors[field] = "Use a date between 1900 and 2199."
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=clock.clinic_tz())
     return moment

@@ -1058,3 +1058,10 @@ def test_a_pharmacist_cannot_read_appointments(client, doctor, reception, pharma
     error(client.get(APPOINTMENTS, headers=headers), 403, "forbidden")
     error(client.get(f"{APPOINTMENTS}/{appointment.id}", headers=headers), 403, "forbidden")
     assert client.get(APPOINTMENTS, headers=bearer(client, reception)).json["total"] == 1
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00", "9999-12-31T23:00"])
+def test_blocking_a_range_at_the_edges_of_the_calendar_is_a_field_error(client, doctor, start):
+    body = {"start": start, "end": "9999-12-31T23:30", "reason": "Leave"}
+    response = client.post(BLOCK_RANGE, json=body, headers=bearer(client, doctor))
+    assert names_field(error(response, 422, "invalid_input"), "start")
