@@ -112,12 +112,14 @@ def _register_blueprints(app: Flask) -> None:
     from qure.extensions import csrf
     from qure.patients.api import blp as patients_blp
     from qure.patients.views import bp as patients_bp
+    from qure.pharmacy.api import blp as medicines_blp
+    from qure.pharmacy.views import bp as pharmacy_bp
     from qure.queue.api import blp as queue_blp
     from qure.queue.views import bp as queue_bp
     from qure.scheduling.api import appointments_blp, slots_blp
     from qure.scheduling.views import bp as scheduling_bp
 
-    for bp in (core_bp, auth_bp, admin_bp, patients_bp, scheduling_bp, queue_bp):
+    for bp in (core_bp, auth_bp, admin_bp, patients_bp, scheduling_bp, queue_bp, pharmacy_bp):
         app.register_blueprint(bp)
     api = QureApi(
         app,
@@ -143,6 +145,7 @@ def _register_blueprints(app: Flask) -> None:
         slots_blp,
         appointments_blp,
         queue_blp,
+        medicines_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

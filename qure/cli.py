@@ -63,9 +63,13 @@ def seed_demo_command(bulk: int):
     accounts = demo.seed_accounts()
     created = demo.seed_patients()
     slots = demo.seed_schedule()
+    medicines = demo.seed_medicines()
     display_key = demo.seed_display_key()
     db.session.commit()
-    click.echo(f"Demo patients added: {created}. Demo doctor's slots added: {slots}.")
+    click.echo(
+        f"Demo patients added: {created}. Demo doctor's slots added: {slots}. "
+        f"Medicines added: {medicines}."
+    )
     if bulk:
         added = demo.bulk_patients(bulk, progress=True)
         click.echo(f"Synthetic patients added: {added}.")
@@ -221,6 +225,7 @@ def serve_command(host: str, port: int):
     if accounts.created:
         demo.seed_patients()
     demo.seed_schedule()  # the demo doctor always has the coming two weeks of slots
+    demo.seed_medicines()
     display_key = demo.seed_display_key()
     db.session.commit()
     if mongo.embedded:

@@ -376,6 +376,43 @@ def seed_schedule(days: int = 14) -> int:
     return result["created"]
 
 
+def seed_medicines() -> int:
+    """Add the common medicines (qure.pharmacy.catalogue) the catalogue lacks; returns how
+    many were added."""
+    from qure.pharmacy import service as pharmacy
+    from qure.pharmacy.catalogue import COMMON_MEDICINES
+    from qure.pharmacy.models import Medicine
+
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    have = {
+        (name.lower(), strength.lower(), form)
+        for name, strength, form in db.session.execute(
+            select(Medicine.name, Medicine.strength, Medicine.dosage_form)
+        )
+    }
+    added = 0
+    for name, generic, drug_class, form, strength, maker, price, gst in COMMON_MEDICINES:
+        if (name.lower(), strength.lower(), form) in have:
+            continue
+        pharmacy.create(
+            admin,
+            {
+                "name": name,
+                "generic_name": generic,
+                "drug_class": drug_class,
+                "dosage_form": form,
+                "strength": strength,
+                "manufacturer": maker,
+                "unit_price": price,
+                "gst_rate": gst,
+                "hsn_code": "3004",
+                "reorder_level": 20,
+            },
+        )
+        added += 1
+    return added
+
+
 def seed_display_key() -> str | None:
     """A display key for the demo board, kept with the demo passwords (None when one is
     already set and its text is not known here)."""

@@ -28,6 +28,7 @@ NAV = (
     ("Queue", "queue.index"),
     ("My queue", "queue.doctor_queue"),
     ("Schedule", "scheduling.week"),
+    ("Medicines", "pharmacy.medicines"),
     ("Users", "admin.user_list"),
 )
 

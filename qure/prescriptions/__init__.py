@@ -1,0 +1,1 @@
+"""Prescriptions (SPEC section 6)."""
