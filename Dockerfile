@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
-      fonts-dejavu-core fonts-noto-core shared-mime-info \
+      fonts-dejavu-core fonts-lohit-deva fonts-noto-core shared-mime-info \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -114,10 +114,12 @@ def _register_blueprints(app: Flask) -> None:
     from qure.patients.views import bp as patients_bp
     from qure.pharmacy.api import blp as medicines_blp
     from qure.pharmacy.views import bp as pharmacy_bp
+    from qure.prescriptions.api import blp as prescriptions_blp
     from qure.queue.api import blp as queue_blp
     from qure.queue.views import bp as queue_bp
     from qure.scheduling.api import appointments_blp, slots_blp
     from qure.scheduling.views import bp as scheduling_bp
+    from qure.visits.api import blp as visits_blp
 
     for bp in (core_bp, auth_bp, admin_bp, patients_bp, scheduling_bp, queue_bp, pharmacy_bp):
         app.register_blueprint(bp)
@@ -146,6 +148,8 @@ def _register_blueprints(app: Flask) -> None:
         appointments_blp,
         queue_blp,
         medicines_blp,
+        visits_blp,
+        prescriptions_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

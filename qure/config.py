@@ -54,6 +54,12 @@ def from_environment() -> dict:
         "REFRESH_TOKEN_EXPIRE_DAYS": _int("REFRESH_TOKEN_EXPIRE_DAYS", 7),
         "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE", "Asia/Kolkata"),
         "CLINIC_NAME": env.get("CLINIC_NAME", "Qure Clinic"),
+        # Printed on prescriptions and receipts.
+        "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "12 MG Road, Pune 411001"),
+        "CLINIC_PHONE": env.get("CLINIC_PHONE", "+91 20 4000 1234"),
+        "CLINIC_REGISTRATION": env.get("CLINIC_REGISTRATION", "Clinic reg. MH/PMC/2024/0001"),
+        "CLINIC_GSTIN": env.get("CLINIC_GSTIN", ""),
+        "TEMPERATURE_UNIT": env.get("TEMPERATURE_UNIT", "C"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),

@@ -23,6 +23,11 @@ from tests.helpers import NOW, make_user
 
 TABLES = (
     "outbox",
+    "prescription_items",
+    "prescriptions",
+    "visit_notes",
+    "visits",
+    "medicines",
     "queue_entries",
     "appointments",
     "slots",

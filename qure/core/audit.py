@@ -112,3 +112,17 @@ def record(
 
     after_commit(schedule_relay)
     return row
+
+
+def publish(topic: str, document: dict) -> OutboxEvent:
+    """Write a read-model document (a visit's history snapshot, say) to the outbox in the
+    current transaction; the relay copies it to the MongoDB collection named `topic`."""
+    if topic == AUDIT_TOPIC:
+        raise ValueError("audit records go through record()")
+    row = OutboxEvent(topic=topic, payload=plain(document))
+    db.session.add(row)
+    db.session.flush()
+    from qure.core.jobs import schedule_relay
+
+    after_commit(schedule_relay)
+    return row

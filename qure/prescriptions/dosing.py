@@ -124,12 +124,13 @@ def _part_value(piece: str) -> Decimal:
 
 
 def _pattern_words(parts: list[Decimal]) -> str:
-    taken = [
-        (amount, slot) for amount, slot in zip(parts, PATTERN_SLOTS[len(parts)], strict=True) if amount
-    ]
+    slots = PATTERN_SLOTS[len(parts)]
+    taken = [(amount, slot) for amount, slot in zip(parts, slots, strict=True) if amount]
     # One of each is the usual case and reads best bare ("morning and night"); as soon as
     # one amount differs, every amount is said so that none can be misread.
     if all(amount == 1 for amount, _ in taken):
+        if len(taken) == 1:  # a lone "night" reads as a label, "at night" as an instruction
+            return SLOT_PHRASES[taken[0][1]]
         return _join([slot for _, slot in taken])
     return _join([f"{_amount_words(amount)} {SLOT_PHRASES[slot]}" for amount, slot in taken])
 
@@ -165,7 +166,7 @@ def quantity(
 ) -> int:
     """How much of a medicine goes out for one prescription item.
 
-    For tablets and capsules taken a number of times a day it is ceil(dose × per day ×
+    For tablets and capsules taken a number of times a day it is ceil(dose * per day *
     days), unless `given`. For SOS, STAT and every form dispensed in packs the number of
     packs must be given. Raises InvalidInput naming each bad field at once (`dose` above 0,
     at most 100, two decimals; `duration_days` a whole number 1-365; `quantity` a whole

@@ -611,6 +611,23 @@ def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
     return entry
 
 
+def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
+    """Completing a visit completes its token (and the token's appointment) when the
+    token is still WITH_DOCTOR; any other state is left as it is. Returns the entry."""
+    entry = db.session.get(QueueEntry, entry_id, with_for_update=True, populate_existing=True)
+    if entry is None or entry.status != "WITH_DOCTOR":
+        return entry
+    before = snapshot(entry)
+    now = clock.now()
+    entry.status, entry.status_changed_at, entry.completed_at = "COMPLETED", now, now
+    _appointment_follows(entry, "COMPLETED")
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(actor, "TOKEN_COMPLETED", ("token", entry.id), old, new)
+    _publish(entry.day, entry)
+    return entry
+
+
 def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
     """Flag a WAITING token urgent (with a reason): it moves ahead of everyone but the
     recalled. Raises InvalidInput, NotFound, Conflict `invalid_transition`."""

@@ -1,0 +1,50 @@
+"""Printed documents: HTML templates rendered to PDF by WeasyPrint.
+
+Templates get plain values (dicts, strings, numbers), never ORM objects. Jinja escapes
+everything a user typed, so a patient named `<img src=...>` prints as text; and the URL
+fetcher serves only the app's own static files, so even markup that got through could make
+the server fetch nothing else: no network, no `file://`. Fonts come from the system
+(DejaVu, Lohit Devanagari), never from the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import Path
+
+from flask import current_app, render_template
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+log = logging.getLogger(__name__)
+
+# A base that names nothing on the network: relative URLs in templates resolve under it,
+# and the fetcher maps it to the static folder.
+STATIC_BASE = "https://pdf.qure.invalid/static/"
+
+
+class StaticOnlyFetcher(URLFetcher):
+    """Serves files under the app's static folder; refuses every other URL."""
+
+    def __init__(self, static_folder: str) -> None:
+        super().__init__(allowed_protocols=("https",))
+        self.root = Path(static_folder).resolve()
+
+    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        if not url.startswith(STATIC_BASE):
+            log.warning("PDF rendering refused a resource outside the app's static files")
+            raise ValueError("only the app's static files may be used in a PDF")
+        relative = url[len(STATIC_BASE) :].split("?")[0].split("#")[0]
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root) or not path.is_file():
+            raise ValueError("no such static file")
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": mime})
+
+
+def render_pdf(template: str, **values) -> bytes:
+    """Render a template (under templates/pdf/) with plain values to PDF bytes."""
+    html = render_template(template, **values)
+    fetcher = StaticOnlyFetcher(current_app.static_folder)
+    return HTML(string=html, base_url=STATIC_BASE, url_fetcher=fetcher).write_pdf()

@@ -1,0 +1,61 @@
+"""A visit's prescription and its items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, SmallInteger, String, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qure.auth.models import User
+from qure.extensions import db
+from qure.patients.models import Patient
+from qure.pharmacy.models import Medicine
+from qure.visits.models import Visit
+
+
+class Prescription(db.Model):
+    """One per visit (a unique constraint), written by the visit's doctor."""
+
+    __tablename__ = "prescriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), nullable=False, unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), nullable=False)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    notes: Mapped[str | None] = mapped_column(String(1000))
+    allergy_override_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    visit: Mapped[Visit] = relationship()
+    patient: Mapped[Patient] = relationship()
+    doctor: Mapped[User] = relationship()
+    items: Mapped[list[PrescriptionItem]] = relationship(
+        back_populates="prescription",
+        order_by="PrescriptionItem.position",
+        cascade="all, delete-orphan",
+    )
+
+
+class PrescriptionItem(db.Model):
+    __tablename__ = "prescription_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prescription_id: Mapped[int] = mapped_column(
+        ForeignKey("prescriptions.id", ondelete="CASCADE"), nullable=False
+    )
+    medicine_id: Mapped[int] = mapped_column(ForeignKey("medicines.id"), nullable=False)
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    dose: Mapped[Decimal] = mapped_column(Numeric(6, 2), nullable=False)
+    frequency: Mapped[str] = mapped_column(String(20), nullable=False)
+    duration_days: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    route: Mapped[str | None] = mapped_column(String(40))
+    instructions: Mapped[str | None] = mapped_column(String(300))
+
+    prescription: Mapped[Prescription] = relationship(back_populates="items")
+    medicine: Mapped[Medicine] = relationship()

@@ -1,0 +1,358 @@
+"""Prescriptions (SPEC section 6): written by the visit's doctor, checked against the
+patient's allergies, printed as a PDF."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.core.db import constraint_name
+from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.roles import Role
+from qure.extensions import db
+from qure.pharmacy.models import Medicine
+from qure.prescriptions import dosing
+from qure.prescriptions.allergy import allergy_matches
+from qure.prescriptions.models import Prescription, PrescriptionItem
+from qure.visits import service as visits
+from qure.visits.models import Visit
+
+MAX_ID = 2**31 - 1
+MAX_ITEMS = 30
+ITEM_FIELDS = (
+    "medicine_id",
+    "dose",
+    "frequency",
+    "duration_days",
+    "quantity",
+    "route",
+    "instructions",
+)
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def get_prescription(prescription_id: int) -> Prescription:
+    found = db.session.get(Prescription, prescription_id) if 0 < prescription_id <= MAX_ID else None
+    if found is None:
+        raise NotFound("No such prescription.", "prescription_not_found")
+    return found
+
+
+def for_visit(visit_id: int) -> Prescription | None:
+    return db.session.scalars(select(Prescription).where(Prescription.visit_id == visit_id)).first()
+
+
+def item_plain(item: PrescriptionItem) -> dict[str, Any]:
+    medicine = item.medicine
+    frequency = dosing.parse_frequency(item.frequency)
+    return {
+        "medicine_id": medicine.id,
+        "medicine": {
+            "name": medicine.name,
+            "generic_name": medicine.generic_name,
+            "strength": medicine.strength,
+            "dosage_form": medicine.dosage_form,
+        },
+        "dose": item.dose,
+        "dose_words": dosing.dose_words(item.dose),
+        "frequency": item.frequency,
+        "frequency_words": frequency.words,
+        "duration_days": item.duration_days,
+        "quantity": item.quantity,
+        "route": item.route,
+        "instructions": item.instructions,
+    }
+
+
+def plain(prescription: Prescription) -> dict[str, Any]:
+    """The prescription as plain values (for the PDF, the API and the visit snapshot)."""
+    return {
+        "id": prescription.id,
+        "visit_id": prescription.visit_id,
+        "created_at": prescription.created_at,
+        "notes": prescription.notes,
+        "allergy_override_reason": prescription.allergy_override_reason,
+        "items": [item_plain(i) for i in prescription.items],
+    }
+
+
+# ---- checking --------------------------------------------------------------------------
+
+
+def _medicine(value: Any) -> Medicine | None:
+    valid = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+    medicine = db.session.get(Medicine, value) if valid else None
+    return medicine if medicine is not None and medicine.is_active else None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    cleaned = " ".join(str(value).split())
+    if "\x00" in cleaned or len(cleaned) > limit:
+        raise ValueError(f"At most {limit} characters of plain text.")
+    return cleaned or None
+
+
+def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
+    """Each item's medicine and model values (quantity computed where SPEC says so).
+    Raises InvalidInput naming `items.N.field` for every bad field."""
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        raise InvalidInput(
+            "items: give 1 to 30 items", fields={"items": f"Give 1 to {MAX_ITEMS} medicines."}
+        )
+    errors: dict[str, str] = {}
+    cleaned: list[tuple[Medicine, dict[str, Any]]] = []
+    for n, item in enumerate(items):
+        where = f"items.{n}"
+        if not isinstance(item, dict):
+            errors[where] = "Give medicine_id, dose, frequency and duration_days."
+            continue
+        for key in sorted(set(item) - set(ITEM_FIELDS)):
+            errors[f"{where}.{key}"] = "Unknown field."
+        medicine = _medicine(item.get("medicine_id"))
+        if medicine is None:
+            errors[f"{where}.medicine_id"] = "No such medicine in use."
+        values: dict[str, Any] = {}
+        try:
+            frequency = dosing.parse_frequency(str(item.get("frequency") or ""))
+            values["frequency"] = frequency.code
+        except InvalidInput as exc:
+            errors[f"{where}.frequency"] = next(iter(exc.fields.values()))
+            frequency = None
+        for key, limit in (("route", 40), ("instructions", 300)):
+            try:
+                values[key] = _text(item.get(key), limit)
+            except ValueError as exc:
+                errors[f"{where}.{key}"] = str(exc)
+        if medicine is not None and frequency is not None:
+            try:
+                values["quantity"] = dosing.quantity(
+                    medicine.dosage_form,
+                    item.get("dose"),
+                    frequency,
+                    item.get("duration_days"),
+                    item.get("quantity"),
+                )
+                values["dose"] = Decimal(str(item.get("dose")))
+                values["duration_days"] = int(item.get("duration_days"))
+            except InvalidInput as exc:
+                errors.update({f"{where}.{k}": v for k, v in exc.fields.items()})
+        if medicine is not None:
+            cleaned.append((medicine, values))
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    return cleaned
+
+
+def allergy_conflicts(patient, medicines: list[Medicine]) -> list[dict[str, Any]]:
+    """Each (medicine, allergy) match: by name, ingredient or drug class, whole words."""
+    found = []
+    for medicine in medicines:
+        for match in allergy_matches(
+            list(patient.allergies or []), medicine.name, medicine.ingredients, medicine.drug_class
+        ):
+            found.append(
+                {
+                    "medicine_id": medicine.id,
+                    "medicine": f"{medicine.name} {medicine.strength}",
+                    "allergy": match.allergy,
+                    "matched": match.matched,
+                    "via": match.via,
+                }
+            )
+    return found
+
+
+def _check_allergies(actor: User, visit: Visit, medicines, override_reason: Any) -> str | None:
+    """Refuse (409 `allergy_conflict`, each match in details) unless a reason is given;
+    an override is audited. Returns the reason kept on the prescription."""
+    conflicts = allergy_conflicts(visit.patient, medicines)
+    if not conflicts:
+        return None
+    reason = " ".join(str(override_reason or "").split())
+    if not reason:
+        names = ", ".join(sorted({c["medicine"] for c in conflicts}))
+        raise Conflict(
+            f"Allergy warning: the patient is allergic to {names}. Give a reason to go on.",
+            "allergy_conflict",
+            details={"matches": conflicts},
+        )
+    if len(reason) > 500 or "\x00" in reason:
+        raise InvalidInput(
+            "override_reason: too long",
+            fields={"override_reason": "At most 500 characters of plain text."},
+        )
+    audit.record(
+        actor,
+        "ALLERGY_OVERRIDDEN",
+        ("visit", visit.id),
+        None,
+        {"patient_id": visit.patient_id, "matches": conflicts, "reason": reason},
+    )
+    return reason
+
+
+def _own_open_visit(actor: User, visit: Visit) -> None:
+    if actor.role != Role.DOCTOR or visit.doctor_id != actor.id:
+        raise Forbidden("Only the visit's doctor prescribes on it.", "not_your_visit")
+    if visit.status != "IN_PROGRESS":
+        raise Conflict("This visit is completed; it is read-only.", "visit_completed")
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def _fill(prescription: Prescription, cleaned) -> None:
+    prescription.items = [
+        PrescriptionItem(medicine_id=medicine.id, medicine=medicine, position=n, **values)
+        for n, (medicine, values) in enumerate(cleaned, start=1)
+    ]
+
+
+def create(actor: User, data: dict[str, Any]) -> Prescription:
+    """Write the visit's prescription: {visit_id, items, notes?, override_reason?}.
+
+    Raises NotFound (visit), Forbidden (not the visit's doctor), Conflict
+    `visit_completed`, `prescription_exists`, `allergy_conflict`, and InvalidInput naming
+    each bad item field. Returns the prescription."""
+    visit_id = data.get("visit_id")
+    if not isinstance(visit_id, int) or isinstance(visit_id, bool):
+        raise InvalidInput("visit_id: give the visit", fields={"visit_id": "Give the visit."})
+    visit = visits.get_visit(visit_id)
+    _own_open_visit(actor, visit)
+    if for_visit(visit.id) is not None:
+        raise Conflict(
+            "This visit already has a prescription; change it instead.",
+            "prescription_exists",
+            details={"prescription_id": for_visit(visit.id).id},
+        )
+    cleaned = clean_items(data.get("items"))
+    try:
+        notes = _text(data.get("notes"), 1000)
+    except ValueError as exc:
+        raise InvalidInput(f"notes: {exc}", fields={"notes": str(exc)}) from None
+    reason = _check_allergies(actor, visit, [m for m, _ in cleaned], data.get("override_reason"))
+    prescription = Prescription(
+        visit_id=visit.id,
+        patient_id=visit.patient_id,
+        doctor_id=actor.id,
+        notes=notes,
+        allergy_override_reason=reason,
+        created_at=clock.now(),
+    )
+    try:
+        with db.session.begin_nested():
+            _fill(prescription, cleaned)
+            db.session.add(prescription)
+    except IntegrityError as exc:
+        if constraint_name(exc) == "uq_prescriptions_visit":
+            raise Conflict(
+                "This visit already has a prescription; change it instead.",
+                "prescription_exists",
+            ) from None
+        raise
+    audit.record(
+        actor, "PRESCRIPTION_CREATED", ("prescription", prescription.id), None, plain(prescription)
+    )
+    return prescription
+
+
+def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescription:
+    """Change the items and/or notes while the visit is in progress (the same checks as
+    `create`). Raises NotFound, Forbidden, Conflict `visit_completed` / `allergy_conflict`,
+    InvalidInput."""
+    prescription = get_prescription(prescription_id)
+    prescription = db.session.get(
+        Prescription, prescription.id, with_for_update=True, populate_existing=True
+    )
+    _own_open_visit(actor, prescription.visit)
+    before = plain(prescription)
+    if "items" in data:
+        cleaned = clean_items(data.get("items"))
+        reason = _check_allergies(
+            actor, prescription.visit, [m for m, _ in cleaned], data.get("override_reason")
+        )
+        _fill(prescription, cleaned)
+        prescription.allergy_override_reason = reason
+    if "notes" in data:
+        try:
+            prescription.notes = _text(data.get("notes"), 1000)
+        except ValueError as exc:
+            raise InvalidInput(f"notes: {exc}", fields={"notes": str(exc)}) from None
+    db.session.flush()
+    old, new = audit.diff(before, plain(prescription))
+    if new:
+        audit.record(actor, "PRESCRIPTION_UPDATED", ("prescription", prescription.id), old, new)
+    return prescription
+
+
+# ---- printing --------------------------------------------------------------------------
+
+
+def print_values(prescription: Prescription) -> dict[str, Any]:
+    """Everything the printed prescription shows, as plain values."""
+    from qure.patients import service as patients
+
+    visit, patient, doctor = prescription.visit, prescription.patient, prescription.doctor
+    config = current_app.config
+    return {
+        "clinic": {
+            "name": config["CLINIC_NAME"],
+            "address": config["CLINIC_ADDRESS"],
+            "phone": config["CLINIC_PHONE"],
+            "registration": config["CLINIC_REGISTRATION"],
+        },
+        "doctor": {
+            "full_name": doctor.full_name,
+            "qualification": doctor.qualification,
+            "registration_number": doctor.registration_number,
+        },
+        "date": clock.clinic_day(prescription.created_at),
+        "patient": {
+            "full_name": patient.full_name,
+            "age": patients.age(patient),
+            "sex": {"F": "Female", "M": "Male", "O": "Other"}.get(patient.sex, patient.sex),
+            "mrn": patient.mrn,
+            "allergies": list(patient.allergies or []),
+        },
+        "vitals": {
+            "bp": f"{visit.bp_systolic}/{visit.bp_diastolic} mmHg"
+            if visit.bp_systolic and visit.bp_diastolic
+            else None,
+            "temperature": f"{visit.temperature_c} °C" if visit.temperature_c else None,
+            "pulse": f"{visit.pulse} /min" if visit.pulse else None,
+            "spo2": f"{visit.spo2} %" if visit.spo2 else None,
+            "weight": f"{_short(visit.weight_kg)} kg" if visit.weight_kg else None,
+            "bmi": visits.bmi(visit),
+        },
+        "diagnosis": visit.diagnosis,
+        "icd10_code": visit.icd10_code,
+        "follow_up_date": visit.follow_up_date,
+        **plain(prescription),
+    }
+
+
+def _short(value: Decimal) -> str:
+    """70.00 -> "70", 70.50 -> "70.5"."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def print_pdf(prescription_id: int) -> tuple[bytes, str]:
+    """The A5 prescription PDF and a file name for it."""
+    from qure.core.pdf import render_pdf
+
+    prescription = get_prescription(prescription_id)
+    values = print_values(prescription)
+    pdf = render_pdf("pdf/prescription.html", **values)
+    return pdf, f"prescription-{values['patient']['mrn']}-{prescription.id}.pdf"

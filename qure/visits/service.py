@@ -1,0 +1,451 @@
+"""Visits (SPEC section 5): start, vitals and findings, notes, complete.
+
+Only the visit's doctor changes a visit; any doctor (and an admin) reads it. A completed
+visit is read-only, and notes written after completion are addenda.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.core.db import constraint_name
+from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.roles import Role
+from qure.extensions import db
+from qure.patients import service as patients
+from qure.queue.models import QueueEntry
+from qure.scheduling.models import Appointment
+from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
+
+READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
+MAX_ID = 2**31 - 1
+ICD10_RE = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$")
+# What a living person can show, per vital sign (inclusive), in the stored unit.
+VITAL_RANGES: dict[str, tuple[Decimal, Decimal, str]] = {
+    "bp_systolic": (Decimal(50), Decimal(300), "mmHg"),
+    "bp_diastolic": (Decimal(20), Decimal(200), "mmHg"),
+    "temperature_c": (Decimal(25), Decimal(45), "°C"),
+    "pulse": (Decimal(20), Decimal(250), "beats a minute"),
+    "spo2": (Decimal(50), Decimal(100), "%"),
+    "weight_kg": (Decimal("0.3"), Decimal(500), "kg"),
+    "height_cm": (Decimal(20), Decimal(272), "cm"),
+    "respiratory_rate": (Decimal(4), Decimal(80), "breaths a minute"),
+}
+WHOLE = ("bp_systolic", "bp_diastolic", "pulse", "spo2", "respiratory_rate")
+TEXT_FIELDS = {
+    "chief_complaint": 500,
+    "symptom_duration": 100,
+    "diagnosis": 500,
+    "treatment_plan": 5000,
+}
+FIELDS = ("vitals", *TEXT_FIELDS, "icd10_code", "follow_up_date")
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def get_visit(visit_id: int, actor: User | None = None) -> Visit:
+    """A visit; NotFound otherwise, Forbidden for roles that do not read visits."""
+    if actor is not None and actor.role not in READERS:
+        raise Forbidden("Only doctors and admins read visits.", "forbidden")
+    visit = db.session.get(Visit, visit_id) if 0 < visit_id <= MAX_ID else None
+    if visit is None:
+        raise NotFound("No such visit.", "visit_not_found")
+    return visit
+
+
+def bmi(visit: Visit) -> Decimal | None:
+    """Body-mass index from weight and height, one decimal place."""
+    if not visit.weight_kg or not visit.height_cm:
+        return None
+    metres = Decimal(visit.height_cm) / 100
+    return (Decimal(visit.weight_kg) / (metres * metres)).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_UP
+    )
+
+
+def fahrenheit(celsius: Decimal | None) -> Decimal | None:
+    if celsius is None:
+        return None
+    return (Decimal(celsius) * 9 / 5 + 32).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def in_progress_for(patient_id: int) -> Visit | None:
+    query = select(Visit).where(Visit.patient_id == patient_id, Visit.status == "IN_PROGRESS")
+    return db.session.scalars(query).first()
+
+
+def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
+    """A patient's visits, newest first."""
+    query = (
+        select(Visit)
+        .where(Visit.patient_id == patient_id)
+        .order_by(Visit.started_at.desc(), Visit.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+def for_token(entry_id: int) -> Visit | None:
+    query = select(Visit).where(Visit.queue_entry_id == entry_id)
+    return db.session.scalars(query).first()
+
+
+# ---- starting --------------------------------------------------------------------------
+
+
+def _own_token(actor: User, token_number: Any) -> QueueEntry:
+    from qure.queue import service as queue
+
+    try:
+        entry = queue.get_token(token_number) if isinstance(token_number, int) else None
+    except NotFound:
+        entry = None
+    if entry is None:
+        raise InvalidInput("token_number: no such token", fields={"token_number": "No such token."})
+    if entry.doctor_id != actor.id or entry.status != "WITH_DOCTOR":
+        raise Conflict(
+            "Call the patient first: the token is not with you.",
+            "token_not_with_you",
+            details={"token_number": entry.token_number, "status": entry.status},
+        )
+    return entry
+
+
+def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
+    valid = isinstance(appointment_id, int) and 0 < appointment_id <= MAX_ID
+    appointment = db.session.get(Appointment, appointment_id) if valid else None
+    if appointment is None:
+        raise InvalidInput(
+            "appointment_id: no such appointment",
+            fields={"appointment_id": "No such appointment."},
+        )
+    if appointment.doctor_id != actor.id:
+        raise Forbidden("This appointment is with another doctor.", "not_your_appointment")
+    if appointment.status not in ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION"):
+        raise Conflict(
+            f"This appointment is {appointment.status.lower().replace('_', ' ')}.",
+            "appointment_not_open",
+        )
+    return appointment
+
+
+def start(actor: User, data: dict[str, Any]) -> Visit:
+    """Start a visit for the patient the doctor called (`token_number`), for an
+    appointment (`appointment_id`) or for a patient (`patient_id`): exactly one of them.
+
+    Raises Forbidden (not a doctor; another doctor's appointment), InvalidInput, Conflict
+    `token_not_with_you`, `appointment_not_open` and `visit_in_progress` (the patient's
+    open visit is in `details`). Returns the visit."""
+    if actor.role != Role.DOCTOR:
+        raise Forbidden("Only a doctor starts a visit.", "forbidden")
+    given = [k for k in ("token_number", "appointment_id", "patient_id") if data.get(k) is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "give one of token_number, appointment_id or patient_id",
+            fields={"patient_id": "Give exactly one of token_number, appointment_id, patient_id."},
+        )
+    entry = appointment = None
+    if given[0] == "token_number":
+        entry = _own_token(actor, data["token_number"])
+        patient_id, appointment_id = entry.patient_id, entry.appointment_id
+    elif given[0] == "appointment_id":
+        appointment = _own_appointment(actor, data["appointment_id"])
+        patient_id, appointment_id = appointment.patient_id, appointment.id
+        entry = db.session.scalars(
+            select(QueueEntry).where(QueueEntry.appointment_id == appointment.id)
+        ).first()
+    else:
+        patient_id, appointment_id = data["patient_id"], None
+    patient = patients.get_patient(patient_id) if isinstance(patient_id, int) else None
+    if patient is None or patient.archived_at:
+        raise InvalidInput("patient_id: no such patient", fields={"patient_id": "No such patient."})
+    open_visit = in_progress_for(patient.id)
+    if open_visit is not None:
+        raise _in_progress(open_visit)
+    visit = Visit(
+        patient_id=patient.id,
+        doctor_id=actor.id,
+        appointment_id=appointment_id,
+        queue_entry_id=entry.id if entry else None,
+        status="IN_PROGRESS",
+        started_at=clock.now(),
+        chief_complaint=(entry.complaint if entry else None)
+        or (appointment.reason if appointment else None),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(visit)
+    except IntegrityError as exc:
+        if constraint_name(exc) == "uq_visits_patient_in_progress":
+            raise _in_progress(in_progress_for(patient.id)) from None
+        raise
+    audit.record(actor, "VISIT_STARTED", ("visit", visit.id), None, snapshot(visit))
+    return visit
+
+
+def _in_progress(visit: Visit | None) -> Conflict:
+    return Conflict(
+        "This patient already has a visit in progress.",
+        "visit_in_progress",
+        details={"visit_id": visit.id} if visit else {},
+    )
+
+
+# ---- changing --------------------------------------------------------------------------
+
+
+def _locked_own(actor: User, visit_id: int) -> Visit:
+    get_visit(visit_id)
+    visit = db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+    if visit.doctor_id != actor.id:
+        raise Forbidden("Only the visit's doctor changes it.", "not_your_visit")
+    return visit
+
+
+def _number(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        errors[field] = "Give a number."
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        errors[field] = "Give a number."
+        return None
+    if not number.is_finite():
+        errors[field] = "Give a number."
+        return None
+    return number
+
+
+def clean_vitals(vitals: Any) -> dict[str, Any]:
+    """Vital signs in stored units: temperature (with `temperature_unit` C or F) becomes
+    °C; anything a living person cannot show is a field error. Returns model values."""
+    if not isinstance(vitals, dict):
+        raise InvalidInput("vitals: give an object", fields={"vitals": "Give the vital signs."})
+    known = {*VITAL_RANGES, "temperature", "temperature_unit"} - {"temperature_c"}
+    errors = {f"vitals.{k}": "Unknown field." for k in vitals if k not in known}
+    out: dict[str, Any] = {}
+    unit = str(vitals.get("temperature_unit") or "C").strip().upper()
+    if unit not in ("C", "F"):
+        errors["vitals.temperature_unit"] = "C or F."
+    for key in VITAL_RANGES:
+        source = "temperature" if key == "temperature_c" else key
+        if source not in vitals:
+            continue
+        value = _number(vitals.get(source), f"vitals.{source}", errors)
+        if value is not None and key == "temperature_c" and unit == "F":
+            value = (value - 32) * 5 / 9
+        if value is not None:
+            low, high, label = VITAL_RANGES[key]
+            if key in WHOLE and value != value.to_integral_value():
+                errors[f"vitals.{source}"] = "Give a whole number."
+            elif not low <= value <= high:
+                shown = "°F" if key == "temperature_c" and unit == "F" else label
+                low_shown, high_shown = (
+                    (fahrenheit(low), fahrenheit(high)) if shown == "°F" else (low, high)
+                )
+                errors[f"vitals.{source}"] = f"Between {low_shown} and {high_shown} {shown}."
+            else:
+                places = (
+                    Decimal("0.1") if key in ("temperature_c", "height_cm") else Decimal("0.01")
+                )
+                value = int(value) if key in WHOLE else value.quantize(places, ROUND_HALF_UP)
+        out[key] = value
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    return out
+
+
+def clean(data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a visit update (any subset of FIELDS). Returns model values; raises
+    InvalidInput naming each bad field."""
+    errors = {k: "Unknown field." for k in data if k not in FIELDS}
+    out: dict[str, Any] = {}
+    if "vitals" in data and data["vitals"] is not None:
+        try:
+            out.update(clean_vitals(data["vitals"]))
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+    for key, limit in TEXT_FIELDS.items():
+        if key in data:
+            value = str(data.get(key) or "").strip()
+            if "\x00" in value or len(value) > limit:
+                errors[key] = f"At most {limit} characters of plain text."
+            out[key] = value or None
+    if "icd10_code" in data:
+        code = str(data.get("icd10_code") or "").strip().upper() or None
+        if code and not ICD10_RE.match(code):
+            errors["icd10_code"] = "An ICD-10 code such as J06.9, or leave it empty."
+        out["icd10_code"] = code
+    if "follow_up_date" in data:
+        when = data.get("follow_up_date")
+        if isinstance(when, str) and when:
+            try:
+                when = date.fromisoformat(when)
+            except ValueError:
+                errors["follow_up_date"] = "Use a date as YYYY-MM-DD."
+                when = None
+        today = clock.today()
+        if isinstance(when, date) and not today < when <= today + timedelta(days=730):
+            errors["follow_up_date"] = "A date after today, within two years."
+        out["follow_up_date"] = when or None
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    return out
+
+
+def snapshot(visit: Visit) -> dict[str, Any]:
+    """The audited view of a visit's own fields."""
+    keys = ("patient_id", "doctor_id", "appointment_id", "status", *VITAL_RANGES)
+    return {
+        **{k: getattr(visit, k) for k in keys},
+        **{k: getattr(visit, k) for k in (*TEXT_FIELDS, "icd10_code", "follow_up_date")},
+    }
+
+
+def update(actor: User, visit_id: int, data: dict[str, Any]) -> Visit:
+    """Record vitals and findings (any subset). Raises NotFound, Forbidden
+    `not_your_visit`, Conflict `visit_completed`, InvalidInput (fields; systolic must be
+    above diastolic)."""
+    values = clean(data)
+    visit = _locked_own(actor, visit_id)
+    if visit.status != "IN_PROGRESS":
+        raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")
+    systolic = values.get("bp_systolic", visit.bp_systolic)
+    diastolic = values.get("bp_diastolic", visit.bp_diastolic)
+    if systolic is not None and diastolic is not None and systolic <= diastolic:
+        raise InvalidInput(
+            "vitals.bp_systolic: must be above the diastolic",
+            fields={"vitals.bp_systolic": "The systolic pressure must be above the diastolic."},
+        )
+    before = snapshot(visit)
+    for key, value in values.items():
+        setattr(visit, key, value)
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(visit))
+    if new:
+        audit.record(actor, "VISIT_UPDATED", ("visit", visit.id), old, new)
+    return visit
+
+
+def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
+    """A clinical note by the visit's doctor; after completion it is an addendum.
+    Raises NotFound, Forbidden, InvalidInput (category, text)."""
+    errors: dict[str, str] = {}
+    category = str(data.get("category") or "").strip().upper()
+    if category not in NOTE_CATEGORIES:
+        errors["category"] = "One of " + ", ".join(NOTE_CATEGORIES) + "."
+    body = str(data.get("text") or "").strip()
+    if not body or len(body) > 5000 or "\x00" in body:
+        errors["text"] = "Write the note (up to 5,000 characters)."
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvalidInput(f"{field}: {message}", fields=errors)
+    visit = _locked_own(actor, visit_id)
+    note = VisitNote(
+        visit_id=visit.id,
+        category=category,
+        text=body,
+        author_id=actor.id,
+        is_addendum=visit.status == "COMPLETED",
+        created_at=clock.now(),
+    )
+    db.session.add(note)
+    db.session.flush()
+    action = "VISIT_ADDENDUM_ADDED" if note.is_addendum else "VISIT_NOTE_ADDED"
+    audit.record(
+        actor, action, ("visit", visit.id), None, {"note_id": note.id, "category": category}
+    )
+    return note
+
+
+def history_snapshot(visit: Visit) -> dict[str, Any]:
+    """Everything about a completed visit, for the `visit_history` read model."""
+    from qure.prescriptions import service as prescriptions
+
+    patient, doctor = visit.patient, visit.doctor
+    prescription = prescriptions.for_visit(visit.id)
+    return {
+        "visit_id": visit.id,
+        "timestamp": visit.completed_at.isoformat() if visit.completed_at else None,
+        "patient": {
+            "id": patient.id,
+            "mrn": patient.mrn,
+            "full_name": patient.full_name,
+            "date_of_birth": patient.date_of_birth.isoformat(),
+            "sex": patient.sex,
+            "allergies": list(patient.allergies or []),
+        },
+        "doctor": {
+            "id": doctor.id,
+            "full_name": doctor.full_name,
+            "registration_number": doctor.registration_number,
+        },
+        "started_at": visit.started_at.isoformat(),
+        "vitals": {
+            **{k: getattr(visit, k) for k in VITAL_RANGES},
+            "bmi": bmi(visit),
+        },
+        **{k: getattr(visit, k) for k in (*TEXT_FIELDS, "icd10_code", "follow_up_date")},
+        "notes": [
+            {
+                "category": n.category,
+                "text": n.text,
+                "author": n.author.full_name,
+                "created_at": n.created_at.isoformat(),
+                "is_addendum": n.is_addendum,
+            }
+            for n in visit.notes
+        ],
+        "prescription": prescriptions.plain(prescription) if prescription else None,
+    }
+
+
+def complete(actor: User, visit_id: int) -> Visit:
+    """Complete the visit: it needs a diagnosis; the visit, its appointment and its token
+    become COMPLETED (the doctor's queue moves on), and a full snapshot goes to
+    `visit_history` through the outbox. Raises NotFound, Forbidden, Conflict
+    `visit_completed`, InvalidInput `diagnosis`."""
+    from qure.queue import service as queue
+
+    visit = _locked_own(actor, visit_id)
+    if visit.status != "IN_PROGRESS":
+        raise Conflict("This visit is already completed.", "visit_completed")
+    if not visit.diagnosis:
+        raise InvalidInput(
+            "diagnosis: needed to complete the visit",
+            "diagnosis_required",
+            fields={"diagnosis": "Record a diagnosis before completing the visit."},
+        )
+    visit.status, visit.completed_at = "COMPLETED", clock.now()
+    if visit.queue_entry_id:
+        queue.complete_for_visit(actor, visit.queue_entry_id)
+    if visit.appointment_id:
+        appointment = db.session.get(
+            Appointment, visit.appointment_id, with_for_update=True, populate_existing=True
+        )
+        if appointment is not None and appointment.status != "COMPLETED":
+            appointment.status = "COMPLETED"
+    db.session.flush()
+    audit.record(
+        actor,
+        "VISIT_COMPLETED",
+        ("visit", visit.id),
+        {"status": "IN_PROGRESS"},
+        {"status": "COMPLETED", "diagnosis": visit.diagnosis},
+    )
+    audit.publish("visit_history", history_snapshot(visit))
+    return visit
