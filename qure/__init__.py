@@ -120,8 +120,18 @@ def _register_blueprints(app: Flask) -> None:
     from qure.scheduling.api import appointments_blp, slots_blp
     from qure.scheduling.views import bp as scheduling_bp
     from qure.visits.api import blp as visits_blp
+    from qure.visits.views import bp as visits_bp
 
-    for bp in (core_bp, auth_bp, admin_bp, patients_bp, scheduling_bp, queue_bp, pharmacy_bp):
+    for bp in (
+        core_bp,
+        auth_bp,
+        admin_bp,
+        patients_bp,
+        scheduling_bp,
+        queue_bp,
+        pharmacy_bp,
+        visits_bp,
+    ):
         app.register_blueprint(bp)
     api = QureApi(
         app,

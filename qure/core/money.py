@@ -31,6 +31,12 @@ def parse_money(value: Any, field: str, allow_zero: bool = True) -> Decimal:
         raise InvalidInput(
             f"{field}: not an amount", fields={field: "Give an amount such as 120.50."}
         )
+    if abs(amount) > MAX_AMOUNT:
+        lowest = "0" if allow_zero else "0.01"
+        raise InvalidInput(
+            f"{field}: out of range",
+            fields={field: f"Give an amount from {lowest} to {MAX_AMOUNT}."},
+        )
     if amount != amount.quantize(CENT):
         raise InvalidInput(
             f"{field}: at most two decimal places", fields={field: "At most two decimal places."}

@@ -78,11 +78,20 @@ def register():
 @roles_required()
 def view(patient_id: int):
     patient = service.get_patient(patient_id)
+    from qure.prescriptions import service as prescriptions
+    from qure.visits import service as visits
+    from qure.visits.forms import StartForm
+
+    clinical = g.actor.role in visits.READERS
     return render_template(
         "patients/view.html",
         patient=patient,
         age=service.age(patient),
         action=ActionForm(),
+        visits=visits.patient_visits(patient.id, 20) if clinical else [],
+        prescriptions={p.visit_id: p for p in prescriptions.for_patient(patient.id)},
+        open_visit=visits.in_progress_for(patient.id),
+        start_form=StartForm(patient_id=patient.id),
     )
 
 

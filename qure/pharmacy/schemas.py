@@ -38,7 +38,7 @@ class MedicineInSchema(Schema):
     unit_price = fields.Raw(metadata={"description": 'Rupees, e.g. "12.50"'})
     gst_rate = fields.Raw(metadata={"enum": list(GST_RATES)})
     hsn_code = fields.String(allow_none=True)
-    reorder_level = fields.Integer()
+    reorder_level = fields.Integer(strict=True)
     is_active = fields.Boolean()
 
 

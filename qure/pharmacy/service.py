@@ -151,7 +151,8 @@ def search(
         query = query.where(
             and_(*(Medicine.search_text.contains(w, autoescape=True) for w in words))
         )
-        starts = func.lower(Medicine.name).startswith(" ".join(words), autoescape=True)
+        # search_text begins with the accent-free name.
+        starts = Medicine.search_text.startswith(" ".join(words), autoescape=True)
         query = query.order_by(case((starts, 0), else_=1))
     query = query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
     return paginate(query, page, per_page)

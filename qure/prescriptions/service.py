@@ -50,6 +50,17 @@ def for_visit(visit_id: int) -> Prescription | None:
     return db.session.scalars(select(Prescription).where(Prescription.visit_id == visit_id)).first()
 
 
+def for_patient(patient_id: int, limit: int = 20) -> list[Prescription]:
+    """A patient's prescriptions, newest first."""
+    query = (
+        select(Prescription)
+        .where(Prescription.patient_id == patient_id)
+        .order_by(Prescription.created_at.desc(), Prescription.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
 def item_plain(item: PrescriptionItem) -> dict[str, Any]:
     medicine = item.medicine
     frequency = dosing.parse_frequency(item.frequency)
@@ -213,6 +224,10 @@ def _own_open_visit(actor: User, visit: Visit) -> None:
 
 
 def _fill(prescription: Prescription, cleaned) -> None:
+    if prescription.items:
+        # The old items go first: a new item may take an old one's position.
+        prescription.items.clear()
+        db.session.flush()
     prescription.items = [
         PrescriptionItem(medicine_id=medicine.id, medicine=medicine, position=n, **values)
         for n, (medicine, values) in enumerate(cleaned, start=1)
@@ -279,11 +294,14 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     before = plain(prescription)
     if "items" in data:
         cleaned = clean_items(data.get("items"))
-        reason = _check_allergies(
-            actor, prescription.visit, [m for m, _ in cleaned], data.get("override_reason")
-        )
+        # Medicines already on the prescription were checked (and any match overridden)
+        # when they were added; only new ones are checked now.
+        present = {item.medicine_id for item in prescription.items}
+        added = [m for m, _ in cleaned if m.id not in present]
+        reason = _check_allergies(actor, prescription.visit, added, data.get("override_reason"))
         _fill(prescription, cleaned)
-        prescription.allergy_override_reason = reason
+        if reason:
+            prescription.allergy_override_reason = reason
     if "notes" in data:
         try:
             prescription.notes = _text(data.get("notes"), 1000)
@@ -294,6 +312,48 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     if new:
         audit.record(actor, "PRESCRIPTION_UPDATED", ("prescription", prescription.id), old, new)
     return prescription
+
+
+def item_input(item: PrescriptionItem) -> dict[str, Any]:
+    """An existing item as `create`/`update` take it (its quantity kept)."""
+    return {
+        "medicine_id": item.medicine_id,
+        "dose": str(item.dose),
+        "frequency": item.frequency,
+        "duration_days": item.duration_days,
+        "quantity": item.quantity,
+        "route": item.route,
+        "instructions": item.instructions,
+    }
+
+
+def add_item(
+    actor: User, visit_id: int, item: dict[str, Any], override_reason: str | None = None
+) -> Prescription:
+    """Add one medicine to the visit's prescription (writing the prescription with it
+    when there is none yet). Raises as `create` / `update`."""
+    existing = for_visit(visit_id)
+    if existing is None:
+        return create(
+            actor, {"visit_id": visit_id, "items": [item], "override_reason": override_reason}
+        )
+    items = [item_input(i) for i in existing.items] + [item]
+    return update(actor, existing.id, {"items": items, "override_reason": override_reason})
+
+
+def remove_item(actor: User, prescription_id: int, position: int) -> Prescription:
+    """Take one medicine off the prescription (it must keep at least one). Raises
+    NotFound, Forbidden, Conflict `visit_completed`, InvalidInput."""
+    prescription = get_prescription(prescription_id)
+    items = [item_input(i) for i in prescription.items if i.position != position]
+    if len(items) == len(prescription.items):
+        raise NotFound("No such medicine on this prescription.", "item_not_found")
+    if not items:
+        raise InvalidInput(
+            "items: keep at least one medicine",
+            fields={"items": "A prescription keeps at least one medicine; change it instead."},
+        )
+    return update(actor, prescription_id, {"items": items})
 
 
 # ---- printing --------------------------------------------------------------------------

@@ -193,6 +193,12 @@ def call_next():
         + following,
         "success",
     )
+    if g.actor.role == Role.DOCTOR:
+        from qure.visits.views import open_visit_for_token
+
+        visit = open_visit_for_token(g.actor, entry.token_number)
+        if visit is not None:
+            return redirect(url_for("visits.workspace", visit_id=visit.id))
     return redirect(url_for("patients.view", patient_id=entry.patient_id))
 
 

@@ -426,7 +426,7 @@ def complete(actor: User, visit_id: int) -> Visit:
         raise Conflict("This visit is already completed.", "visit_completed")
     if not visit.diagnosis:
         raise InvalidInput(
-            "diagnosis: needed to complete the visit",
+            "Record a diagnosis before completing the visit.",
             "diagnosis_required",
             fields={"diagnosis": "Record a diagnosis before completing the visit."},
         )

@@ -21,6 +21,7 @@ from qure.extensions import db, redis_store
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
+from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
     csrf_token,
@@ -557,9 +558,12 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
 
     response = form_post(client, "/queue/next", {}, page="/queue/mine")
     assert response.status_code == 302
-    assert response.headers["Location"].endswith(f"/patients/{meera.patient_id}")
+    # Call next opens the visit workspace for the called patient.
+    visit = db.session.scalars(select(Visit).where(Visit.patient_id == meera.patient_id)).one()
+    assert response.headers["Location"].endswith(f"/visits/{visit.id}")
     page = page_text(client.get(response.headers["Location"]))
     assert "Token 001 called: Meera Nair. Next: 002 Priya Sharma." in flashes(page)
+    assert "<h1>Meera Nair</h1>" in page
     assert entry(1).status == "WITH_DOCTOR"
     assert appointment_status(meera.id) == "IN_CONSULTATION"
 
@@ -615,7 +619,8 @@ def test_a_doctor_calls_only_their_own_queue(client, clinic_now, doctor):
     page = page_text(client.get("/queue/mine"))
     assert "Priya Sharma" not in page
     response = form_post(client, "/queue/next", {"doctor_id": str(other.id)}, page="/queue/mine")
-    assert response.headers["Location"].endswith(f"/patients/{mine.patient_id}")
+    visit = db.session.scalars(select(Visit).where(Visit.patient_id == mine.patient_id)).one()
+    assert response.headers["Location"].endswith(f"/visits/{visit.id}")
     assert entry(1).status == "WAITING" and entry(2).status == "WITH_DOCTOR"
     response = form_post(
         client,
