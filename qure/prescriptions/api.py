@@ -65,4 +65,6 @@ def update(body, prescription_id: int):
 def print_prescription(prescription_id: int):
     """The printed prescription as a PDF."""
     pdf, name = service.print_pdf(prescription_id)
-    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=name)
+    return send_file(
+        BytesIO(pdf), mimetype="application/pdf", download_name=name, as_attachment=True
+    )

@@ -289,4 +289,6 @@ def prescription(prescription_id: int):
 @roles_required()
 def print_prescription(prescription_id: int):
     pdf, name = prescriptions.print_pdf(prescription_id)
-    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=name)
+    return send_file(
+        BytesIO(pdf), mimetype="application/pdf", download_name=name, as_attachment=True
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -70,3 +72,19 @@ def page(browser, live_server):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def morning_clinic(app):
+    """The clinic's time zone set to one where it is mid-morning now, so that today has
+    open slots ahead whenever the suite runs (a real setting, not a fake clock)."""
+    saved = app.config["CLINIC_TIMEZONE"]
+    now = datetime.now(ZoneInfo("UTC"))
+    for offset in range(-12, 15):
+        # Etc/GMT-5 is five hours ahead of UTC (POSIX signs are inverted).
+        name = f"Etc/GMT{'-' if offset >= 0 else '+'}{abs(offset)}"
+        if 8 <= now.astimezone(ZoneInfo(name)).hour < 12:
+            app.config["CLINIC_TIMEZONE"] = name
+            break
+    yield app.config["CLINIC_TIMEZONE"]
+    app.config["CLINIC_TIMEZONE"] = saved

@@ -4,10 +4,8 @@ calls next, and the waiting-room board shows the called token within three secon
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
-import pytest
 from playwright.sync_api import expect
 
 from qure.admin import service as settings
@@ -18,22 +16,6 @@ from tests.e2e.test_front_desk import sign_in
 from tests.helpers import PASSWORD, make_patient, make_slots, make_user
 
 DISPLAY_KEY = "waiting-room-screen-1"
-
-
-@pytest.fixture
-def morning_clinic(app):
-    """The clinic's time zone set to one where it is mid-morning now, so that today has
-    open slots ahead whenever the suite runs (a real setting, not a fake clock)."""
-    saved = app.config["CLINIC_TIMEZONE"]
-    now = datetime.now(ZoneInfo("UTC"))
-    for offset in range(-12, 15):
-        # Etc/GMT-5 is five hours ahead of UTC (POSIX signs are inverted).
-        name = f"Etc/GMT{'-' if offset >= 0 else '+'}{abs(offset)}"
-        if 8 <= now.astimezone(ZoneInfo(name)).hour < 12:
-            app.config["CLINIC_TIMEZONE"] = name
-            break
-    yield app.config["CLINIC_TIMEZONE"]
-    app.config["CLINIC_TIMEZONE"] = saved
 
 
 def test_book_check_in_call_and_the_board_shows_it(page, browser, live_server, app, morning_clinic):
