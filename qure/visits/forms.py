@@ -42,11 +42,17 @@ class VitalsForm(FlaskForm):
             values["temperature_unit"] = self.temperature_unit.data
         return values
 
-    def fill(self, visit) -> None:
+    def fill(self, visit, unit: str = "C") -> None:
+        """Show the stored values; the temperature in the clinic's preferred unit."""
+        from qure.visits.service import fahrenheit
+
         for name in self.NAMES:
             source = "temperature_c" if name == "temperature" else name
             value = getattr(visit, source)
+            if name == "temperature" and unit == "F":
+                value = fahrenheit(value)
             getattr(self, name).data = "" if value is None else str(value)
+        self.temperature_unit.data = unit
 
 
 class FindingsForm(FlaskForm):

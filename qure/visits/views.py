@@ -8,6 +8,7 @@ from io import BytesIO
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -78,7 +79,7 @@ def _workspace(visit, status: int = 200, **forms):
     vitals = forms.get("vitals") or VitalsForm(formdata=None)
     findings = forms.get("findings") or FindingsForm(formdata=None)
     if "vitals" not in forms:
-        vitals.fill(visit)
+        vitals.fill(visit, current_app.config["TEMPERATURE_UNIT"].upper())
     if "findings" not in forms:
         findings.fill(visit)
     return render_template(
