@@ -7,10 +7,17 @@ from flask_smorest import Blueprint
 
 from qure.core.db import commit
 from qure.core.roles import Role, api_roles
-from qure.core.schemas import ErrorSchema
+from qure.core.schemas import ErrorSchema, PageArgs, page_body
 from qure.patients import service as patients
 from qure.visits import service
-from qure.visits.schemas import NoteIn, NoteSchema, VisitPatch, VisitSchema, VisitStartIn
+from qure.visits.schemas import (
+    NoteIn,
+    NoteSchema,
+    VisitPage,
+    VisitPatch,
+    VisitSchema,
+    VisitStartIn,
+)
 
 blp = Blueprint("api_visits", __name__, url_prefix="/api/v1", description="Visits")
 
@@ -86,9 +93,10 @@ def complete_visit(visit_id: int):
 
 @blp.get("/patients/<int:patient_id>/visits")
 @api_roles(*service.READERS)
-@blp.response(200, VisitSchema(many=True))
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, VisitPage)
 @blp.alt_response(404, schema=ErrorSchema)
-def patient_visits(patient_id: int):
-    """A patient's visits, newest first (the last 50)."""
+def patient_visits(args, patient_id: int):
+    """A patient's visits, newest first."""
     patients.get_patient(patient_id)
-    return service.patient_visits(patient_id)
+    return page_body(service.patient_visit_page(patient_id, args["page"], args["per_page"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from qure.core.schemas import page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 from qure.visits import service
 from qure.visits.models import NOTE_CATEGORIES, VISIT_STATUSES
@@ -81,3 +82,6 @@ class VisitPatch(Schema):
 class NoteIn(Schema):
     category = fields.String(required=True, metadata={"enum": list(NOTE_CATEGORIES)})
     text = fields.String(required=True)
+
+
+VisitPage = page_schema(VisitSchema, "VisitPage")

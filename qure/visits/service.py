@@ -18,6 +18,7 @@ from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.pagination import paginate
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients import service as patients
@@ -27,7 +28,7 @@ from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
-ICD10_RE = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$")
+ICD10_RE = re.compile(r"^[A-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
 # What a living person can show, per vital sign (inclusive), in the stored unit.
 VITAL_RANGES: dict[str, tuple[Decimal, Decimal, str]] = {
     "bp_systolic": (Decimal(50), Decimal(300), "mmHg"),
@@ -83,8 +84,18 @@ def in_progress_for(patient_id: int) -> Visit | None:
     return db.session.scalars(query).first()
 
 
+def patient_visit_page(patient_id: int, page: int = 1, per_page: int = 50):
+    """A patient's visits, newest first, a page at a time."""
+    query = (
+        select(Visit)
+        .where(Visit.patient_id == patient_id)
+        .order_by(Visit.started_at.desc(), Visit.id.desc())
+    )
+    return paginate(query, page, per_page)
+
+
 def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
-    """A patient's visits, newest first."""
+    """A patient's latest visits, newest first."""
     query = (
         select(Visit)
         .where(Visit.patient_id == patient_id)
@@ -163,9 +174,19 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
         entry = db.session.scalars(
             select(QueueEntry).where(QueueEntry.appointment_id == appointment.id)
         ).first()
+        _not_waiting(actor, entry)
     else:
         patient_id, appointment_id = data["patient_id"], None
-    patient = patients.get_patient(patient_id) if isinstance(patient_id, int) else None
+        entry = _todays_token(patient_id)
+        if entry is not None and entry.doctor_id == actor.id:
+            _not_waiting(actor, entry)
+            appointment_id = entry.appointment_id
+        else:
+            entry = None  # with another doctor, or no token: a visit outside the queue
+    try:
+        patient = patients.get_patient(patient_id) if isinstance(patient_id, int) else None
+    except NotFound:
+        patient = None
     if patient is None or patient.archived_at:
         raise InvalidInput("patient_id: no such patient", fields={"patient_id": "No such patient."})
     open_visit = in_progress_for(patient.id)
@@ -190,6 +211,29 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
         raise
     audit.record(actor, "VISIT_STARTED", ("visit", visit.id), None, snapshot(visit))
     return visit
+
+
+def _todays_token(patient_id: Any) -> QueueEntry | None:
+    if not isinstance(patient_id, int) or isinstance(patient_id, bool):
+        return None
+    query = select(QueueEntry).where(
+        QueueEntry.day == clock.today(),
+        QueueEntry.patient_id == patient_id,
+        QueueEntry.status.in_(("WAITING", "WITH_DOCTOR", "SKIPPED")),
+    )
+    return db.session.scalars(query).first()
+
+
+def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
+    """A patient who holds a token is seen once called: the queue knows who is with whom."""
+    if entry is None or entry.status in ("COMPLETED", "NO_SHOW"):
+        return
+    if entry.status != "WITH_DOCTOR" or entry.doctor_id != actor.id:
+        raise Conflict(
+            f"The patient holds token {entry.token_number:03d}: call them first.",
+            "token_not_with_you",
+            details={"token_number": entry.token_number, "status": entry.status},
+        )
 
 
 def _in_progress(visit: Visit | None) -> Conflict:
@@ -298,7 +342,10 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
                 errors["follow_up_date"] = "Use a date as YYYY-MM-DD."
                 when = None
         today = clock.today()
-        if isinstance(when, date) and not today < when <= today + timedelta(days=730):
+        if when not in (None, "") and not isinstance(when, date):
+            errors.setdefault("follow_up_date", "Use a date as YYYY-MM-DD.")
+            when = None
+        elif isinstance(when, date) and not today < when <= today + timedelta(days=730):
             errors["follow_up_date"] = "A date after today, within two years."
         out["follow_up_date"] = when or None
     if errors:
