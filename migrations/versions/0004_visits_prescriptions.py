@@ -68,6 +68,8 @@ CREATE TABLE prescriptions (
     doctor_id integer NOT NULL REFERENCES users (id),
     notes varchar(1000),
     allergy_override_reason varchar(500),
+    -- "medicine_id:allergy" of each allergy match overridden with a reason.
+    allergy_overrides varchar(200)[] NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     -- One prescription per visit.

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, SmallInteger, String, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qure.auth.models import User
@@ -26,6 +27,10 @@ class Prescription(db.Model):
     doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
     notes: Mapped[str | None] = mapped_column(String(1000))
     allergy_override_reason: Mapped[str | None] = mapped_column(String(500))
+    # "medicine_id:allergy" of every allergy match the doctor overrode with a reason.
+    allergy_overrides: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), nullable=False, default=list, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()

@@ -153,7 +153,7 @@ def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
                     item.get("duration_days"),
                     item.get("quantity"),
                 )
-                values["dose"] = Decimal(str(item.get("dose")))
+                values["dose"] = Decimal(str(item.get("dose"))).quantize(Decimal("0.01"))
                 values["duration_days"] = int(item.get("duration_days"))
             except InvalidInput as exc:
                 errors.update({f"{where}.{k}": v for k, v in exc.fields.items()})
@@ -184,19 +184,34 @@ def allergy_conflicts(patient, medicines: list[Medicine]) -> list[dict[str, Any]
     return found
 
 
-def _check_allergies(actor: User, visit: Visit, medicines, override_reason: Any) -> str | None:
-    """Refuse (409 `allergy_conflict`, each match in details) unless a reason is given;
-    an override is audited. Returns the reason kept on the prescription."""
+def _override_key(conflict: dict[str, Any]) -> str:
+    return f"{conflict['medicine_id']}:{conflict['allergy'].casefold()}"
+
+
+def _check_allergies(
+    actor: User,
+    visit: Visit,
+    medicines,
+    override_reason: Any,
+    overridden: list[str] | None = None,
+) -> tuple[str | None, list[str]]:
+    """Check every medicine against the patient's allergies as they are now. A match not
+    overridden before (`overridden` keys) is refused (409 `allergy_conflict`, each match in
+    details) unless a reason is given; an override is audited. Returns the reason given
+    (or None) and the keys of every match now overridden."""
+    done = set(overridden or [])
     conflicts = allergy_conflicts(visit.patient, medicines)
-    if not conflicts:
-        return None
+    new = [c for c in conflicts if _override_key(c) not in done]
+    kept = sorted(done & {_override_key(c) for c in conflicts})
+    if not new:
+        return None, kept
     reason = " ".join(str(override_reason or "").split())
     if not reason:
-        names = ", ".join(sorted({c["medicine"] for c in conflicts}))
+        names = ", ".join(sorted({c["medicine"] for c in new}))
         raise Conflict(
             f"Allergy warning: the patient is allergic to {names}. Give a reason to go on.",
             "allergy_conflict",
-            details={"matches": conflicts},
+            details={"matches": new},
         )
     if len(reason) > 500 or "\x00" in reason:
         raise InvalidInput(
@@ -208,9 +223,9 @@ def _check_allergies(actor: User, visit: Visit, medicines, override_reason: Any)
         "ALLERGY_OVERRIDDEN",
         ("visit", visit.id),
         None,
-        {"patient_id": visit.patient_id, "matches": conflicts, "reason": reason},
+        {"patient_id": visit.patient_id, "matches": new, "reason": reason},
     )
-    return reason
+    return reason, sorted({*kept, *(_override_key(c) for c in new)})
 
 
 def _own_open_visit(actor: User, visit: Visit) -> None:
@@ -256,13 +271,16 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
         notes = _text(data.get("notes"), 1000)
     except ValueError as exc:
         raise InvalidInput(f"notes: {exc}", fields={"notes": str(exc)}) from None
-    reason = _check_allergies(actor, visit, [m for m, _ in cleaned], data.get("override_reason"))
+    reason, overridden = _check_allergies(
+        actor, visit, [m for m, _ in cleaned], data.get("override_reason")
+    )
     prescription = Prescription(
         visit_id=visit.id,
         patient_id=visit.patient_id,
         doctor_id=actor.id,
         notes=notes,
         allergy_override_reason=reason,
+        allergy_overrides=overridden,
         created_at=clock.now(),
     )
     try:
@@ -294,12 +312,17 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     before = plain(prescription)
     if "items" in data:
         cleaned = clean_items(data.get("items"))
-        # Medicines already on the prescription were checked (and any match overridden)
-        # when they were added; only new ones are checked now.
-        present = {item.medicine_id for item in prescription.items}
-        added = [m for m, _ in cleaned if m.id not in present]
-        reason = _check_allergies(actor, prescription.visit, added, data.get("override_reason"))
+        # Every medicine is checked against the allergies as they are now; a match the
+        # doctor already overrode with a reason needs no second one.
+        reason, overridden = _check_allergies(
+            actor,
+            prescription.visit,
+            [m for m, _ in cleaned],
+            data.get("override_reason"),
+            prescription.allergy_overrides,
+        )
         _fill(prescription, cleaned)
+        prescription.allergy_overrides = overridden
         if reason:
             prescription.allergy_override_reason = reason
     if "notes" in data:
