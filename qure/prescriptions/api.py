@@ -9,9 +9,15 @@ from flask_smorest import Blueprint
 
 from qure.core.db import commit
 from qure.core.roles import Role, api_roles
-from qure.core.schemas import ErrorSchema
+from qure.core.schemas import ErrorSchema, page_body
 from qure.prescriptions import service
-from qure.prescriptions.schemas import PrescriptionIn, PrescriptionPatch, PrescriptionSchema
+from qure.prescriptions.schemas import (
+    PrescriptionArgs,
+    PrescriptionIn,
+    PrescriptionPage,
+    PrescriptionPatch,
+    PrescriptionSchema,
+)
 
 blp = Blueprint(
     "api_prescriptions", __name__, url_prefix="/api/v1/prescriptions", description="Prescriptions"
@@ -34,6 +40,18 @@ def create(body):
     commit()
     location = url_for("api_prescriptions.get_prescription", prescription_id=prescription.id)
     return prescription, 201, {"Location": location}
+
+
+@blp.get("")
+@api_roles()
+@blp.arguments(PrescriptionArgs, location="query")
+@blp.response(200, PrescriptionPage)
+def list_prescriptions(args):
+    """Prescriptions newest first, by patient and/or doctor."""
+    page = service.list_prescriptions(
+        args.get("patient_id"), args.get("doctor_id"), args["page"], args["per_page"]
+    )
+    return page_body(page)
 
 
 @blp.get("/<int:prescription_id>")

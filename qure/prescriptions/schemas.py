@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
+from qure.core.schemas import PageArgs, page_schema
 from qure.prescriptions import dosing
 from qure.scheduling.schemas import PatientRef, PersonRef
 
@@ -61,3 +62,11 @@ class PrescriptionPatch(Schema):
     items = fields.List(fields.Dict())
     notes = fields.String(allow_none=True)
     override_reason = fields.String(allow_none=True)
+
+
+class PrescriptionArgs(PageArgs):
+    patient_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+
+
+PrescriptionPage = page_schema(PrescriptionSchema, "PrescriptionPage")

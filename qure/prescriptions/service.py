@@ -14,6 +14,7 @@ from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.pagination import paginate
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy.models import Medicine
@@ -48,6 +49,22 @@ def get_prescription(prescription_id: int) -> Prescription:
 
 def for_visit(visit_id: int) -> Prescription | None:
     return db.session.scalars(select(Prescription).where(Prescription.visit_id == visit_id)).first()
+
+
+def list_prescriptions(
+    patient_id: int | None = None,
+    doctor_id: int | None = None,
+    page: int = 1,
+    per_page: int = 50,
+):
+    """Prescriptions newest first, by patient and/or doctor."""
+    query = select(Prescription)
+    if patient_id is not None:
+        query = query.where(Prescription.patient_id == patient_id)
+    if doctor_id is not None:
+        query = query.where(Prescription.doctor_id == doctor_id)
+    query = query.order_by(Prescription.created_at.desc(), Prescription.id.desc())
+    return paginate(query, page, per_page)
 
 
 def for_patient(patient_id: int, limit: int = 20) -> list[Prescription]:

@@ -9,10 +9,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from qure.core.db import commit
 from qure.core.roles import Role
 from qure.extensions import db
+from qure.pharmacy import service as pharmacy_service
+from qure.prescriptions import service as prescriptions_service
 from qure.prescriptions.dosing import FREQUENCY_HELP
 from qure.prescriptions.models import Prescription, PrescriptionItem
+from qure.visits import service as visits_service
 from tests.helpers import NOW, bearer, make_patient, make_user
 from tests.prescriptions.test_service import (
     audit_payloads,
@@ -498,3 +502,38 @@ def test_every_staff_role_reads_a_prescription(client, written, role):
 def test_an_unknown_prescription_is_not_found(doc, prescription_id):
     error(doc.get(prescription_id), 404)
     error(doc.client.get(f"{URL}/{prescription_id}/print", headers=doc.headers), 404)
+
+
+def test_prescriptions_are_listed_newest_first_by_patient_and_doctor(client, doctor, reception):
+    medicine = pharmacy_service.create(
+        None,
+        {
+            "name": "Listol",
+            "generic_name": "Paracetamol",
+            "dosage_form": "TABLET",
+            "strength": "500 mg",
+            "unit_price": "1.00",
+            "gst_rate": 12,
+        },
+    )
+    made = []
+    for _ in range(2):
+        patient = make_patient()
+        visit = visits_service.start(doctor, {"patient_id": patient.id})
+        item = {"medicine_id": medicine.id, "dose": 1, "frequency": "BD", "duration_days": 2}
+        made.append(prescriptions_service.create(doctor, {"visit_id": visit.id, "items": [item]}))
+        commit()
+    headers = bearer(client, reception)
+
+    everything = client.get("/api/v1/prescriptions", headers=headers)
+    assert everything.status_code == 200
+    assert [p["id"] for p in everything.json["items"]] == [made[1].id, made[0].id]
+    assert everything.json["total"] == 2
+
+    one = client.get(f"/api/v1/prescriptions?patient_id={made[0].patient_id}", headers=headers)
+    assert [p["id"] for p in one.json["items"]] == [made[0].id]
+    other = make_user(Role.DOCTOR)
+    none = client.get(f"/api/v1/prescriptions?doctor_id={other.id}", headers=headers)
+    assert none.json == {"items": [], "page": 1, "per_page": 50, "total": 0}
+    bad = client.get("/api/v1/prescriptions?patient_id=abc", headers=headers)
+    assert bad.status_code == 422
