@@ -385,6 +385,7 @@ def remove_item(actor: User, prescription_id: int, position: int) -> Prescriptio
     """Take one medicine off the prescription (it must keep at least one). Raises
     NotFound, Forbidden, Conflict `visit_completed`, InvalidInput."""
     prescription = get_prescription(prescription_id)
+    _own_open_visit(actor, prescription.visit)
     items = [item_input(i) for i in prescription.items if i.position != position]
     if len(items) == len(prescription.items):
         raise NotFound("No such medicine on this prescription.", "item_not_found")

@@ -37,9 +37,10 @@ class VitalsForm(FlaskForm):
     )
 
     def vitals(self) -> dict:
-        values = {n: getattr(self, n).data for n in self.NAMES if getattr(self, n).data}
-        if "temperature" in values:
-            values["temperature_unit"] = self.temperature_unit.data
+        """Every vital on the form; an emptied field clears the value (what the doctor
+        sees is what is saved)."""
+        values = {n: (getattr(self, n).data or None) for n in self.NAMES}
+        values["temperature_unit"] = self.temperature_unit.data
         return values
 
     def fill(self, visit, unit: str = "C") -> None:

@@ -236,6 +236,28 @@ def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
         )
 
 
+def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:
+    """Tie the doctor's open visit to the token just called for the same patient (a visit
+    started from the patient's page before the call), so that completing it completes the
+    token and its appointment. Raises as `start`."""
+    visit = _locked_own(actor, visit_id)
+    entry = _own_token(actor, token_number)
+    if entry.patient_id != visit.patient_id or visit.status != "IN_PROGRESS":
+        raise Conflict("This token is for another visit.", "token_not_with_you")
+    if visit.queue_entry_id != entry.id:
+        visit.queue_entry_id = entry.id
+        visit.appointment_id = visit.appointment_id or entry.appointment_id
+        db.session.flush()
+        audit.record(
+            actor,
+            "VISIT_UPDATED",
+            ("visit", visit.id),
+            None,
+            {"token_number": entry.token_number, "appointment_id": visit.appointment_id},
+        )
+    return visit
+
+
 def _in_progress(visit: Visit | None) -> Conflict:
     return Conflict(
         "This patient already has a visit in progress.",

@@ -42,11 +42,14 @@ def open_visit_for_token(actor, token_number: int):
     except Conflict as exc:
         db.session.rollback()
         open_id = exc.details.get("visit_id")
-        if exc.code == "visit_in_progress" and open_id:
-            existing = service.get_visit(open_id)
-            if existing.doctor_id == actor.id:
-                return existing
-        return None
+        if exc.code != "visit_in_progress" or not open_id:
+            return None
+        if service.get_visit(open_id).doctor_id != actor.id:
+            return None
+        # The doctor had already opened a visit for this patient: tie the token to it.
+        visit = service.attach_token(actor, open_id, token_number)
+        commit()
+        return visit
 
 
 @bp.post("/visits/start")
