@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from qure.visits.models import NOTE_CATEGORIES
+
+
+def _short(value) -> str:
+    """70.00 -> "70", 175.50 -> "175.5": a stored measure as a person writes it."""
+    text = f"{value:f}" if isinstance(value, Decimal) else str(value)
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class VitalsForm(FlaskForm):
@@ -52,7 +60,8 @@ class VitalsForm(FlaskForm):
             value = getattr(visit, source)
             if name == "temperature" and unit == "F":
                 value = fahrenheit(value)
-            getattr(self, name).data = "" if value is None else str(value)
+            shown = _short(value) if name in ("weight_kg", "height_cm") else str(value)
+            getattr(self, name).data = "" if value is None else shown
         self.temperature_unit.data = unit
 
 
