@@ -31,7 +31,8 @@ def parse_money(value: Any, field: str, allow_zero: bool = True) -> Decimal:
         raise InvalidInput(
             f"{field}: not an amount", fields={field: "Give an amount such as 120.50."}
         )
-    if abs(amount) > MAX_AMOUNT:
+    # copy_abs() and comparisons never round, so even 1e999999999 gets this answer.
+    if amount.copy_abs() > MAX_AMOUNT:
         lowest = "0" if allow_zero else "0.01"
         raise InvalidInput(
             f"{field}: out of range",

@@ -245,6 +245,10 @@ def _check_allergies(
     return reason, sorted({*kept, *(_override_key(c) for c in new)})
 
 
+def _locked_visit(visit_id: int) -> Visit:
+    return db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+
+
 def _own_open_visit(actor: User, visit: Visit) -> None:
     if actor.role != Role.DOCTOR or visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor prescribes on it.", "not_your_visit")
@@ -275,7 +279,10 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     visit_id = data.get("visit_id")
     if not isinstance(visit_id, int) or isinstance(visit_id, bool):
         raise InvalidInput("visit_id: give the visit", fields={"visit_id": "Give the visit."})
-    visit = visits.get_visit(visit_id)
+    visits.get_visit(visit_id)
+    # The visit row is locked first (as completing it does), so a prescription can never
+    # land on a visit being completed at the same moment.
+    visit = _locked_visit(visit_id)
     _own_open_visit(actor, visit)
     if for_visit(visit.id) is not None:
         raise Conflict(
@@ -321,9 +328,10 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     """Change the items and/or notes while the visit is in progress (the same checks as
     `create`). Raises NotFound, Forbidden, Conflict `visit_completed` / `allergy_conflict`,
     InvalidInput."""
-    prescription = get_prescription(prescription_id)
+    found = get_prescription(prescription_id)
+    _locked_visit(found.visit_id)  # the visit first, as in `create` and visits.complete
     prescription = db.session.get(
-        Prescription, prescription.id, with_for_update=True, populate_existing=True
+        Prescription, found.id, with_for_update=True, populate_existing=True
     )
     _own_open_visit(actor, prescription.visit)
     before = plain(prescription)

@@ -510,6 +510,9 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
             store.clear_current(
                 day, doctor.id, result.token_number, named.status if named else "GONE"
             )
+            if named is not None and named.status == "WAITING":
+                # A call that never reached the database: the token goes back in its place.
+                store.enqueue(day, _card(named))
             continue
         if result.outcome in ("empty", "missing"):
             if token_number is not None:

@@ -483,7 +483,9 @@ def probe(day: date) -> Probe:
 def remember_display_digest(digest: str | None) -> None:
     """Cache the display key's digest ("-" for none) for the board's polls."""
     with contextlib.suppress(RedisError):
-        _client().set(DISPLAY_DIGEST_KEY, digest or "-", ex=300)
+        # Short-lived: a poll that read the old key just before an admin changed it can
+        # put the old digest back for no longer than this.
+        _client().set(DISPLAY_DIGEST_KEY, digest or "-", ex=10)
 
 
 def cached_board(day: date, ver: str) -> str | None:

@@ -288,7 +288,8 @@ def _number(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
     except (InvalidOperation, ValueError):
         errors[field] = "Give a number."
         return None
-    if not number.is_finite():
+    if not number.is_finite() or abs(number.adjusted()) > 6:
+        # Nothing a person measures has more digits; it also keeps arithmetic in range.
         errors[field] = "Give a number."
         return None
     return number

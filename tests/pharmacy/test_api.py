@@ -455,3 +455,20 @@ def test_patch_unknown_medicine_is_404(client, pharmacist):
     for medicine_id in (987654321, 2**31):
         response = client.patch(f"{URL}/{medicine_id}", json={"unit_price": "1"}, headers=headers)
         error(response, 404, "medicine_not_found")
+
+
+@pytest.mark.parametrize("price", ["1e999999999", "-1E+999999999"])
+def test_a_price_with_an_absurd_exponent_is_a_field_error(client, pharmacist, price):
+    body = {
+        "name": "Exponol",
+        "generic_name": "Paracetamol",
+        "dosage_form": "TABLET",
+        "strength": "500 mg",
+        "unit_price": price,
+        "gst_rate": 12,
+    }
+    response = client.post(
+        "/api/v1/inventory/medicines", json=body, headers=bearer(client, pharmacist)
+    )
+    assert response.status_code == 422
+    assert "unit_price" in response.json["error"]["fields"]

@@ -1275,3 +1275,22 @@ def test_a_poll_builds_the_board_itself_when_the_other_builder_never_finishes(re
 
     assert '"display":"001"' in body
     assert store.probe(TODAY).board == body
+
+
+def test_a_call_lost_before_the_database_puts_the_token_back_in_its_place(reception, doctor):
+    """Redis handed out token 1 but the request died before PostgreSQL heard of it: the
+    next call finds the doctor 'busy' in Redis only, puts token 1 back, and calls it."""
+    make_slots(doctor)
+    first = service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
+    commit()
+    second = service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
+    commit()
+    lost = store.call(TODAY, doctor.id)  # the half-done call
+    assert lost.token_number == first.token_number
+
+    called = service.call_next(doctor)
+    commit()
+
+    assert called.token_number == first.token_number
+    waiting = redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1)
+    assert [int(m) for m in waiting] == [second.token_number]

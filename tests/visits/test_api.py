@@ -15,6 +15,7 @@ from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
 from qure.queue import service as queue
 from qure.scheduling import service as scheduling
+from qure.visits import service as visits_service
 from qure.visits.models import Visit
 from tests.helpers import (
     NOW,
@@ -773,3 +774,16 @@ def test_a_whole_consultation(doc, doctor, reception, client, booked):
     actions_seen = actions()
     assert actions_seen.index("VISIT_STARTED") < actions_seen.index("VISIT_COMPLETED")
     assert scheduling.get_appointment(appointment.id).status == "COMPLETED"
+
+
+@pytest.mark.parametrize("value", ["1e999999999", "-1E+999999999", "1234567890"])
+def test_a_temperature_with_absurd_digits_is_a_field_error(client, doctor, value):
+    visit = visits_service.start(doctor, {"patient_id": make_patient().id})
+    commit()
+    response = client.patch(
+        f"/api/v1/visits/{visit.id}",
+        json={"vitals": {"temperature": value, "temperature_unit": "F"}},
+        headers=bearer(client, doctor),
+    )
+    assert response.status_code == 422
+    assert "vitals.temperature" in response.json["error"]["fields"]

@@ -87,3 +87,57 @@ def test_many_doctors_at_once_still_one_visit(app, reception):
     assert all(isinstance(r, Conflict) and r.code == "visit_in_progress" for r in refused)
     assert {tuple(r.details.items()) for r in refused} == {(("visit_id", started[0]),)}
     assert [v.id for v in visits_of(patient.id)] == started
+
+
+def test_a_prescription_and_completing_the_visit_at_once_never_disagree(app):
+    """The doctor completes the visit in one tab while a prescription is written in another:
+    either the prescription is refused (the visit is completed) or it is on the visit and
+    in its history snapshot; never a prescription the snapshot does not know."""
+    from qure.pharmacy import service as pharmacy
+    from qure.prescriptions import service as prescriptions
+    from qure.prescriptions.models import Prescription
+
+    doctor = make_user(Role.DOCTOR)
+    medicine = pharmacy.create(
+        None,
+        {
+            "name": "Racetol",
+            "generic_name": "Paracetamol",
+            "dosage_form": "TABLET",
+            "strength": "500 mg",
+            "unit_price": "1.00",
+            "gst_rate": 12,
+        },
+    )
+    db.session.commit()
+    for _ in range(4):
+        patient = make_patient()
+        visit = service.start(doctor, {"patient_id": patient.id})
+        service.update(doctor, visit.id, {"diagnosis": "Fever"})
+        db.session.commit()
+        item = {"medicine_id": medicine.id, "dose": 1, "frequency": "BD", "duration_days": 3}
+
+        def prescribing(actor, visit_id=visit.id, item=item):
+            return prescriptions.create(actor, {"visit_id": visit_id, "items": [item]}).id
+
+        def completing(actor, visit_id=visit.id):
+            return service.complete(actor, visit_id).status
+
+        results = run_together(app, doctor.id, [prescribing, completing], now=NOW)
+
+        assert results[1] == "COMPLETED", results
+        db.session.rollback()
+        written = db.session.scalars(
+            select(Prescription).where(Prescription.visit_id == visit.id)
+        ).first()
+        snapshot = db.session.scalars(
+            select(OutboxEvent).where(OutboxEvent.topic == "visit_history")
+        ).all()
+        mine = [e.payload for e in snapshot if e.payload["visit_id"] == visit.id]
+        assert len(mine) == 1
+        if written is None:
+            assert isinstance(results[0], Conflict) and results[0].code == "visit_completed"
+            assert mine[0]["prescription"] is None
+        else:
+            assert results[0] == written.id
+            assert mine[0]["prescription"]["id"] == written.id
