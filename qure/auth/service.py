@@ -119,8 +119,7 @@ def _clean(data: dict[str, Any], creating: bool) -> dict[str, Any]:
         if key != "password" and "\x00" in str(data.get(key) or ""):
             errors.setdefault(key, "Remove the NUL character.")
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return out
 
 

@@ -32,6 +32,12 @@ class InvalidInput(DomainError):
     status = 422
     code = "invalid_input"
 
+    @classmethod
+    def naming(cls, fields: dict[str, str]) -> InvalidInput:
+        """The error for several bad fields at once; its message names the first."""
+        field, message = next(iter(fields.items()))
+        return cls(f"{field}: {message}", fields=fields)
+
 
 class NotFound(DomainError):
     status = 404

@@ -6,7 +6,7 @@ import re
 
 from flask_wtf import FlaskForm
 
-from qure.core.errors import InvalidInput
+from qure.core.errors import DomainError
 
 SMALL_NUMBER = re.compile(r"[0-9]{1,9}")
 
@@ -17,11 +17,18 @@ def small_int(value: str | None) -> int | None:
     return int(value) if value and SMALL_NUMBER.fullmatch(value) else None
 
 
+def int_arg(name: str) -> int | None:
+    """A positive id from the query string, or None (see `small_int`)."""
+    from flask import request
+
+    return small_int(request.args.get(name))
+
+
 class ActionForm(FlaskForm):
     """A button-only form: carries the CSRF token for a POST action."""
 
 
-def attach_errors(form: FlaskForm, error: InvalidInput, aliases: dict[str, str] | None = None):
+def attach_errors(form: FlaskForm, error: DomainError, aliases: dict[str, str] | None = None):
     """Put a service's field errors beside the form fields they name.
 
     Errors for fields the form does not show go to `form.form_errors`. Returns the form.

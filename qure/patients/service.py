@@ -198,8 +198,7 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     if "emergency_contact" in data:
         out["emergency_contact"] = _clean_contact(data.get("emergency_contact"), errors)
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return out
 
 
@@ -236,6 +235,15 @@ def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
     if patient is None or (patient.archived_at and not include_archived):
         raise NotFound("No such patient.", "patient_not_found")
     return patient
+
+
+def on_file(patient_id: int | None) -> Patient | None:
+    """The patient with this id if they are on file (not archived), else None: for pages
+    where a patient is being chosen."""
+    if not isinstance(patient_id, int) or not 0 < patient_id < 2**63:
+        return None
+    patient = db.session.get(Patient, patient_id)
+    return patient if patient is not None and not patient.archived_at else None
 
 
 def _all_digits(q: str) -> bool:

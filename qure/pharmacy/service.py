@@ -117,8 +117,7 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
             errors["is_active"] = "true or false."
         out["is_active"] = data.get("is_active")
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return out
 
 

@@ -38,10 +38,7 @@ def _save(form: MedicineForm, action, medicine=None):
             return redirect(url_for(".medicines", q=saved.name))
         except (InvalidInput, Conflict) as exc:
             db.session.rollback()
-            if exc.fields:
-                attach_errors(form, exc)
-            else:
-                form.form_errors.append(exc.message)
+            attach_errors(form, exc)
             status = exc.status
     elif request.method == "POST":
         status = 422

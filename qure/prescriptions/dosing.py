@@ -19,6 +19,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from qure.core.errors import InvalidInput
+from qure.pharmacy.models import DOSAGE_FORMS  # the one list of forms (SPEC section 7)
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,6 @@ SLOT_PHRASES = {
 PART_RE = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2})?|[0-9]{0,2}½")
 HALF = Decimal("0.5")
 
-DOSAGE_FORMS = (
-    "TABLET",
-    "CAPSULE",
-    "SYRUP",
-    "SUSPENSION",
-    "INJECTION",
-    "OINTMENT",
-    "CREAM",
-    "DROPS",
-    "INHALER",
-    "OTHER",
-)
 COUNTED_FORMS = frozenset({"TABLET", "CAPSULE"})  # counted one by one: quantity computed
 PACKED_FORMS = frozenset(DOSAGE_FORMS) - COUNTED_FORMS  # dispensed in packs: quantity given
 PACK_NAMES = {
@@ -205,8 +194,7 @@ def _check(dosage_form: Any, dose: Any, duration_days: Any, given: Any) -> None:
         if message
     }
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
 
 
 def _form_error(dosage_form: Any) -> str | None:

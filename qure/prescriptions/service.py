@@ -16,6 +16,7 @@ from qure.core.db import constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
+from qure.core.text import plain_text
 from qure.extensions import db
 from qure.pharmacy.models import Medicine
 from qure.prescriptions import dosing
@@ -121,15 +122,6 @@ def _medicine(value: Any) -> Medicine | None:
     return medicine if medicine is not None and medicine.is_active else None
 
 
-def _text(value: Any, limit: int) -> str | None:
-    if value is None:
-        return None
-    cleaned = " ".join(str(value).split())
-    if "\x00" in cleaned or len(cleaned) > limit:
-        raise ValueError(f"At most {limit} characters of plain text.")
-    return cleaned or None
-
-
 def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
     """Each item's medicine and model values (quantity computed where SPEC says so).
     Raises InvalidInput naming `items.N.field` for every bad field."""
@@ -158,9 +150,9 @@ def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
             frequency = None
         for key, limit in (("route", 40), ("instructions", 300)):
             try:
-                values[key] = _text(item.get(key), limit)
-            except ValueError as exc:
-                errors[f"{where}.{key}"] = str(exc)
+                values[key] = plain_text(item.get(key), f"{where}.{key}", limit)
+            except InvalidInput as exc:
+                errors.update(exc.fields)
         if medicine is not None and frequency is not None:
             try:
                 values["quantity"] = dosing.quantity(
@@ -177,8 +169,7 @@ def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
         if medicine is not None:
             cleaned.append((medicine, values))
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return cleaned
 
 
@@ -284,17 +275,15 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     # land on a visit being completed at the same moment.
     visit = _locked_visit(visit_id)
     _own_open_visit(actor, visit)
-    if for_visit(visit.id) is not None:
+    existing = for_visit(visit.id)
+    if existing is not None:
         raise Conflict(
             "This visit already has a prescription; change it instead.",
             "prescription_exists",
-            details={"prescription_id": for_visit(visit.id).id},
+            details={"prescription_id": existing.id},
         )
     cleaned = clean_items(data.get("items"))
-    try:
-        notes = _text(data.get("notes"), 1000)
-    except ValueError as exc:
-        raise InvalidInput(f"notes: {exc}", fields={"notes": str(exc)}) from None
+    notes = plain_text(data.get("notes"), "notes", 1000)
     reason, overridden = _check_allergies(
         actor, visit, [m for m, _ in cleaned], data.get("override_reason")
     )
@@ -351,10 +340,7 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
         if reason:
             prescription.allergy_override_reason = reason
     if "notes" in data:
-        try:
-            prescription.notes = _text(data.get("notes"), 1000)
-        except ValueError as exc:
-            raise InvalidInput(f"notes: {exc}", fields={"notes": str(exc)}) from None
+        prescription.notes = plain_text(data.get("notes"), "notes", 1000)
     db.session.flush()
     old, new = audit.diff(before, plain(prescription))
     if new:

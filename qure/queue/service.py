@@ -26,6 +26,7 @@ from qure.core import audit, clock
 from qure.core.db import after_commit, constraint_name, on_rollback
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.roles import Role
+from qure.core.text import plain_text
 from qure.extensions import db
 from qure.queue import store
 from qure.queue.models import (
@@ -125,23 +126,12 @@ def _publish(day: date, entry: QueueEntry) -> None:
         after_commit(partial(store.set_status, day, doctor_id, card.token_number, status))
 
 
-def _clean_text(value: Any, field: str, limit: int) -> str | None:
-    if value is None:
-        return None
-    cleaned = " ".join(str(value).split())
-    if "\x00" in cleaned or len(cleaned) > limit:
-        raise InvalidInput(
-            f"{field}: too long", fields={field: f"At most {limit} characters of plain text."}
-        )
-    return cleaned or None
-
-
 def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
     if urgent in (None, False, "", "false", "0"):
         return False, None
     if urgent not in (True, "true", "1", "on", "y"):
         raise InvalidInput("urgent: true or false", fields={"urgent": "Give true or false."})
-    why = _clean_text(reason, "urgent_reason", 200)
+    why = plain_text(reason, "urgent_reason", 200)
     if not why:
         raise InvalidInput(
             "urgent_reason: say why it is urgent",
@@ -351,14 +341,13 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
             elif step == "doctor" and data.get("doctor_id") is not None:
                 doctor = scheduling.get_doctor(data.get("doctor_id"))
             elif step == "complaint":
-                complaint = _clean_text(data.get("complaint"), "complaint", 500)
+                complaint = plain_text(data.get("complaint"), "complaint", 500)
             elif step == "urgent":
                 urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
         except InvalidInput as exc:
             errors.update(exc.fields)
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     now = clock.now()
     day = clock.clinic_day(now)
     _lock_patient_day(patient.id, day)

@@ -24,21 +24,18 @@ from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.errors import DomainError
-from qure.core.forms import small_int
+from qure.core.forms import attach_errors, int_arg, small_int
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue import service
 from qure.queue.forms import CallForm, DisplayKeyForm, StatusForm, UrgentForm, WalkInForm
 from qure.scheduling import service as scheduling
+from qure.visits import service as visits
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 BACK = {"queue.index", "queue.doctor_queue"}
 DISPLAY_SESSION = "display_key"
-
-
-def _int_arg(name: str) -> int | None:
-    return small_int(request.args.get(name))
 
 
 def _back(endpoint: str | None):
@@ -65,13 +62,8 @@ def today():
 
 def _today_page(form: WalkInForm, status: int):
     q = request.args.get("q", "").strip()[:120]
-    patient_id = form.patient_id.data or _int_arg("patient_id")
-    chosen = None
-    if patient_id:
-        try:
-            chosen = patients.get_patient(patient_id, include_archived=False)
-        except DomainError:
-            chosen = None
+    patient_id = form.patient_id.data or int_arg("patient_id")
+    chosen = patients.on_file(patient_id)
     by_doctor: dict = {}
     for appointment in scheduling.day_appointments(clock.today()):
         by_doctor.setdefault(appointment.doctor, []).append(appointment)
@@ -114,12 +106,7 @@ def walk_in():
         commit()
     except DomainError as exc:
         db.session.rollback()
-        for name, message in exc.fields.items():
-            field = getattr(form, name, None)
-            if field is not None:
-                field.errors = [*list(field.errors), message]
-        if not exc.fields:
-            form.form_errors.append(exc.message)
+        attach_errors(form, exc)
         return _today_page(form, exc.status)
     return redirect(url_for(".token", token=entry.token_number))
 
@@ -194,9 +181,8 @@ def call_next():
         "success",
     )
     if g.actor.role == Role.DOCTOR:
-        from qure.visits.views import open_visit_for_token
-
-        visit = open_visit_for_token(g.actor, entry.token_number)
+        visit = visits.open_for_token(g.actor, entry.token_number)
+        commit()
         if visit is not None:
             return redirect(url_for("visits.workspace", visit_id=visit.id))
     return redirect(url_for("patients.view", patient_id=entry.patient_id))

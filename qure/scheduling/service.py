@@ -25,6 +25,7 @@ from qure.core.db import constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
+from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients.models import Patient
 from qure.scheduling.models import (
@@ -148,7 +149,7 @@ def check_days(**days: date | None) -> None:
         if day is not None and not in_calendar(day)
     }
     if errors:
-        raise InvalidInput(_first(errors), fields=errors)
+        raise InvalidInput.naming(errors)
 
 
 def _parse_date(value: Any, field: str, errors: dict[str, str]) -> date | None:
@@ -242,7 +243,7 @@ def plan_slots(actor: User, data: dict[str, Any]) -> SlotPlan:
     if opens and closes and closes <= opens:
         errors["end_time"] = "The day must end after it starts."
     if errors:
-        raise InvalidInput(_first(errors), fields=errors)
+        raise InvalidInput.naming(errors)
     now = clock.now()
     periods: list[tuple[datetime, datetime]] = []
     skipped_past = 0
@@ -501,7 +502,7 @@ def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
     except InvalidInput as exc:
         errors.update(exc.fields)
     if errors:
-        raise InvalidInput(_first(errors), fields=errors)
+        raise InvalidInput.naming(errors)
     in_range = and_(Slot.doctor_id == doctor.id, Slot.start_at >= start, Slot.start_at < end)
     to_block = list(
         db.session.scalars(
@@ -547,17 +548,6 @@ def appointment_snapshot(appointment: Appointment) -> dict[str, Any]:
         "reason": appointment.reason,
         "status": appointment.status,
     }
-
-
-def _clean_reason(value: Any) -> str | None:
-    if value is None:
-        return None
-    reason = " ".join(str(value).split())
-    if "\x00" in reason or len(reason) > 500:
-        raise InvalidInput(
-            "reason: too long", fields={"reason": "At most 500 characters of plain text."}
-        )
-    return reason or None
 
 
 def bookable_patient(patient_id: Any) -> Patient:
@@ -639,7 +629,7 @@ def book(actor: User, data: dict[str, Any]) -> Appointment:
     `slot_blocked`, `patient_double_booked`, and InvalidInput `slot_in_past`. The slot row
     is locked, so of two simultaneous bookings exactly one wins. Returns the appointment.
     """
-    reason = _clean_reason(data.get("reason"))
+    reason = plain_text(data.get("reason"), "reason", 500)
     patient = bookable_patient(data.get("patient_id"))
     slot = _locked_slot(data.get("slot_id"), "slot_id")
     _check_slot_free(slot)
@@ -722,7 +712,7 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
     `slot_blocked`, `patient_double_booked`), InvalidInput (`slot_in_past`, fields).
     """
     reason_given = "reason" in data
-    reason = _clean_reason(data.get("reason")) if reason_given else None
+    reason = plain_text(data.get("reason"), "reason", 500) if reason_given else None
     appointment = locked_appointment(appointment_id)
     _must_be_scheduled(appointment, "rescheduled")
     before = appointment_snapshot(appointment)
@@ -857,8 +847,3 @@ def mark_day_no_shows(day: date, actor: User | None = None) -> list[Appointment]
             {"status": "NO_SHOW"},
         )
     return missed
-
-
-def _first(errors: dict[str, str]) -> str:
-    field, message = next(iter(errors.items()))
-    return f"{field}: {message}"

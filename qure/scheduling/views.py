@@ -11,7 +11,7 @@ from wtforms.fields.choices import SelectChoice
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.errors import Conflict, DomainError, InvalidInput
-from qure.core.forms import ActionForm, attach_errors, small_int
+from qure.core.forms import ActionForm, attach_errors, int_arg
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
@@ -27,10 +27,6 @@ def _date_arg(name: str, default: date) -> date:
     except ValueError:
         return default
     return chosen if service.in_calendar(chosen) else default
-
-
-def _int_arg(name: str) -> int | None:
-    return small_int(request.args.get(name))
 
 
 def _doctor_choices(form_field) -> None:
@@ -54,7 +50,7 @@ def _owner_id(doctor_id: int | None) -> int | None:
 @roles_required(*service.SCHEDULERS)
 def week():
     """A doctor's week of slots, coloured by status."""
-    doctor_id = _owner_id(_int_arg("doctor_id"))
+    doctor_id = _owner_id(int_arg("doctor_id"))
     day = _date_arg("week", clock.today())
     monday = day - timedelta(days=day.weekday())
     days = service.week_slots(doctor_id, monday) if doctor_id else {}
@@ -79,7 +75,7 @@ def create_slots():
     _doctor_choices(form.doctor_id)
     status, preview = 200, None
     if request.method == "GET":
-        form.doctor_id.data = _owner_id(_int_arg("doctor_id"))
+        form.doctor_id.data = _owner_id(int_arg("doctor_id"))
     elif form.validate_on_submit():
         data = form.slot_data()
         if g.actor.role == Role.DOCTOR:
@@ -118,7 +114,7 @@ def block_range():
     _doctor_choices(form.doctor_id)
     status, result = 200, None
     if request.method == "GET":
-        form.doctor_id.data = _owner_id(_int_arg("doctor_id"))
+        form.doctor_id.data = _owner_id(int_arg("doctor_id"))
     elif form.validate_on_submit():
         data = {
             "doctor_id": g.actor.id if g.actor.role == Role.DOCTOR else form.doctor_id.data,
@@ -192,7 +188,7 @@ def _slot_change(slot_id: int, blocked: bool, reason: str | None):
 def book():
     """Choose a doctor and a date, see the open slots, find the patient, book."""
     doctors = service.doctors()
-    doctor_id = _int_arg("doctor_id") or (doctors[0].id if doctors else None)
+    doctor_id = int_arg("doctor_id") or (doctors[0].id if doctors else None)
     day = _date_arg("date", clock.today())
     q = request.args.get("q", "").strip()[:120]
     form = BookForm()
@@ -217,13 +213,8 @@ def book():
                 status = exc.status
         else:
             status = 422
-    patient_id = form.patient_id.data or _int_arg("patient_id")
-    chosen = None
-    if patient_id:
-        try:
-            chosen = patients.get_patient(patient_id, include_archived=False)
-        except DomainError:
-            chosen = None
+    patient_id = form.patient_id.data or int_arg("patient_id")
+    chosen = patients.on_file(patient_id)
     found = patients.search(q, 1, 10, False, g.actor).items if q else []
     open_slots = service.open_slots(doctor_id, day) if doctor_id else []
     return render_template(
@@ -244,7 +235,7 @@ def book():
 def appointments():
     """A day's appointments (a doctor sees their own)."""
     day = _date_arg("date", clock.today())
-    doctor_id = _int_arg("doctor_id")
+    doctor_id = int_arg("doctor_id")
     page = service.list_appointments(g.actor, day, doctor_id, None, None, 1, 200)
     return render_template(
         "scheduling/appointments.html",

@@ -236,6 +236,21 @@ def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
         )
 
 
+def open_for_token(actor: User, token_number: int) -> Visit | None:
+    """The visit for the token the doctor just called: started now, or the doctor's visit
+    already open for that patient with the token tied to it. None when the patient's open
+    visit is another doctor's (the doctor then sees the patient's page)."""
+    try:
+        return start(actor, {"token_number": token_number})
+    except Conflict as exc:
+        open_id = exc.details.get("visit_id")
+        if exc.code != "visit_in_progress" or not open_id:
+            return None
+        if get_visit(open_id).doctor_id != actor.id:
+            return None
+        return attach_token(actor, open_id, token_number)
+
+
 def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:
     """Tie the doctor's open visit to the token just called for the same patient (a visit
     started from the patient's page before the call), so that completing it completes the
@@ -330,8 +345,7 @@ def clean_vitals(vitals: Any) -> dict[str, Any]:
                 value = int(value) if key in WHOLE else value.quantize(places, ROUND_HALF_UP)
         out[key] = value
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return out
 
 
@@ -372,8 +386,7 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
             errors["follow_up_date"] = "A date after today, within two years."
         out["follow_up_date"] = when or None
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     return out
 
 
@@ -422,8 +435,7 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
     if not body or len(body) > 5000 or "\x00" in body:
         errors["text"] = "Write the note (up to 5,000 characters)."
     if errors:
-        field, message = next(iter(errors.items()))
-        raise InvalidInput(f"{field}: {message}", fields=errors)
+        raise InvalidInput.naming(errors)
     visit = _locked_own(actor, visit_id)
     note = VisitNote(
         visit_id=visit.id,

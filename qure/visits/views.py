@@ -32,26 +32,6 @@ from qure.visits.forms import AdviceForm, FindingsForm, ItemForm, NoteForm, Star
 bp = Blueprint("visits", __name__)
 
 
-def open_visit_for_token(actor, token_number: int):
-    """After Call next: the visit for the called token (started now, or the one already
-    open for the patient with this doctor); None when the patient is with someone else."""
-    try:
-        visit = service.start(actor, {"token_number": token_number})
-        commit()
-        return visit
-    except Conflict as exc:
-        db.session.rollback()
-        open_id = exc.details.get("visit_id")
-        if exc.code != "visit_in_progress" or not open_id:
-            return None
-        if service.get_visit(open_id).doctor_id != actor.id:
-            return None
-        # The doctor had already opened a visit for this patient: tie the token to it.
-        visit = service.attach_token(actor, open_id, token_number)
-        commit()
-        return visit
-
-
 @bp.post("/visits/start")
 @roles_required(Role.DOCTOR)
 def start():
