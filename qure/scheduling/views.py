@@ -29,17 +29,20 @@ def _date_arg(name: str, default: date) -> date:
     return chosen if service.in_calendar(chosen) else default
 
 
-def _doctor_choices(form_field) -> None:
-    form_field.choices = [SelectChoice(d.id, d.full_name) for d in service.doctors()]
+def _doctor_choices(form_field) -> list:
+    """Fill a doctor select; returns the doctors."""
+    doctors = service.doctors()
+    form_field.choices = [SelectChoice(d.id, d.full_name) for d in doctors]
+    return doctors
 
 
-def _owner_id(doctor_id: int | None) -> int | None:
-    """The doctor whose schedule the page shows: a doctor's own; an admin's choice."""
+def _owner_id(doctor_id: int | None, doctors: list) -> int | None:
+    """The doctor whose schedule the page shows: a doctor's own; an admin's choice (the
+    first doctor when none is chosen)."""
     if g.actor.role == Role.DOCTOR:
         return g.actor.id
     if doctor_id is None:
-        first = next(iter(service.doctors()), None)
-        return first.id if first else None
+        return doctors[0].id if doctors else None
     return doctor_id
 
 
@@ -50,14 +53,15 @@ def _owner_id(doctor_id: int | None) -> int | None:
 @roles_required(*service.SCHEDULERS)
 def week():
     """A doctor's week of slots, coloured by status."""
-    doctor_id = _owner_id(int_arg("doctor_id"))
+    doctors = service.doctors()
+    doctor_id = _owner_id(int_arg("doctor_id"), doctors)
     day = _date_arg("week", clock.today())
     monday = day - timedelta(days=day.weekday())
     days = service.week_slots(doctor_id, monday) if doctor_id else {}
     booked = service.week_appointments(doctor_id, monday) if doctor_id else {}
     return render_template(
         "scheduling/week.html",
-        doctors=service.doctors(),
+        doctors=doctors,
         doctor_id=doctor_id,
         monday=monday,
         days=days,
@@ -72,10 +76,10 @@ def week():
 def create_slots():
     """Bulk-create slots, with a preview of how many will be made and skipped."""
     form = SlotsForm()
-    _doctor_choices(form.doctor_id)
+    doctors = _doctor_choices(form.doctor_id)
     status, preview = 200, None
     if request.method == "GET":
-        form.doctor_id.data = _owner_id(int_arg("doctor_id"))
+        form.doctor_id.data = _owner_id(int_arg("doctor_id"), doctors)
     elif form.validate_on_submit():
         data = form.slot_data()
         if g.actor.role == Role.DOCTOR:
@@ -111,10 +115,10 @@ def create_slots():
 def block_range():
     """Block every open slot in a range; booked slots are listed, not changed."""
     form = BlockRangeForm()
-    _doctor_choices(form.doctor_id)
+    doctors = _doctor_choices(form.doctor_id)
     status, result = 200, None
     if request.method == "GET":
-        form.doctor_id.data = _owner_id(int_arg("doctor_id"))
+        form.doctor_id.data = _owner_id(int_arg("doctor_id"), doctors)
     elif form.validate_on_submit():
         data = {
             "doctor_id": g.actor.id if g.actor.role == Role.DOCTOR else form.doctor_id.data,

@@ -236,19 +236,31 @@ def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
         )
 
 
+def start_or_open(actor: User, data: dict[str, Any]) -> Visit:
+    """`start`, except that the doctor's own visit already open for the patient is
+    returned instead of Conflict `visit_in_progress`. Raises as `start` otherwise."""
+    try:
+        return start(actor, data)
+    except Conflict as exc:
+        open_id = exc.details.get("visit_id")
+        if exc.code == "visit_in_progress" and open_id:
+            existing = get_visit(open_id)
+            if existing.doctor_id == actor.id:
+                return existing
+        raise
+
+
 def open_for_token(actor: User, token_number: int) -> Visit | None:
     """The visit for the token the doctor just called: started now, or the doctor's visit
     already open for that patient with the token tied to it. None when the patient's open
     visit is another doctor's (the doctor then sees the patient's page)."""
     try:
-        return start(actor, {"token_number": token_number})
-    except Conflict as exc:
-        open_id = exc.details.get("visit_id")
-        if exc.code != "visit_in_progress" or not open_id:
-            return None
-        if get_visit(open_id).doctor_id != actor.id:
-            return None
-        return attach_token(actor, open_id, token_number)
+        visit = start_or_open(actor, {"token_number": token_number})
+    except Conflict:
+        return None
+    if visit.queue_entry_id is None:
+        visit = attach_token(actor, visit.id, token_number)
+    return visit
 
 
 def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:

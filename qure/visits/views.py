@@ -41,13 +41,10 @@ def start():
     if patient_id is None:
         abort(400)
     try:
-        visit = service.start(g.actor, {"patient_id": patient_id})
+        visit = service.start_or_open(g.actor, {"patient_id": patient_id})
         commit()
     except DomainError as exc:
         db.session.rollback()
-        open_id = exc.details.get("visit_id")
-        if open_id and service.get_visit(open_id).doctor_id == g.actor.id:
-            return redirect(url_for(".workspace", visit_id=open_id))
         flash(exc.message, "error")
         return redirect(url_for("patients.view", patient_id=patient_id))
     return redirect(url_for(".workspace", visit_id=visit.id))
