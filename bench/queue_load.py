@@ -94,6 +94,23 @@ def summary(samples: list[tuple[str, float, int]], kinds: set[str], ok: set[int]
     }
 
 
+def judge(s: dict, target_ms: float) -> dict:
+    """Mark a scenario PASS when it had no errors and its p95 met the target."""
+    s["target_p95_ms"] = target_ms
+    s["status"] = "PASS" if not s["errors"] and s["p95_ms"] <= target_ms else "FAIL"
+    return s
+
+
+def save(result: dict, prefix: str) -> int:
+    """Write the result under bench/results/; the exit status: 1 if a scenario failed."""
+    base.RESULTS.mkdir(parents=True, exist_ok=True)
+    path = base.RESULTS / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    base.say(f"\nresult: {path.relative_to(base.ROOT)}")
+    failed = [n for n, s in result["scenarios"].items() if s.get("status") == "FAIL"]
+    return 1 if failed else 0
+
+
 def report(s: dict, more: tuple[str, ...] = ()) -> None:
     keys = ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", *more)
     base.say(
@@ -369,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         s["cpu"] = meter.stop(len(samples), seconds)
         s["errors_seen"] = [e for c in clients for e in c.errors][:5]
         s["think_ms"] = args.think_ms
-        s["target_p95_ms"] = TARGETS["check_in_walk_in"]
-        s["status"] = "PASS" if not s["errors"] and s["p95_ms"] <= s["target_p95_ms"] else "FAIL"
+        judge(s, TARGETS["check_in_walk_in"])
         result["scenarios"]["check_in_walk_in"] = s
         report(s)
 
@@ -402,8 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         s["cpu"] = meter.stop(len(samples), seconds)
         s["errors_seen"] = [e for c in callers for e in c.errors][:5]
         s["think_ms"] = args.think_ms
-        s["target_p95_ms"] = TARGETS["call_next"]
-        s["status"] = "PASS" if not s["errors"] and s["p95_ms"] <= s["target_p95_ms"] else "FAIL"
+        judge(s, TARGETS["call_next"])
         result["scenarios"]["call_next"] = s
         report(s)
 
@@ -460,21 +475,16 @@ def main(argv: list[str] | None = None) -> int:
         s["think_ms"] = args.board_think_ms
         s["cpu"] = meter.stop(len(samples), seconds)
         s["errors_seen"] = [e for c in screens for e in c.errors][:5]
-        s["target_p95_ms"] = TARGETS["board"]
-        s["status"] = "PASS" if not s["errors"] and s["p95_ms"] <= s["target_p95_ms"] else "FAIL"
+        judge(s, TARGETS["board"])
         result["scenarios"]["board"] = s
         report(s, ("answers_200", "answers_304"))
     except KeyboardInterrupt:
+        save(result, "queue")
         return 130
     finally:
         if gunicorn is not None:
             gunicorn.stop()
-        base.RESULTS.mkdir(parents=True, exist_ok=True)
-        path = base.RESULTS / f"queue-{datetime.now():%Y%m%d-%H%M%S}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        base.say(f"\nresult: {path.relative_to(base.ROOT)}")
-    failed = [n for n, s in result["scenarios"].items() if s.get("status") == "FAIL"]
-    return 1 if failed else 0
+    return save(result, "queue")
 
 
 if __name__ == "__main__":

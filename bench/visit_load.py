@@ -23,7 +23,16 @@ from datetime import datetime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as base  # bench/run.py: stores, gunicorn, CPU meter
-from queue_load import Client, patient_counts, patient_ids, report, summary, together
+from queue_load import (
+    Client,
+    judge,
+    patient_counts,
+    patient_ids,
+    report,
+    save,
+    summary,
+    together,
+)
 
 TARGETS = {"vitals": 50.0, "prescription": 50.0, "pdf_p50": 120.0, "pdf_p95": 250.0}
 
@@ -171,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         samples = [s for c in doctors for s in c.samples]
         for name, want in (("vitals", {200}), ("prescription", {201})):
             s = summary(samples, {name}, want, seconds)
-            s["target_p95_ms"] = TARGETS[name]
+            judge(s, TARGETS[name])
             s["think_ms"] = args.think_ms
             s["errors_seen"] = [e for c in doctors for e in c.errors][:5]
-            s["status"] = "PASS" if not s["errors"] and s["p95_ms"] <= TARGETS[name] else "FAIL"
             result["scenarios"][name] = s
             base.say(f"  {name}:")
             report(s)
@@ -209,16 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         result["scenarios"]["pdf"] = s
         report(s)
     except KeyboardInterrupt:
+        save(result, "visit")
         return 130
     finally:
         if gunicorn is not None:
             gunicorn.stop()
-        base.RESULTS.mkdir(parents=True, exist_ok=True)
-        path = base.RESULTS / f"visit-{datetime.now():%Y%m%d-%H%M%S}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        base.say(f"\nresult: {path.relative_to(base.ROOT)}")
-    failed = [n for n, s in result["scenarios"].items() if s.get("status") == "FAIL"]
-    return 1 if failed else 0
+    return save(result, "visit")
 
 
 if __name__ == "__main__":

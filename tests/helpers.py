@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 from datetime import date, datetime, timedelta
@@ -161,3 +162,25 @@ def bearer(client, user, password: str = PASSWORD) -> dict:
     )
     assert response.status_code == 200, response.json
     return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+# ---- what a response says ----------------------------------------------------------------
+
+
+def error(response, status: int, code: str) -> dict:
+    """The API error body of `response`, after checking its status and code."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.json["error"]
+    assert body["code"] == code
+    assert body["message"]
+    return body
+
+
+def page_text(response) -> str:
+    """A page's HTML with entities decoded, as a person reads it."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+def flashes(page: str) -> list[str]:
+    """The flashed messages on a page."""
+    return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)

@@ -11,7 +11,7 @@ from qure.core import clock
 from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.patients.models import Patient
-from tests.helpers import bearer, make_patient
+from tests.helpers import bearer, error, make_patient
 
 URL = "/api/v1/patients"
 BODY = {
@@ -40,14 +40,6 @@ def actions(patient_id: int) -> list[str]:
         for r in rows
         if r.payload["resource"] == {"type": "patient", "id": patient_id}
     ]
-
-
-def error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json["error"]
-    assert body["code"] == code
-    assert body["message"]
-    return body
 
 
 # ---- reading -------------------------------------------------------------------------

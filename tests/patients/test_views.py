@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import date
 
@@ -14,7 +13,7 @@ from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.patients import service
 from qure.patients.models import Patient
-from tests.helpers import csrf_token, form_post, make_patient, sign_in
+from tests.helpers import csrf_token, form_post, make_patient, page_text, sign_in
 
 NEW = "/patients/new"
 FORM = {
@@ -32,10 +31,6 @@ FORM = {
     "ec_phone": "",
     "ec_relation": "",
 }
-
-
-def page_text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
 
 
 def field_block(page: str, name: str) -> str:

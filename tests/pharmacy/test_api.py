@@ -11,7 +11,7 @@ from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.pharmacy import service
 from qure.pharmacy.models import Medicine
-from tests.helpers import bearer
+from tests.helpers import bearer, error
 
 URL = "/api/v1/inventory/medicines"
 BODY = {
@@ -53,14 +53,6 @@ def actions(medicine_id: int) -> list[str]:
         for r in rows
         if r.payload["resource"] == {"type": "medicine", "id": medicine_id}
     ]
-
-
-def error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json["error"]
-    assert body["code"] == code
-    assert body["message"]
-    return body
 
 
 def names(response) -> list[str]:

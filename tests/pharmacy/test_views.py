@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from decimal import Decimal
 
@@ -13,7 +12,7 @@ from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.pharmacy import service
 from qure.pharmacy.models import Medicine
-from tests.helpers import csrf_token, form_post, sign_in
+from tests.helpers import csrf_token, form_post, page_text, sign_in
 
 LIST = "/pharmacy/medicines"
 NEW = "/pharmacy/medicines/new"
@@ -46,10 +45,6 @@ def make_medicine(actor=None, **changes) -> Medicine:
     medicine = service.create(actor, {**SERVICE_DATA, **changes})
     db.session.commit()
     return medicine
-
-
-def page_text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
 
 
 def field_block(page: str, name: str) -> str:

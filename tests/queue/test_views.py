@@ -7,7 +7,6 @@ reaches Redis once the request commits, as in production.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from datetime import timedelta
@@ -25,21 +24,19 @@ from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
     csrf_token,
+    flashes,
     form_post,
     later,
     make_appointment,
     make_patient,
     make_slots,
     make_user,
+    page_text,
     sign_in,
 )
 
 TODAY_URL = "/queue/today"
 KEY = "waiting-room-screen-1"
-
-
-def page_text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
 
 
 def field_block(page: str, name: str) -> str:
@@ -48,10 +45,6 @@ def field_block(page: str, name: str) -> str:
         if f'name="{name}"' in block:
             return block
     raise AssertionError(f"no field {name} on the page")
-
-
-def flashes(page: str) -> list[str]:
-    return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)
 
 
 ROW_RE = re.compile(

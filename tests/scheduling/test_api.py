@@ -19,6 +19,7 @@ from qure.scheduling.models import Appointment, Slot
 from tests.helpers import (
     TODAY,
     bearer,
+    error,
     later,
     make_appointment,
     make_patient,
@@ -38,14 +39,6 @@ NEXT_MONDAY = TODAY + timedelta(days=7)
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json["error"]
-    assert body["code"] == code
-    assert body["message"]
-    return body
 
 
 def names_field(body: dict, field: str) -> bool:

@@ -6,7 +6,6 @@ The clock is pinned to Monday 2030-01-07 10:00 clinic time (`clinic_now`), so a 
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
 
@@ -22,12 +21,14 @@ from qure.scheduling.models import Appointment, Slot
 from tests.helpers import (
     TODAY,
     csrf_token,
+    flashes,
     form_post,
     later,
     make_appointment,
     make_patient,
     make_slots,
     make_user,
+    page_text,
     sign_in,
 )
 
@@ -37,20 +38,12 @@ BLOCK = "/schedule/block"
 BOOK = "/appointments/book"
 
 
-def page_text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
-
-
 def field_block(page: str, name: str) -> str:
     """The `<div class="field">` that holds the input named `name`."""
     for block in re.findall(r'<div class="field[^"]*">.*?</div>', page, re.S):
         if f'name="{name}"' in block:
             return block
     raise AssertionError(f"no field {name} on the page")
-
-
-def flashes(page: str) -> list[str]:
-    return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)
 
 
 def slot_link(slot: Slot) -> str:

@@ -8,7 +8,6 @@ The clock is pinned to Monday 2030-01-07 10:00 clinic time (`clinic_now`).
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,11 +31,13 @@ from qure.visits import service as visits
 from qure.visits.models import Visit, VisitNote
 from tests.helpers import (
     NOW,
+    flashes,
     form_post,
     make_appointment,
     make_patient,
     make_slots,
     make_user,
+    page_text,
     sign_in,
 )
 
@@ -71,10 +72,6 @@ VITAL_NAMES = (
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def page_text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
-
-
 def field_block(page: str, name: str) -> str:
     """The `<div class="field">` that holds the input named `name` (with its errors)."""
     for block in re.findall(r'<div class="field[^"]*">.*?</div>', page, re.S):
@@ -85,10 +82,6 @@ def field_block(page: str, name: str) -> str:
 
 def field_errors(page: str, name: str) -> list[str]:
     return re.findall(r'<p class="error">(.*?)</p>', field_block(page, name), re.S)
-
-
-def flashes(page: str) -> list[str]:
-    return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)
 
 
 def section(page: str, section_id: str) -> str:
