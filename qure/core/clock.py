@@ -66,3 +66,31 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def age_on(born: date, on: date) -> int:
     """Whole years between `born` and `on`."""
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+# How a date looks on every page and on paper: "02 Dec 2026", whatever the browser's locale.
+DAY_FORMAT = "%d %b %Y"
+_TYPED_DAY_FORMATS = (DAY_FORMAT, "%d %B %Y", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%b-%Y")
+
+
+def format_day(day: date | None) -> str:
+    """A date as the clinic writes it ("02 Dec 2026"); empty for None."""
+    return day.strftime(DAY_FORMAT) if day else ""
+
+
+def parse_day(text: str) -> date:
+    """A date as staff type it: "02 Dec 2026", "2 december 2026", "02-12-2026",
+    "02/12/2026" (day first, as in India) or ISO "2026-12-02". Raises ValueError."""
+    typed = " ".join(str(text or "").split())
+    if not typed:
+        raise ValueError("empty date")
+    try:
+        return date.fromisoformat(typed)
+    except ValueError:
+        pass
+    for fmt in _TYPED_DAY_FORMATS:
+        try:
+            return datetime.strptime(typed, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date: {typed!r}")

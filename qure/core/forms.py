@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import StopValidation
 
+from qure.core import clock
 from qure.core.errors import DomainError
 
 SMALL_NUMBER = re.compile(r"[0-9]{1,9}")
@@ -22,6 +25,40 @@ def int_arg(name: str) -> int | None:
     from flask import request
 
     return small_int(request.args.get(name))
+
+
+class ClinicDateField(StringField):
+    """A date typed as text and shown as the clinic writes it ("02 Dec 2026").
+
+    A browser's own date input shows its locale's order (12/02/2026 in an American
+    browser), which a clinic in India reads as 12 February; this one looks the same
+    everywhere and accepts the ways staff type a date (see `clock.parse_day`)."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"placeholder": "DD Mon YYYY", "autocomplete": "off", "size": 12}
+        render_kw.update(kwargs.pop("render_kw", None) or {})
+        super().__init__(label, validators, render_kw=render_kw, **kwargs)
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return " ".join(self.raw_data)
+        return clock.format_day(self.data)
+
+    def process_formdata(self, valuelist) -> None:
+        text = " ".join(valuelist or []).strip()
+        self.data = None
+        if text:
+            try:
+                self.data = clock.parse_day(text)
+            except ValueError as bad:
+                raise ValueError(
+                    "Enter the date as day, month and year, like 02 Dec 2026."
+                ) from bad
+
+    def pre_validate(self, form) -> None:
+        # A date that could not be read keeps its own message; "required" would hide it.
+        if self.process_errors:
+            raise StopValidation()
 
 
 class ActionForm(FlaskForm):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import Flask, current_app, request
 from flask_login import current_user
@@ -66,8 +66,16 @@ def clinic_time(value: datetime | None) -> str:
     return value.astimezone(clock.clinic_tz()).strftime("%H:%M")
 
 
-def clinic_date(value: datetime | None) -> str:
-    return value.astimezone(clock.clinic_tz()).date().isoformat() if value else ""
+def clinic_date(value: datetime | date | None) -> str:
+    """A day as the clinic writes it ("02 Dec 2026"); an instant falls on a clinic day."""
+    if isinstance(value, datetime):
+        value = clock.clinic_day(value)
+    return clock.format_day(value)
+
+
+def clinic_iso_date(value: datetime | None) -> str:
+    """The clinic day of an instant as ISO, for links (`?week=2026-12-02`)."""
+    return clock.clinic_day(value).isoformat() if value else ""
 
 
 def init_app(app: Flask) -> None:
@@ -75,3 +83,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["clinic_datetime"] = clinic_datetime
     app.jinja_env.filters["clinic_time"] = clinic_time
     app.jinja_env.filters["clinic_date"] = clinic_date
+    app.jinja_env.filters["clinic_iso_date"] = clinic_iso_date
