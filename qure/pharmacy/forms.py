@@ -31,7 +31,7 @@ class MedicineForm(FlaskForm):
         "Unit price (₹)", validators=[DataRequired(), Length(max=20)], description="e.g. 12.50"
     )
     gst_rate = SelectField(
-        "GST rate", choices=[SelectChoice(str(r), f"{r} %") for r in GST_RATES], default="12"
+        "GST rate", choices=[SelectChoice(str(r), f"{r}%") for r in GST_RATES], default="12"
     )
     hsn_code = StringField("HSN code", validators=[Optional(), Length(max=8)])
     reorder_level = IntegerField(

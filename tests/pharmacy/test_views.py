@@ -98,6 +98,8 @@ def test_search_shows_name_generic_name_class_and_price(client, reception, catal
     assert "<td>Amoxicillin + Clavulanic Acid</td>" in page
     assert "<td>Penicillin</td>" in page
     assert ">22.40</td>" in page
+    # "12 %" broke across lines in a narrow column; a rate is one word.
+    assert '<td class="num">12%</td>' in page
     assert "<td>625 mg</td>" in page
     assert "Azithral" not in page and "23.50" not in page
 
