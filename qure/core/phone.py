@@ -40,7 +40,8 @@ def normalize(text: str) -> str:
     Raises ValueError whose message says, for the person who typed it, what is wrong
     (e.g. "Too short for a phone number; ..."). Letters and an extension are refused.
     """
-    text = (text or "").strip()
+    # Tabs and no-break spaces (pasted from a chat) are spaces to a person, not to the library.
+    text = " ".join((text or "").split())
     if not text:
         raise ValueError(f"Give a phone number, {_EXAMPLE}.")
     if len(text) > MAX_TYPED:

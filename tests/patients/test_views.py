@@ -175,7 +175,7 @@ def test_register_with_an_approximate_age(client, reception):
     assert patient.dob_estimated is True
     assert service.age(patient) == 70
     page = page_text(client.get(response.headers["Location"]))
-    assert "70 (estimated) years" in page
+    assert "70 y (estimated)" in page
 
 
 def test_register_with_every_field(client, reception):
@@ -204,21 +204,28 @@ def test_register_with_every_field(client, reception):
     assert patient.chronic_conditions == ["Asthma", "Hypertension"]
     assert patient.emergency_contact == {
         "name": "Lakshmi Menon",
-        "phone": "9845077777",
+        "phone": "+919845077777",
         "relation": "wife",
     }
     page = page_text(client.get(response.headers["Location"]))
     assert "Blood group B-" in page
     assert "Lakshmi Menon (wife)" in page
+    assert '<span class="mono">+91 98450 77777</span>' in page
 
 
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"phone": "12345"}, "phone", "10 to 15 digits, optionally starting with +."),
-        ({"phone": "abc"}, "phone", "10 to 15 digits, optionally starting with +."),
-        ({"full_name": ""}, "full_name", "This field is required."),
-        ({"full_name": "A"}, "full_name", "Give the patient's full name (2 to 120 characters)."),
+        ({"phone": "12345"}, "phone", "Phone: Too short for a phone number; give all of it"),
+        ({"phone": "abc"}, "phone", "Phone: Not a phone number"),
+        ({"phone": "55555 55555"}, "phone", "Phone: Not an Indian number in use"),
+        ({"phone": ""}, "phone", "Phone is required."),
+        ({"full_name": ""}, "full_name", "Full name is required."),
+        (
+            {"full_name": "A"},
+            "full_name",
+            "Full name: Give the patient's full name (2 to 120 characters).",
+        ),
         ({"age_years": "40"}, "date_of_birth", "Give a date of birth or an approximate age"),
         ({"date_of_birth": "2999-01-01"}, "date_of_birth", "cannot be in the future"),
         ({"date_of_birth": ""}, "date_of_birth", "Give a date of birth, or an approximate age"),
@@ -226,7 +233,7 @@ def test_register_with_every_field(client, reception):
         ({"email": "not-an-email"}, "email", "Give a valid email address"),
         ({"sex": "Q"}, "sex", "Not a valid choice"),
         ({"blood_group": "C+"}, "blood_group", "Not a valid choice"),
-        ({"ec_name": "Asha", "ec_phone": "12"}, "ec_phone", "10 to 15 digits"),
+        ({"ec_name": "Asha", "ec_phone": "12"}, "ec_phone", "Emergency contact phone: Too short"),
         ({"full_name": "Meera\x00Nair"}, "full_name", "Contains a character that is not"),
     ],
 )
@@ -315,7 +322,8 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
     page = page_text(client.get(url))
     assert 'value="Kiran Rao"' in field_block(page, "full_name")
     assert 'value="1979-11-02"' in field_block(page, "date_of_birth")
-    assert 'value="9845011111"' in field_block(page, "phone")
+    assert 'value="+91 98450 11111"' in field_block(page, "phone")
+    assert 'value="+91 98450 22222"' in field_block(page, "ec_phone")
     assert "Aspirin\nLatex" in field_block(page, "allergies")
     assert 'value="Asha Rao"' in field_block(page, "ec_name")
     assert '<option selected value="F">' in field_block(page, "sex")
@@ -337,7 +345,7 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/patients/{patient.id}")
     (saved,) = patients_in_db()
-    assert saved.phone == "9845033333"
+    assert saved.phone == "+919845033333"
     assert saved.allergies == ["Aspirin", "Latex", "Ibuprofen"]
     assert saved.full_name == "Kiran Rao"
     page = page_text(client.get(response.headers["Location"]))
@@ -348,9 +356,12 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
         for e in db.session.scalars(select(OutboxEvent))
         if e.payload["action"] == "PATIENT_UPDATED"
     ]
-    assert event["changes"]["old"] == {"phone": "9845011111", "allergies": ["Aspirin", "Latex"]}
+    assert event["changes"]["old"] == {
+        "phone": "+919845011111",
+        "allergies": ["Aspirin", "Latex"],
+    }
     assert event["changes"]["new"] == {
-        "phone": "9845033333",
+        "phone": "+919845033333",
         "allergies": ["Aspirin", "Latex", "Ibuprofen"],
     }
 
@@ -379,10 +390,10 @@ def test_an_edit_error_appears_beside_the_field_and_changes_nothing(client, rece
     response = form_post(client, url, {**FORM, "full_name": "Kiran R", "phone": "12345"})
     assert response.status_code == 422
     page = page_text(response)
-    assert "10 to 15 digits" in field_block(page, "phone")
+    assert "Phone: Too short for a phone number" in field_block(page, "phone")
     assert "Edit Kiran Rao" in page
     (saved,) = patients_in_db()
-    assert (saved.full_name, saved.phone) == ("Kiran Rao", "9845011111")
+    assert (saved.full_name, saved.phone) == ("Kiran Rao", "+919845011111")
     assert audit_actions() == ["PATIENT_CREATED"]
 
 
@@ -527,10 +538,11 @@ def test_the_patient_page_shows_the_record(client, reception):
     )
     sign_in(client, reception)
     page = page_text(client.get(f"/patients/{patient.id}"))
-    assert "44 years" in page
+    assert "<span>44 y</span>" in page
     assert "Male" in page
     assert "Blood group AB+" in page
-    assert "9845011111" in page and "kiran@example.com" in page and "3 Hill Road" in page
+    assert '<dd class="mono">+91 98450 11111</dd>' in page
+    assert "kiran@example.com" in page and "3 Hill Road" in page
     assert "<li>Diabetes</li>" in page
     assert "None recorded." in page
     assert f"01 Jan {today.year - 44}" in page
