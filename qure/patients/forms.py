@@ -36,8 +36,8 @@ ERROR_ALIASES = {
 
 
 PHONE_HELP = (
-    "As it is written: 98765 43210, 098765 43210 or +91 98765 43210; "
-    "another country's with its + code."
+    "Typed any way: 98765 43210, 098765 43210 or +91 98765 43210; "
+    "another country's number with its + code."
 )
 
 
