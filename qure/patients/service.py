@@ -60,8 +60,8 @@ def normalise_name(value: str) -> str:
 
 
 def phone_digits(value: str) -> str:
-    """The ASCII digits of a text, nothing else (of a stored E.164 number: its digits with
-    the country code, which is what `Patient.phone_digits` holds)."""
+    """The ASCII digits of a text. Of a stored (E.164) phone, they are what
+    `Patient.phone_digits` holds: country code and number, e.g. 919876543210."""
     return re.sub(r"[^0-9]", "", value)
 
 

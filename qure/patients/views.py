@@ -101,9 +101,8 @@ def register():
     if request.method == "GET":
         form.full_name.data = " ".join(request.args.get("name", "").split())[:120] or None
         form.next.data = _safe_next(request.args.get("next"))
-    next_url = _safe_next(form.next.data)
-    if request.method == "GET":
-        return _form_page(form, 200, next_url=next_url)
+        return _form_page(form, 200, next_url=form.next.data)
+    next_url = _safe_next(form.next.data)  # posted back: checked again
     checked = form.validate_on_submit()
     try:
         if not checked:
