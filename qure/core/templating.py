@@ -8,7 +8,7 @@ from datetime import date, datetime
 from flask import Flask, current_app, request
 from flask_login import current_user
 
-from qure.core import clock
+from qure.core import clock, phone
 from qure.core.roles import PUBLIC_ENDPOINTS, declared_roles
 
 
@@ -84,3 +84,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["clinic_time"] = clinic_time
     app.jinja_env.filters["clinic_date"] = clinic_date
     app.jinja_env.filters["clinic_iso_date"] = clinic_iso_date
+    app.jinja_env.filters["phone"] = phone.display

@@ -7,6 +7,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -15,6 +16,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from qure.core import phone
 from qure.patients.models import BLOOD_GROUPS
 
 SEX_CHOICES = [
@@ -33,19 +35,27 @@ ERROR_ALIASES = {
 }
 
 
+PHONE_HELP = (
+    "Typed any way: 98765 43210, 098765 43210 or +91 98765 43210; "
+    "another country's number with its + code."
+)
+
+
 class PatientForm(FlaskForm):
-    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
+    full_name = StringField(
+        "Full name", validators=[DataRequired("Full name is required."), Length(max=120)]
+    )
     date_of_birth = DateField("Date of birth", validators=[Optional()])
     age_years = IntegerField(
         "Or approximate age (years)",
         validators=[Optional(), NumberRange(min=0, max=130)],
         description="Only when the date of birth is not known.",
     )
-    sex = SelectField("Sex", choices=SEX_CHOICES, validators=[DataRequired()])
+    sex = SelectField("Sex", choices=SEX_CHOICES, validators=[DataRequired("Sex is required.")])
     phone = StringField(
         "Phone",
-        validators=[DataRequired(), Length(max=25)],
-        description="10 to 15 digits.",
+        validators=[DataRequired("Phone is required."), Length(max=40)],
+        description=PHONE_HELP,
     )
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     address = TextAreaField("Address", validators=[Optional(), Length(max=500)])
@@ -55,9 +65,11 @@ class PatientForm(FlaskForm):
     )
     chronic_conditions = TextAreaField("Chronic conditions", description="One per line.")
     ec_name = StringField("Emergency contact name", validators=[Optional(), Length(max=120)])
-    ec_phone = StringField("Emergency contact phone", validators=[Optional(), Length(max=25)])
+    ec_phone = StringField("Emergency contact phone", validators=[Optional(), Length(max=40)])
     ec_relation = StringField("Relation", validators=[Optional(), Length(max=40)])
     confirm_new = BooleanField("This is a different person: register anyway")
+    # Where to go once registered (a local path; the view checks it), kept across a retry.
+    next = HiddenField()
 
     def patient_data(self, editing: bool = False) -> dict:
         """The form's values in the service's terms."""
@@ -88,7 +100,7 @@ class PatientForm(FlaskForm):
         self.full_name.data = patient.full_name
         self.date_of_birth.data = patient.date_of_birth
         self.sex.data = patient.sex
-        self.phone.data = patient.phone
+        self.phone.data = phone.display(patient.phone)
         self.email.data = patient.email
         self.address.data = patient.address
         self.blood_group.data = patient.blood_group or ""
@@ -96,5 +108,17 @@ class PatientForm(FlaskForm):
         self.chronic_conditions.data = "\n".join(patient.chronic_conditions or [])
         contact = patient.emergency_contact or {}
         self.ec_name.data = contact.get("name")
-        self.ec_phone.data = contact.get("phone")
+        self.ec_phone.data = phone.display(contact.get("phone"))
         self.ec_relation.data = contact.get("relation")
+
+    def label_errors(self) -> list[tuple[str, str]]:
+        """Name the field in each of its messages ("Phone: Too short ...") and return the
+        (id, label) of every field with errors, in the form's order, for the summary."""
+        faulted = []
+        for field in self:
+            if not field.errors or field.type in ("CSRFTokenField", "HiddenField"):
+                continue
+            label = field.label.text
+            field.errors = [m if m.startswith(label) else f"{label}: {m}" for m in field.errors]
+            faulted.append((field.id, label))
+        return faulted

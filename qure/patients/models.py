@@ -28,8 +28,10 @@ BLOOD_GROUPS = ("A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-")
 
 
 class Patient(db.Model):
-    """A patient. `mrn` comes from a database sequence; `name_search` and `phone_digits`
-    are normalised copies kept for the trigram search; age is computed, never stored."""
+    """A patient. `mrn` comes from a database sequence; `phone` is E.164 (+919876543210,
+    see core.phone); `name_search` and `phone_digits` (the phone's digits, country code
+    included) are normalised copies kept for the trigram search; age is computed, never
+    stored."""
 
     __tablename__ = "patients"
 

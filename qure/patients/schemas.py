@@ -8,10 +8,16 @@ from qure.core.schemas import PageArgs, page_schema
 from qure.patients import service
 from qure.patients.models import BLOOD_GROUPS, SEXES
 
+E164 = {"description": "E.164, e.g. +919876543210 (stored form; shown as +91 98765 43210)"}
+TYPED = {
+    "description": "Any common form: 98765 43210, 09876543210, +91 98765 43210, "
+    "0091 98765 43210; India when no country code is given. Answers carry E.164."
+}
+
 
 class ContactSchema(Schema):
     name = fields.String(required=True)
-    phone = fields.String(required=True)
+    phone = fields.String(required=True, metadata=E164)
     relation = fields.String(load_default="")
 
 
@@ -23,7 +29,7 @@ class PatientSchema(Schema):
     dob_estimated = fields.Boolean()
     age = fields.Function(service.age)
     sex = fields.String()
-    phone = fields.String()
+    phone = fields.String(metadata=E164)
     email = fields.String(allow_none=True)
     address = fields.String(allow_none=True)
     blood_group = fields.String(allow_none=True)
@@ -45,21 +51,22 @@ class PatientInSchema(Schema):
         metadata={"description": "Approximate age when the date is unknown"},
     )
     sex = fields.String(metadata={"enum": list(SEXES)})
-    phone = fields.String(metadata={"description": "10 to 15 digits, + allowed"})
+    phone = fields.String(metadata=TYPED)
     email = fields.String(allow_none=True)
     address = fields.String(allow_none=True)
     blood_group = fields.String(allow_none=True, metadata={"enum": list(BLOOD_GROUPS)})
     allergies = fields.List(fields.String())
     chronic_conditions = fields.List(fields.String())
     emergency_contact = fields.Dict(
-        allow_none=True, metadata={"description": "name, phone, relation"}
+        allow_none=True,
+        metadata={"description": "name, phone (typed as `phone` is), relation"},
     )
 
 
 class PatientCreateSchema(PatientInSchema):
     full_name = fields.String(required=True)
     sex = fields.String(required=True, metadata={"enum": list(SEXES)})
-    phone = fields.String(required=True)
+    phone = fields.String(required=True, metadata=TYPED)
     confirm_new = fields.Boolean(load_default=False)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, text, true
 
 from qure.auth.models import User
 from qure.core import audit, clock
+from qure.core import phone as phones
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import Page, check_bounds
 from qure.core.roles import Role
@@ -18,10 +19,11 @@ from qure.extensions import db
 from qure.patients import search as name_search
 from qure.patients.models import BLOOD_GROUPS, SEXES, Patient
 
-PHONE_RE = re.compile(r"^\+?[0-9]{10,15}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MRN_RE = re.compile(r"^QC-?(\d{1,12})$", re.IGNORECASE)
 MAX_AGE = 130
+# With its country code (E.164 digits); the column's CHECK constraint holds the same rule.
+MIN_PHONE_DIGITS = 10
 EDITORS = (Role.ADMIN, Role.RECEPTION)  # who may register and edit patients (SPEC section 0)
 LIST_ITEM_MAX = 100
 LIST_MAX = 50
@@ -58,7 +60,18 @@ def normalise_name(value: str) -> str:
 
 
 def phone_digits(value: str) -> str:
+    """The ASCII digits of a text. Of a stored (E.164) phone, they are what
+    `Patient.phone_digits` holds: country code and number, e.g. 919876543210."""
     return re.sub(r"[^0-9]", "", value)
+
+
+def _whole_number_digits(value: str) -> str | None:
+    """The stored digits of a text typed as a whole phone number (any common way), or
+    None when it is not one (a fragment, an id, an MRN)."""
+    try:
+        return phones.normalize(value)[1:]
+    except ValueError:
+        return None
 
 
 # ---- validation ----------------------------------------------------------------------
@@ -92,6 +105,19 @@ def _clean_list(value: Any, field: str, errors: dict[str, str]) -> list[str]:
     return items
 
 
+def _clean_phone(value: Any, field: str, errors: dict[str, str]) -> str:
+    """The E.164 form of a typed number; on a bad one, the reason goes to `errors`."""
+    typed = str(value or "")
+    try:
+        number = phones.normalize(typed)
+    except ValueError as exc:
+        errors[field] = str(exc)
+        return typed
+    if len(number) - 1 < MIN_PHONE_DIGITS:
+        errors[field] = f"Numbers of fewer than {MIN_PHONE_DIGITS} digits cannot be kept."
+    return number
+
+
 def _clean_contact(value: Any, errors: dict[str, str]) -> dict | None:
     if value in (None, {}):
         return None
@@ -103,10 +129,7 @@ def _clean_contact(value: Any, errors: dict[str, str]) -> dict | None:
         return None
     if not contact["name"] or len(contact["name"]) > 120:
         errors["emergency_contact.name"] = "Give the contact's name."
-    if not PHONE_RE.match(re.sub(r"[\s-]", "", contact["phone"])):
-        errors["emergency_contact.phone"] = "10 to 15 digits, optionally starting with +."
-    else:
-        contact["phone"] = re.sub(r"[\s-]", "", contact["phone"])
+    contact["phone"] = _clean_phone(contact["phone"], "emergency_contact.phone", errors)
     if len(contact["relation"]) > 40:
         errors["emergency_contact.relation"] = "At most 40 characters."
     return contact
@@ -172,11 +195,8 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
             errors["sex"] = "Choose F, M or O."
         out["sex"] = sex
     if given("phone"):
-        phone = re.sub(r"[\s()-]", "", str(data.get("phone") or ""))
-        if not PHONE_RE.match(phone):
-            errors["phone"] = "10 to 15 digits, optionally starting with +."
-        out["phone"] = phone
-        out["phone_digits"] = phone_digits(phone)
+        out["phone"] = _clean_phone(data.get("phone"), "phone", errors)
+        out["phone_digits"] = phone_digits(out["phone"])
     if "email" in data:
         email = str(data.get("email") or "").strip().lower() or None
         if email and (not EMAIL_RE.match(email) or len(email) > 254):
@@ -229,6 +249,13 @@ def age(patient: Patient) -> int:
     return clock.age_on(patient.date_of_birth, clock.today())
 
 
+def age_label(patient: Patient) -> str:
+    """The age as pages show it: "58 y", or "58 y (estimated)" when only an age or a year
+    was given (the date of birth is an estimate)."""
+    label = f"{age(patient)} y"
+    return f"{label} (estimated)" if patient.dob_estimated else label
+
+
 def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
     """The patient with this id; NotFound otherwise (or when archived and not included)."""
     patient = db.session.get(Patient, patient_id)
@@ -269,9 +296,14 @@ def _search_conditions(q: str):
             mrn_value = f"QC-{int(digits):06d}"
             conds.append(Patient.mrn == mrn_value)
             rank.append((Patient.mrn == mrn_value, 0))
+        whole = _whole_number_digits(q)
+        if whole:
+            # "09876543210", "0091 98765 43210": typed forms whose digits are not a part
+            # of the stored ones.
+            conds.append(Patient.phone_digits == whole)
+            rank.append((Patient.phone_digits == whole, 1))
         if len(digits) >= 3:
             conds.append(Patient.phone_digits.like(f"%{digits}%"))
-            rank.append((Patient.phone_digits == digits, 1))
             rank.append((Patient.phone_digits.like(f"%{digits}"), 2))
         return or_(*conds), case(*rank, else_=3)
     name = normalise_name(q)
@@ -313,8 +345,10 @@ def search(
     """Find patients by a name fragment (case- and accent-insensitive), phone digits, MRN
     or id, best match first. Names: the whole name starting with the text, then a word
     starting with it, then the text anywhere (see `qure.patients.search`). Numbers: exact
-    id/MRN, then exact phone, then phone ending with, then containing the digits. With no
-    text, the most recent first. Totals stop at search.CAP with `total_capped` set.
+    id/MRN, then the phone number when the text is a whole one (typed any common way: it
+    is compared in its stored E.164 form), then phones ending with, then containing the
+    digits (the last digits of a number find it). With no text, the most recent first.
+    Totals stop at search.CAP with `total_capped` set.
 
     Raises InvalidInput for page bounds and Forbidden when anyone but an ADMIN asks for
     archived patients.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from flask import (
     Blueprint,
     abort,
@@ -23,7 +25,8 @@ from qure.patients.forms import ERROR_ALIASES, PatientForm
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PER_PAGE = 20
-bp.add_app_template_global(service.age, "patient_age")
+MAX_NEXT = 2000  # longer is no path of ours
+bp.add_app_template_filter(service.age_label, "age")
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -45,33 +48,87 @@ def index():
     )
 
 
+def _safe_next(value: str | None) -> str | None:
+    """`value` when it is a path on this site ("/appointments/book?doctor_id=3"), else
+    None: never another host ("//evil.example", "https://...", "/\\evil.example"), and no
+    control characters or spaces, which browsers drop before reading the address."""
+    if not value or len(value) > MAX_NEXT or not value.startswith("/"):
+        return None
+    if value.startswith("//") or "\\" in value or " " in value or not value.isprintable():
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None
+
+
+def _with_patient(path: str, patient_id: int) -> str:
+    """A local path with `patient_id` set in its query (replacing any given)."""
+    parts = urlsplit(path)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "patient_id"]
+    query.append(("patient_id", str(patient_id)))
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
+
+
+def _field_errors(form: PatientForm, exc: InvalidInput) -> None:
+    """Attach the service's errors to the fields the form's own checks left unfaulted (an
+    unreadable date, say, already has its message)."""
+    fresh = {
+        name: message
+        for name, message in exc.fields.items()
+        if not getattr(getattr(form, ERROR_ALIASES.get(name, name), None), "errors", None)
+    }
+    if fresh or not exc.fields:
+        attach_errors(form, InvalidInput(exc.message, fields=fresh), ERROR_ALIASES)
+
+
+def _form_page(form: PatientForm, status: int, patient=None, duplicates=(), next_url=None):
+    return render_template(
+        "patients/form.html",
+        form=form,
+        faulted=form.label_errors(),
+        duplicates=duplicates,
+        patient=patient,
+        next_url=next_url,
+    ), status
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*service.EDITORS)
 def register():
+    """Register a patient. Every bad field is reported in one round: the form's own checks
+    and the service's rules together. `?name=` prefills the name; `?next=` (a local path)
+    is where to go once registered, with `patient_id` added."""
     form = PatientForm()
-    duplicates: list[dict] = []
-    status = 200
-    if form.validate_on_submit():
-        try:
-            patient = service.register(
-                g.actor, form.patient_data(), confirm_new=form.confirm_new.data
-            )
-            commit()
-            flash(f"Registered {patient.full_name} as {patient.mrn}.", "success")
-            return redirect(url_for(".view", patient_id=patient.id))
-        except Conflict as exc:
-            db.session.rollback()
-            duplicates = exc.details.get("candidates", [])
-            status = 409
-        except InvalidInput as exc:
-            db.session.rollback()
-            attach_errors(form, exc, ERROR_ALIASES)
-            status = 422
-    elif request.method == "POST":
-        status = 422
-    return render_template(
-        "patients/form.html", form=form, duplicates=duplicates, patient=None
-    ), status
+    if request.method == "GET":
+        form.full_name.data = " ".join(request.args.get("name", "").split())[:120] or None
+        form.next.data = _safe_next(request.args.get("next"))
+        return _form_page(form, 200, next_url=form.next.data)
+    next_url = _safe_next(form.next.data)  # posted back: checked again
+    checked = form.validate_on_submit()
+    try:
+        if not checked:
+            service.clean(form.patient_data())  # only to report its errors as well
+            return _form_page(form, 422, next_url=next_url)
+        patient = service.register(g.actor, form.patient_data(), confirm_new=form.confirm_new.data)
+        commit()
+    except Conflict as exc:
+        db.session.rollback()
+        # With somewhere to go, an existing record can be taken there instead.
+        duplicates = [
+            {
+                **c,
+                "use": _with_patient(next_url, c["id"]) if next_url and not c["archived"] else None,
+            }
+            for c in exc.details.get("candidates", [])
+        ]
+        return _form_page(form, 409, duplicates=duplicates, next_url=next_url)
+    except InvalidInput as exc:
+        db.session.rollback()
+        _field_errors(form, exc)
+        return _form_page(form, 422, next_url=next_url)
+    flash(f"Registered {patient.full_name} as {patient.mrn}.", "success")
+    if next_url:
+        return redirect(_with_patient(next_url, patient.id))
+    return redirect(url_for(".view", patient_id=patient.id))
 
 
 @bp.get("/<int:patient_id>")
@@ -86,7 +143,6 @@ def view(patient_id: int):
     return render_template(
         "patients/view.html",
         patient=patient,
-        age=service.age(patient),
         action=ActionForm(),
         visits=visits.patient_visits(patient.id, 20) if clinical else [],
         prescriptions={p.visit_id: p for p in prescriptions.for_patient(patient.id)},
@@ -98,28 +154,29 @@ def view(patient_id: int):
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
 @roles_required(*service.EDITORS)
 def edit(patient_id: int):
+    """Edit a patient; like registering, every bad field is reported in one round."""
     patient = service.get_patient(patient_id)
     if patient.archived_at:
         flash("This patient is archived; an admin can restore them.", "error")
         return redirect(url_for(".view", patient_id=patient.id))
     form = PatientForm()
-    status = 200
     if request.method == "GET":
         form.fill(patient)
-    elif form.validate_on_submit():
-        try:
-            service.update(g.actor, patient_id, form.patient_data(editing=True))
+        return _form_page(form, 200, patient)
+    checked = form.validate_on_submit()
+    data = form.patient_data(editing=True)
+    try:
+        if not checked:
+            service.clean(data, partial=True)  # only to report its errors as well
+        else:
+            service.update(g.actor, patient_id, data)
             commit()
             flash("Saved.", "success")
             return redirect(url_for(".view", patient_id=patient_id))
-        except InvalidInput as exc:
-            db.session.rollback()
-            attach_errors(form, exc, ERROR_ALIASES)
-            status = 422
-    else:
-        status = 422
-    patient = service.get_patient(patient_id)
-    return render_template("patients/form.html", form=form, duplicates=[], patient=patient), status
+    except InvalidInput as exc:
+        db.session.rollback()
+        _field_errors(form, exc)
+    return _form_page(form, 422, service.get_patient(patient_id))
 
 
 def _admin_action(patient_id: int, action, done: str):

@@ -81,7 +81,10 @@ def test_field_errors_appear_beside_the_field(page, app):
 
     phone_field = page.locator(".field").filter(has=page.get_by_label("Phone", exact=True))
     expect(phone_field.locator(".error")).to_have_text(
-        "10 to 15 digits, optionally starting with +."
+        "Phone: Too short for a phone number; give all of it, e.g. 98765 43210 or +91 98765 43210."
     )
+    expect(page.locator("#error-summary")).to_have_text("1 field needs attention: Phone")
+    page.locator("#error-summary").get_by_role("link", name="Phone").click()
+    expect(page).to_have_url(re.compile(r"/patients/new#phone$"))
     with app.app_context():
         assert db.session.scalars(select(Patient)).all() == []

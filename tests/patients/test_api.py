@@ -97,6 +97,16 @@ def test_search_by_name_phone_mrn_and_id(client, reception):
     assert response.json["items"][0]["id"] == target.id
 
 
+def test_search_by_the_number_typed_any_way(client, reception):
+    target = make_patient(reception, full_name="Zoë Fernandes", phone="98765 43210")
+    make_patient(reception, full_name="Priya Sharma", phone="+91 91111 22222")
+    headers = bearer(client, reception)
+    for q in ("+919876543210", "09876543210", "98765 43210", "0091 98765 43210", "43210"):
+        response = client.get(URL, query_string={"q": q}, headers=headers)
+        assert [p["id"] for p in response.json["items"]] == [target.id], q
+        assert response.json["items"][0]["phone"] == "+919876543210"
+
+
 def test_search_ranks_best_match_first(client, reception):
     for name in ("Ranil", "Sunil Anil", "Anil Kumar Venkataraman Subramaniam", "Vanilla Anilkumar"):
         make_patient(reception, full_name=name)
@@ -216,7 +226,7 @@ def test_register_answers_201_with_location_and_the_full_record(client, receptio
     assert patient["chronic_conditions"] == ["Asthma"]
     assert patient["emergency_contact"] == {
         "name": "Arun Nair",
-        "phone": "9845099999",
+        "phone": "+919845099999",
         "relation": "son",
     }
     assert patient["archived_at"] is None
@@ -284,6 +294,41 @@ def test_possible_duplicate_is_409_with_the_candidates(client, reception):
     assert confirmed.status_code == 201
     assert confirmed.json["id"] != first.id
     assert patients_in_db() == 2
+
+
+def test_the_same_number_with_91_is_409_possible_duplicate(client, reception):
+    first = make_patient(
+        reception, **{**BODY, "phone": "98765 43210", "date_of_birth": date(1985, 6, 15)}
+    )
+    headers = bearer(client, reception)
+    response = client.post(URL, json={**BODY, "phone": "+91 98765 43210"}, headers=headers)
+    body = error(response, 409, "possible_duplicate")
+    assert [c["id"] for c in body["details"]["candidates"]] == [first.id]
+    assert patients_in_db() == 1
+
+
+@pytest.mark.parametrize(
+    "typed", ["98765 43210", "09876543210", "+91-98765-43210", "0091 98765 43210"]
+)
+def test_any_typed_form_is_answered_and_stored_in_e164(client, reception, typed):
+    contact = {"name": "Arun", "phone": typed, "relation": "son"}
+    response = client.post(
+        URL,
+        json={**BODY, "phone": typed, "emergency_contact": contact},
+        headers=bearer(client, reception),
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["phone"] == "+919876543210"
+    assert response.json["emergency_contact"]["phone"] == "+919876543210"
+    row = stored(response.json["id"])
+    assert (row.phone, row.phone_digits) == ("+919876543210", "919876543210")
+
+
+def test_a_bad_phone_is_422_saying_why(client, reception):
+    response = client.post(URL, json={**BODY, "phone": "98765"}, headers=bearer(client, reception))
+    body = error(response, 422, "invalid_input")
+    assert body["fields"]["phone"].startswith("Too short for a phone number")
+    assert patients_in_db() == 0
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_a_complete_valid_record_is_cleaned_into_model_values():
     assert values["chronic_conditions"] == ["Asthma", "Type 2 diabetes"]
     assert values["emergency_contact"] == {
         "name": "Arun Nair",
-        "phone": "9845099999",
+        "phone": "+919845099999",
         "relation": "son",
     }
     assert values["date_of_birth"] == date(1985, 6, 15)
@@ -152,23 +152,81 @@ def test_each_sex_is_accepted(sex):
 
 @pytest.mark.parametrize(
     "phone",
-    ["12345", "abc", "", "98450 1234a", "123456789", "1234567890123456", "++919845012345"],
+    [
+        "12345",
+        "abc",
+        "",
+        "98450 1234a",
+        "98450 ABCDE",  # not read as a keypad
+        "123456789",
+        "1234567890123456",
+        "5555555555",  # ten digits, but no Indian number starts so
+        "+999 1234567",  # no such country
+        "98450 12345 ext 12",
+        "98450 12345 #12",
+        "+683 4002",  # a valid number, but shorter than phone_digits can hold
+    ],
 )
 def test_bad_phone(phone):
     assert "phone" in bad_fields(data(phone=phone))
 
 
 @pytest.mark.parametrize(
-    ("phone", "stored"),
+    ("phone", "reason"),
     [
-        ("9845012345", "9845012345"),
-        ("+91 98450 12345", "+919845012345"),
-        ("+91-98450-12345", "+919845012345"),
-        ("123456789012345", "123456789012345"),
+        ("98450", "Too short for a phone number"),
+        ("5555555555", "Not an Indian number in use"),
+        ("+999 1234567", "Unknown country code"),
+        ("98450 ABCDE", "Not a phone number"),
     ],
 )
-def test_good_phone_is_stored_without_spaces_or_dashes(phone, stored):
-    assert service.clean(data(phone=phone))["phone"] == stored
+def test_a_bad_phone_says_what_is_wrong(phone, reason):
+    assert bad_fields(data(phone=phone))["phone"].startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("phone", "stored"),
+    [
+        ("9845012345", "+919845012345"),
+        ("+91 98450 12345", "+919845012345"),
+        ("+91-98450-12345", "+919845012345"),
+        ("++919845012345", "+919845012345"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+1 (202) 555-0123", "+12025550123"),
+    ],
+)
+def test_good_phone_is_stored_in_e164(phone, stored):
+    values = service.clean(data(phone=phone))
+    assert (values["phone"], values["phone_digits"]) == (stored, stored[1:])
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "98765 43210",
+        "9876543210",
+        "+91 98765 43210",
+        "+919876543210",
+        "+91-98765-43210",
+        "09876543210",
+        "098765-43210",
+        "(098765) 43210",
+        "+91 (0) 98765 43210",
+        "0091 98765 43210",
+        "91 98765 43210",
+        " 98765\t43210 ",
+    ],
+)
+def test_every_common_way_of_typing_a_number_stores_one_form(reception, typed):
+    patient = service.register(
+        reception, data(phone=typed, emergency_contact={"name": "Arun", "phone": typed})
+    )
+    db.session.flush()
+    db.session.expire_all()
+    stored = db.session.get(Patient, patient.id)
+    assert (stored.phone, stored.phone_digits) == ("+919876543210", "919876543210")
+    assert stored.emergency_contact["phone"] == "+919876543210"
 
 
 @pytest.mark.parametrize("email", ["not-an-email", "a@b", "two@@example.com", "a b@example.com"])
@@ -263,8 +321,8 @@ def test_every_bad_field_is_reported_at_once():
 
 def test_partial_clean_checks_only_what_is_given():
     assert service.clean({"phone": "98450 11111"}, partial=True) == {
-        "phone": "9845011111",
-        "phone_digits": "9845011111",
+        "phone": "+919845011111",
+        "phone_digits": "919845011111",
     }
     assert "phone" in bad_fields({"phone": "12345"}, partial=True)
     assert "full_name" in bad_fields({"full_name": ""}, partial=True)
@@ -394,6 +452,18 @@ def test_duplicate_check_compares_phone_digits_not_formatting(reception):
     service.register(reception, data(phone="+91 98450 12345"))
     with pytest.raises(Conflict):
         service.register(reception, data(phone="+91-9845012345"))
+
+
+@pytest.mark.parametrize("again", ["+91 98765 43210", "09876543210", "+91-98765-43210"])
+def test_the_same_number_typed_another_way_is_a_possible_duplicate(reception, again):
+    # The issue: "+91 ..." was stored apart from "98765 43210", so the second registration
+    # went through without a warning and without the first record's allergy.
+    first = service.register(reception, data(phone="98765 43210", allergies=["Penicillin"]))
+    with pytest.raises(Conflict) as caught:
+        service.register(reception, data(full_name="Meera Nair", phone=again))
+    assert caught.value.code == "possible_duplicate"
+    assert [c["id"] for c in caught.value.details["candidates"]] == [first.id]
+    assert count(Patient) == 1
 
 
 def test_confirm_new_registers_a_second_person_with_the_same_phone_and_birth_date(reception):
@@ -610,8 +680,23 @@ def test_search_by_phone_digits(reception):
         assert [p.id for p in found.items] == [target.id], q
 
 
+def test_search_by_the_number_typed_any_way_finds_the_record(reception):
+    target = make_patient(reception, full_name="Phone Person", phone="98765 43210")
+    make_patient(reception, full_name="Other Person", phone="+91 91111 22222")
+    typed = ("+919876543210", "09876543210", "98765 43210", "0091 98765 43210", "098765-43210")
+    for q in typed:
+        assert [p.id for p in service.search(q).items] == [target.id], q
+
+
+def test_search_by_the_last_digits_finds_the_record(reception):
+    target = make_patient(reception, full_name="Phone Person", phone="+91 98765 43210")
+    make_patient(reception, full_name="Other Person", phone="+91 91111 22222")
+    for q in ("3210", "543210", "6543210"):
+        assert [p.id for p in service.search(q).items] == [target.id], q
+
+
 def test_exact_phone_ranks_before_partial_phone(reception):
-    partial = make_patient(reception, full_name="Longer Number", phone="+44 98765432100")
+    partial = make_patient(reception, full_name="Longer Number", phone="+49 30 9876543210")
     exact = make_patient(reception, full_name="Exact Number", phone="9876543210")
     found = service.search("9876543210")
     assert [p.id for p in found.items] == [exact.id, partial.id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -175,7 +176,7 @@ def test_register_with_an_approximate_age(client, reception):
     assert patient.dob_estimated is True
     assert service.age(patient) == 70
     page = page_text(client.get(response.headers["Location"]))
-    assert "70 (estimated) years" in page
+    assert "70 y (estimated)" in page
 
 
 def test_register_with_every_field(client, reception):
@@ -204,21 +205,28 @@ def test_register_with_every_field(client, reception):
     assert patient.chronic_conditions == ["Asthma", "Hypertension"]
     assert patient.emergency_contact == {
         "name": "Lakshmi Menon",
-        "phone": "9845077777",
+        "phone": "+919845077777",
         "relation": "wife",
     }
     page = page_text(client.get(response.headers["Location"]))
     assert "Blood group B-" in page
     assert "Lakshmi Menon (wife)" in page
+    assert '<span class="mono">+91 98450 77777</span>' in page
 
 
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"phone": "12345"}, "phone", "10 to 15 digits, optionally starting with +."),
-        ({"phone": "abc"}, "phone", "10 to 15 digits, optionally starting with +."),
-        ({"full_name": ""}, "full_name", "This field is required."),
-        ({"full_name": "A"}, "full_name", "Give the patient's full name (2 to 120 characters)."),
+        ({"phone": "12345"}, "phone", "Phone: Too short for a phone number; give all of it"),
+        ({"phone": "abc"}, "phone", "Phone: Not a phone number"),
+        ({"phone": "55555 55555"}, "phone", "Phone: Not an Indian number in use"),
+        ({"phone": ""}, "phone", "Phone is required."),
+        ({"full_name": ""}, "full_name", "Full name is required."),
+        (
+            {"full_name": "A"},
+            "full_name",
+            "Full name: Give the patient's full name (2 to 120 characters).",
+        ),
         ({"age_years": "40"}, "date_of_birth", "Give a date of birth or an approximate age"),
         ({"date_of_birth": "2999-01-01"}, "date_of_birth", "cannot be in the future"),
         ({"date_of_birth": ""}, "date_of_birth", "Give a date of birth, or an approximate age"),
@@ -226,7 +234,7 @@ def test_register_with_every_field(client, reception):
         ({"email": "not-an-email"}, "email", "Give a valid email address"),
         ({"sex": "Q"}, "sex", "Not a valid choice"),
         ({"blood_group": "C+"}, "blood_group", "Not a valid choice"),
-        ({"ec_name": "Asha", "ec_phone": "12"}, "ec_phone", "10 to 15 digits"),
+        ({"ec_name": "Asha", "ec_phone": "12"}, "ec_phone", "Emergency contact phone: Too short"),
         ({"full_name": "Meera\x00Nair"}, "full_name", "Contains a character that is not"),
     ],
 )
@@ -315,7 +323,8 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
     page = page_text(client.get(url))
     assert 'value="Kiran Rao"' in field_block(page, "full_name")
     assert 'value="1979-11-02"' in field_block(page, "date_of_birth")
-    assert 'value="9845011111"' in field_block(page, "phone")
+    assert 'value="+91 98450 11111"' in field_block(page, "phone")
+    assert 'value="+91 98450 22222"' in field_block(page, "ec_phone")
     assert "Aspirin\nLatex" in field_block(page, "allergies")
     assert 'value="Asha Rao"' in field_block(page, "ec_name")
     assert '<option selected value="F">' in field_block(page, "sex")
@@ -337,7 +346,7 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/patients/{patient.id}")
     (saved,) = patients_in_db()
-    assert saved.phone == "9845033333"
+    assert saved.phone == "+919845033333"
     assert saved.allergies == ["Aspirin", "Latex", "Ibuprofen"]
     assert saved.full_name == "Kiran Rao"
     page = page_text(client.get(response.headers["Location"]))
@@ -348,9 +357,12 @@ def test_the_edit_form_is_pre_filled_and_saves(client, reception):
         for e in db.session.scalars(select(OutboxEvent))
         if e.payload["action"] == "PATIENT_UPDATED"
     ]
-    assert event["changes"]["old"] == {"phone": "9845011111", "allergies": ["Aspirin", "Latex"]}
+    assert event["changes"]["old"] == {
+        "phone": "+919845011111",
+        "allergies": ["Aspirin", "Latex"],
+    }
     assert event["changes"]["new"] == {
-        "phone": "9845033333",
+        "phone": "+919845033333",
         "allergies": ["Aspirin", "Latex", "Ibuprofen"],
     }
 
@@ -379,10 +391,10 @@ def test_an_edit_error_appears_beside_the_field_and_changes_nothing(client, rece
     response = form_post(client, url, {**FORM, "full_name": "Kiran R", "phone": "12345"})
     assert response.status_code == 422
     page = page_text(response)
-    assert "10 to 15 digits" in field_block(page, "phone")
+    assert "Phone: Too short for a phone number" in field_block(page, "phone")
     assert "Edit Kiran Rao" in page
     (saved,) = patients_in_db()
-    assert (saved.full_name, saved.phone) == ("Kiran Rao", "9845011111")
+    assert (saved.full_name, saved.phone) == ("Kiran Rao", "+919845011111")
     assert audit_actions() == ["PATIENT_CREATED"]
 
 
@@ -527,10 +539,11 @@ def test_the_patient_page_shows_the_record(client, reception):
     )
     sign_in(client, reception)
     page = page_text(client.get(f"/patients/{patient.id}"))
-    assert "44 years" in page
+    assert "<span>44 y</span>" in page
     assert "Male" in page
     assert "Blood group AB+" in page
-    assert "9845011111" in page and "kiran@example.com" in page and "3 Hill Road" in page
+    assert '<dd class="mono">+91 98450 11111</dd>' in page
+    assert "kiran@example.com" in page and "3 Hill Road" in page
     assert "<li>Diabetes</li>" in page
     assert "None recorded." in page
     assert f"01 Jan {today.year - 44}" in page
@@ -553,3 +566,237 @@ def test_registered_count_matches(client, reception):
         assert response.status_code == 302
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Patient)) == 3
+
+
+# ---- one stored form for phones ------------------------------------------------------
+
+
+def test_registering_again_with_91_warns_of_the_first_record(client, reception):
+    # The issue: the same number with "+91" was a different number, so no warning, and a
+    # second record without the first one's penicillin allergy.
+    first = make_patient(
+        reception,
+        full_name="Meera Nair",
+        date_of_birth=date(1985, 6, 15),
+        phone="98765 43210",
+        allergies=["Penicillin"],
+    )
+    sign_in(client, reception)
+    response = form_post(client, NEW, {**FORM, "phone": "+91 98765 43210", "allergies": ""})
+    assert response.status_code == 409
+    page = page_text(response)
+    assert "This may be a patient we already have." in page
+    assert f'<a href="/patients/{first.id}">Meera Nair</a>' in page
+    assert [p.id for p in patients_in_db()] == [first.id]
+
+
+def test_search_by_the_number_typed_any_way_shows_it_the_indian_way(client, reception):
+    target = make_patient(reception, full_name="Zoë Fernandes", phone="98765 43210")
+    make_patient(reception, full_name="Priya Sharma", phone="+91 91111 22222")
+    sign_in(client, reception)
+    for q in ("+919876543210", "09876543210", "98765 43210", "43210"):
+        page = page_text(client.get("/patients/", query_string={"q": q}))
+        assert rows(page) == 1, q
+        assert target.mrn in page, q
+        assert '<td class="mono">+91 98765 43210</td>' in page, q
+
+
+def test_the_patient_page_shows_both_phones_the_indian_way(client, reception):
+    patient = make_patient(
+        reception,
+        phone="09876543210",
+        emergency_contact={"name": "Arun", "phone": "0091 98450 99999", "relation": "son"},
+    )
+    sign_in(client, reception)
+    page = page_text(client.get(f"/patients/{patient.id}"))
+    assert '<dd class="mono">+91 98765 43210</dd>' in page
+    assert 'Arun (son) · <span class="mono">+91 98450 99999</span>' in page
+
+
+# ---- every error at once -------------------------------------------------------------
+
+
+def summary(page: str) -> str:
+    found = re.search(
+        r'<div class="flash flash-error" role="alert" id="error-summary">(.*?)</div>', page, re.S
+    )
+    assert found, "no error summary on the page"
+    return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split())
+
+
+def test_an_empty_name_and_a_bad_phone_are_both_reported_at_once(client, reception):
+    sign_in(client, reception)
+    response = form_post(client, NEW, {**FORM, "full_name": "", "phone": "98765"})
+    assert response.status_code == 422
+    page = page_text(response)
+    assert "Full name is required." in field_block(page, "full_name")
+    assert "Phone: Too short for a phone number" in field_block(page, "phone")
+    assert summary(page) == "2 fields need attention: Full name, Phone"
+    assert '<a href="#full_name">Full name</a>' in page and '<a href="#phone">Phone</a>' in page
+    assert patients_in_db() == []
+
+
+def test_an_unreadable_date_and_the_service_rules_are_reported_at_once(client, reception):
+    sign_in(client, reception)
+    changes = {
+        "date_of_birth": "31/31/1985",
+        "phone": "55555 55555",
+        "email": "nope",
+        "ec_name": "Asha",
+        "ec_phone": "12",
+    }
+    page = page_text(form_post(client, NEW, {**FORM, **changes}))
+    assert "Not a valid date value." in field_block(page, "date_of_birth")
+    # The service's own message for a missing date is not added to the form's.
+    assert "Give a date of birth" not in field_block(page, "date_of_birth")
+    assert "Phone: Not an Indian number in use" in field_block(page, "phone")
+    assert "Email: Give a valid email address" in field_block(page, "email")
+    assert "Emergency contact phone: Too short" in field_block(page, "ec_phone")
+    assert summary(page) == (
+        "4 fields need attention: Date of birth, Phone, Email, Emergency contact phone"
+    )
+
+
+def test_one_bad_field_says_one_field(client, reception):
+    sign_in(client, reception)
+    page = page_text(form_post(client, NEW, {**FORM, "phone": "98765"}))
+    assert summary(page) == "1 field needs attention: Phone"
+
+
+def test_the_edit_form_reports_every_error_at_once(client, reception):
+    patient = make_patient(reception, full_name="Kiran Rao", phone="9845011111")
+    sign_in(client, reception)
+    url = f"/patients/{patient.id}/edit"
+    response = form_post(client, url, {**FORM, "full_name": "", "phone": "98765"})
+    assert response.status_code == 422
+    page = page_text(response)
+    assert "Full name is required." in field_block(page, "full_name")
+    assert "Phone: Too short for a phone number" in field_block(page, "phone")
+    assert summary(page) == "2 fields need attention: Full name, Phone"
+    (saved,) = patients_in_db()
+    assert (saved.full_name, saved.phone) == ("Kiran Rao", "+919845011111")
+
+
+def test_no_summary_on_a_fresh_form(client, reception):
+    sign_in(client, reception)
+    assert 'id="error-summary"' not in page_text(client.get(NEW))
+
+
+# ---- no dead ends after registering --------------------------------------------------
+
+
+def test_the_patient_page_offers_booking_and_a_walk_in_for_this_patient(client, reception):
+    sign_in(client, reception)
+    response = form_post(client, NEW, FORM)
+    (patient,) = patients_in_db()
+    page = page_text(client.get(response.headers["Location"]))
+    assert f'href="/appointments/book?patient_id={patient.id}">Book an appointment</a>' in page
+    assert f'href="/queue/today?patient_id={patient.id}#walk-in">Walk-in</a>' in page
+    # The links lead somewhere that works for this user.
+    assert client.get(f"/appointments/book?patient_id={patient.id}").status_code == 200
+    assert client.get(f"/queue/today?patient_id={patient.id}").status_code == 200
+
+
+def test_a_doctor_and_an_archived_patient_get_no_booking_links(client, admin, doctor):
+    patient = make_patient(admin)
+    sign_in(client, doctor)
+    assert "Book an appointment" not in page_text(client.get(f"/patients/{patient.id}"))
+    service.archive(admin, patient.id)
+    db.session.commit()
+    client.get("/logout")
+    sign_in(client, admin)
+    page = page_text(client.get(f"/patients/{patient.id}"))
+    assert "Book an appointment" not in page and ">Walk-in<" not in page
+
+
+def test_the_register_page_prefills_the_name(client, reception):
+    sign_in(client, reception)
+    page = page_text(client.get(NEW, query_string={"name": "  Meera   Nair "}))
+    assert 'value="Meera Nair"' in field_block(page, "full_name")
+
+
+def test_after_registering_next_is_followed_with_the_new_patient(client, reception):
+    sign_in(client, reception)
+    back = "/appointments/book?doctor_id=3&date=2030-01-07&patient_id=99#slots"
+    page_url = f"{NEW}?next={quote(back)}"
+    hidden = field_block_hidden(page_text(client.get(page_url)))
+    assert f'value="{back}"' in hidden
+    # What a browser posts: the page's own address, with the hidden field.
+    response = form_post(client, page_url, {**FORM, "next": back})
+    assert response.status_code == 302
+    (patient,) = patients_in_db()
+    assert response.headers["Location"] == (
+        f"/appointments/book?doctor_id=3&date=2030-01-07&patient_id={patient.id}#slots"
+    )
+
+
+def test_next_survives_a_failed_submission(client, reception):
+    sign_in(client, reception)
+    page = page_text(client.get(NEW, query_string={"next": "/queue/today"}))
+    assert '<input id="next" name="next" type="hidden" value="/queue/today">' in page
+    failed = form_post(client, NEW, {**FORM, "phone": "98765", "next": "/queue/today"})
+    assert failed.status_code == 422
+    assert 'name="next" type="hidden" value="/queue/today"' in page_text(failed)
+    response = form_post(client, NEW, {**FORM, "next": "/queue/today"})
+    (patient,) = patients_in_db()
+    assert response.headers["Location"] == f"/queue/today?patient_id={patient.id}"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "javascript:alert(1)",
+        "evil.example",
+        "http:/evil.example",
+        "",
+    ],
+)
+def test_next_never_leads_off_the_site(client, reception, target):
+    sign_in(client, reception)
+    page = page_text(client.get(NEW, query_string={"next": target}))
+    assert "evil" not in field_block_hidden(page)
+    response = form_post(client, NEW, {**FORM, "next": target})
+    assert response.status_code == 302
+    (patient,) = patients_in_db()
+    assert response.headers["Location"] == f"/patients/{patient.id}"
+
+
+def field_block_hidden(page: str) -> str:
+    found = re.search(r'<input id="next"[^>]*>', page)
+    assert found, "no next field"
+    return found.group(0)
+
+
+def test_a_duplicate_can_be_taken_to_next_instead(client, reception):
+    existing = make_patient(
+        reception, full_name="Meera Nair", date_of_birth=date(1985, 6, 15), phone="+919845012345"
+    )
+    sign_in(client, reception)
+    response = form_post(client, NEW, {**FORM, "next": "/queue/today"})
+    assert response.status_code == 409
+    page = page_text(response)
+    assert (
+        f'<a class="button" href="/queue/today?patient_id={existing.id}">'
+        "Continue with this patient</a>"
+    ) in page
+
+
+# ---- ages ------------------------------------------------------------------------------
+
+
+def test_ages_read_y_and_estimated_in_pages_and_search(client, reception):
+    today = clock.today()
+    known = make_patient(
+        reception, full_name="Known Age", date_of_birth=date(today.year - 58, 1, 1)
+    )
+    guessed = make_patient(reception, full_name="Guessed Age", date_of_birth=None, age_years=58)
+    sign_in(client, reception)
+    page = page_text(client.get("/patients/", query_string={"q": "age"}))
+    assert "<td>58 y / F</td>" in page
+    assert "<td>58 y (estimated) / F</td>" in page
+    assert "<span>58 y</span>" in page_text(client.get(f"/patients/{known.id}"))
+    assert "<span>58 y (estimated)</span>" in page_text(client.get(f"/patients/{guessed.id}"))
