@@ -66,8 +66,11 @@ def clinic_time(value: datetime | None) -> str:
     return value.astimezone(clock.clinic_tz()).strftime("%H:%M")
 
 
-def clinic_date(value: datetime | date | None) -> str:
-    """A day as the clinic writes it ("02 Dec 2026"); an instant falls on a clinic day."""
+def clinic_date(value: datetime | date | str | None) -> str:
+    """A day as the clinic writes it ("02 Dec 2026"); an instant falls on a clinic day, and
+    an ISO string (as error details carry dates) is read first."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value) if value else None
     if isinstance(value, datetime):
         value = clock.clinic_day(value)
     return clock.format_day(value)

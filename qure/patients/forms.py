@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     EmailField,
     HiddenField,
     IntegerField,
@@ -17,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from qure.core import phone
+from qure.core.forms import ClinicDateField
 from qure.patients.models import BLOOD_GROUPS
 
 SEX_CHOICES = [
@@ -45,7 +45,7 @@ class PatientForm(FlaskForm):
     full_name = StringField(
         "Full name", validators=[DataRequired("Full name is required."), Length(max=120)]
     )
-    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    date_of_birth = ClinicDateField("Date of birth", validators=[Optional()])
     age_years = IntegerField(
         "Or approximate age (years)",
         validators=[Optional(), NumberRange(min=0, max=130)],

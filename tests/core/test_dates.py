@@ -48,6 +48,7 @@ def test_a_day_is_written_the_clinics_way(app):
         assert clinic_date(evening) == "02 Dec 2026"
         assert clinic_date(DEC_2) == "02 Dec 2026"
         assert clinic_iso_date(evening) == "2026-12-02"
+        assert clinic_date("2026-12-02") == "02 Dec 2026"
         assert clinic_date(None) == ""
 
 
