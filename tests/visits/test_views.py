@@ -788,7 +788,7 @@ def test_adding_a_tablet_computes_the_quantity(client, clinic_now, doctor):
     )
     assert (item.duration_days, item.quantity, item.instructions) == (5, 5, "after food")
     assert f'href="/prescriptions/{prescription.id}">Preview</a>' in rx
-    assert f'href="/prescriptions/{prescription.id}/print">Print (PDF)</a>' in rx
+    assert f'href="/prescriptions/{prescription.id}/print" download>Print (PDF)</a>' in rx
 
 
 def test_a_syrup_without_a_quantity_is_refused_beside_the_quantity(client, clinic_now, doctor):

@@ -119,7 +119,8 @@
   });
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("a[href]") : null;
-    if (link && link.pathname.indexOf(here) === 0 && link.pathname.indexOf("/print") < 0) {
+    var path = link ? link.pathname : "";
+    if (path === here || path.indexOf(here + "/") === 0) {
       leaving = true;
     }
   });
