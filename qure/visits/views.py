@@ -141,7 +141,10 @@ def save(visit_id: int):
         flash(exc.message, "error")
         return redirect(url_for(".workspace", visit_id=visit_id))
     flash("Visit completed. The next patient can be called." if completing else "Saved.", "success")
-    anchor = "#notes" if request.form.get("save") == "note" else ""
+    # "Add note" comes first in the form, so Enter in any box presses it: only a note
+    # actually written brings the doctor back to the notes.
+    noted = request.form.get("save") == "note" and form.note_text.data.strip()
+    anchor = "#notes" if noted else ""
     return redirect(url_for(".workspace", visit_id=visit_id) + anchor)
 
 

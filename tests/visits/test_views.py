@@ -641,6 +641,10 @@ def test_notes_join_the_timeline_and_after_completion_become_addenda(client, cli
     page = page_text(client.get(url))
     assert "Saved." in flashes(page)
     assert "Dry cough at night</textarea>" not in page  # the box is empty for the next note
+    # Enter in another box presses the form's first button, "Add note": no note, no jump.
+    response = save(client, visit, button="note", pulse="80")
+    assert response.headers["Location"].endswith(url)
+    assert fresh(Visit, visit.id).pulse == 80 and len(fresh(Visit, visit.id).notes) == 1
     notes = section(page, "notes")
     assert '<span class="tag">Symptom</span>' in notes
     assert doctor.full_name in notes and "<p>Dry cough at night</p>" in notes
