@@ -80,3 +80,14 @@ def _contains(present: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
 def _same_word(one: str, other: str) -> bool:
     short, long = sorted((one, other), key=len)
     return short == long or (len(short) >= MIN_PLURAL_STEM and long == short + "s")
+
+
+def warning(allergy: str, medicine: str, ingredients: list[str], drug_class: str | None) -> str:
+    """The warning for one allergy and one medicine, naming the allergy once and what the
+    medicine is made of: "Allergy: Penicillin — Augmentin 625 contains amoxicillin +
+    clavulanic acid, class Penicillin." Raises nothing."""
+    contents = " + ".join(i.strip() for i in ingredients or [] if i.strip())
+    parts = [f"contains {contents}"] if contents else []
+    if drug_class and drug_class.strip():
+        parts.append(f"class {drug_class.strip()}")
+    return f"Allergy: {allergy.strip()} — {' '.join([medicine, ', '.join(parts)]).strip()}."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -18,44 +18,88 @@ def _short(value) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class VitalsForm(FlaskForm):
-    bp_systolic = StringField("BP systolic (mmHg)", validators=[Optional(), Length(max=6)])
-    bp_diastolic = StringField("BP diastolic (mmHg)", validators=[Optional(), Length(max=6)])
-    temperature = StringField("Temperature", validators=[Optional(), Length(max=6)])
+VITAL_NAMES = (
+    "bp_systolic",
+    "bp_diastolic",
+    "temperature",
+    "pulse",
+    "spo2",
+    "weight_kg",
+    "height_cm",
+    "respiratory_rate",
+)
+FINDING_NAMES = (
+    "chief_complaint",
+    "symptom_duration",
+    "diagnosis",
+    "icd10_code",
+    "treatment_plan",
+    "follow_up_date",
+)
+CATEGORY_CHOICES = [SelectChoice(c, c.title()) for c in NOTE_CATEGORIES]
+
+
+def _measure(label: str) -> StringField:
+    return StringField(label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
+
+
+class WorkspaceForm(FlaskForm):
+    """The whole visit workspace in one form: vitals, findings, a new note, the advice.
+
+    No field validators: the visits service checks every section in one round, so that
+    all errors show at once beside their fields (`ALIASES` maps its names to ours)."""
+
+    bp_systolic = _measure("BP systolic (mmHg)")
+    bp_diastolic = _measure("BP diastolic (mmHg)")
+    temperature = _measure("Temperature")
     temperature_unit = SelectField(
-        "Unit", choices=[SelectChoice("C", "°C"), SelectChoice("F", "°F")], default="C"
+        "Unit",
+        choices=[SelectChoice("C", "°C"), SelectChoice("F", "°F")],
+        default="C",
+        validate_choice=False,
     )
-    pulse = StringField("Pulse (/min)", validators=[Optional(), Length(max=6)])
-    spo2 = StringField("SpO₂ (%)", validators=[Optional(), Length(max=6)])
-    weight_kg = StringField("Weight (kg)", validators=[Optional(), Length(max=8)])
-    height_cm = StringField("Height (cm)", validators=[Optional(), Length(max=8)])
-    respiratory_rate = StringField(
-        "Respiratory rate (/min)", validators=[Optional(), Length(max=6)]
+    pulse = _measure("Pulse (/min)")
+    spo2 = _measure("SpO₂ (%)")
+    weight_kg = _measure("Weight (kg)")
+    height_cm = _measure("Height (cm)")
+    respiratory_rate = _measure("Respiratory rate (/min)")
+    chief_complaint = StringField("Chief complaint")
+    symptom_duration = StringField("Since", description="e.g. 3 days")
+    diagnosis = StringField("Diagnosis", render_kw={"autocomplete": "off"})
+    icd10_code = StringField(
+        "ICD-10 code",
+        description="Optional: a code such as J02.9, or the diagnosis in words to find it",
+        render_kw={"autocomplete": "off", "list": "icd10-options", "spellcheck": "false"},
     )
+    treatment_plan = TextAreaField("Treatment plan")
+    follow_up_date = StringField("Follow-up", render_kw={"type": "date"})
+    note_category = SelectField("Note category", choices=CATEGORY_CHOICES, validate_choice=False)
+    note_text = TextAreaField("New note", description="Saved with the rest of the visit.")
+    # Shown in the prescription card, outside the <form> element: joined to it by id.
+    advice = TextAreaField("Advice on the prescription", render_kw={"form": "visit-form"})
 
-    NAMES = (
-        "bp_systolic",
-        "bp_diastolic",
-        "temperature",
-        "pulse",
-        "spo2",
-        "weight_kg",
-        "height_cm",
-        "respiratory_rate",
-    )
+    ALIASES = {
+        **{f"vitals.{name}": name for name in VITAL_NAMES},
+        "note.category": "note_category",
+        "note.text": "note_text",
+    }
 
-    def vitals(self) -> dict:
-        """Every vital on the form; an emptied field clears the value (what the doctor
-        sees is what is saved)."""
-        values = {n: (getattr(self, n).data or None) for n in self.NAMES}
-        values["temperature_unit"] = self.temperature_unit.data
-        return values
+    def values(self, with_advice: bool) -> dict:
+        """What the visits service's `save_workspace` takes. An emptied field clears the
+        value: what the doctor sees is what is saved."""
+        vitals = {n: (getattr(self, n).data or None) for n in VITAL_NAMES}
+        vitals["temperature_unit"] = self.temperature_unit.data
+        data = {"vitals": vitals, **{n: getattr(self, n).data for n in FINDING_NAMES}}
+        data["note"] = {"category": self.note_category.data, "text": self.note_text.data}
+        if with_advice:
+            data["advice"] = self.advice.data
+        return data
 
-    def fill(self, visit, unit: str = "C") -> None:
+    def fill(self, visit, unit: str, prescription) -> None:
         """Show the stored values; the temperature in the clinic's preferred unit."""
         from qure.visits.service import fahrenheit
 
-        for name in self.NAMES:
+        for name in VITAL_NAMES:
             source = "temperature_c" if name == "temperature" else name
             value = getattr(visit, source)
             if name == "temperature" and unit == "F":
@@ -63,41 +107,15 @@ class VitalsForm(FlaskForm):
             shown = _short(value) if name in ("weight_kg", "height_cm") else str(value)
             getattr(self, name).data = "" if value is None else shown
         self.temperature_unit.data = unit
-
-
-class FindingsForm(FlaskForm):
-    chief_complaint = StringField("Chief complaint", validators=[Optional(), Length(max=500)])
-    symptom_duration = StringField(
-        "Since", validators=[Optional(), Length(max=100)], description="e.g. 3 days"
-    )
-    diagnosis = StringField("Diagnosis", validators=[Optional(), Length(max=500)])
-    icd10_code = StringField(
-        "ICD-10 code", validators=[Optional(), Length(max=8)], description="Optional, e.g. J02.9"
-    )
-    treatment_plan = TextAreaField("Treatment plan", validators=[Optional(), Length(max=5000)])
-    follow_up_date = DateField("Follow-up", validators=[Optional()])
-
-    NAMES = (
-        "chief_complaint",
-        "symptom_duration",
-        "diagnosis",
-        "icd10_code",
-        "treatment_plan",
-        "follow_up_date",
-    )
-
-    def findings(self) -> dict:
-        return {n: getattr(self, n).data for n in self.NAMES}
-
-    def fill(self, visit) -> None:
-        for name in self.NAMES:
-            getattr(self, name).data = getattr(visit, name)
+        for name in FINDING_NAMES:
+            value = getattr(visit, name)
+            is_date = name == "follow_up_date" and value is not None
+            getattr(self, name).data = value.isoformat() if is_date else value
+        self.advice.data = prescription.notes if prescription is not None else None
 
 
 class NoteForm(FlaskForm):
-    category = SelectField(
-        "Category", choices=[SelectChoice(c, c.title()) for c in NOTE_CATEGORIES]
-    )
+    category = SelectField("Category", choices=CATEGORY_CHOICES)
     text = TextAreaField("Note", validators=[DataRequired(), Length(max=5000)])
 
 
@@ -131,8 +149,3 @@ class ItemForm(FlaskForm):
 
 class StartForm(FlaskForm):
     patient_id = HiddenField(validators=[DataRequired()])
-
-
-class AdviceForm(FlaskForm):
-    notes = TextAreaField("Advice on the prescription", validators=[Optional(), Length(max=1000)])
-    position = IntegerField(validators=[Optional()])

@@ -6,7 +6,6 @@ visit is read-only, and notes written after completion are addenda.
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -20,15 +19,16 @@ from qure.core.db import constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
+from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
+from qure.visits import icd10
 from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
-ICD10_RE = re.compile(r"^[A-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
 # What a living person can show, per vital sign (inclusive), in the stored unit.
 VITAL_RANGES: dict[str, tuple[Decimal, Decimal, str]] = {
     "bp_systolic": (Decimal(50), Decimal(300), "mmHg"),
@@ -48,6 +48,8 @@ TEXT_FIELDS = {
     "treatment_plan": 5000,
 }
 FIELDS = ("vitals", *TEXT_FIELDS, "icd10_code", "follow_up_date")
+NOT_A_CODE = "Not a code in the WHO ICD-10 list: give one such as J06.9, or leave it empty."
+DIAGNOSIS_NEEDED = "Record a diagnosis before completing the visit."
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -325,8 +327,16 @@ def _number(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
 def clean_vitals(vitals: Any) -> dict[str, Any]:
     """Vital signs in stored units: temperature (with `temperature_unit` C or F) becomes
     °C; anything a living person cannot show is a field error. Returns model values."""
+    out, errors = _vitals(vitals)
+    if errors:
+        raise InvalidInput.naming(errors)
+    return out
+
+
+def _vitals(vitals: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The good values and the field errors of `clean_vitals`."""
     if not isinstance(vitals, dict):
-        raise InvalidInput("vitals: give an object", fields={"vitals": "Give the vital signs."})
+        return {}, {"vitals": "Give the vital signs."}
     known = {*VITAL_RANGES, "temperature", "temperature_unit"} - {"temperature_c"}
     errors = {f"vitals.{k}": "Unknown field." for k in vitals if k not in known}
     out: dict[str, Any] = {}
@@ -355,22 +365,28 @@ def clean_vitals(vitals: Any) -> dict[str, Any]:
                     Decimal("0.1") if key in ("temperature_c", "height_cm") else Decimal("0.01")
                 )
                 value = int(value) if key in WHOLE else value.quantize(places, ROUND_HALF_UP)
-        out[key] = value
-    if errors:
-        raise InvalidInput.naming(errors)
-    return out
+        if f"vitals.{source}" not in errors:
+            out[key] = value
+    return out, errors
 
 
 def clean(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a visit update (any subset of FIELDS). Returns model values; raises
     InvalidInput naming each bad field."""
+    out, errors = _clean(data)
+    if errors:
+        raise InvalidInput.naming(errors)
+    return out
+
+
+def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The good values and the field errors of `clean`."""
     errors = {k: "Unknown field." for k in data if k not in FIELDS}
     out: dict[str, Any] = {}
     if "vitals" in data and data["vitals"] is not None:
-        try:
-            out.update(clean_vitals(data["vitals"]))
-        except InvalidInput as exc:
-            errors.update(exc.fields)
+        vitals, vital_errors = _vitals(data["vitals"])
+        out.update(vitals)
+        errors.update(vital_errors)
     for key, limit in TEXT_FIELDS.items():
         if key in data:
             value = str(data.get(key) or "").strip()
@@ -378,9 +394,11 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
                 errors[key] = f"At most {limit} characters of plain text."
             out[key] = value or None
     if "icd10_code" in data:
-        code = str(data.get("icd10_code") or "").strip().upper() or None
-        if code and not ICD10_RE.match(code):
-            errors["icd10_code"] = "An ICD-10 code such as J06.9, or leave it empty."
+        typed = str(data.get("icd10_code") or "")
+        code = icd10.normalise(typed)
+        if code and icd10.lookup(code) is None:
+            hint = icd10.did_you_mean(typed)
+            errors["icd10_code"] = f"{NOT_A_CODE} {hint}" if hint else NOT_A_CODE
         out["icd10_code"] = code
     if "follow_up_date" in data:
         when = data.get("follow_up_date")
@@ -397,9 +415,7 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(when, date) and not today < when <= today + timedelta(days=730):
             errors["follow_up_date"] = "A date after today, within two years."
         out["follow_up_date"] = when or None
-    if errors:
-        raise InvalidInput.naming(errors)
-    return out
+    return out, errors
 
 
 def snapshot(visit: Visit) -> dict[str, Any]:
@@ -419,13 +435,9 @@ def update(actor: User, visit_id: int, data: dict[str, Any]) -> Visit:
     visit = _locked_own(actor, visit_id)
     if visit.status != "IN_PROGRESS":
         raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")
-    systolic = values.get("bp_systolic", visit.bp_systolic)
-    diastolic = values.get("bp_diastolic", visit.bp_diastolic)
-    if systolic is not None and diastolic is not None and systolic <= diastolic:
-        raise InvalidInput(
-            "vitals.bp_systolic: must be above the diastolic",
-            fields={"vitals.bp_systolic": "The systolic pressure must be above the diastolic."},
-        )
+    bp_errors = _pressure_errors(values, visit)
+    if bp_errors:
+        raise InvalidInput("vitals.bp_systolic: must be above the diastolic", fields=bp_errors)
     before = snapshot(visit)
     for key, value in values.items():
         setattr(visit, key, value)
@@ -436,9 +448,15 @@ def update(actor: User, visit_id: int, data: dict[str, Any]) -> Visit:
     return visit
 
 
-def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
-    """A clinical note by the visit's doctor; after completion it is an addendum.
-    Raises NotFound, Forbidden, InvalidInput (category, text)."""
+def _pressure_errors(values: dict[str, Any], visit: Visit) -> dict[str, str]:
+    systolic = values.get("bp_systolic", visit.bp_systolic)
+    diastolic = values.get("bp_diastolic", visit.bp_diastolic)
+    if systolic is not None and diastolic is not None and systolic <= diastolic:
+        return {"vitals.bp_systolic": "The systolic pressure must be above the diastolic."}
+    return {}
+
+
+def _note_errors(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     errors: dict[str, str] = {}
     category = str(data.get("category") or "").strip().upper()
     if category not in NOTE_CATEGORIES:
@@ -446,6 +464,13 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
     body = str(data.get("text") or "").strip()
     if not body or len(body) > 5000 or "\x00" in body:
         errors["text"] = "Write the note (up to 5,000 characters)."
+    return category, body, errors
+
+
+def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
+    """A clinical note by the visit's doctor; after completion it is an addendum.
+    Raises NotFound, Forbidden, InvalidInput (category, text)."""
+    category, body, errors = _note_errors(data)
     if errors:
         raise InvalidInput.naming(errors)
     visit = _locked_own(actor, visit_id)
@@ -543,3 +568,61 @@ def complete(actor: User, visit_id: int) -> Visit:
     )
     audit.publish("visit_history", history_snapshot(visit))
     return visit
+
+
+def save_workspace(
+    actor: User, visit_id: int, data: dict[str, Any], complete_it: bool = False
+) -> Visit:
+    """Apply the doctor's whole workspace in one go. `data` holds the visit's fields as
+    `update` takes them, plus `note` ({category, text}; added when it has text) and
+    `advice` (the prescription's notes). Every section is checked first and every bad
+    field named in one InvalidInput (`note.text`, `advice`, ...), so that nothing is
+    written unless everything is right; then `update`, `add_note` and the prescription's
+    `update` write it. With `complete_it` the visit is then completed, which needs a
+    diagnosis typed now or saved before (InvalidInput `diagnosis_required`).
+
+    Raises NotFound, Forbidden `not_your_visit`, Conflict `visit_completed`, InvalidInput.
+    Returns the visit."""
+    from qure.prescriptions import service as prescriptions
+
+    visit = _locked_own(actor, visit_id)
+    if visit.status != "IN_PROGRESS":
+        raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")
+    fields = {k: v for k, v in data.items() if k not in ("note", "advice")}
+    note = data.get("note") or {}
+    prescription = prescriptions.for_visit(visit.id)
+    values, errors = _checked(fields, visit)
+    if str(note.get("text") or "").strip():
+        errors.update({f"note.{k}": v for k, v in _note_errors(note)[2].items()})
+    advice = _checked_advice(data, prescription, errors)
+    if complete_it and not values.get("diagnosis", visit.diagnosis):
+        errors.setdefault("diagnosis", DIAGNOSIS_NEEDED)
+    if errors:
+        if errors == {"diagnosis": DIAGNOSIS_NEEDED}:
+            raise InvalidInput(DIAGNOSIS_NEEDED, "diagnosis_required", fields=errors)
+        raise InvalidInput.naming(errors)
+    update(actor, visit.id, fields)
+    if str(note.get("text") or "").strip():
+        add_note(actor, visit.id, note)
+    if prescription is not None and advice != prescription.notes:
+        prescriptions.update(actor, prescription.id, {"notes": advice})
+    return complete(actor, visit.id) if complete_it else visit
+
+
+def _checked(fields: dict[str, Any], visit: Visit) -> tuple[dict[str, Any], dict[str, str]]:
+    """The visit's cleaned values and every field error, systolic against diastolic too."""
+    values, errors = _clean(fields)
+    return values, {**errors, **_pressure_errors(values, visit)}
+
+
+def _checked_advice(data: dict[str, Any], prescription, errors: dict[str, str]) -> str | None:
+    if "advice" not in data:
+        return prescription.notes if prescription is not None else None
+    try:
+        advice = plain_text(data["advice"], "advice", 1000)
+    except InvalidInput as exc:
+        errors.update(exc.fields)
+        return None
+    if advice and prescription is None:
+        errors["advice"] = "Add a medicine first: the advice is printed on the prescription."
+    return advice

@@ -1,5 +1,11 @@
-"""The doctor's visit workspace: banner, vitals, findings, notes, the prescription builder,
-complete, print. Thin: every change goes through the visits or prescriptions service."""
+"""The doctor's visit workspace: banner, one form for vitals, findings, a new note and the
+advice (Save, or Complete which saves first), the prescription builder, print. Thin: every
+change goes through the visits or prescriptions service.
+
+The prescription builder keeps its own forms (search, choose, add, remove): it adds rows
+one at a time. Without JavaScript they do not carry what is typed in the workspace form,
+and the page says so beside them; with JavaScript the typed work is kept as a draft in the
+browser and restored when the builder brings the doctor back."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from flask import (
     current_app,
     flash,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -26,8 +33,9 @@ from qure.extensions import db
 from qure.patients import service as patients
 from qure.pharmacy import service as pharmacy
 from qure.prescriptions import service as prescriptions
-from qure.visits import service
-from qure.visits.forms import AdviceForm, FindingsForm, ItemForm, NoteForm, StartForm, VitalsForm
+from qure.prescriptions.allergy import allergy_matches, warning
+from qure.visits import icd10, service
+from qure.visits.forms import ItemForm, NoteForm, StartForm, WorkspaceForm
 
 bp = Blueprint("visits", __name__)
 
@@ -56,12 +64,10 @@ def _workspace(visit, status: int = 200, **forms):
     prescription = prescriptions.for_visit(visit.id)
     mq = request.args.get("mq", "").strip()[:80]
     found = pharmacy.search(mq, True, 1, 10).items if mq else []
-    vitals = forms.get("vitals") or VitalsForm(formdata=None)
-    findings = forms.get("findings") or FindingsForm(formdata=None)
-    if "vitals" not in forms:
-        vitals.fill(visit, current_app.config["TEMPERATURE_UNIT"].upper())
-    if "findings" not in forms:
-        findings.fill(visit)
+    workspace = forms.get("workspace")
+    if workspace is None:
+        workspace = WorkspaceForm(formdata=None)
+        workspace.fill(visit, current_app.config["TEMPERATURE_UNIT"].upper(), prescription)
     return render_template(
         "visits/workspace.html",
         visit=visit,
@@ -72,18 +78,37 @@ def _workspace(visit, status: int = 200, **forms):
         rx=prescriptions.plain(prescription) if prescription else None,
         bmi=service.bmi(visit),
         fahrenheit=service.fahrenheit(visit.temperature_c),
-        vitals=vitals,
-        findings=findings,
+        form=workspace,
+        unsaved="workspace" in forms,
+        saved_version=f"{visit.updated_at.isoformat()}/{len(visit.notes)}",
+        icd10_hints=_icd10_hints(visit, workspace),
         note=forms.get("note") or NoteForm(formdata=None),
         item=forms.get("item") or ItemForm(formdata=None),
-        advice=AdviceForm(formdata=None, notes=prescription.notes if prescription else None),
         allergy=forms.get("allergy"),
         chosen=forms.get("chosen"),
+        chosen_badge=_allergy_badge(patient, forms["chosen"]) if forms.get("chosen") else None,
         mq=mq,
-        found=found,
+        found=[(m, _allergy_badge(patient, m)) for m in found],
         editable=visit.status == "IN_PROGRESS" and visit.doctor_id == g.actor.id,
         action=ActionForm(),
     ), status
+
+
+def _icd10_hints(visit, form) -> list:
+    """Codes for a diagnosis written in words without a code (offered beside the code
+    field, so that the page helps without JavaScript too)."""
+    if visit.status != "IN_PROGRESS" or form.icd10_code.data or form.icd10_code.errors:
+        return []
+    return icd10.search(form.diagnosis.data, 5)
+
+
+def _allergy_badge(patient, medicine) -> str | None:
+    """ "Penicillin" when the medicine matches the patient's allergies (the prescriptions
+    rule), for the search results; None otherwise."""
+    matches = allergy_matches(
+        list(patient.allergies or []), medicine.name, medicine.ingredients, medicine.drug_class
+    )
+    return ", ".join(dict.fromkeys(m.allergy for m in matches)) or None
 
 
 @bp.get("/visits/<int:visit_id>")
@@ -92,41 +117,50 @@ def workspace(visit_id: int):
     return _workspace(service.get_visit(visit_id, g.actor))
 
 
-def _change(visit_id: int, form_name: str, form, data_of):
+@bp.post("/visits/<int:visit_id>")
+@roles_required(Role.DOCTOR)
+def save(visit_id: int):
+    """The workspace form: Save writes every section; Complete saves, then completes.
+    On any error nothing is written and the page comes back with what was typed."""
     visit = service.get_visit(visit_id, g.actor)
+    form = WorkspaceForm()
+    completing = "complete" in request.form
     if not form.validate_on_submit():
-        return _workspace(visit, 422, **{form_name: form})
+        return _workspace(visit, 422, workspace=form)
+    has_rx = prescriptions.for_visit(visit.id) is not None
     try:
-        service.update(g.actor, visit_id, data_of(form))
+        service.save_workspace(g.actor, visit_id, form.values(has_rx), completing)
         commit()
-        flash("Saved.", "success")
     except InvalidInput as exc:
         db.session.rollback()
-        prefix = "vitals." if form_name == "vitals" else ""
-        renamed = {k.removeprefix(prefix): v for k, v in exc.fields.items()}
-        attach_errors(form, InvalidInput(exc.message, fields=renamed))
-        return _workspace(service.get_visit(visit_id), 422, **{form_name: form})
+        attach_errors(form, exc, WorkspaceForm.ALIASES)
+        form.form_errors.insert(0, "Nothing is saved yet: correct the fields marked below.")
+        return _workspace(service.get_visit(visit_id), 422, workspace=form)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-    return redirect(url_for(".workspace", visit_id=visit_id))
+        return redirect(url_for(".workspace", visit_id=visit_id))
+    flash("Visit completed. The next patient can be called." if completing else "Saved.", "success")
+    # "Add note" comes first in the form, so Enter in any box presses it: only a note
+    # actually written brings the doctor back to the notes.
+    noted = request.form.get("save") == "note" and form.note_text.data.strip()
+    anchor = "#notes" if noted else ""
+    return redirect(url_for(".workspace", visit_id=visit_id) + anchor)
 
 
-@bp.post("/visits/<int:visit_id>/vitals")
-@roles_required(Role.DOCTOR)
-def save_vitals(visit_id: int):
-    return _change(visit_id, "vitals", VitalsForm(), lambda f: {"vitals": f.vitals()})
-
-
-@bp.post("/visits/<int:visit_id>/findings")
-@roles_required(Role.DOCTOR)
-def save_findings(visit_id: int):
-    return _change(visit_id, "findings", FindingsForm(), lambda f: f.findings())
+@bp.get("/visits/icd10")
+@roles_required(*service.READERS)
+def icd10_search():
+    """ICD-10 codes for the diagnosis field: `q` is words of a diagnosis or a code's
+    beginning; answers {items: [{code, description}]}, best first, at most ten."""
+    found = icd10.search(request.args.get("q", "")[:100])
+    return jsonify(items=[{"code": c.code, "description": c.description} for c in found])
 
 
 @bp.post("/visits/<int:visit_id>/notes")
 @roles_required(Role.DOCTOR)
 def add_note(visit_id: int):
+    """An addendum to a completed visit (notes in progress go with the workspace form)."""
     form = NoteForm()
     visit = service.get_visit(visit_id, g.actor)
     if not form.validate_on_submit():
@@ -163,7 +197,8 @@ def add_item(visit_id: int):
     except Conflict as exc:
         db.session.rollback()
         if exc.code == "allergy_conflict":
-            return _workspace(visit, 409, item=form, chosen=chosen, allergy=exc)
+            lines = _allergy_lines(exc.details.get("matches", []), chosen)
+            return _workspace(visit, 409, item=form, chosen=chosen, allergy=lines)
         flash(exc.message, "error")
     except InvalidInput as exc:
         db.session.rollback()
@@ -176,12 +211,28 @@ def add_item(visit_id: int):
     return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
 
 
-def _chosen(form: ItemForm):
-    medicine_id = small_int(form.medicine_id.data)
+def _allergy_lines(matches: list[dict], chosen) -> list[str]:
+    """One warning per medicine and allergy, however many ways they match."""
+    lines: dict[tuple, str] = {}
+    for match in matches:
+        key = (match["medicine_id"], match["allergy"].casefold())
+        if key not in lines:
+            medicine = chosen if chosen and chosen.id == key[0] else _medicine(key[0])
+            made_of = (medicine.ingredients, medicine.drug_class) if medicine else ([], None)
+            lines[key] = warning(match["allergy"], match["medicine"], *made_of)
+    return list(lines.values())
+
+
+def _medicine(medicine_id: int):
     try:
-        return pharmacy.get_medicine(medicine_id) if medicine_id else None
+        return pharmacy.get_medicine(medicine_id)
     except DomainError:
         return None
+
+
+def _chosen(form: ItemForm):
+    medicine_id = small_int(form.medicine_id.data)
+    return _medicine(medicine_id) if medicine_id else None
 
 
 @bp.get("/visits/<int:visit_id>/prescription/choose")
@@ -216,39 +267,6 @@ def remove_item(visit_id: int, position: int):
         db.session.rollback()
         flash(exc.message, "error")
     return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
-
-
-@bp.post("/visits/<int:visit_id>/prescription/advice")
-@roles_required(Role.DOCTOR)
-def save_advice(visit_id: int):
-    form = AdviceForm()
-    prescription = prescriptions.for_visit(service.get_visit(visit_id, g.actor).id)
-    if prescription is None or not form.validate_on_submit():
-        flash("Add a medicine first.", "error")
-        return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
-    try:
-        prescriptions.update(g.actor, prescription.id, {"notes": form.notes.data})
-        commit()
-        flash("Saved.", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
-
-
-@bp.post("/visits/<int:visit_id>/complete")
-@roles_required(Role.DOCTOR)
-def complete(visit_id: int):
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    try:
-        service.complete(g.actor, visit_id)
-        commit()
-        flash("Visit completed. The next patient can be called.", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for(".workspace", visit_id=visit_id))
 
 
 # ---- prescriptions: preview and print (every role) ----------------------------------------

@@ -1,5 +1,6 @@
 """The doctor's visit in a real browser: call the patient, record vitals, prescribe (seeing
-and overriding an allergy warning), complete the visit and download the prescription."""
+and overriding an allergy warning), complete the visit and download the prescription; the
+one workspace form keeps what is typed (Complete saves it, a draft survives a reload)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_doctor_sees_a_patient_from_call_to_printed_prescription(page, app, morn
     page.get_by_label("Unit").select_option("F")
     page.get_by_label("Weight (kg)").fill("70")
     page.get_by_label("Height (cm)").fill("175")
-    page.get_by_role("button", name="Save vitals").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#bmi")).to_have_text("22.9")
     expect(page.locator("#vitals")).to_contain_text("38.5 °C")
 
@@ -81,7 +82,10 @@ def test_doctor_sees_a_patient_from_call_to_printed_prescription(page, app, morn
     page.get_by_label("How often").fill("TDS")
     page.get_by_label("Days").fill("5")
     page.get_by_role("button", name="Add to prescription").click()
-    expect(page.locator(".allergy-warning")).to_contain_text("Penicillin")
+    expect(page.locator(".allergy-warning")).to_contain_text(
+        "Allergy: Penicillin — Amoxil 500 mg contains Amoxicillin, class Penicillin."
+    )
+    expect(page.get_by_role("button", name="Choose another medicine")).to_be_focused()
     page.get_by_label("Reason to go on").fill("Tolerated amoxicillin in 2025 without reaction")
     page.get_by_role("button", name="Prescribe anyway").click()
     expect(page.get_by_text("Added Amoxil.")).to_be_visible()
@@ -100,7 +104,7 @@ def test_doctor_sees_a_patient_from_call_to_printed_prescription(page, app, morn
 
     page.get_by_role("button", name="Complete the visit").click()
     expect(page.get_by_text("Visit completed.")).to_be_visible()
-    expect(page.get_by_role("button", name="Save vitals")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Print (PDF)").click()
@@ -123,4 +127,63 @@ def test_doctor_sees_a_patient_from_call_to_printed_prescription(page, app, morn
         visit = db.session.scalars(select(Visit).where(Visit.patient_id == patient_id)).one()
         assert visit.status == "COMPLETED"
         assert str(visit.temperature_c) == "38.5"
+        assert queue.get_token(1).status == "COMPLETED"
+
+
+def test_complete_saves_what_was_typed_and_a_draft_survives_a_reload(page, app, morning_clinic):
+    with app.app_context():
+        doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
+        clerk = make_user(Role.RECEPTION)
+        patient = make_patient(full_name="Asha Menon")
+        queue.walk_in(clerk, {"patient_id": patient.id, "doctor_id": doctor.id})
+        commit()
+        login, patient_id = doctor.username, patient.id
+
+    sign_in(page, login, PASSWORD)
+    page.get_by_role("link", name="My queue").first.click()
+    page.get_by_role("button", name="Call next").click()
+    expect(page.get_by_role("heading", name="Asha Menon")).to_be_visible()
+    with app.app_context():
+        visit_id = db.session.scalars(select(Visit.id).where(Visit.patient_id == patient_id)).one()
+
+    # Typed, not saved: the browser keeps a draft, and leaving asks first.
+    page.get_by_label("Pulse (/min)").click()
+    page.keyboard.type("92")
+    page.get_by_label("Diagnosis").click()
+    page.keyboard.type("Acute pharyngitis")
+    page.get_by_label("New note").click()
+    page.keyboard.type("Throat congested")
+    # The code field offers the codes of the diagnosis typed.
+    expect(page.locator('#icd10-options option[value="J02.9"]')).to_have_count(1)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    page.reload()
+
+    assert asked == ["beforeunload"]
+    expect(page.locator(".draft-note")).to_contain_text("Restored what you typed earlier")
+    expect(page.get_by_label("Pulse (/min)")).to_have_value("92")
+    expect(page.get_by_label("Diagnosis")).to_have_value("Acute pharyngitis")
+    expect(page.get_by_label("New note")).to_have_value("Throat congested")
+    with app.app_context():
+        saved = db.session.get(Visit, visit_id)
+        assert (saved.pulse, saved.diagnosis) == (None, None)
+
+    page.get_by_label("ICD-10 code").fill("j029")
+    page.get_by_role("button", name="Complete the visit").click()
+
+    expect(page.get_by_text("Visit completed. The next patient can be called.")).to_be_visible()
+    assert asked == ["beforeunload"]  # submitting the form does not ask
+    draft = page.evaluate(f"localStorage.getItem('qure.visit-draft.{visit_id}')")
+    assert draft is None
+    with app.app_context():
+        db.session.expire_all()
+        saved = db.session.get(Visit, visit_id)
+        assert (saved.status, saved.pulse) == ("COMPLETED", 92)
+        assert (saved.diagnosis, saved.icd10_code) == ("Acute pharyngitis", "J02.9")
+        assert [n.text for n in saved.notes] == ["Throat congested"]
         assert queue.get_token(1).status == "COMPLETED"

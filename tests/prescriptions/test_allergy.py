@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from qure.prescriptions.allergy import AllergyMatch, allergy_matches, words
+from qure.prescriptions.allergy import AllergyMatch, allergy_matches, warning, words
 
 AUGMENTIN = {
     "name": "Augmentin 625",
@@ -129,3 +129,15 @@ def test_one_match_per_allergy_and_way():
 def test_no_allergies_no_matches_and_missing_parts_are_skipped():
     assert allergy_matches([], "Amoxicillin", ["Amoxicillin"], "Penicillin") == []
     assert matches(["Penicillin"], "Amoxil", ["", "  "], None) == []
+
+
+def test_the_warning_names_the_allergy_once_and_what_the_medicine_is_made_of():
+    assert (
+        warning("Penicillin", "Augmentin 625", ["amoxicillin", "clavulanic acid"], "Penicillin")
+        == "Allergy: Penicillin — Augmentin 625 contains amoxicillin + clavulanic acid, "
+        "class Penicillin."
+    )
+    assert warning(" Sulfa ", "Septran", ["Sulfamethoxazole"], None) == (
+        "Allergy: Sulfa — Septran contains Sulfamethoxazole."
+    )
+    assert warning("Crocin", "Crocin 500 mg", [], "") == "Allergy: Crocin — Crocin 500 mg."

@@ -495,6 +495,18 @@ def test_bad_findings_are_field_errors(doc, visit, data, field):
     assert ok(doc.visit(visit["id"]))["treatment_plan"] is None
 
 
+def test_icd10_codes_are_normalised_and_checked_against_the_who_table(doc, visit):
+    assert ok(doc.change(visit["id"], icd10_code="j029"))["icd10_code"] == "J02.9"
+    assert ok(doc.change(visit["id"], icd10_code="U07.1 "))["icd10_code"] == "U07.1"
+
+    body = error(doc.change(visit["id"], icd10_code="J02.7"), 422, "invalid_input")
+    assert set(body["fields"]) == {"icd10_code"}
+    assert body["fields"]["icd10_code"].startswith("Not a code in the WHO ICD-10 list")
+    body = error(doc.change(visit["id"], icd10_code="Acute pharyngitis"), 422, "invalid_input")
+    assert "Did you mean: J02.9 Acute pharyngitis, unspecified;" in body["fields"]["icd10_code"]
+    assert ok(doc.visit(visit["id"]))["icd10_code"] == "U07.1"
+
+
 @pytest.mark.parametrize("when", [20300114, True, ["2030-01-14"]])
 def test_a_follow_up_that_is_not_a_date_is_a_422_never_a_500(doc, visit, when):
     body = error(doc.change(visit["id"], follow_up_date=when), 422, "invalid_input")

@@ -671,23 +671,59 @@ def test_any_subset_leaves_the_rest_alone(doctor, visit):
     assert stored(visit.id).diagnosis is None
 
 
-@pytest.mark.parametrize("code", ["A09", "J06.9", "E11.65", "S72.001A", "K35.80", "i10"])
-def test_icd10_codes_are_accepted_in_upper_case(doctor, visit, code):
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("A09", "A09"),  # a category with subcategories stays valid
+        ("J06.9", "J06.9"),
+        ("j029", "J02.9"),  # the dot is put back
+        ("J02.9 ", "J02.9"),
+        ("J06.", "J06"),
+        (" e11.6 ", "E11.6"),
+        ("i10", "I10"),
+        ("K35.8", "K35.8"),
+    ],
+)
+def test_icd10_codes_are_written_as_the_who_table_writes_them(doctor, visit, typed, code):
+    update(doctor, visit, icd10_code=typed)
+    assert stored(visit.id).icd10_code == code
+
+
+@pytest.mark.parametrize("code", ["U07.1", "U07.2", "u071"])
+def test_icd10_covid_codes_are_accepted(doctor, visit, code):
+    """U07.1 and U07.2 (COVID-19) are in the WHO table of 2019 the check uses."""
     update(doctor, visit, icd10_code=code)
-    assert stored(visit.id).icd10_code == code.upper()
+    assert stored(visit.id).icd10_code == code.upper().replace("U071", "U07.1")
 
 
-def test_icd10_covid_code_is_accepted(doctor, visit):
-    """U07.1 (COVID-19, virus identified) is a WHO ICD-10 code a clinic uses every day."""
-    update(doctor, visit, icd10_code="U07.1")
-    assert stored(visit.id).icd10_code == "U07.1"
-
-
-@pytest.mark.parametrize("code", ["XYZ", "123", "J6", "J06.", "J06.12345", "J06-9", "JJ6.9"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "XYZ",
+        "123",
+        "J6",
+        "J06.12345",
+        "J06-9",
+        "JJ6.9",
+        "J00-J06",  # a block of the table, not a diagnosis
+        "E11.65",  # ICD-10-CM (the US extension), not WHO ICD-10
+        "S72.001A",
+        "J02.7",  # the right shape, but no such code
+    ],
+)
 def test_not_an_icd10_code(doctor, visit, code):
     error = refused(InvalidInput, service.update, doctor, visit.id, {"icd10_code": code})
+    assert error.code == "invalid_input"
     assert set(error.fields) == {"icd10_code"}
+    assert error.fields["icd10_code"].startswith("Not a code in the WHO ICD-10 list")
     assert stored(visit.id).icd10_code is None
+
+
+def test_a_diagnosis_typed_in_the_code_field_is_answered_with_codes(doctor, visit):
+    error = refused(
+        InvalidInput, service.update, doctor, visit.id, {"icd10_code": "acute pharyngitis"}
+    )
+    assert "Did you mean: J02.9 Acute pharyngitis, unspecified;" in error.fields["icd10_code"]
 
 
 @pytest.mark.parametrize(
@@ -1067,3 +1103,132 @@ def test_the_snapshot_has_notes_written_in_the_same_transaction(doctor, visit):
     (payload,) = events("visit_history")
     assert [n["text"] for n in payload["notes"]] == ["Rash on arms"]
     assert payload["diagnosis"] == "Urticaria"
+
+
+# ---- the whole workspace at once ---------------------------------------------------------------
+
+
+def workspace(**data) -> dict:
+    """The workspace form as the view passes it: every section, a note with no text."""
+    return {
+        "vitals": {"pulse": None, "temperature": None, "temperature_unit": "C"},
+        "diagnosis": "",
+        "icd10_code": "",
+        "note": {"category": "SYMPTOM", "text": ""},
+        **data,
+    }
+
+
+def test_save_workspace_writes_every_section_and_completes(doctor, called):
+    from qure.pharmacy import service as pharmacy
+    from qure.prescriptions import service as prescriptions
+
+    entry = called(0)
+    visit = start(doctor, token_number=entry.token_number)
+    crocin = pharmacy.create(
+        None,
+        {
+            "name": "Crocin",
+            "generic_name": "Paracetamol",
+            "dosage_form": "TABLET",
+            "strength": "500 mg",
+            "unit_price": "2.00",
+            "gst_rate": 12,
+        },
+    )
+    item = {"medicine_id": crocin.id, "dose": 1, "frequency": "BD", "duration_days": 3}
+    prescriptions.add_item(doctor, visit.id, item)
+    commit()
+
+    service.save_workspace(
+        doctor,
+        visit.id,
+        workspace(
+            vitals={"pulse": "88", "temperature": "100.4", "temperature_unit": "F"},
+            diagnosis="Acute pharyngitis",
+            icd10_code="j029",
+            note={"category": "OBSERVATION", "text": "Congested throat"},
+            advice="Warm saline gargles",
+        ),
+        complete_it=True,
+    )
+    commit()
+
+    row = stored(visit.id)
+    assert (row.status, row.pulse, row.temperature_c) == ("COMPLETED", 88, Decimal("38.0"))
+    assert (row.diagnosis, row.icd10_code) == ("Acute pharyngitis", "J02.9")
+    assert [(n.category, n.text) for n in row.notes] == [("OBSERVATION", "Congested throat")]
+    assert prescriptions.for_visit(visit.id).notes == "Warm saline gargles"
+    # A token that has a visit completes through the visit.
+    assert token_row(entry.token_number).status == "COMPLETED"
+    assert appointment_status(entry.appointment_id) == "COMPLETED"
+    (history,) = events("visit_history")
+    assert history["prescription"]["notes"] == "Warm saline gargles"
+    assert [n["text"] for n in history["notes"]] == ["Congested throat"]
+
+
+def test_save_workspace_names_every_bad_field_at_once_and_writes_nothing(doctor, visit):
+    error = refused(
+        InvalidInput,
+        service.save_workspace,
+        doctor,
+        visit.id,
+        workspace(
+            vitals={"pulse": "5", "bp_systolic": "80", "bp_diastolic": "120"},
+            chief_complaint="Sore throat",
+            icd10_code="XYZ",
+            note={"category": "SYMPTOM", "text": "x" * 5001},
+            advice="Rest",  # no prescription yet
+        ),
+        complete_it=True,
+    )
+    assert error.code == "invalid_input"
+    assert set(error.fields) == {
+        "vitals.pulse",
+        "vitals.bp_systolic",
+        "icd10_code",
+        "note.text",
+        "advice",
+        "diagnosis",
+    }
+    row = stored(visit.id)
+    assert (row.status, row.chief_complaint, row.pulse, row.notes) == (
+        "IN_PROGRESS",
+        None,
+        None,
+        [],
+    )
+    assert audited("VISIT_UPDATED") == []
+
+
+def test_completing_without_a_diagnosis_keeps_nothing_typed(doctor, visit):
+    error = refused(
+        InvalidInput,
+        service.save_workspace,
+        doctor,
+        visit.id,
+        workspace(vitals={"pulse": "80"}, note={"category": "SYMPTOM", "text": "Cough"}),
+        complete_it=True,
+    )
+    assert error.code == "diagnosis_required"
+    assert error.fields == {"diagnosis": "Record a diagnosis before completing the visit."}
+    row = stored(visit.id)
+    assert (row.status, row.pulse, row.notes) == ("IN_PROGRESS", None, [])
+
+
+def test_a_diagnosis_saved_before_is_enough_to_complete(doctor, visit):
+    update(doctor, visit, diagnosis="Migraine")
+    service.save_workspace(doctor, visit.id, workspace(diagnosis="Migraine"), complete_it=True)
+    commit()
+    assert stored(visit.id).status == "COMPLETED"
+
+
+def test_save_workspace_on_a_completed_or_anothers_visit_is_refused(doctor, visit):
+    other = make_user(Role.DOCTOR)
+    error = refused(Forbidden, service.save_workspace, other, visit.id, workspace(diagnosis="X"))
+    assert error.code == "not_your_visit"
+    update(doctor, visit, diagnosis="Flu")
+    complete(doctor, visit)
+    error = refused(Conflict, service.save_workspace, doctor, visit.id, workspace(diagnosis="X"))
+    assert error.code == "visit_completed"
+    assert stored(visit.id).diagnosis == "Flu"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
@@ -186,6 +187,65 @@ def add_item(client, visit, medicine, **fields):
     )
 
 
+class _FormValues(HTMLParser):
+    """What a browser sends for the form `form_id`: its fields and those joined to it by
+    the `form` attribute (buttons aside)."""
+
+    def __init__(self, form_id: str):
+        super().__init__(convert_charrefs=True)
+        self.form_id, self.inside, self.values = form_id, False, {}
+        self._text = self._select = None
+
+    def _ours(self, attrs: dict) -> bool:
+        return attrs.get("form") == self.form_id or (self.inside and "form" not in attrs)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and attrs.get("id") == self.form_id:
+            self.inside = True
+        elif tag == "input" and self._ours(attrs) and attrs.get("type") not in ("submit",):
+            self.values[attrs["name"]] = attrs.get("value", "")
+        elif tag == "textarea" and self._ours(attrs):
+            self._text = attrs["name"]
+            self.values[self._text] = ""
+        elif tag == "select" and self._ours(attrs):
+            self._select = attrs["name"]
+        elif (
+            tag == "option"
+            and self._select
+            and ("selected" in attrs or self._select not in self.values)
+        ):
+            self.values[self._select] = attrs.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea":
+            self._text = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data):
+        if self._text:
+            self.values[self._text] += (
+                data.removeprefix("\n") if not self.values[self._text] else data
+            )
+
+
+def workspace_values(page: str) -> dict:
+    parser = _FormValues("visit-form")
+    parser.feed(page)
+    return parser.values
+
+
+def save(client, visit, complete: bool = False, button: str = "all", **typed):
+    """Press Save (or Complete) on the workspace after typing `typed` over what it shows."""
+    url = f"/visits/{visit.id}"
+    data = {**workspace_values(page_text(client.get(url))), **typed}
+    data["complete" if complete else "save"] = "1" if complete else button
+    return client.post(url, data=data)
+
+
 def client_for(app, user):
     browser = app.test_client()
     sign_in(browser, user)
@@ -253,9 +313,9 @@ def test_call_next_for_a_patient_already_in_my_visit_ties_the_token_to_it(
 
     assert response.headers["Location"].endswith(f"/visits/{visit.id}")
     assert len(visits_of(patient)) == 1
-    url = f"/visits/{visit.id}"
-    response = form_post(client, f"{url}/complete", {}, page=url, follow_redirects=True)
-    assert any(f.startswith("Visit completed.") for f in flashes(page_text(response)))
+    response = save(client, visit, complete=True)
+    page = page_text(client.get(response.headers["Location"]))
+    assert any(f.startswith("Visit completed.") for f in flashes(page))
     assert fresh(Visit, visit.id).status == "COMPLETED"
     token, appointment = fresh(QueueEntry, entry.id), fresh(Appointment, entry.appointment_id)
     assert (token.status, appointment.status) == ("COMPLETED", "COMPLETED")
@@ -350,7 +410,7 @@ def test_vitals_in_fahrenheit_are_stored_in_celsius_with_the_bmi(client, clinic_
     sign_in(client, doctor)
     url = f"/visits/{visit.id}"
 
-    response = form_post(client, f"{url}/vitals", FULL_VITALS, page=url)
+    response = save(client, visit, **FULL_VITALS)
 
     assert response.status_code == 302
     assert response.headers["Location"].endswith(url)
@@ -370,7 +430,7 @@ def test_vitals_in_fahrenheit_are_stored_in_celsius_with_the_bmi(client, clinic_
 def test_a_change_without_the_csrf_token_is_refused(client, clinic_now, doctor):
     visit = start_visit(doctor)
     sign_in(client, doctor)
-    response = client.post(f"/visits/{visit.id}/vitals", data={"pulse": "80"})
+    response = client.post(f"/visits/{visit.id}", data={"pulse": "80", "save": "all"})
     assert response.status_code == 400
     assert fresh(Visit, visit.id).pulse is None
 
@@ -384,9 +444,7 @@ def test_a_vital_emptied_in_the_form_is_cleared(client, clinic_now, doctor):
     page = page_text(client.get(url))
     assert 'value="97"' in field_block(page, "spo2")
 
-    response = form_post(
-        client, f"{url}/vitals", {"weight_kg": "70.00", "spo2": "", "pulse": "88"}, page=url
-    )
+    response = save(client, visit, weight_kg="70.00", spo2="", pulse="88")
 
     assert response.status_code == 302
     assert "Saved." in flashes(page_text(client.get(url)))
@@ -411,8 +469,7 @@ def test_a_clinic_preferring_fahrenheit_sees_fahrenheit(
         r'<option selected value="F">°F</option>', field_block(page, "temperature_unit")
     )
     # Saving the form as shown keeps the stored value.
-    data = {"temperature": "100.4", "temperature_unit": "F"}
-    assert form_post(client, f"{url}/vitals", data, page=url).status_code == 302
+    assert save(client, visit, temperature="100.4", temperature_unit="F").status_code == 302
     assert fresh(Visit, visit.id).temperature_c == Decimal("38.0")
 
     complete_visit(doctor, visit)
@@ -440,10 +497,9 @@ def test_an_implausible_vital_is_shown_beside_its_field_and_nothing_is_saved(
 ):
     visit = start_visit(doctor)
     sign_in(client, doctor)
-    url = f"/visits/{visit.id}"
     data = {"height_cm": "170", "respiratory_rate": "16", **values}
 
-    response = form_post(client, f"{url}/vitals", data, page=url)
+    response = save(client, visit, **data)
 
     assert response.status_code == 422
     page = page_text(response)
@@ -469,7 +525,7 @@ def test_findings_are_saved_with_the_icd10_code_in_capitals(client, clinic_now, 
         "follow_up_date": "2030-01-14",
     }
 
-    response = form_post(client, f"{url}/findings", data, page=url)
+    response = save(client, visit, **data)
 
     assert response.status_code == 302
     page = page_text(client.get(url))
@@ -498,9 +554,9 @@ def test_findings_are_saved_with_the_icd10_code_in_capitals(client, clinic_now, 
             "A date after today, within two years.",
         ),
         (
-            {"icd10_code": "PHARYNX"},
+            {"icd10_code": "J02.7"},
             "icd10_code",
-            "An ICD-10 code such as J06.9, or leave it empty.",
+            "Not a code in the WHO ICD-10 list: give one such as J06.9, or leave it empty.",
         ),
     ],
 )
@@ -509,17 +565,62 @@ def test_a_bad_finding_is_shown_beside_its_field_and_nothing_is_saved(
 ):
     visit = start_visit(doctor)
     sign_in(client, doctor)
-    url = f"/visits/{visit.id}"
     data = {"diagnosis": "Acute pharyngitis", "follow_up_date": "", "icd10_code": "", **values}
 
-    response = form_post(client, f"{url}/findings", data, page=url)
+    response = save(client, visit, **data)
 
     assert response.status_code == 422
     page = page_text(response)
     assert message in field_errors(page, field)
+    assert f'value="{values[field]}"' in field_block(page, field)
+    assert 'value="Acute pharyngitis"' in field_block(page, "diagnosis")
     assert field_errors(page, "diagnosis") == []
     saved = fresh(Visit, visit.id)
     assert (saved.diagnosis, saved.icd10_code, saved.follow_up_date) == (None, None, None)
+
+
+def test_a_diagnosis_typed_in_the_code_field_offers_codes_beside_it(client, clinic_now, doctor):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+
+    response = save(client, visit, diagnosis="Sore throat", icd10_code="pharyngitis")
+
+    assert response.status_code == 422
+    (message,) = field_errors(page_text(response), "icd10_code")
+    assert message.startswith("Not a code in the WHO ICD-10 list")
+    assert "Did you mean: J02.9 Acute pharyngitis, unspecified;" in message
+    assert 'value="pharyngitis"' in field_block(page_text(response), "icd10_code")
+    assert fresh(Visit, visit.id).diagnosis is None
+
+
+def test_a_diagnosis_without_a_code_is_shown_its_codes(client, clinic_now, doctor):
+    visit = start_visit(doctor, diagnosis="Acute pharyngitis")
+    sign_in(client, doctor)
+
+    page = page_text(client.get(f"/visits/{visit.id}"))
+
+    hints = re.search(r'<div class="wide icd10-hints".*?</div>', page, re.S).group(0)
+    assert 'ICD-10 codes for “Acute pharyngitis”: <span class="mono">J02.9</span>' in hints
+    options = re.search(r'<datalist id="icd10-options">.*?</datalist>', page, re.S).group(0)
+    assert '<option value="J02.9">J02.9 Acute pharyngitis, unspecified</option>' in options
+    assert 'list="icd10-options"' in field_block(page, "icd10_code")
+
+    assert save(client, visit, icd10_code="J02.9").status_code == 302
+    assert "icd10-hints" not in page_text(client.get(f"/visits/{visit.id}"))
+
+
+def test_the_icd10_search_answers_json_to_doctors_and_admins(app, client, clinic_now, doctor):
+    sign_in(client, doctor)
+    response = client.get("/visits/icd10?q=pharyngitis")
+    assert response.status_code == 200
+    items = response.json["items"]
+    assert items[0] == {"code": "J02.9", "description": "Acute pharyngitis, unspecified"}
+    assert {"code": "J31.2", "description": "Chronic pharyngitis"} in items
+    assert client.get("/visits/icd10?q=j02").json["items"][0]["code"] == "J02"
+    assert client.get("/visits/icd10?q=").json == {"items": []}
+    assert client_for(app, make_user(Role.ADMIN)).get("/visits/icd10?q=flu").status_code == 200
+    browser = client_for(app, make_user(Role.RECEPTION))
+    assert browser.get("/visits/icd10?q=flu").status_code == 403
 
 
 # ---- notes ---------------------------------------------------------------------------------
@@ -531,14 +632,19 @@ def test_notes_join_the_timeline_and_after_completion_become_addenda(client, cli
     url = f"/visits/{visit.id}"
     assert "No notes yet." in section(page_text(client.get(url)), "notes")
 
-    response = form_post(
-        client, f"{url}/notes", {"category": "SYMPTOM", "text": "Dry cough at night"}, page=url
+    response = save(
+        client, visit, button="note", note_category="SYMPTOM", note_text="Dry cough at night"
     )
 
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"{url}#notes")
     page = page_text(client.get(url))
-    assert "Note added." in flashes(page)
+    assert "Saved." in flashes(page)
+    assert "Dry cough at night</textarea>" not in page  # the box is empty for the next note
+    # Enter in another box presses the form's first button, "Add note": no note, no jump.
+    response = save(client, visit, button="note", pulse="80")
+    assert response.headers["Location"].endswith(url)
+    assert fresh(Visit, visit.id).pulse == 80 and len(fresh(Visit, visit.id).notes) == 1
     notes = section(page, "notes")
     assert '<span class="tag">Symptom</span>' in notes
     assert doctor.full_name in notes and "<p>Dry cough at night</p>" in notes
@@ -571,14 +677,30 @@ def test_notes_join_the_timeline_and_after_completion_become_addenda(client, cli
     ]
 
 
-def test_an_empty_note_is_refused_beside_the_text(client, clinic_now, doctor):
+def test_an_empty_addendum_is_refused_beside_the_text(client, clinic_now, doctor):
     visit = start_visit(doctor)
+    complete_visit(doctor, visit)
     sign_in(client, doctor)
     url = f"/visits/{visit.id}"
     response = form_post(client, f"{url}/notes", {"category": "SYMPTOM", "text": "  "}, page=url)
     assert response.status_code == 422
     assert field_errors(page_text(response), "text")
     assert fresh(Visit, visit.id).notes == []
+
+
+def test_a_note_too_long_is_refused_beside_it_and_the_rest_is_kept(client, clinic_now, doctor):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+
+    response = save(client, visit, diagnosis="Migraine", note_text="x" * 5001)
+
+    assert response.status_code == 422
+    page = page_text(response)
+    assert field_errors(page, "note_text") == ["Write the note (up to 5,000 characters)."]
+    assert 'value="Migraine"' in field_block(page, "diagnosis")
+    assert "x" * 5001 + "</textarea>" in field_block(page, "note_text")
+    saved = fresh(Visit, visit.id)
+    assert (saved.diagnosis, saved.notes) == (None, [])
 
 
 # ---- the prescription builder --------------------------------------------------------------
@@ -670,7 +792,7 @@ def test_adding_a_tablet_computes_the_quantity(client, clinic_now, doctor):
     )
     assert (item.duration_days, item.quantity, item.instructions) == (5, 5, "after food")
     assert f'href="/prescriptions/{prescription.id}">Preview</a>' in rx
-    assert f'href="/prescriptions/{prescription.id}/print">Print (PDF)</a>' in rx
+    assert f'href="/prescriptions/{prescription.id}/print" download>Print (PDF)</a>' in rx
 
 
 def test_a_syrup_without_a_quantity_is_refused_beside_the_quantity(client, clinic_now, doctor):
@@ -719,11 +841,24 @@ def test_the_allergy_warning_needs_a_reason_that_is_then_recorded(client, clinic
     warning = re.search(r'<div class="flash flash-error allergy-warning".*?</div>', page, re.S)
     assert warning, "no allergy warning"
     warning = warning.group(0)
-    assert "Allergy warning." in warning and "Amoxil 500 mg" in warning
-    assert "Amoxil 500 mg: allergy “Penicillin” matches its drug class (Penicillin)" in warning
+    assert "Allergy warning: not added." in warning
+    line = "Allergy: Penicillin — Amoxil 500 mg contains Amoxicillin, class Penicillin."
+    assert f"<li>{line}</li>" in warning
+    assert warning.count("<li>") == 1 and "(Penicillin)" not in warning
+    # The first action offered, and the focused one, is to choose another medicine.
+    after = page[page.index('class="flash flash-error allergy-warning"') :]
+    first = re.search(r"<(button|a)\b[^>]*>[^<]*", after).group(0)
+    assert first == ('<button type="submit" class="primary" autofocus>Choose another medicine'), (
+        first
+    )
+    assert after.count("autofocus") == 1
+    assert f'action="/visits/{visit.id}#mq"' in warning  # back to the medicine search
+    # The override comes second, plainer, with its reason.
+    assert after.index("Choose another medicine") < after.index("Or prescribe it anyway")
     block = field_block(page, "override_reason")
     assert "Reason to go on" in block
-    assert ">Prescribe anyway</button>" in page
+    assert '<button type="submit">Prescribe anyway</button>' in page
+    assert ">Add to prescription</button>" not in page
     assert 'value="TDS"' in field_block(page, "frequency")  # the doctor's entries are kept
     assert prescription_of(visit) is None
     assert audit_payloads("ALLERGY_OVERRIDDEN") == []
@@ -749,6 +884,29 @@ def test_the_allergy_warning_needs_a_reason_that_is_then_recorded(client, clinic
         "drug class",
         "Penicillin",
     )
+
+
+def test_the_medicine_search_marks_what_the_patient_is_allergic_to(client, clinic_now, doctor):
+    meds = make_medicines()
+    patient = make_patient(None, full_name="Meera Nair", allergies=["Penicillin", "Sulfa"])
+    visit = start_visit(doctor, patient)
+    sign_in(client, doctor)
+    url = f"/visits/{visit.id}"
+
+    page = page_text(client.get(f"{url}?mq=in"))  # every medicine has "in" somewhere
+
+    listing = re.search(r'<ul class="plain choices">.*?</ul>', page, re.S).group(0)
+    choices = re.findall(r"<li>.*?</li>", listing, re.S)
+    amoxil = next(c for c in choices if "Amoxil 500 mg" in c)
+    others = [c for c in choices if "Amoxil" not in c]
+    assert len(others) == 2  # Crocin and Benadryl
+    assert '<span class="tag danger allergy-badge">⚠ allergy: Penicillin</span>' in amoxil
+    assert all("allergy" not in c for c in others)
+    page = page_text(client.get(choose_url(visit, meds["amoxil"])))
+    heading = re.search(r"<h3>.*?</h3>", page, re.S).group(0)
+    assert "⚠ allergy: Penicillin" in heading
+    page = page_text(client.get(choose_url(visit, meds["crocin"])))
+    assert "⚠ allergy" not in re.search(r"<h3>.*?</h3>", page, re.S).group(0)
 
 
 def test_removing_one_of_two_medicines(client, clinic_now, doctor):
@@ -778,45 +936,156 @@ def test_removing_one_of_two_medicines(client, clinic_now, doctor):
     assert [(i.position, i.medicine_id, i.quantity) for i in items] == [(1, meds["benadryl"].id, 1)]
 
 
-def test_advice_is_saved_on_the_prescription(client, clinic_now, doctor):
+def test_advice_is_saved_with_the_workspace_form(client, clinic_now, doctor):
     meds = make_medicines()
     visit = start_visit(doctor)
     sign_in(client, doctor)
     url = f"/visits/{visit.id}"
-
-    response = form_post(client, f"{url}/prescription/advice", {"notes": "Rest"}, page=url)
-    assert response.status_code == 302
-    assert "Add a medicine first." in flashes(page_text(client.get(url)))
-    assert 'name="notes"' not in page_text(client.get(url))
+    assert 'name="advice"' not in page_text(client.get(url))  # no prescription yet
 
     add_item(client, visit, meds["crocin"])
-    response = form_post(
-        client, f"{url}/prescription/advice", {"notes": "Plenty of fluids, rest"}, page=url
-    )
+    page = page_text(client.get(url))
+    assert 'form="visit-form"' in field_block(page, "advice")  # in the prescription card
+    response = save(client, visit, advice="Plenty of fluids, rest", diagnosis="Viral fever")
 
     assert response.status_code == 302
     page = page_text(client.get(url))
     assert "Saved." in flashes(page)
-    assert "Plenty of fluids, rest</textarea>" in field_block(page, "notes")
+    assert "Plenty of fluids, rest</textarea>" in field_block(page, "advice")
     assert prescription_of(visit).notes == "Plenty of fluids, rest"
+    assert fresh(Visit, visit.id).diagnosis == "Viral fever"
 
 
-# ---- completing ----------------------------------------------------------------------------
+# ---- one form for the whole workspace ------------------------------------------------------
 
 
-def test_completing_without_a_diagnosis_is_refused(client, clinic_now, doctor):
+def test_the_workspace_is_one_form_with_save_and_complete(client, clinic_now, doctor):
     visit = start_visit(doctor)
     sign_in(client, doctor)
-    url = f"/visits/{visit.id}"
+    page = page_text(client.get(f"/visits/{visit.id}"))
+    forms = re.findall(r'<form method="post" action="/visits/\d+[^"]*"', page)
+    assert forms == [f'<form method="post" action="/visits/{visit.id}"']
+    form = re.search(r'<form [^>]*id="visit-form".*?</form>', page, re.S).group(0)
+    for name in ("pulse", "diagnosis", "icd10_code", "treatment_plan", "note_text"):
+        assert f'name="{name}"' in form, name
+    assert '<button type="submit" name="save" value="all" class="primary">Save</button>' in form
+    assert '<button type="submit" name="complete" value="1">Complete the visit</button>' in form
+    assert f'data-visit-id="{visit.id}"' in form
+    assert '<script src="/static/js/visit.js" defer></script>' in page
 
-    response = form_post(client, f"{url}/complete", {}, page=url)
+
+def test_save_writes_every_section_in_one_go(client, clinic_now, doctor):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+
+    response = save(
+        client,
+        visit,
+        pulse="88",
+        chief_complaint="Sore throat",
+        diagnosis="Acute pharyngitis",
+        icd10_code="j029",
+        follow_up_date="2030-01-14",
+        note_category="OBSERVATION",
+        note_text="Congested throat",
+    )
 
     assert response.status_code == 302
-    assert response.headers["Location"].endswith(url)
-    page = page_text(client.get(url))
-    assert "Record a diagnosis before completing the visit." in flashes(page)
+    saved = fresh(Visit, visit.id)
+    assert (saved.pulse, saved.chief_complaint) == (88, "Sore throat")
+    assert (saved.diagnosis, saved.icd10_code) == ("Acute pharyngitis", "J02.9")
+    assert saved.follow_up_date == date(2030, 1, 14)
+    assert [(n.category, n.text) for n in saved.notes] == [("OBSERVATION", "Congested throat")]
+    assert saved.status == "IN_PROGRESS"
+
+
+def test_complete_after_typing_a_diagnosis_saves_it_and_completes(
+    client, clinic_now, doctor, reception
+):
+    """The issue: typing a diagnosis and pressing Complete used to throw it away and say a
+    diagnosis was needed."""
+    patient = make_patient(None, full_name="Meera Nair")
+    entry = checked_in(doctor, reception, patient)
+    sign_in(client, doctor)
+    form_post(client, "/queue/next", {}, page="/queue/mine")
+    (visit,) = visits_of(patient)
+
+    response = save(
+        client,
+        visit,
+        complete=True,
+        pulse="80",
+        diagnosis="Acute pharyngitis",
+        note_text="Throat congested, no exudate",
+    )
+
+    assert response.status_code == 302
+    page = page_text(client.get(response.headers["Location"]))
+    assert "Visit completed. The next patient can be called." in flashes(page)
+    saved = fresh(Visit, visit.id)
+    assert (saved.status, saved.diagnosis, saved.pulse) == ("COMPLETED", "Acute pharyngitis", 80)
+    assert [n.text for n in saved.notes] == ["Throat congested, no exudate"]
+    # A token that has a visit completes through the visit.
+    assert fresh(QueueEntry, entry.id).status == "COMPLETED"
+    assert fresh(Appointment, entry.appointment_id).status == "COMPLETED"
+
+
+def test_errors_in_several_sections_show_beside_each_field_and_nothing_is_saved(
+    client, clinic_now, doctor
+):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+
+    response = save(
+        client,
+        visit,
+        complete=True,
+        pulse="5",
+        spo2="97",
+        chief_complaint="Sore throat",
+        icd10_code="J02.7",
+        follow_up_date="2030-01-01",
+        note_text="Dry cough",
+    )
+
+    assert response.status_code == 422
+    page = page_text(response)
+    assert "Nothing is saved yet: correct the fields marked below." in page
+    assert field_errors(page, "pulse") == ["Between 20 and 250 beats a minute."]
+    assert field_errors(page, "diagnosis") == ["Record a diagnosis before completing the visit."]
+    assert field_errors(page, "icd10_code")[0].startswith("Not a code in the WHO ICD-10 list")
+    assert field_errors(page, "follow_up_date") == ["A date after today, within two years."]
+    assert field_errors(page, "spo2") == []
+    # Every typed value is still in its box.
+    assert 'value="5"' in field_block(page, "pulse")
+    assert 'value="97"' in field_block(page, "spo2")
+    assert 'value="Sore throat"' in field_block(page, "chief_complaint")
+    assert 'value="J02.7"' in field_block(page, "icd10_code")
+    assert "Dry cough</textarea>" in field_block(page, "note_text")
+    assert 'data-unsaved="1"' in page
+    saved = fresh(Visit, visit.id)
+    assert (saved.status, saved.pulse, saved.spo2, saved.chief_complaint, saved.notes) == (
+        "IN_PROGRESS",
+        None,
+        None,
+        None,
+        [],
+    )
+    assert audit_payloads("VISIT_COMPLETED") == []
+
+
+def test_completing_without_a_diagnosis_shows_it_beside_the_field(client, clinic_now, doctor):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+
+    response = save(client, visit, complete=True, treatment_plan="Rest")
+
+    assert response.status_code == 422
+    page = page_text(response)
+    assert field_errors(page, "diagnosis") == ["Record a diagnosis before completing the visit."]
+    assert "Rest</textarea>" in field_block(page, "treatment_plan")
     assert fresh(Visit, visit.id).status == "IN_PROGRESS"
-    assert f'action="{url}/vitals"' in page
+    assert fresh(Visit, visit.id).treatment_plan is None
     assert audit_payloads("VISIT_COMPLETED") == []
 
 
@@ -831,29 +1100,19 @@ def test_completing_the_called_visit_makes_it_read_only_and_completes_the_token(
     url = response.headers["Location"]
     (visit,) = visits_of(patient)
     assert url.endswith(f"/visits/{visit.id}")
-    form_post(
-        client,
-        f"{url}/vitals",
-        {"pulse": "80", "temperature": "37.2", "temperature_unit": "C"},
-        page=url,
-    )
-    form_post(
-        client,
-        f"{url}/findings",
-        {"diagnosis": "Acute pharyngitis", "icd10_code": "J02.9"},
-        page=url,
-    )
+    save(client, visit, pulse="80", temperature="37.2", temperature_unit="C")
     add_item(client, visit, meds["crocin"])
 
-    response = form_post(client, f"{url}/complete", {}, page=url)
+    response = save(client, visit, complete=True, diagnosis="Acute pharyngitis", icd10_code="J02.9")
 
     assert response.status_code == 302
     page = page_text(client.get(url))
     assert any(f.startswith("Visit completed.") for f in flashes(page))
     assert '<span class="tag done">Completed</span>' in page
-    for action in ("vitals", "findings", "complete", "prescription/items", "prescription/advice"):
-        assert f'action="/visits/{visit.id}/{action}"' not in page
-    assert 'name="mq"' not in page
+    assert f'action="/visits/{visit.id}"' not in page and 'name="complete"' not in page
+    assert f'action="/visits/{visit.id}/prescription/items"' not in page
+    assert 'name="mq"' not in page and 'name="advice"' not in page
+    assert f'data-visit-done="{visit.id}"' in page  # the browser drops its draft
     assert "Pulse 80" in page and "Temp 37.2 °C" in page
     assert "Acute pharyngitis" in page and "J02.9" in page
     saved = fresh(Visit, visit.id)
@@ -863,11 +1122,14 @@ def test_completing_the_called_visit_makes_it_read_only_and_completes_the_token(
     assert len(audit_payloads("VISIT_COMPLETED")) == 1
 
     # The read-only visit refuses changes sent anyway.
-    response = form_post(client, f"{url}/vitals", {"pulse": "95"}, page=url, follow_redirects=True)
+    data = {"pulse": "95", "diagnosis": "Flu", "save": "all"}
+    response = form_post(client, url, data, page=url, follow_redirects=True)
     assert "This visit is completed; add an addendum note instead." in flashes(page_text(response))
     assert fresh(Visit, visit.id).pulse == 80
-    response = form_post(client, f"{url}/complete", {}, page=url, follow_redirects=True)
-    assert "This visit is already completed." in flashes(page_text(response))
+    data = {"diagnosis": "Flu", "complete": "1"}
+    response = form_post(client, url, data, page=url, follow_redirects=True)
+    assert "This visit is completed; add an addendum note instead." in flashes(page_text(response))
+    assert fresh(Visit, visit.id).diagnosis == "Acute pharyngitis"
 
 
 # ---- who may read and change ---------------------------------------------------------------
@@ -881,7 +1143,7 @@ def test_reception_and_pharmacist_cannot_open_a_visit(app, clinic_now, doctor, r
     url = f"/visits/{visit.id}"
     assert browser.get(url).status_code == 403
     assert browser.get(choose_url(visit, meds["crocin"])).status_code == 403
-    response = form_post(browser, f"{url}/vitals", {"pulse": "80"}, page="/patients/")
+    response = form_post(browser, url, {"pulse": "80", "save": "all"}, page="/patients/")
     assert response.status_code == 403
     response = form_post(
         browser, f"{url}/notes", {"category": "SYMPTOM", "text": "x"}, page="/patients/"
@@ -916,13 +1178,13 @@ def test_another_doctor_reads_the_visit_but_cannot_change_it(app, clinic_now, do
     page = page_text(response)
     assert "<h1>Meera Nair</h1>" in page and "Acute pharyngitis" in page and "Crocin" in page
     assert "Pulse 80" in page
-    assert f'action="{url}/' not in page  # no form posts to the visit
+    assert f'action="{url}/' not in page and f'action="{url}"' not in page  # no form posts
     assert 'name="mq"' not in page and ">Remove</button>" not in page
     assert browser.get(choose_url(visit, meds["amoxil"])).status_code == 200
 
     refusals = [
-        (f"{url}/vitals", {"pulse": "120"}, "Only the visit's doctor changes it."),
-        (f"{url}/findings", {"diagnosis": "Flu"}, "Only the visit's doctor changes it."),
+        (url, {"pulse": "120", "save": "all"}, "Only the visit's doctor changes it."),
+        (url, {"diagnosis": "Flu", "complete": "1"}, "Only the visit's doctor changes it."),
         (f"{url}/notes", {"category": "SYMPTOM", "text": "Mine"}, "Only the visit's doctor"),
         (
             f"{url}/prescription/items",
@@ -930,8 +1192,6 @@ def test_another_doctor_reads_the_visit_but_cannot_change_it(app, clinic_now, do
             "Only the visit's doctor prescribes on it.",
         ),
         (f"{url}/prescription/items/1/remove", {}, "Only the visit's doctor prescribes on it."),
-        (f"{url}/prescription/advice", {"notes": "x"}, "Only the visit's doctor prescribes on it."),
-        (f"{url}/complete", {}, "Only the visit's doctor changes it."),
     ]
     for post_url, data, message in refusals:
         response = form_post(browser, post_url, data, page=url)
@@ -960,10 +1220,10 @@ def test_admin_reads_a_visit_but_cannot_change_it(app, clinic_now, doctor, admin
     assert response.status_code == 200
     page = page_text(response)
     assert "<h1>Meera Nair</h1>" in page and "Acute pharyngitis" in page
-    assert f'action="{url}/' not in page
-    response = form_post(browser, f"{url}/findings", {"diagnosis": "Flu"}, page=url)
+    assert f'action="{url}/' not in page and f'action="{url}"' not in page
+    response = form_post(browser, url, {"diagnosis": "Flu", "save": "all"}, page=url)
     assert response.status_code == 403
-    response = form_post(browser, f"{url}/complete", {}, page=url)
+    response = form_post(browser, url, {"diagnosis": "Flu", "complete": "1"}, page=url)
     assert response.status_code == 403
     saved = fresh(Visit, visit.id)
     assert (saved.status, saved.diagnosis) == ("IN_PROGRESS", "Acute pharyngitis")
