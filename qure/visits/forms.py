@@ -9,6 +9,7 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from qure.core import clock
 from qure.visits.models import NOTE_CATEGORIES
 
 
@@ -72,7 +73,9 @@ class WorkspaceForm(FlaskForm):
         render_kw={"autocomplete": "off", "list": "icd10-options", "spellcheck": "false"},
     )
     treatment_plan = TextAreaField("Treatment plan")
-    follow_up_date = StringField("Follow-up", render_kw={"type": "date"})
+    follow_up_date = StringField(
+        "Follow-up", render_kw={"placeholder": "DD Mon YYYY", "autocomplete": "off", "size": 12}
+    )
     note_category = SelectField("Note category", choices=CATEGORY_CHOICES, validate_choice=False)
     note_text = TextAreaField("New note", description="Saved with the rest of the visit.")
     # Shown in the prescription card, outside the <form> element: joined to it by id.
@@ -110,7 +113,7 @@ class WorkspaceForm(FlaskForm):
         for name in FINDING_NAMES:
             value = getattr(visit, name)
             is_date = name == "follow_up_date" and value is not None
-            getattr(self, name).data = value.isoformat() if is_date else value
+            getattr(self, name).data = clock.format_day(value) if is_date else value
         self.advice.data = prescription.notes if prescription is not None else None
 
 

@@ -47,6 +47,7 @@ TEXT_FIELDS = {
     "diagnosis": 500,
     "treatment_plan": 5000,
 }
+BAD_DAY = "Use a date such as 02 Dec 2026 (or 2026-12-02)."
 FIELDS = ("vitals", *TEXT_FIELDS, "icd10_code", "follow_up_date")
 NOT_A_CODE = "Not a code in the WHO ICD-10 list: give one such as J06.9, or leave it empty."
 DIAGNOSIS_NEEDED = "Record a diagnosis before completing the visit."
@@ -402,15 +403,15 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         out["icd10_code"] = code
     if "follow_up_date" in data:
         when = data.get("follow_up_date")
-        if isinstance(when, str) and when:
+        if isinstance(when, str) and when.strip():
             try:
-                when = date.fromisoformat(when)
+                when = clock.parse_day(when)
             except ValueError:
-                errors["follow_up_date"] = "Use a date as YYYY-MM-DD."
+                errors["follow_up_date"] = BAD_DAY
                 when = None
         today = clock.today()
         if when not in (None, "") and not isinstance(when, date):
-            errors.setdefault("follow_up_date", "Use a date as YYYY-MM-DD.")
+            errors.setdefault("follow_up_date", BAD_DAY)
             when = None
         elif isinstance(when, date) and not today < when <= today + timedelta(days=730):
             errors["follow_up_date"] = "A date after today, within two years."

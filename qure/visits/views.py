@@ -30,7 +30,6 @@ from qure.core.errors import Conflict, DomainError, InvalidInput
 from qure.core.forms import ActionForm, attach_errors, small_int
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
-from qure.patients import service as patients
 from qure.pharmacy import service as pharmacy
 from qure.prescriptions import service as prescriptions
 from qure.prescriptions.allergy import allergy_matches, warning
@@ -72,7 +71,6 @@ def _workspace(visit, status: int = 200, **forms):
         "visits/workspace.html",
         visit=visit,
         patient=patient,
-        age=patients.age(patient),
         history=history,
         prescription=prescription,
         rx=prescriptions.plain(prescription) if prescription else None,
