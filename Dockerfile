@@ -10,11 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000
 
-# Pango, HarfBuzz and fonts for WeasyPrint (printed prescriptions and receipts).
+# Pango and HarfBuzz for WeasyPrint (printed prescriptions and receipts). The PDFs' fonts
+# ship in qure/static/fonts/ (copied with qure/ below); DejaVu is only the fallback for a
+# character they lack.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
-      fonts-dejavu-core fonts-lohit-deva fonts-noto-core shared-mime-info \
+      fonts-dejavu-core shared-mime-info \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

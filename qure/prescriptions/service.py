@@ -393,13 +393,47 @@ def remove_item(actor: User, prescription_id: int, position: int) -> Prescriptio
 
 # ---- printing --------------------------------------------------------------------------
 
+# What a dose and a quantity of each dosage form count, (singular, plural), as printed. A
+# dose of an injection or of "other" has no unit the form alone can tell (a vial, millilitres
+# and insulin units are all written "1"), so it prints bare.
+ML = ("ml", "ml")
+UNITS: dict[str, tuple[tuple[str, str] | None, tuple[str, str]]] = {
+    "TABLET": (("tab", "tabs"), ("tab", "tabs")),
+    "CAPSULE": (("cap", "caps"), ("cap", "caps")),
+    "SYRUP": (ML, ("bottle", "bottles")),
+    "SUSPENSION": (ML, ("bottle", "bottles")),
+    "DROPS": (("drop", "drops"), ("bottle", "bottles")),
+    "INHALER": (("puff", "puffs"), ("inhaler", "inhalers")),
+    "OINTMENT": (("appl.", "appl."), ("tube", "tubes")),
+    "CREAM": (("appl.", "appl."), ("tube", "tubes")),
+    "INJECTION": (None, ("vial", "vials")),
+    "OTHER": (None, ("pack", "packs")),
+}
+
+
+def in_units(amount: Decimal | int, dosage_form: str, packs: bool = False) -> str:
+    """An amount with the unit its dosage form counts in: a dose ("½ tab", "2 tabs", "2.5
+    ml", "2 puffs") or, with `packs`, the quantity to dispense ("9 tabs", "1 bottle").
+    Counted doses say halves with ½, millilitres as decimals; a dose whose unit the form
+    does not tell prints bare ("1"). Raises nothing."""
+    dose_unit, pack_unit = UNITS[dosage_form]
+    unit = pack_unit if packs else dose_unit
+    value = Decimal(amount)
+    words = _short(value) if unit == ML else dosing.dose_words(value)
+    if unit is None:
+        return words
+    return f"{words} {unit[0] if value <= 1 else unit[1]}"
+
 
 def print_values(prescription: Prescription) -> dict[str, Any]:
-    """Everything the printed prescription shows, as plain values."""
+    """Everything the printed prescription shows, as plain values: the temperature in the
+    clinic's unit (`TEMPERATURE_UNIT`), doses and quantities with their units, and the
+    findings as the visit records them (complaint, since when, the examination notes)."""
     from qure.patients import service as patients
 
     visit, patient, doctor = prescription.visit, prescription.patient, prescription.doctor
     config = current_app.config
+    rx = plain(prescription)
     return {
         "clinic": {
             "name": config["CLINIC_NAME"],
@@ -424,17 +458,40 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
             "bp": f"{visit.bp_systolic}/{visit.bp_diastolic} mmHg"
             if visit.bp_systolic and visit.bp_diastolic
             else None,
-            "temperature": f"{visit.temperature_c} °C" if visit.temperature_c else None,
+            "temperature": _temperature(visit.temperature_c, config["TEMPERATURE_UNIT"]),
             "pulse": f"{visit.pulse} /min" if visit.pulse else None,
             "spo2": f"{visit.spo2} %" if visit.spo2 else None,
             "weight": f"{_short(visit.weight_kg)} kg" if visit.weight_kg else None,
             "bmi": visits.bmi(visit),
         },
+        "findings": {
+            "complaint": visit.chief_complaint,
+            "since": visit.symptom_duration,
+            "examination": [n.text for n in visit.notes if n.category == "OBSERVATION"],
+        },
         "diagnosis": visit.diagnosis,
         "icd10_code": visit.icd10_code,
         "follow_up_date": visit.follow_up_date,
-        **plain(prescription),
+        **rx,
+        "items": [_printed_item(item) for item in rx["items"]],
     }
+
+
+def _printed_item(item: dict[str, Any]) -> dict[str, Any]:
+    form = item["medicine"]["dosage_form"]
+    return {
+        **item,
+        "dose_text": in_units(item["dose"], form),
+        "quantity_text": in_units(item["quantity"], form, packs=True),
+    }
+
+
+def _temperature(celsius: Decimal | None, unit: str) -> str | None:
+    if not celsius:
+        return None
+    if unit.strip().upper() == "F":
+        return f"{visits.fahrenheit(celsius)} °F"
+    return f"{celsius} °C"
 
 
 def _short(value: Decimal) -> str:

@@ -1,7 +1,8 @@
 """Browser tests: the app served on a real port, driven by the system Chromium (Playwright).
 
-Chromium comes from the Debian package (`apt-get install chromium`, done by .ci/run);
-Playwright never downloads a browser. Tests here are marked `e2e` and commit for real.
+Chromium comes from the system (Debian's `chromium`, which `make test` installs when it
+can; or any Chromium named by CHROMIUM_PATH); Playwright never downloads a browser. Tests
+here are marked `e2e` and commit for real.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def _chromium() -> str:
     )
     if not path:
         pytest.fail(
-            "Chromium is not installed: run `sudo apt-get install chromium` (or set "
-            "CHROMIUM_PATH). .ci/run installs it."
+            "Chromium is not installed: run `make system-test` (or `sudo apt-get install "
+            "chromium`), or set CHROMIUM_PATH."
         )
     return path
 

@@ -1,11 +1,18 @@
 """The printed prescription (SPEC section 6): an A5 PDF with everything the pharmacist and
-the patient need, made from the app's own static files only (no network, no `file://`),
-legible in Devanagari."""
+the patient need (generic names in capitals, units on doses and quantities, the complaint
+and findings, the temperature in the clinic's unit), made from the app's own static files
+only (no network, no `file://`), in the fonts the app ships, legible in Devanagari on a
+machine with no fonts of its own."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import date
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
@@ -18,6 +25,7 @@ from qure.core import pdf as core_pdf
 from qure.core.db import commit
 from qure.core.pdf import STATIC_BASE, StaticOnlyFetcher
 from qure.core.roles import Role
+from qure.pharmacy.models import DOSAGE_FORMS
 from qure.prescriptions import service
 from qure.visits import service as visits
 from tests.helpers import bearer, make_patient, make_user
@@ -26,7 +34,10 @@ from tests.prescriptions.test_service import item, make_medicines, start_visit
 URL = "/api/v1/prescriptions"
 A5 = (419.53, 595.28)  # 148 mm x 210 mm in points
 PASSWD_LINE = "root:x:0:0"
+ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = {
+    "chief_complaint": "Cough and fever",
+    "symptom_duration": "5 days",
     "diagnosis": "Acute bronchitis",
     "icd10_code": "J20.9",
     "follow_up_date": "2030-01-14",
@@ -49,6 +60,12 @@ def pdf_text(data: bytes) -> str:
     """The text of every page, whitespace runs made single spaces (lines wrap anywhere)."""
     reader = PdfReader(BytesIO(data))
     return " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+
+
+def pdf_lines(data: bytes) -> list[str]:
+    """Every printed line of every page, as text extraction finds them."""
+    reader = PdfReader(BytesIO(data))
+    return [line.strip() for page in reader.pages for line in page.extract_text().splitlines()]
 
 
 def squeezed(text: str) -> str:
@@ -152,6 +169,8 @@ def patient(reception):
 def printed(physician, patient, meds):
     """A prescription with every part the print shows."""
     visit = start_visit(physician, patient, **FINDINGS)
+    finding = {"category": "OBSERVATION", "text": "Wheeze over both lungs"}
+    visits.add_note(physician, visit.id, finding)
     prescription = service.create(
         physician,
         {
@@ -159,6 +178,7 @@ def printed(physician, patient, meds):
             "notes": "Plenty of warm fluids",
             "items": [
                 item(meds["amoxil"], dose=0.5, frequency="1-0-1", instructions="after food"),
+                item(meds["augmentin"], dose=1, frequency="BD"),
                 item(meds["crocin"], dose=1, frequency="TDS", duration_days=3),
                 item(meds["benadryl"], dose=5, frequency="HS", quantity=1, route="oral"),
                 item(meds["asthalin"], dose=2, frequency="SOS", duration_days=30, quantity=1),
@@ -202,26 +222,30 @@ def test_the_print_carries_everything_the_spec_lists(client, reception, printed,
         "Female",
         f"MRN {patient.mrn}",
         "Allergies: Sulfa, Dust mites",
-        # vitals and diagnosis
+        # vitals, complaint, findings and diagnosis
         "BP 130/85 mmHg",
-        "37.8 °C",
+        "Temp 37.8 °C",
         "Pulse 88",
         "SpO₂ 98",
         "Weight 70 kg",
         "BMI 24.2",
-        "Acute bronchitis (J20.9)",
-        # the medicines: strength and form, dose, frequency in words, days, quantity
-        "Amoxil 500 mg capsule",
-        "Amoxicillin",
+        "Complaint: Cough and fever (since 5 days)",
+        "Findings: Wheeze over both lungs",
+        "Diagnosis: Acute bronchitis (J20.9)",
+        # the medicines: the generic name in capitals, the brand with strength and form
+        # below it, dose and quantity with units, frequency in words, days
+        "AMOXICILLIN Amoxil 500 mg capsule",
         "after food",
-        "½ 1-0-1: morning and night 5 5",
-        "Crocin 500 mg tablet",
-        "1 TDS: three times a day 3 9",
-        "Benadryl 12.5 mg/5 ml syrup",
+        "½ cap 1-0-1: morning and night 5 5 caps",
+        "AMOXICILLIN + CLAVULANIC ACID Augmentin 625 mg tablet",
+        "1 tab BD: twice a day 5 10 tabs",
+        "PARACETAMOL Crocin 500 mg tablet",
+        "1 tab TDS: three times a day 3 9 tabs",
+        "DIPHENHYDRAMINE Benadryl 12.5 mg/5 ml syrup",
         "Route: oral",
-        "5 HS: at night 5 1",
-        "Asthalin 100 mcg inhaler",
-        "2 SOS: when needed 30 1",
+        "5 ml HS: at night 5 1 bottle",
+        "SALBUTAMOL Asthalin 100 mcg inhaler",
+        "2 puffs SOS: when needed 30 1 inhaler",
         # advice, follow-up, signature, page numbers
         "Plenty of warm fluids",
         "Follow-up: 14 Jan 2030",
@@ -230,6 +254,61 @@ def test_the_print_carries_everything_the_spec_lists(client, reception, printed,
     ]
     missing = [part for part in expected if part not in text]
     assert not missing, f"missing {missing} from:\n{text}"
+    assert "Amoxicillin + Clavulanic Acid" not in text
+
+
+def test_the_temperature_prints_in_the_clinics_unit(app, client, reception, printed, monkeypatch):
+    monkeypatch.setitem(app.config, "TEMPERATURE_UNIT", "F")
+    text = pdf_text(pdf_of(print_as(client, reception, printed.id)))
+    assert "Temp 100.0 °F" in text  # 37.8 °C
+    assert "°C" not in text
+
+
+def test_registration_numbers_never_break_across_lines(client, reception, patient, meds):
+    """A number split as "2011/04567 (Maharashtra" and "Medical Council)" reads as two."""
+    number = "2011/04567 (Maharashtra Medical Council)"
+    doctor = make_user(Role.DOCTOR, full_name="Dr Anil Deshpande", registration_number=number)
+    visit = start_visit(doctor, patient)
+    prescription = service.create(doctor, {"visit_id": visit.id, "items": [item(meds["crocin"])]})
+    commit()
+    lines = pdf_lines(pdf_of(print_as(client, reception, prescription.id)))
+    for unbroken in (number, "Clinic reg. MH/PMC/2024/0001"):
+        assert any(unbroken in line for line in lines), (unbroken, lines)
+
+
+@pytest.mark.parametrize(
+    ("amount", "form", "packs", "printed"),
+    [
+        (Decimal("0.5"), "TABLET", False, "½ tab"),
+        (Decimal("1"), "TABLET", False, "1 tab"),
+        (Decimal("1.5"), "TABLET", False, "1½ tabs"),
+        (9, "TABLET", True, "9 tabs"),
+        (1, "TABLET", True, "1 tab"),
+        (Decimal("1"), "CAPSULE", False, "1 cap"),
+        (14, "CAPSULE", True, "14 caps"),
+        (Decimal("2.5"), "SYRUP", False, "2.5 ml"),
+        (Decimal("10"), "SUSPENSION", False, "10 ml"),
+        (1, "SYRUP", True, "1 bottle"),
+        (2, "SUSPENSION", True, "2 bottles"),
+        (Decimal("2"), "DROPS", False, "2 drops"),
+        (Decimal("1"), "DROPS", False, "1 drop"),
+        (1, "DROPS", True, "1 bottle"),
+        (Decimal("2"), "INHALER", False, "2 puffs"),
+        (1, "INHALER", True, "1 inhaler"),
+        (Decimal("1"), "OINTMENT", False, "1 appl."),
+        (2, "CREAM", True, "2 tubes"),
+        (Decimal("1"), "INJECTION", False, "1"),
+        (5, "INJECTION", True, "5 vials"),
+        (Decimal("0.25"), "OTHER", False, "0.25"),
+        (3, "OTHER", True, "3 packs"),
+    ],
+)
+def test_doses_and_quantities_carry_their_forms_unit(amount, form, packs, printed):
+    assert service.in_units(amount, form, packs=packs) == printed
+
+
+def test_every_dosage_form_has_units():
+    assert set(service.UNITS) == set(DOSAGE_FORMS)
 
 
 def test_the_print_is_one_a5_page(client, pharmacist, printed):
@@ -412,10 +491,22 @@ def test_the_fetcher_is_what_weasyprint_calls(fetcher):
     assert fetcher(STATIC_BASE + "css/pdf.css").read()
 
 
-# ---- Devanagari -------------------------------------------------------------------------------
+# ---- fonts: shipped with the app -------------------------------------------------------------
+
+SHIPPED = {
+    "Qure-Noto-Sans",
+    "Qure-Noto-Sans-Bold",
+    "Qure-Noto-Sans-Devanagari",
+    "Qure-Noto-Sans-Devanagari-Bold",
+}
 
 
-def test_a_devanagari_name_prints_legibly(client, reception, physician, meds):
+def base_names(fonts: list[str]) -> set[str]:
+    """The font names without their subset tag: "/ABCDEF+Qure-Noto-Sans" -> "Qure-Noto-Sans"."""
+    return {font.lstrip("/").split("+")[-1] for font in fonts}
+
+
+def test_a_devanagari_name_prints_in_the_shipped_font(client, reception, physician, meds):
     name = "राम कुमार"
     visit = start_visit(physician, make_patient(full_name=name, sex="M"))
     prescription = service.create(
@@ -424,6 +515,55 @@ def test_a_devanagari_name_prints_legibly(client, reception, physician, meds):
     commit()
     data = pdf_of(print_as(client, reception, prescription.id))
     assert squeezed(name) in squeezed(pdf_text(data))
-    fonts = font_names(data)
-    # DejaVu draws the Latin text but has no Devanagari: a Devanagari face must be embedded.
-    assert any("Lohit" in font or "Noto" in font for font in fonts), fonts
+    fonts = base_names(font_names(data))
+    # Every glyph comes from the fonts under static/fonts/, none from the system's.
+    assert any("NotoSansDevanagari" in font.replace("-", "") for font in fonts), fonts
+    assert fonts <= SHIPPED, fonts
+
+
+NO_SYSTEM_FONTS = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig><cachedir>{cache}</cachedir></fontconfig>
+"""
+RENDER_WITHOUT_FONTS = """
+import json, sys
+from datetime import date
+from qure import create_app
+from qure.core.pdf import render_pdf
+app = create_app({"TESTING": True, "QURE_ENV": "testing", "SECRET_KEY": "x" * 64})
+values = json.loads(sys.argv[1])
+with app.test_request_context():
+    pdf = render_pdf("pdf/prescription.html", date=date(2030, 1, 7), **values)
+sys.stdout.buffer.write(pdf)
+"""
+
+
+def test_the_print_needs_no_system_fonts(tmp_path):
+    """Rendered where fontconfig knows no font at all, the prescription still prints its
+    Latin and Devanagari text, in the shipped fonts."""
+    (tmp_path / "fonts.conf").write_text(NO_SYSTEM_FONTS.format(cache=tmp_path / "cache"))
+    values = {
+        "clinic": {"name": "Qure Clinic", "address": "", "phone": "", "registration": ""},
+        "doctor": {"full_name": "Dr Meera Kulkarni", "registration_number": "MMC-2011-04567"},
+        "patient": {"full_name": "राम कुमार", "age": 40, "sex": "Male", "mrn": "QC-000001"},
+        "vitals": {},
+        "findings": {},
+        "items": [],
+    }
+    env = {**os.environ, "FONTCONFIG_FILE": str(tmp_path / "fonts.conf")}
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER_WITHOUT_FONTS, json.dumps(values)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"No fonts configured" in done.stderr  # the system really has none
+    data = done.stdout
+    assert squeezed("राम कुमार") in squeezed(pdf_text(data))
+    assert "MMC-2011-04567" in pdf_text(data)
+    fonts = base_names(font_names(data))
+    assert fonts <= SHIPPED, fonts
+    assert any("NotoSansDevanagari" in font.replace("-", "") for font in fonts), fonts
