@@ -17,6 +17,7 @@ from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import service as pharmacy
 from qure.queue import service as queue
+from qure.visits import service as visits
 from qure.visits.models import Visit
 from tests.e2e.test_front_desk import sign_in
 from tests.helpers import PASSWORD, make_appointment, make_patient, make_slots, make_user
@@ -187,3 +188,24 @@ def test_complete_saves_what_was_typed_and_a_draft_survives_a_reload(page, app, 
         assert (saved.diagnosis, saved.icd10_code) == ("Acute pharyngitis", "J02.9")
         assert [n.text for n in saved.notes] == ["Throat congested"]
         assert queue.get_token(1).status == "COMPLETED"
+
+
+def test_signing_out_leaves_no_draft_in_a_shared_browser(page, app, morning_clinic):
+    with app.app_context():
+        doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
+        patient = make_patient(full_name="Asha Menon")
+        visit = visits.start(doctor, {"patient_id": patient.id})
+        commit()
+        login, visit_id = doctor.username, visit.id
+
+    sign_in(page, login, PASSWORD)
+    page.goto(f"/visits/{visit_id}")
+    page.get_by_label("Diagnosis").click()
+    page.keyboard.type("Suspected tuberculosis")
+    key = f"qure.visit-draft.{visit_id}"
+    assert "Suspected tuberculosis" in page.evaluate(f"localStorage.getItem('{key}')")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.wait_for_function(f"localStorage.getItem('{key}') === null")
