@@ -20,6 +20,7 @@ from qure.extensions import db, redis_store
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
+from qure.visits import service as visits
 from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
@@ -350,11 +351,11 @@ def test_walk_in_without_a_patient_asks_for_one(client, clinic_now, reception, d
 # ---- the queue -------------------------------------------------------------------------------
 
 
-def test_queue_lists_waiting_tokens_with_first_names_only(client, clinic_now, reception):
+def test_queue_lists_waiting_tokens_with_full_names(client, clinic_now, reception):
     doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
-    meera, priya = booked_day(doctor, "Meera Devi Nair", "Priya Sharma")
+    first, second = booked_day(doctor, "Priya Sharma", "Priya Menon")
     walker = make_patient(None, full_name="Ravi Walker")
-    checked_in(reception, meera, priya)
+    checked_in(reception, first, second)
     with clock.fixed(later(5)):
         queue.walk_in(reception, {"patient_id": walker.id, "doctor_id": doctor.id})
         db.session.commit()
@@ -365,17 +366,30 @@ def test_queue_lists_waiting_tokens_with_first_names_only(client, clinic_now, re
     page = page_text(response)
     assert "<h2>Anil Kumar</h2>" in page
     assert "3 waiting · 0 seen · 0 no-show" in page
+    # Two Priyas in one queue: the desk tells them apart by their full names.
     assert waiting_rows(page) == [
-        ("1", "001", "Meera", "Appointment", "12"),
-        ("2", "002", "Priya", "Appointment", "12"),
-        ("3", "003", "Ravi", "Walk-in", "7"),
+        ("1", "001", "Priya Sharma", "Appointment", "12"),
+        ("2", "002", "Priya Menon", "Appointment", "12"),
+        ("3", "003", "Ravi Walker", "Walk-in", "7"),
     ]
-    for full in ("Meera Devi Nair", "Priya Sharma", "Ravi Walker"):
-        assert full not in page
     assert 'action="/queue/next"' not in page  # Call next is for admins and doctors
     assert page.count(">Skip</button>") == 3
-    assert page.count(">No-show</button>") == 3
+    assert page.count(">No-show…</a>") == 3
     assert page.count(">Urgent</button>") == 3
+
+
+def test_the_queue_names_the_patient_with_the_doctor_in_full(client, clinic_now, reception):
+    doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    first, second = booked_day(doctor, "Priya Sharma", "Priya Menon")
+    checked_in(reception, first, second)
+    queue.call_next(doctor)
+    queue.set_status(reception, 2, "SKIPPED")
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/"))
+    assert re.search(r'Now with the doctor:\s*<strong class="mono">001</strong> Priya Sharma', page)
+    skipped = re.search(r"<h4>Skipped</h4>.*?</ul>", page, re.S).group(0)
+    assert "002</span> Priya Menon" in skipped
 
 
 def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception, doctor):
@@ -391,7 +405,8 @@ def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception
     assert "Token 001: skipped." in flashes(page)
     assert [row[1] for row in waiting_rows(page)] == ["002"]
     skipped = re.search(r"<h4>Skipped</h4>.*?</ul>", page, re.S).group(0)
-    assert "001" in skipped and "Meera" in skipped and ">Recall</button>" in skipped
+    assert "001" in skipped and "Meera Nair" in skipped and ">Recall</button>" in skipped
+    assert 'href="/queue/1/no-show?back=queue.index">No-show…</a>' in skipped
     assert entry(1).status == "SKIPPED"
     assert appointment_status(meera.id) == "CHECKED_IN"
 
@@ -410,19 +425,65 @@ def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception
     assert "<h4>Skipped</h4>" not in page
     assert entry(1).status == "WAITING"
 
+    # No-show asks for confirmation and a reason on its own page.
+    page = page_text(client.get("/queue/"))
+    assert 'href="/queue/2/no-show?back=queue.index">No-show…</a>' in page
+    confirm = client.get("/queue/2/no-show?back=queue.index")
+    assert confirm.status_code == 200
+    page = page_text(confirm)
+    assert "Mark token 002 a no-show?" in page and "Priya Sharma" in page
+    assert 'href="/queue/">Keep in the queue</a>' in page
+    assert entry(2).status == "WAITING"
+
+    confirm_url = "/queue/2/no-show"
+    response = form_post(client, confirm_url, {"reason": " ", **back}, page=confirm_url)
+    assert response.status_code == 422
+    assert "Say why the patient is a no-show." in field_block(page_text(response), "reason")
+    assert entry(2).status == "WAITING"
+
     response = form_post(
         client,
-        "/queue/2/status",
-        {"status": "NO_SHOW", **back},
-        page="/queue/",
+        confirm_url,
+        {"reason": "Called twice, not in the waiting room", **back},
+        page=confirm_url,
         follow_redirects=True,
     )
     page = page_text(response)
     assert "Token 002: no show." in flashes(page)
     assert [row[1] for row in waiting_rows(page)] == ["001"]
     assert "1 waiting · 0 seen · 1 no-show" in page
-    assert entry(2).status == "NO_SHOW"
+    token = entry(2)
+    assert (token.status, token.no_show_reason) == (
+        "NO_SHOW",
+        "Called twice, not in the waiting room",
+    )
     assert appointment_status(priya.id) == "NO_SHOW"
+
+
+def test_a_no_show_without_confirmation_goes_to_the_confirm_page(
+    client, clinic_now, reception, doctor
+):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    response = form_post(
+        client, "/queue/1/status", {"status": "NO_SHOW", "back": "queue.index"}, page="/queue/"
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/1/no-show?back=queue.index")
+    assert entry(1).status == "WAITING"
+
+
+def test_the_no_show_page_of_a_token_that_moved_on_says_so(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    queue.call_next(doctor)
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/1/no-show"))
+    assert "This token is with doctor; it cannot become a no-show." in page
+    assert "Mark no-show</button>" not in page
+    assert client.get("/queue/9/no-show").status_code == 404
 
 
 def test_reception_marks_a_token_urgent(client, clinic_now, reception, doctor):
@@ -521,9 +582,15 @@ def test_pharmacist_sees_the_queue_without_action_buttons(client, clinic_now, ph
     response = client.get("/queue/")
     assert response.status_code == 200
     page = page_text(response)
-    assert [row[:4] for row in waiting_rows(page)] == [("1", "001", "Meera", "Appointment")]
+    assert [row[:4] for row in waiting_rows(page)] == [("1", "001", "Meera Nair", "Appointment")]
     assert page.count("<button") == 1  # only Sign out, in the header
-    for absent in ("/queue/1/status", "/queue/1/urgent", "/queue/next", "<h4>Skipped</h4>"):
+    for absent in (
+        "/queue/1/status",
+        "/queue/1/urgent",
+        "/queue/1/no-show",
+        "/queue/next",
+        "<h4>Skipped</h4>",
+    ):
         assert absent not in page, absent
     assert "Check in / walk-in" not in page
     token = csrf_token(client, "/queue/")
@@ -561,9 +628,12 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert appointment_status(meera.id) == "IN_CONSULTATION"
 
     page = page_text(client.get("/queue/mine"))
-    current = re.search(r'<section class="card current">.*?</section>', page, re.S).group(0)
-    assert "001" in current and "Meera Nair" in current
-    assert ">Complete</button>" in current
+    current = re.search(r'<section class="card current"[^>]*>.*?</section>', page, re.S).group(0)
+    assert "001" in current
+    # The name and the button open the visit: the token completes only through it.
+    assert f'<a href="/visits/{visit.id}"><strong>Meera Nair</strong></a>' in current
+    assert f'href="/visits/{visit.id}">Open visit to complete</a>' in current
+    assert ">Complete</button>" not in current
     assert "<h2>Waiting (1)</h2>" in page
 
     response = form_post(client, "/queue/next", {}, page="/queue/mine")
@@ -573,6 +643,7 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert "Token 001 is still with the doctor; complete or skip it first." in flashes(page)
     assert entry(2).status == "WAITING"
 
+    # A stale page's Complete (or a crafted post) is refused while the visit is open.
     response = form_post(
         client,
         "/queue/1/status",
@@ -582,7 +653,17 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/queue/mine")
     page = page_text(client.get("/queue/mine"))
-    assert "Token 001: completed." in flashes(page)
+    assert (
+        "Token 001's visit is still open: complete the visit (it needs a diagnosis) and the "
+        "token completes with it." in flashes(page)
+    )
+    assert entry(1).status == "WITH_DOCTOR"
+    assert appointment_status(meera.id) == "IN_CONSULTATION"
+
+    visits.update(doctor, visit.id, {"diagnosis": "Viral fever"})
+    visits.complete(doctor, visit.id)
+    db.session.commit()
+    page = page_text(client.get("/queue/mine"))
     assert "Nobody is with you." in page
     assert entry(1).status == "COMPLETED" and entry(1).completed_at is not None
     assert appointment_status(meera.id) == "COMPLETED"

@@ -692,26 +692,64 @@ def test_reschedule_without_a_choice_or_to_a_taken_slot_changes_nothing(
     assert [s.status for s in slots_in_db(doctor)] == ["BOOKED", "BOOKED", "OPEN"]
 
 
-def test_cancel_frees_the_slot(client, clinic_now, reception, doctor):
+def test_cancel_asks_for_a_reason_then_frees_the_slot(client, clinic_now, reception, doctor):
     (slot,) = make_slots(doctor, start="10:30", end="10:45")
     appointment = make_appointment(make_patient(None, full_name="Meera Nair"), slot)
     url = f"/appointments/{appointment.id}"
     sign_in(client, reception)
     page = page_text(client.get(url))
-    assert f'action="{url}/cancel"' in page and "Cancel the appointment" in page
-    response = form_post(client, f"{url}/cancel", {}, page=url)
+    assert f'href="{url}/cancel">Cancel the appointment…</a>' in page
+    confirm = client.get(f"{url}/cancel")
+    assert confirm.status_code == 200
+    page = page_text(confirm)
+    assert "Cancel this appointment?" in page and "Meera Nair" in page
+    assert f'action="{url}/cancel"' in page and f'href="{url}">Keep it</a>' in page
+    assert fresh(Appointment, appointment.id).status == "SCHEDULED"
+
+    response = form_post(client, f"{url}/cancel", {"reason": ""}, page=f"{url}/cancel")
+    assert response.status_code == 422
+    assert "Say why the appointment is cancelled." in field_block(page_text(response), "reason")
+    assert fresh(Appointment, appointment.id).status == "SCHEDULED"
+
+    response = form_post(
+        client, f"{url}/cancel", {"reason": "Patient called: travelling"}, page=f"{url}/cancel"
+    )
     assert response.status_code == 302
     assert response.headers["Location"].endswith(url)
     page = page_text(client.get(url))
     assert "Cancelled; the slot is open again." in flashes(page)
     assert '<span class="tag">Cancelled</span>' in page
-    assert f'action="{url}/cancel"' not in page and "<h2>Reschedule</h2>" not in page
+    assert "Patient called: travelling" in page
+    assert f'href="{url}/cancel"' not in page and "<h2>Reschedule</h2>" not in page
     saved = fresh(Appointment, appointment.id)
     assert saved.status == "CANCELLED" and saved.cancelled_at is not None
+    assert saved.cancel_reason == "Patient called: travelling"
     assert fresh(Slot, slot.id).status == "OPEN"
 
-    response = form_post(client, f"{url}/cancel", {}, page=url, follow_redirects=True)
+    page = page_text(client.get(f"{url}/cancel"))
+    assert "it can no longer be cancelled" in page and "Cancel the appointment</button>" not in page
+    token = csrf_token(client, "/queue/today")
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "reason": "again"}, follow_redirects=True
+    )
     assert "This appointment is cancelled." in flashes(page_text(response))
+
+
+def test_cancel_from_today_returns_to_today(client, clinic_now, reception, doctor):
+    (slot,) = make_slots(doctor, start="10:30", end="10:45")
+    appointment = make_appointment(make_patient(None, full_name="Meera Nair"), slot)
+    url = f"/appointments/{appointment.id}/cancel"
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/today"))
+    assert f'href="{url}?back=today">Cancel…</a>' in page
+    page = page_text(client.get(f"{url}?back=today"))
+    assert 'href="/queue/today">Keep it</a>' in page
+    response = form_post(
+        client, url, {"reason": "Feeling better", "back": "today"}, page=f"{url}?back=today"
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/today")
+    assert fresh(Appointment, appointment.id).status == "CANCELLED"
 
 
 def test_cancelling_after_check_in_is_refused(client, clinic_now, reception, doctor):
@@ -723,9 +761,11 @@ def test_cancelling_after_check_in_is_refused(client, clinic_now, reception, doc
     sign_in(client, reception)
     page = page_text(client.get(url))
     assert '<span class="tag">Checked In</span>' in page
-    assert f'action="{url}/cancel"' not in page
-    token = csrf_token(client, url)
-    response = client.post(f"{url}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert f'href="{url}/cancel"' not in page
+    token = csrf_token(client, "/queue/today")
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "reason": "Changed mind"}, follow_redirects=True
+    )
     page = page_text(response)
     assert "The patient has already checked in; it can no longer be cancelled." in flashes(page)
     assert fresh(Appointment, appointment.id).status == "CHECKED_IN"
@@ -736,7 +776,7 @@ def test_cancel_without_the_csrf_token_is_refused(client, clinic_now, reception,
     (slot,) = make_slots(doctor, start="10:30", end="10:45")
     appointment = make_appointment(make_patient(None), slot)
     sign_in(client, reception)
-    response = client.post(f"/appointments/{appointment.id}/cancel")
+    response = client.post(f"/appointments/{appointment.id}/cancel", data={"reason": "x"})
     assert response.status_code == 400
     assert fresh(Appointment, appointment.id).status == "SCHEDULED"
 
