@@ -206,7 +206,8 @@ def _slot_change(slot_id: int, blocked: bool, reason: str | None):
 @bp.route("/appointments/book", methods=["GET", "POST"])
 @roles_required(*service.BOOKERS)
 def book():
-    """Choose a doctor and a date, see the open slots, find the patient, book."""
+    """Choose a doctor and a date and see the open slots (a time may be picked before the
+    patient), find the patient (`patient_id` in the query string chooses one), book."""
     doctors = service.doctors()
     doctor_id = int_arg("doctor_id") or (doctors[0].id if doctors else None)
     day = _date_arg("date", clock.today())
@@ -242,11 +243,13 @@ def book():
         form=form,
         doctors=doctors,
         doctor_id=doctor_id,
+        doctor=next((d for d in doctors if d.id == doctor_id), None),
         day=day,
         q=q,
         found=found,
         chosen=chosen,
         open_slots=open_slots,
+        slot_id=form.slot_id.data or int_arg("slot_id"),
     ), status
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -490,7 +491,14 @@ def test_reception_books_through_the_three_steps(client, clinic_now, reception):
 
     page = page_text(client.get(f"{BOOK}?doctor_id={doctor.id}&date={TODAY.isoformat()}"))
     assert f'<option value="{doctor.id}" selected>Anil Kumar</option>' in page
-    assert "3 open slots. Choose the patient first." in page
+    # The free times show before a patient is chosen ("is 10:30 free?").
+    assert "2. Time with Anil Kumar · Mon 07 Jan" in page
+    assert "3 open slots. Pick a time now or later; then find the patient." in page
+    assert re.findall(r'class="slot OPEN"[^>]*>(\d\d:\d\d)</a>', page) == [
+        "10:15",
+        "10:30",
+        "10:45",
+    ]
     assert 'name="slot_id"' not in page
 
     page = page_text(client.get(f"{book_url(doctor)}&q=meera"))
@@ -529,6 +537,56 @@ def test_reception_books_through_the_three_steps(client, clinic_now, reception):
     # The booked slot is no longer offered.
     page = page_text(client.get(url))
     assert str(slots[1].id) not in re.findall(r'name="slot_id" value="(\d+)"', page)
+
+
+def test_a_time_picked_before_the_patient_stays_picked(client, clinic_now, reception, doctor):
+    slots = make_slots(doctor, start="10:30", end="11:30")
+    patient = make_patient(None, full_name="Meera Nair")
+    sign_in(client, reception)
+    raw = client.get(f"{book_url(doctor)}&slot_id={slots[2].id}").get_data(as_text=True)
+    assert f'slot_id={slots[2].id}#patient" aria-current="true">11:00</a>' in raw
+    assert f'<input type="hidden" name="slot_id" value="{slots[2].id}">' in raw  # in the search
+
+    raw = client.get(f"{book_url(doctor)}&slot_id={slots[2].id}&q=meera").get_data(as_text=True)
+    assert f"slot_id={slots[2].id}&amp;patient_id={patient.id}" in raw
+
+    url = f"{book_url(doctor)}&slot_id={slots[2].id}&patient_id={patient.id}"
+    page = page_text(client.get(url))
+    assert "Booking for <strong>Meera Nair</strong>" in page
+    checked = re.findall(r'name="slot_id" value="(\d+)" checked', page)
+    assert checked == [str(slots[2].id)]
+    response = form_post(
+        client, url, {"patient_id": str(patient.id), "slot_id": str(slots[2].id)}, page=url
+    )
+    assert response.status_code == 302
+    (appointment,) = appointments_in_db()
+    assert appointment.slot_id == slots[2].id
+
+
+def register_link(page: str) -> tuple[str, dict[str, str]]:
+    """The page's "Register a new patient" link: its path and its query values."""
+    href = re.search(r'href="([^"]+)">Register a new patient</a>', page).group(1)
+    parts = urlsplit(href)
+    return parts.path, dict(parse_qsl(parts.query))
+
+
+def test_book_offers_to_register_someone_not_found(client, clinic_now, reception, doctor):
+    (slot,) = make_slots(doctor, start="10:30", end="10:45")
+    sign_in(client, reception)
+    page = page_text(client.get(f"{book_url(doctor)}&slot_id={slot.id}&q=Asha+Rao"))
+    assert register_link(page) == (
+        "/patients/new",
+        {
+            "name": "Asha Rao",
+            "next": f"/appointments/book?doctor_id={doctor.id}&date={TODAY}&slot_id={slot.id}",
+        },
+    )
+    # A phone number typed is not a name: only the way back comes along.
+    page = page_text(client.get(f"{book_url(doctor)}&q=98450"))
+    assert register_link(page) == (
+        "/patients/new",
+        {"next": f"/appointments/book?doctor_id={doctor.id}&date={TODAY}"},
+    )
 
 
 def test_a_slot_taken_meanwhile_is_a_plain_message(client, clinic_now, reception, doctor):
