@@ -412,10 +412,15 @@ def slot_appointment(slot_id: int) -> Appointment | None:
 
 def open_slots(doctor_id: int, day: date) -> list[Slot]:
     """A doctor's OPEN slots on a clinic day that have not started yet."""
+    return [s for s in coming_slots(doctor_id, day) if s.status == "OPEN"]
+
+
+def coming_slots(doctor_id: int, day: date) -> list[Slot]:
+    """Every slot of a doctor on a clinic day that has not started yet (open, booked or
+    blocked), in time order: the front desk answers "is 11 free?" from it."""
     first, last = clock.day_bounds(day)
     query = select(Slot).where(
         Slot.doctor_id == doctor_id,
-        Slot.status == "OPEN",
         Slot.start_at >= max(first, clock.now()),
         Slot.start_at < last,
     )

@@ -237,7 +237,7 @@ def book():
     patient_id = form.patient_id.data or int_arg("patient_id")
     chosen = patients.on_file(patient_id)
     found = patients.search(q, 1, 10, False, g.actor).items if q else []
-    open_slots = service.open_slots(doctor_id, day) if doctor_id else []
+    slots = service.coming_slots(doctor_id, day) if doctor_id else []
     return render_template(
         "scheduling/book.html",
         form=form,
@@ -248,7 +248,8 @@ def book():
         q=q,
         found=found,
         chosen=chosen,
-        open_slots=open_slots,
+        slots=slots,
+        open_slots=[s for s in slots if s.status == "OPEN"],
         slot_id=form.slot_id.data or int_arg("slot_id"),
     ), status
 

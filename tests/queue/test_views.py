@@ -510,7 +510,7 @@ def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception
     confirm = client.get("/queue/2/no-show?back=queue.index")
     assert confirm.status_code == 200
     page = page_text(confirm)
-    assert "Mark token 002 a no-show?" in page and "Priya Sharma" in page
+    assert "Token 002: no-show?" in page and "Priya Sharma" in page
     assert 'href="/queue/">Keep in the queue</a>' in page
     assert entry(2).status == "WAITING"
 
@@ -807,7 +807,20 @@ def test_admin_calls_next_for_a_doctor_from_the_queue_page(client, clinic_now, a
     assert response.headers["Location"].endswith(f"/patients/{meera.patient_id}")
     page = page_text(client.get("/queue/"))
     assert re.search(r'Now with the doctor:\s*<strong class="mono">001</strong> Meera', page)
-    assert ">Complete 001</button>" in page
+    assert ">Complete 001</button>" in page  # no visit was opened: the token completes here
+
+
+def test_admin_sees_an_open_visit_instead_of_complete(client, clinic_now, admin, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(make_user(Role.RECEPTION), meera)
+    queue.call_next(doctor)
+    visit = visits.open_for_token(doctor, 1)
+    db.session.commit()
+    sign_in(client, admin)
+    page = page_text(client.get("/queue/"))
+    assert '<span class="tag">visit in progress</span>' in page
+    assert f'href="/visits/{visit.id}">Open visit 001</a>' in page
+    assert ">Complete 001</button>" not in page and ">Skip 001</button>" in page
 
 
 def test_the_pages_survive_redis_losing_the_day(client, clinic_now, doctor):

@@ -563,6 +563,26 @@ def test_a_time_picked_before_the_patient_stays_picked(client, clinic_now, recep
     assert appointment.slot_id == slots[2].id
 
 
+def test_book_shows_taken_times_as_taken_before_a_patient_is_chosen(
+    client, clinic_now, reception, doctor, admin
+):
+    slots = make_slots(doctor, start="10:30", end="11:30")
+    make_appointment(make_patient(None), slots[1])
+    scheduling.set_blocked(admin, slots[3].id, True, "Meeting")
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get(book_url(doctor)))
+    times = re.findall(r'class="slot (OPEN|BOOKED|BLOCKED)[^"]*"[^>]*>(\d\d:\d\d)', page)
+    assert times == [
+        ("OPEN", "10:30"),
+        ("BOOKED", "10:45"),
+        ("OPEN", "11:00"),
+        ("BLOCKED", "11:15"),
+    ]
+    assert "2 open slots." in page
+    assert f"slot_id={slots[1].id}" not in page  # a taken time cannot be picked
+
+
 def register_link(page: str) -> tuple[str, dict[str, str]]:
     """The page's "Register a new patient" link: its path and its query values."""
     href = re.search(r'href="([^"]+)">Register a new patient</a>', page).group(1)
