@@ -210,11 +210,10 @@ def _mine_lists() -> dict:
     queue = service.today(g.actor, g.actor.id)
     mine = queue["doctors"][0] if queue["doctors"] else None
     current = mine["current"] if mine else None
+    open_visits = service.open_visit_ids([current] if current else [])
     return {
         "mine": mine,
-        "visit_id": service.open_visit_ids([current] if current else []).get(
-            current.id if current else None
-        ),
+        "visit_id": open_visits.get(current.id) if current else None,
         "now": clock.now(),
         "status_form": StatusForm(),
         "call_form": CallForm(),
