@@ -4,6 +4,7 @@ waiting-room board. Thin: every change goes through the queue service."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -82,7 +83,7 @@ def _live(page: str, *parts: str) -> dict:
     }
 
 
-def _fragment(live: dict, template: str, context):
+def _fragment(live: dict, template: str, context: Callable[[], dict]):
     """The regions of a live page, or 304 when the page already shows this version."""
     response = current_app.response_class(mimetype="text/html")
     response.set_etag(live["etag"])
