@@ -80,10 +80,11 @@ def call_next(body):
 @blp.arguments(StatusIn)
 @blp.response(200, QueueTokenSchema)
 @blp.alt_response(404, schema=ErrorSchema)
-@blp.alt_response(409, schema=ErrorSchema, description="invalid_transition")
+@blp.alt_response(409, schema=ErrorSchema, description="invalid_transition, visit_open")
 def set_status(body, token: int):
-    """Move one of today's tokens (skip, no-show, recall, complete, call this one)."""
-    entry = service.set_status(g.actor, token, body["status"])
+    """Move one of today's tokens (skip, no-show, recall, complete, call this one). A token
+    whose visit is still open completes only by completing the visit (409 `visit_open`)."""
+    entry = service.set_status(g.actor, token, body["status"], body.get("reason"))
     commit()
     return _placed(entry)
 

@@ -29,6 +29,15 @@ class StatusForm(FlaskForm):
     back = HiddenField()
 
 
+class NoShowForm(FlaskForm):
+    reason = StringField(
+        "Why is this a no-show?",
+        validators=[DataRequired("Say why the patient is a no-show."), Length(max=200)],
+        description="For example: called twice, not in the waiting room.",
+    )
+    back = HiddenField()
+
+
 class UrgentForm(FlaskForm):
     reason = StringField("Why urgent", validators=[DataRequired(), Length(max=200)])
     back = HiddenField()

@@ -53,6 +53,7 @@ class QueueEntry(db.Model):
     )
     urgent_reason: Mapped[str | None] = mapped_column(String(200))
     complaint: Mapped[str | None] = mapped_column(String(500))
+    no_show_reason: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(
         String(12), nullable=False, default="WAITING", server_default="WAITING"
     )

@@ -21,6 +21,7 @@ class QueueTokenSchema(Schema):
     urgent_reason = fields.String(allow_none=True)
     complaint = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(TOKEN_STATUSES)})
+    no_show_reason = fields.String(allow_none=True)
     position = fields.Function(
         lambda e: getattr(e, "position", None),
         allow_none=True,
@@ -56,6 +57,10 @@ class NextIn(Schema):
 
 class StatusIn(Schema):
     status = fields.String(required=True, metadata={"enum": list(TOKEN_STATUSES)})
+    reason = fields.String(
+        allow_none=True,
+        metadata={"description": "Why (up to 200 characters): audited; kept for a no-show"},
+    )
 
 
 class UrgentIn(Schema):

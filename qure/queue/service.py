@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from qure.admin import service as settings
 from qure.auth.models import User
@@ -41,6 +42,7 @@ from qure.queue.models import (
 from qure.queue.store import QueueUnavailable
 from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
+from qure.visits.models import Visit
 
 FRONT_DESK = (Role.ADMIN, Role.RECEPTION)  # check-in and walk-in
 CALLERS = (Role.ADMIN, Role.DOCTOR)  # call next
@@ -563,17 +565,23 @@ def _cannot_move(current: str, wanted: str) -> Conflict:
     )
 
 
-def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
+def set_status(actor: User, token_number: int, status: Any, reason: Any = None) -> QueueEntry:
     """Move one of today's tokens (SPEC section 4): WAITING -> WITH_DOCTOR | SKIPPED |
     NO_SHOW; WITH_DOCTOR -> COMPLETED | SKIPPED; SKIPPED -> WAITING (recall: to the head
     of the queue) | NO_SHOW. Reception may skip, mark no-show and recall; a doctor moves
-    only their own queue's tokens. Raises InvalidInput (unknown status), NotFound,
-    Forbidden, Conflict `invalid_transition` / `patient_with_doctor`."""
+    only their own queue's tokens. A token whose visit is still open completes only
+    through the visit (which needs a diagnosis). `reason` (optional, up to 200
+    characters) goes into the audit, and a no-show's is kept on the token.
+
+    Raises InvalidInput (unknown status, reason too long), NotFound, Forbidden, Conflict
+    `invalid_transition` / `patient_with_doctor` / `visit_open` (the visit's id in
+    `details`)."""
     wanted = str(status or "").upper()
     if wanted not in TOKEN_STATUSES:
         raise InvalidInput(
             "status: unknown", fields={"status": "One of " + ", ".join(TOKEN_STATUSES) + "."}
         )
+    why = plain_text(reason, "reason", 200)
     day = clock.today()
     # A call takes the doctor's call lock before any row lock (see call_next), so the row
     # is not locked here for that move: call_next confirms the token under its own lock.
@@ -588,6 +596,8 @@ def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
         raise _cannot_move(entry.status, wanted)
     if wanted == "WITH_DOCTOR":
         return call_next(actor, entry.doctor_id, entry.token_number)
+    if wanted == "COMPLETED":
+        _no_open_visit(entry)
     before = snapshot(entry)
     now = clock.now()
     entry.status, entry.status_changed_at = wanted, now
@@ -595,12 +605,46 @@ def set_status(actor: User, token_number: int, status: Any) -> QueueEntry:
         entry.completed_at = now
     if wanted == "WAITING":
         entry.tier, entry.sort_at = TIER_RECALLED, now
+    if wanted == "NO_SHOW":
+        entry.no_show_reason = why
     _appointment_follows(entry, wanted)
     db.session.flush()
     old, new = audit.diff(before, snapshot(entry))
-    audit.record(actor, ACTION_OF[wanted], ("token", entry.id), old, new)
+    audit.record(
+        actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
+    )
     _publish(day, entry)
     return entry
+
+
+def open_visit_ids(entries: list[QueueEntry]) -> dict[int, int]:
+    """The visit still in progress for each of these tokens: {entry id: visit id}, in one
+    query (through the index of open visits per patient).
+
+    The queue reads the visits table here rather than asking the visits service: that
+    service calls the queue (to complete a token with its visit), and the visits model
+    imports nothing of the queue, so no import circle forms."""
+    if not entries:
+        return {}
+    rows = db.session.execute(
+        select(Visit.queue_entry_id, Visit.id).where(
+            Visit.patient_id.in_({e.patient_id for e in entries}),
+            Visit.status == "IN_PROGRESS",
+            Visit.queue_entry_id.in_([e.id for e in entries]),
+        )
+    )
+    return {entry_id: visit_id for entry_id, visit_id in rows}
+
+
+def _no_open_visit(entry: QueueEntry) -> None:
+    visit_id = open_visit_ids([entry]).get(entry.id)
+    if visit_id is not None:
+        raise Conflict(
+            f"Token {display(entry.token_number)}'s visit is still open: complete the visit "
+            "(it needs a diagnosis) and the token completes with it.",
+            "visit_open",
+            details={"visit_id": visit_id, "token_number": entry.token_number},
+        )
 
 
 def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
@@ -701,6 +745,7 @@ def today(actor: User, doctor_id: int | None = None, day: date | None = None) ->
         db.session.scalars(
             select(QueueEntry)
             .where(QueueEntry.day == day, QueueEntry.doctor_id.in_([d.id for d in doctors]))
+            .options(joinedload(QueueEntry.patient))
             .order_by(QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number)
         )
     )
@@ -726,6 +771,38 @@ def today(actor: User, doctor_id: int | None = None, day: date | None = None) ->
             }
         )
     return {"date": day, "doctors": result}
+
+
+def live_version(day: date | None = None) -> str:
+    """The day's queue version, which every token change moves on: one Redis round trip
+    (a day Redis lost is loaded again first). Pages that poll for changes tag with it."""
+    day = day or clock.today()
+    built, version = store.version(day)
+    if not built:
+        reload(day)
+        built, version = store.version(day)
+    return version
+
+
+def front_desk(day: date | None = None) -> dict[str, Any]:
+    """What the front desk shows of a day: {appointments: {doctor: [appointment, ...]},
+    token_of: {appointment id: its token}, walk_ins: [tokens in number order]}, with
+    patients and doctors loaded in the same two queries."""
+    day = day or clock.today()
+    by_doctor: dict[User, list[Appointment]] = {}
+    for appointment in scheduling.day_appointments(day):
+        by_doctor.setdefault(appointment.doctor, []).append(appointment)
+    entries = db.session.scalars(
+        select(QueueEntry)
+        .where(QueueEntry.day == day)
+        .options(joinedload(QueueEntry.patient), joinedload(QueueEntry.doctor))
+        .order_by(QueueEntry.token_number)
+    ).all()
+    return {
+        "appointments": by_doctor,
+        "token_of": {e.appointment_id: e for e in entries if e.appointment_id},
+        "walk_ins": [e for e in entries if e.kind == "WALK_IN"],
+    }
 
 
 def get_token(token_number: int, day: date | None = None) -> QueueEntry:

@@ -480,6 +480,18 @@ def probe(day: date) -> Probe:
     )
 
 
+def version(day: date) -> tuple[bool, str]:
+    """Whether the day is loaded, and its version (bumped by every token change)."""
+    try:
+        with _client().pipeline(transaction=False) as pipe:
+            pipe.exists(prefix(day) + "built")
+            pipe.get(prefix(day) + "ver")
+            built, ver = pipe.execute()
+    except RedisError:
+        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
+    return bool(built), _text(ver) if ver is not None else "0"
+
+
 def remember_display_digest(digest: str | None) -> None:
     """Cache the display key's digest ("-" for none) for the board's polls."""
     with contextlib.suppress(RedisError):

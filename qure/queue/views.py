@@ -4,6 +4,7 @@ waiting-room board. Thin: every change goes through the queue service."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -29,17 +30,29 @@ from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue import service
-from qure.queue.forms import CallForm, DisplayKeyForm, StatusForm, UrgentForm, WalkInForm
+from qure.queue.forms import (
+    CallForm,
+    DisplayKeyForm,
+    NoShowForm,
+    StatusForm,
+    UrgentForm,
+    WalkInForm,
+)
 from qure.scheduling import service as scheduling
 from qure.visits import service as visits
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 BACK = {"queue.index", "queue.doctor_queue"}
 DISPLAY_SESSION = "display_key"
+LIVE_POLL_SECONDS = 3  # how often an open Today, Queue or My queue page asks for changes
+
+
+def _back_url(endpoint: str | None) -> str:
+    return url_for(endpoint if endpoint in BACK else "queue.index")
 
 
 def _back(endpoint: str | None):
-    return redirect(url_for(endpoint if endpoint in BACK else "queue.index"))
+    return redirect(_back_url(endpoint))
 
 
 def _walk_in_form() -> WalkInForm:
@@ -50,34 +63,77 @@ def _walk_in_form() -> WalkInForm:
     return form
 
 
+# ---- pages that stay current ----------------------------------------------------------------
+# Each live page has a fragment endpoint that answers the page's changing regions, tagged
+# with the queue's version in Redis (and the clock's minute, for the waiting times): an
+# open page polls it (static/js/live.js) and gets 304 while nothing has changed.
+
+
+def _live(page: str, *parts: str) -> dict:
+    """The tag of a page's live regions as of now, where the page polls for them
+    (`<page>_fragment`), and the page's own address for a manual refresh."""
+    minute = clock.now().astimezone(clock.clinic_tz()).strftime("%H%M")
+    tag = "-".join((page, str(g.actor.id), service.live_version(), minute, *parts))
+    here = request.method == "GET" and request.endpoint == page
+    return {
+        "url": url_for(f"{page}_fragment"),
+        "etag": tag,
+        "poll": LIVE_POLL_SECONDS,
+        "page": request.full_path.rstrip("?") if here else url_for(page),
+    }
+
+
+def _fragment(live: dict, template: str, context: Callable[[], dict]):
+    """The regions of a live page, or 304 when the page already shows this version."""
+    response = current_app.response_class(mimetype="text/html")
+    response.set_etag(live["etag"])
+    if not request.if_none_match.contains(live["etag"]):
+        response.set_data(render_template(template, **context()))
+    return response.make_conditional(request)
+
+
 # ---- front desk ---------------------------------------------------------------------------
 
 
 @bp.get("/today")
 @roles_required(*service.FRONT_DESK)
 def today():
-    """Today's appointments per doctor with Check in, and the walk-in form."""
+    """Today's appointments per doctor with Check in, the day's walk-ins, and the walk-in
+    form."""
     return _today_page(_walk_in_form(), 200)
 
 
+def _today_live() -> dict:
+    return _live("queue.today", scheduling.day_fingerprint(clock.today()))
+
+
+def _today_lists() -> dict:
+    return {"desk": service.front_desk(), "action": CallForm()}
+
+
 def _today_page(form: WalkInForm, status: int):
+    live = _today_live()
     q = request.args.get("q", "").strip()[:120]
     patient_id = form.patient_id.data or int_arg("patient_id")
     chosen = patients.on_file(patient_id)
-    by_doctor: dict = {}
-    for appointment in scheduling.day_appointments(clock.today()):
-        by_doctor.setdefault(appointment.doctor, []).append(appointment)
     found = patients.search(q, 1, 10, False, g.actor).items if q else []
     return render_template(
         "queue/today.html",
-        by_doctor=by_doctor,
         form=form,
         q=q,
         found=found,
         chosen=chosen,
         day=clock.today(),
-        action=CallForm(),
+        live=live,
+        **_today_lists(),
     ), status
+
+
+@bp.get("/today/live")
+@roles_required(*service.FRONT_DESK)
+def today_fragment():
+    """Today's appointment and walk-in lists alone, for the open page to swap in."""
+    return _fragment(_today_live(), "queue/_today_live.html", _today_lists)
 
 
 @bp.post("/checkin/<int:appointment_id>")
@@ -122,34 +178,64 @@ def token(token: int):
 # ---- the queues ---------------------------------------------------------------------------
 
 
+def _queue_lists() -> dict:
+    queue = service.today(g.actor)
+    current = [d["current"] for d in queue["doctors"] if d["current"]]
+    return {
+        "queue": queue,
+        "visit_of": service.open_visit_ids(current),
+        "now": clock.now(),
+        "status_form": StatusForm(),
+        "urgent_form": UrgentForm(),
+        "call_form": CallForm(),
+        "back": "queue.index",
+    }
+
+
 @bp.get("/")
 @roles_required()
 def index():
-    """Every doctor's queue: position, token, first name, kind, waiting time, actions."""
-    return render_template(
-        "queue/index.html",
-        queue=service.today(g.actor),
-        now=clock.now(),
-        status_form=StatusForm(),
-        urgent_form=UrgentForm(),
-        call_form=CallForm(),
-        back="queue.index",
-    )
+    """Every doctor's queue: position, token, full name, kind, waiting time, actions."""
+    live = _live("queue.index")
+    return render_template("queue/index.html", live=live, **_queue_lists())
+
+
+@bp.get("/live")
+@roles_required()
+def index_fragment():
+    """The doctors' queues alone, for the open Queue page to swap in."""
+    return _fragment(_live("queue.index"), "queue/_queue_live.html", _queue_lists)
+
+
+def _mine_lists() -> dict:
+    queue = service.today(g.actor, g.actor.id)
+    mine = queue["doctors"][0] if queue["doctors"] else None
+    current = mine["current"] if mine else None
+    open_visits = service.open_visit_ids([current] if current else [])
+    return {
+        "mine": mine,
+        "visit_id": open_visits.get(current.id) if current else None,
+        "now": clock.now(),
+        "status_form": StatusForm(),
+        "call_form": CallForm(),
+        "back": "queue.doctor_queue",
+    }
 
 
 @bp.get("/mine")
 @roles_required(Role.DOCTOR)
 def doctor_queue():
-    """The doctor's own waiting list and current patient, with Call next."""
-    queue = service.today(g.actor, g.actor.id)
-    return render_template(
-        "queue/mine.html",
-        mine=queue["doctors"][0] if queue["doctors"] else None,
-        now=clock.now(),
-        status_form=StatusForm(),
-        call_form=CallForm(),
-        back="queue.doctor_queue",
-    )
+    """The doctor's own waiting list and current patient, with Call next; the patient
+    with the doctor is completed through their visit."""
+    live = _live("queue.doctor_queue")
+    return render_template("queue/mine.html", live=live, **_mine_lists())
+
+
+@bp.get("/mine/live")
+@roles_required(Role.DOCTOR)
+def doctor_queue_fragment():
+    """The doctor's current patient and waiting list alone, for the open page."""
+    return _fragment(_live("queue.doctor_queue"), "queue/_mine_live.html", _mine_lists)
 
 
 @bp.post("/next")
@@ -194,6 +280,9 @@ def set_status(token: int):
     form = StatusForm()
     if not form.validate_on_submit():
         abort(400)
+    if form.status.data == "NO_SHOW":
+        # A no-show is confirmed with a reason on its own page.
+        return redirect(url_for(".no_show", token=token, back=form.back.data))
     try:
         entry = service.set_status(g.actor, token, form.status.data)
         commit()
@@ -205,6 +294,37 @@ def set_status(token: int):
         db.session.rollback()
         flash(exc.message, "error")
     return _back(form.back.data)
+
+
+@bp.route("/<int:token>/no-show", methods=["GET", "POST"])
+@roles_required(*service.MOVERS)
+def no_show(token: int):
+    """Confirm a no-show, with the reason (kept on the token and audited)."""
+    form = NoShowForm()
+    status = 200
+    if request.method == "GET":
+        form.back.data = request.args.get("back")
+    elif not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        status = 422
+    else:
+        try:
+            service.set_status(g.actor, token, "NO_SHOW", form.reason.data)
+            commit()
+            flash(f"Token {service.display(token)}: no show.", "success")
+            return _back(form.back.data)
+        except DomainError as exc:
+            db.session.rollback()
+            if not exc.fields:
+                flash(exc.message, "error")
+                return _back(form.back.data)
+            attach_errors(form, exc)
+            status = exc.status
+    entry = service.get_token(token)
+    return render_template(
+        "queue/no_show.html", entry=entry, form=form, back_url=_back_url(form.back.data)
+    ), status
 
 
 @bp.post("/<int:token>/urgent")

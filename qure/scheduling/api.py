@@ -20,6 +20,7 @@ from qure.scheduling.schemas import (
     BlockRangeOut,
     BulkSlotsIn,
     BulkSlotsOut,
+    CancelIn,
     SlotArgs,
     SlotPage,
     SlotSchema,
@@ -158,11 +159,13 @@ def reschedule(body, appointment_id: int):
 
 @appointments_blp.delete("/<int:appointment_id>")
 @api_roles(*service.BOOKERS)
+@appointments_blp.arguments(CancelIn, required=False)
 @appointments_blp.response(200, AppointmentSchema)
 @appointments_blp.alt_response(404, schema=ErrorSchema)
 @appointments_blp.alt_response(409, schema=ErrorSchema, description="already_checked_in")
-def cancel(appointment_id: int):
-    """Cancel (only before check-in): the slot opens again."""
-    appointment = service.cancel(g.actor, appointment_id)
+def cancel(body, appointment_id: int):
+    """Cancel (only before check-in): the slot opens again. An optional JSON body
+    `{reason}` says why; it is kept on the appointment and audited."""
+    appointment = service.cancel(g.actor, appointment_id, (body or {}).get("reason"))
     commit()
     return appointment

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -92,3 +93,12 @@ class BookForm(FlaskForm):
 
 class RescheduleForm(FlaskForm):
     slot_id = IntegerField("New time", validators=[DataRequired("Choose a new time.")])
+
+
+class CancelForm(FlaskForm):
+    reason = StringField(
+        "Why is it cancelled?",
+        validators=[DataRequired("Say why the appointment is cancelled."), Length(max=200)],
+        description="For example: the patient called, travelling.",
+    )
+    back = HiddenField()

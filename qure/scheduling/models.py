@@ -105,6 +105,7 @@ class Appointment(db.Model):
     )
     checked_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
 
     patient: Mapped[Patient] = relationship(lazy="select")
     doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")

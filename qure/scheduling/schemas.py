@@ -94,12 +94,19 @@ class AppointmentSchema(Schema):
     created_at = fields.DateTime()
     checked_in_at = fields.DateTime(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
 
 
 class AppointmentIn(Schema):
     patient_id = fields.Integer(required=True)
     slot_id = fields.Integer(required=True)
     reason = fields.String(allow_none=True)
+
+
+class CancelIn(Schema):
+    reason = fields.String(
+        allow_none=True, metadata={"description": "Why (up to 200 characters); optional"}
+    )
 
 
 class AppointmentPatch(Schema):

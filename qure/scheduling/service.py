@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -412,10 +412,15 @@ def slot_appointment(slot_id: int) -> Appointment | None:
 
 def open_slots(doctor_id: int, day: date) -> list[Slot]:
     """A doctor's OPEN slots on a clinic day that have not started yet."""
+    return [s for s in coming_slots(doctor_id, day) if s.status == "OPEN"]
+
+
+def coming_slots(doctor_id: int, day: date) -> list[Slot]:
+    """Every slot of a doctor on a clinic day that has not started yet (open, booked or
+    blocked), in time order: the front desk answers "is 11 free?" from it."""
     first, last = clock.day_bounds(day)
     query = select(Slot).where(
         Slot.doctor_id == doctor_id,
-        Slot.status == "OPEN",
         Slot.start_at >= max(first, clock.now()),
         Slot.start_at < last,
     )
@@ -744,16 +749,20 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
     return appointment
 
 
-def cancel(actor: User, appointment_id: int) -> Appointment:
-    """Cancel a SCHEDULED appointment and free its slot (only before check-in).
+def cancel(actor: User, appointment_id: int, reason: Any = None) -> Appointment:
+    """Cancel a SCHEDULED appointment and free its slot (only before check-in). `reason`
+    (optional, up to 200 characters) is kept on the appointment and in the audit.
 
-    Raises NotFound, Conflict `already_checked_in` or `appointment_not_scheduled`.
+    Raises InvalidInput `reason`, NotFound, Conflict `already_checked_in` or
+    `appointment_not_scheduled`.
     """
+    why = plain_text(reason, "reason", 200)
     appointment = locked_appointment(appointment_id)
     _must_be_scheduled(appointment, "cancelled")
     slot = _locked_slot(appointment.slot_id)
     appointment.status = "CANCELLED"
     appointment.cancelled_at = clock.now()
+    appointment.cancel_reason = why
     if slot.status == "BOOKED":
         slot.status = "OPEN"
     db.session.flush()
@@ -762,7 +771,7 @@ def cancel(actor: User, appointment_id: int) -> Appointment:
         "APPOINTMENT_CANCELLED",
         ("appointment", appointment.id),
         {"status": "SCHEDULED"},
-        {"status": "CANCELLED", "slot_id": slot.id},
+        {"status": "CANCELLED", "slot_id": slot.id, **({"reason": why} if why else {})},
     )
     return appointment
 
@@ -803,14 +812,31 @@ def list_appointments(
 
 
 def day_appointments(day: date) -> list[Appointment]:
-    """Every appointment of a clinic day (cancelled ones left out), by time."""
+    """Every appointment of a clinic day (cancelled ones left out), by time, with its
+    patient and doctor loaded in the same query."""
     first, last = clock.day_bounds(day)
-    query = select(Appointment).where(
-        Appointment.start_at >= first,
-        Appointment.start_at < last,
-        Appointment.status != "CANCELLED",
+    query = (
+        select(Appointment)
+        .where(
+            Appointment.start_at >= first,
+            Appointment.start_at < last,
+            Appointment.status != "CANCELLED",
+        )
+        .options(joinedload(Appointment.patient), joinedload(Appointment.doctor))
     )
     return list(db.session.scalars(query.order_by(Appointment.start_at, Appointment.doctor_id)))
+
+
+def day_fingerprint(day: date) -> str:
+    """A short text that changes whenever a clinic day's appointments do (booked,
+    cancelled, moved, checked in): for pages that poll for changes. One query."""
+    first, last = clock.day_bounds(day)
+    count, latest = db.session.execute(
+        select(func.count(), func.max(Appointment.updated_at)).where(
+            Appointment.start_at >= first, Appointment.start_at < last
+        )
+    ).one()
+    return f"{count}.{int(latest.timestamp() * 1e6) if latest else 0}"
 
 
 def on_duty_doctor_ids(day: date) -> list[int]:

@@ -16,9 +16,25 @@ from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.scheduling import service
-from qure.scheduling.forms import BlockRangeForm, BlockSlotForm, BookForm, RescheduleForm, SlotsForm
+from qure.scheduling.forms import (
+    BlockRangeForm,
+    BlockSlotForm,
+    BookForm,
+    CancelForm,
+    RescheduleForm,
+    SlotsForm,
+)
 
 bp = Blueprint("scheduling", __name__)
+
+
+@bp.app_template_global()
+def register_url(typed: str, back: str) -> str:
+    """The patients' register page for someone the front desk searched for and did not
+    find: the typed name (not a phone number or MRN) comes along, and after saving the
+    register page returns to `back` with the new `patient_id`."""
+    name = typed if typed and not any(ch.isdigit() for ch in typed) else None
+    return url_for("patients.register", name=name, next=back)
 
 
 def _date_arg(name: str, default: date) -> date:
@@ -190,7 +206,8 @@ def _slot_change(slot_id: int, blocked: bool, reason: str | None):
 @bp.route("/appointments/book", methods=["GET", "POST"])
 @roles_required(*service.BOOKERS)
 def book():
-    """Choose a doctor and a date, see the open slots, find the patient, book."""
+    """Choose a doctor and a date and see the open slots (a time may be picked before the
+    patient), find the patient (`patient_id` in the query string chooses one), book."""
     doctors = service.doctors()
     doctor_id = int_arg("doctor_id") or (doctors[0].id if doctors else None)
     day = _date_arg("date", clock.today())
@@ -220,17 +237,20 @@ def book():
     patient_id = form.patient_id.data or int_arg("patient_id")
     chosen = patients.on_file(patient_id)
     found = patients.search(q, 1, 10, False, g.actor).items if q else []
-    open_slots = service.open_slots(doctor_id, day) if doctor_id else []
+    slots = service.coming_slots(doctor_id, day) if doctor_id else []
     return render_template(
         "scheduling/book.html",
         form=form,
         doctors=doctors,
         doctor_id=doctor_id,
+        doctor=next((d for d in doctors if d.id == doctor_id), None),
         day=day,
         q=q,
         found=found,
         chosen=chosen,
-        open_slots=open_slots,
+        slots=slots,
+        open_slots=[s for s in slots if s.status == "OPEN"],
+        slot_id=form.slot_id.data or int_arg("slot_id"),
     ), status
 
 
@@ -263,7 +283,6 @@ def appointment(appointment_id: int):
         day=day,
         choices=choices,
         form=RescheduleForm(),
-        action=ActionForm(),
     )
 
 
@@ -284,16 +303,42 @@ def reschedule(appointment_id: int):
     return redirect(url_for(".appointment", appointment_id=appointment_id))
 
 
-@bp.post("/appointments/<int:appointment_id>/cancel")
+def _after_cancel(appointment_id: int, back: str | None) -> str:
+    """Where the cancel page leads: back to Today when it was opened from there."""
+    if back == "today":
+        return url_for("queue.today")
+    return url_for(".appointment", appointment_id=appointment_id)
+
+
+@bp.route("/appointments/<int:appointment_id>/cancel", methods=["GET", "POST"])
 @roles_required(*service.BOOKERS)
 def cancel(appointment_id: int):
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    try:
-        service.cancel(g.actor, appointment_id)
-        commit()
-        flash("Cancelled; the slot is open again.", "success")
-    except Conflict as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for(".appointment", appointment_id=appointment_id))
+    """Confirm a cancellation, with the reason (kept on the appointment and audited)."""
+    form = CancelForm()
+    status = 200
+    if request.method == "GET":
+        form.back.data = request.args.get("back")
+    elif not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        status = 422
+    else:
+        try:
+            service.cancel(g.actor, appointment_id, form.reason.data)
+            commit()
+            flash("Cancelled; the slot is open again.", "success")
+            return redirect(_after_cancel(appointment_id, form.back.data))
+        except Conflict as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for(".appointment", appointment_id=appointment_id))
+        except InvalidInput as exc:
+            db.session.rollback()
+            attach_errors(form, exc)
+            status = exc.status
+    return render_template(
+        "scheduling/cancel.html",
+        appointment=service.get_appointment(appointment_id, g.actor),
+        form=form,
+        back_url=_after_cancel(appointment_id, form.back.data),
+    ), status

@@ -7,13 +7,17 @@ import re
 from datetime import timedelta
 
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from qure.admin import service as settings
+from qure.auth.models import User
 from qure.core import clock
 from qure.core.roles import Role
 from qure.extensions import db
+from qure.queue import service as queue
+from qure.scheduling.models import Slot
 from tests.e2e.test_front_desk import sign_in
-from tests.helpers import PASSWORD, make_patient, make_slots, make_user
+from tests.helpers import PASSWORD, make_appointment, make_patient, make_slots, make_user
 
 DISPLAY_KEY = "waiting-room-screen-1"
 
@@ -74,3 +78,69 @@ def test_book_check_in_call_and_the_board_shows_it(page, browser, live_server, a
     expect(column).to_have_class(re.compile(r"\bcalled\b"))
     screen.context.close()
     desk.context.close()
+
+
+def test_the_queue_page_shows_another_desks_check_in_and_keeps_what_is_typed(
+    page, browser, live_server, app, morning_clinic
+):
+    with app.app_context():
+        anil = make_user(Role.DOCTOR, full_name="Anil Kumar")
+        bina = make_user(Role.DOCTOR, full_name="Bina Rao")
+        clerks = [make_user(Role.RECEPTION) for _ in range(2)]
+        logins, clerk_id = [c.username for c in clerks], clerks[0].id
+        local = clock.now().astimezone(clock.clinic_tz())
+        start = (local + timedelta(minutes=30)).replace(minute=0, second=0, microsecond=0)
+        for doctor in (anil, bina):
+            make_slots(doctor, local.date(), start.strftime("%H:%M"), "15:00", 15)
+        sharma = make_patient(full_name="Priya Sharma")
+        menon = make_patient(full_name="Priya Menon")
+        queue.walk_in(clerks[0], {"patient_id": sharma.id, "doctor_id": anil.id})
+        slot = db.session.scalars(
+            select(Slot).where(Slot.doctor_id == bina.id).order_by(Slot.start_at)
+        ).first()
+        make_appointment(menon, slot)
+        desk_ids = (anil.id, bina.id)
+        db.session.commit()
+
+    # One desk has the queue open and starts typing why Priya Sharma is urgent.
+    sign_in(page, logins[0], PASSWORD)
+    page.goto("/queue/")
+    anil_card = page.locator(f"#doctor-{desk_ids[0]}")
+    bina_card = page.locator(f"#doctor-{desk_ids[1]}")
+    expect(anil_card.get_by_role("cell", name="Priya Sharma")).to_be_visible()
+    expect(bina_card.get_by_text("Nobody waiting.")).to_be_visible()
+    reason = anil_card.get_by_placeholder("Why urgent")
+    reason.click()
+    reason.type("Chest pa")
+
+    # Another desk checks Priya Menon in for the other doctor.
+    other = browser.new_context(base_url=live_server).new_page()
+    sign_in(other, logins[1], PASSWORD)
+    other.goto("/queue/today")
+    other.get_by_role("row").filter(has_text="Priya Menon").get_by_role(
+        "button", name="Check in"
+    ).click()
+    expect(other.get_by_label("Token number")).to_have_text("002")
+
+    # The first desk sees it within a few seconds, without a reload, and keeps its text.
+    expect(bina_card.get_by_role("cell", name="Priya Menon")).to_be_visible(timeout=8000)
+    expect(reason).to_have_value("Chest pa")
+    expect(reason).to_be_focused()
+    reason.type("in")
+    expect(reason).to_have_value("Chest pain")
+
+    # A change to the section being typed in waits until the typing is done.
+    with app.app_context():
+        ravi = make_patient(full_name="Ravi Walker")
+        queue.walk_in(
+            db.session.get(User, clerk_id), {"patient_id": ravi.id, "doctor_id": desk_ids[0]}
+        )
+        db.session.commit()
+    expect(page.get_by_text("Some updates wait until you finish typing.")).to_be_visible(
+        timeout=8000
+    )
+    expect(anil_card.get_by_role("cell", name="Ravi Walker")).to_have_count(0)
+    reason.fill("")
+    page.get_by_role("heading", name=re.compile("Queue")).click()  # focus leaves the field
+    expect(anil_card.get_by_role("cell", name="Ravi Walker")).to_be_visible(timeout=8000)
+    other.context.close()

@@ -605,6 +605,33 @@ def test_no_show_marks_the_appointment(desk, doc, book):
     error(doc.call(), 404, "queue_empty")
 
 
+def test_a_token_whose_visit_is_open_is_completed_through_the_visit(desk, doc, doctor, book):
+    appointment = book(0)
+    number = ok(desk.check_in(appointment), 201)["token_number"]
+    ok(doc.call())
+    started = doc.client.post("/api/v1/visits", json={"token_number": number}, headers=doc.headers)
+    visit_id = ok(started, 201)["id"]
+    body = error(doc.move(number, "COMPLETED"), 409, "visit_open")
+    assert body["details"] == {"visit_id": visit_id, "token_number": number}
+    assert stored(number).status == "WITH_DOCTOR"
+    assert redis_current(doctor.id) == number
+    visit_url = f"/api/v1/visits/{visit_id}"
+    ok(doc.client.patch(visit_url, json={"diagnosis": "Viral fever"}, headers=doc.headers))
+    ok(doc.client.post(f"{visit_url}/complete", headers=doc.headers))
+    assert ok(doc.get(f"/{number}"))["status"] == "COMPLETED"
+    assert desk.appointment(appointment.id)["status"] == "COMPLETED"
+
+
+def test_a_no_show_may_say_why(desk, doc, doctor, book):
+    appointment = book(0)
+    number = ok(desk.check_in(appointment), 201)["token_number"]
+    body = error(desk.patch(f"/{number}/status", {"status": "NO_SHOW", "reason": "x" * 201}), 422)
+    assert "reason" in body["fields"]
+    body = ok(desk.patch(f"/{number}/status", {"status": "NO_SHOW", "reason": "Left early"}))
+    assert (body["status"], body["no_show_reason"]) == ("NO_SHOW", "Left early")
+    assert stored(number).no_show_reason == "Left early"
+
+
 def test_calling_a_named_token(boss, desk, doctor):
     for _ in range(3):
         ok(desk.walk_in(new_patient(desk.user), doctor), 201)

@@ -784,6 +784,78 @@ def test_no_show_marks_the_appointment_no_show(reception, doctor, book):
         service.call_next(doctor)
 
 
+def test_a_no_show_keeps_its_reason_and_audits_it(reception, doctor, book):
+    appointment = book(0)
+    number = check_in(reception, appointment).token_number
+    service.set_status(reception, number, "NO_SHOW", "  Called twice,\n not here ")
+    commit()
+    assert row(number).no_show_reason == "Called twice, not here"
+    (event,) = outbox("TOKEN_NO_SHOW")
+    assert event["changes"]["new"] == {"status": "NO_SHOW", "reason": "Called twice, not here"}
+
+
+def test_a_reason_is_optional_and_at_most_200_characters(reception, doctor, patient):
+    number = walk_in(reception, patient, doctor).token_number
+    with pytest.raises(InvalidInput) as caught:
+        service.set_status(reception, number, "NO_SHOW", "x" * 201)
+    assert "reason" in caught.value.fields
+    assert row(number).status == "WAITING"
+    move(reception, number, "NO_SHOW")
+    assert row(number).no_show_reason is None
+    (event,) = outbox("TOKEN_NO_SHOW")
+    assert "reason" not in event["changes"]["new"]
+
+
+def test_a_token_whose_visit_is_open_completes_only_through_the_visit(reception, doctor, book):
+    from qure.visits import service as visits
+
+    appointment = book(0)
+    number = check_in(reception, appointment).token_number
+    call_next(doctor)
+    visit = visits.open_for_token(doctor, number)
+    commit()
+    with pytest.raises(Conflict) as caught:
+        service.set_status(doctor, number, "COMPLETED")
+    assert caught.value.code == "visit_open"
+    assert caught.value.details == {"visit_id": visit.id, "token_number": number}
+    assert "complete the visit" in caught.value.message
+    db.session.rollback()
+    assert row(number).status == "WITH_DOCTOR"
+    assert redis_current(doctor.id) == number
+    assert appointment_status(appointment.id) == "IN_CONSULTATION"
+
+    visits.update(doctor, visit.id, {"diagnosis": "Viral fever"})
+    visits.complete(doctor, visit.id)
+    commit()
+    assert row(number).status == "COMPLETED"
+    assert appointment_status(appointment.id) == "COMPLETED"
+    assert redis_current(doctor.id) is None
+
+
+def test_a_token_without_a_visit_still_completes_from_the_queue(admin, reception, doctor):
+    from qure.visits import service as visits
+
+    patient = make_patient(reception)
+    number = walk_in(reception, patient, doctor).token_number
+    call_next(admin, doctor.id)  # an admin's call opens no visit
+    assert visits.in_progress_for(patient.id) is None
+    assert move(doctor, number, "COMPLETED").status == "COMPLETED"
+
+
+def test_open_visit_ids_reads_many_tokens_in_one_query(reception, doctor):
+    from qure.visits import service as visits
+
+    other = make_user(Role.DOCTOR)
+    first = walk_in(reception, make_patient(reception), doctor)
+    second = walk_in(reception, make_patient(reception), other)
+    call_next(doctor)
+    call_next(other)
+    visit = visits.open_for_token(doctor, first.token_number)
+    commit()
+    assert service.open_visit_ids([first, second]) == {first.id: visit.id}
+    assert service.open_visit_ids([]) == {}
+
+
 # ---- reading -------------------------------------------------------------------------------
 
 

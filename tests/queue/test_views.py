@@ -7,12 +7,14 @@ reaches Redis once the request commits, as in production.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from qure.core import clock
 from qure.core.roles import Role
@@ -20,6 +22,7 @@ from qure.extensions import db, redis_store
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
+from qure.visits import service as visits
 from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
@@ -62,6 +65,21 @@ def waiting_rows(page: str) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+def section(page: str, section_id: str) -> str:
+    """The `<section id=...>` of a page."""
+    return re.search(rf'<section class="card" id="{section_id}">.*?</section>', page, re.S).group(0)
+
+
+def table_rows(html: str) -> list[list[str]]:
+    """The body rows of the tables in `html`, each cell's text with its spaces collapsed."""
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        if cells:
+            rows.append([" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells])
+    return rows
+
+
 def entries() -> list[QueueEntry]:
     db.session.expire_all()
     return list(db.session.scalars(select(QueueEntry).order_by(QueueEntry.token_number)))
@@ -99,6 +117,17 @@ def client_for(app, user):
     return browser
 
 
+# ---- front desk: the home page ----------------------------------------------------------------
+
+
+def test_the_front_desk_home_puts_the_cursor_in_the_search_box(client, reception):
+    sign_in(client, reception)
+    page = page_text(client.get("/home"))
+    (search,) = re.findall(r'<input id="q"[^>]*>', page)
+    assert search.endswith(" autofocus>")
+    assert 'href="/queue/today"' in page and 'href="/appointments/book"' in page
+
+
 # ---- front desk: check-in --------------------------------------------------------------------
 
 
@@ -121,6 +150,42 @@ def test_today_lists_appointments_per_doctor_with_check_in(client, clinic_now, r
         assert f'action="/queue/checkin/{appointment.id}"' in page
     assert page.count(">Check in</button>") == 2
     assert '<td class="mono">10:15</td>' in page
+
+
+def test_today_shows_each_appointments_token_phone_and_reason_and_the_walk_ins(
+    client, clinic_now, reception
+):
+    anil = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    bina = make_user(Role.DOCTOR, full_name="Bina Rao")
+    slots = make_slots(anil, start="10:00", end="11:00")
+    sharma = make_patient(None, full_name="Priya Sharma", phone="+919845011111")
+    menon = make_patient(None, full_name="Priya Menon", phone="+919845022222")
+    first = make_appointment(sharma, slots[0], reason="Fever for three days")
+    make_appointment(menon, slots[1], reason="Follow-up")
+    checked_in(reception, first)
+    walker = make_patient(None, full_name="Ravi Walker", phone="+919845099999")
+    make_slots(bina, start="11:00", end="12:00")
+    queue.walk_in(reception, {"patient_id": walker.id, "doctor_id": bina.id, "complaint": "Cough"})
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get(TODAY_URL))
+
+    appointments = section(page, "appointments")
+    assert [row[:5] for row in table_rows(appointments)] == [
+        ["10:15", "001", "Priya Sharma +919845011111", "Fever for three days", "Checked In"],
+        ["10:30", "", "Priya Menon +919845022222", "Follow-up", "Scheduled"],
+    ]
+    assert 'href="/queue/token/1">001</a>' in appointments
+    assert appointments.count(">Check in</button>") == 1
+    assert table_rows(section(page, "walk-ins")) == [
+        ["002", "Ravi Walker +919845099999", "Cough", "Bina Rao", "Waiting"]
+    ]
+
+
+def test_today_with_nobody_yet_says_so(client, clinic_now, reception):
+    sign_in(client, reception)
+    page = page_text(client.get(TODAY_URL))
+    assert "No appointments today." in page and "No walk-ins yet." in page
 
 
 def test_check_in_gives_a_token_shown_in_large_type(client, clinic_now, reception, doctor):
@@ -267,6 +332,21 @@ def test_walk_in_finds_the_patient_and_gives_a_token(client, clinic_now, recepti
     assert (token.complaint, token.urgent, token.status) == ("Headache", False, "WAITING")
 
 
+def test_walk_in_offers_to_register_the_name_typed_and_comes_back(client, clinic_now, reception):
+    sign_in(client, reception)
+    page = page_text(client.get(f"{TODAY_URL}?q=Asha+Rao"))
+    assert "No patient matches “Asha Rao”." in page
+    href = re.search(r'href="([^"]+)">Register a new patient</a>', page).group(1)
+    parts = urlsplit(href)
+    assert parts.path == "/patients/new"
+    assert dict(parse_qsl(parts.query)) == {"name": "Asha Rao", "next": "/queue/today"}
+    # The register page sends the new patient back as ?patient_id=: they are chosen.
+    asha = make_patient(None, full_name="Asha Rao", phone="+919845033333")
+    page = page_text(client.get(f"{TODAY_URL}?patient_id={asha.id}"))
+    assert "Patient: <strong>Asha Rao</strong>" in page and "+919845033333" in page
+    assert f'<input type="hidden" name="patient_id" value="{asha.id}">' in page
+
+
 def test_walk_in_to_a_chosen_doctor_marked_urgent(client, clinic_now, reception, doctor):
     make_slots(doctor, start="11:00", end="12:00")
     walker = make_patient(None, full_name="Ravi Walker")
@@ -350,11 +430,11 @@ def test_walk_in_without_a_patient_asks_for_one(client, clinic_now, reception, d
 # ---- the queue -------------------------------------------------------------------------------
 
 
-def test_queue_lists_waiting_tokens_with_first_names_only(client, clinic_now, reception):
+def test_queue_lists_waiting_tokens_with_full_names(client, clinic_now, reception):
     doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
-    meera, priya = booked_day(doctor, "Meera Devi Nair", "Priya Sharma")
+    first, second = booked_day(doctor, "Priya Sharma", "Priya Menon")
     walker = make_patient(None, full_name="Ravi Walker")
-    checked_in(reception, meera, priya)
+    checked_in(reception, first, second)
     with clock.fixed(later(5)):
         queue.walk_in(reception, {"patient_id": walker.id, "doctor_id": doctor.id})
         db.session.commit()
@@ -365,17 +445,30 @@ def test_queue_lists_waiting_tokens_with_first_names_only(client, clinic_now, re
     page = page_text(response)
     assert "<h2>Anil Kumar</h2>" in page
     assert "3 waiting · 0 seen · 0 no-show" in page
+    # Two Priyas in one queue: the desk tells them apart by their full names.
     assert waiting_rows(page) == [
-        ("1", "001", "Meera", "Appointment", "12"),
-        ("2", "002", "Priya", "Appointment", "12"),
-        ("3", "003", "Ravi", "Walk-in", "7"),
+        ("1", "001", "Priya Sharma", "Appointment", "12"),
+        ("2", "002", "Priya Menon", "Appointment", "12"),
+        ("3", "003", "Ravi Walker", "Walk-in", "7"),
     ]
-    for full in ("Meera Devi Nair", "Priya Sharma", "Ravi Walker"):
-        assert full not in page
     assert 'action="/queue/next"' not in page  # Call next is for admins and doctors
     assert page.count(">Skip</button>") == 3
-    assert page.count(">No-show</button>") == 3
+    assert page.count(">No-show…</a>") == 3
     assert page.count(">Urgent</button>") == 3
+
+
+def test_the_queue_names_the_patient_with_the_doctor_in_full(client, clinic_now, reception):
+    doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    first, second = booked_day(doctor, "Priya Sharma", "Priya Menon")
+    checked_in(reception, first, second)
+    queue.call_next(doctor)
+    queue.set_status(reception, 2, "SKIPPED")
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/"))
+    assert re.search(r'Now with the doctor:\s*<strong class="mono">001</strong> Priya Sharma', page)
+    skipped = re.search(r"<h4>Skipped</h4>.*?</ul>", page, re.S).group(0)
+    assert "002</span> Priya Menon" in skipped
 
 
 def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception, doctor):
@@ -391,7 +484,8 @@ def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception
     assert "Token 001: skipped." in flashes(page)
     assert [row[1] for row in waiting_rows(page)] == ["002"]
     skipped = re.search(r"<h4>Skipped</h4>.*?</ul>", page, re.S).group(0)
-    assert "001" in skipped and "Meera" in skipped and ">Recall</button>" in skipped
+    assert "001" in skipped and "Meera Nair" in skipped and ">Recall</button>" in skipped
+    assert 'href="/queue/1/no-show?back=queue.index">No-show…</a>' in skipped
     assert entry(1).status == "SKIPPED"
     assert appointment_status(meera.id) == "CHECKED_IN"
 
@@ -410,19 +504,65 @@ def test_reception_skips_recalls_and_marks_no_show(client, clinic_now, reception
     assert "<h4>Skipped</h4>" not in page
     assert entry(1).status == "WAITING"
 
+    # No-show asks for confirmation and a reason on its own page.
+    page = page_text(client.get("/queue/"))
+    assert 'href="/queue/2/no-show?back=queue.index">No-show…</a>' in page
+    confirm = client.get("/queue/2/no-show?back=queue.index")
+    assert confirm.status_code == 200
+    page = page_text(confirm)
+    assert "Token 002: no-show?" in page and "Priya Sharma" in page
+    assert 'href="/queue/">Keep in the queue</a>' in page
+    assert entry(2).status == "WAITING"
+
+    confirm_url = "/queue/2/no-show"
+    response = form_post(client, confirm_url, {"reason": " ", **back}, page=confirm_url)
+    assert response.status_code == 422
+    assert "Say why the patient is a no-show." in field_block(page_text(response), "reason")
+    assert entry(2).status == "WAITING"
+
     response = form_post(
         client,
-        "/queue/2/status",
-        {"status": "NO_SHOW", **back},
-        page="/queue/",
+        confirm_url,
+        {"reason": "Called twice, not in the waiting room", **back},
+        page=confirm_url,
         follow_redirects=True,
     )
     page = page_text(response)
     assert "Token 002: no show." in flashes(page)
     assert [row[1] for row in waiting_rows(page)] == ["001"]
     assert "1 waiting · 0 seen · 1 no-show" in page
-    assert entry(2).status == "NO_SHOW"
+    token = entry(2)
+    assert (token.status, token.no_show_reason) == (
+        "NO_SHOW",
+        "Called twice, not in the waiting room",
+    )
     assert appointment_status(priya.id) == "NO_SHOW"
+
+
+def test_a_no_show_without_confirmation_goes_to_the_confirm_page(
+    client, clinic_now, reception, doctor
+):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    response = form_post(
+        client, "/queue/1/status", {"status": "NO_SHOW", "back": "queue.index"}, page="/queue/"
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/1/no-show?back=queue.index")
+    assert entry(1).status == "WAITING"
+
+
+def test_the_no_show_page_of_a_token_that_moved_on_says_so(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    queue.call_next(doctor)
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/1/no-show"))
+    assert "This token is with doctor; it cannot become a no-show." in page
+    assert "Mark no-show</button>" not in page
+    assert client.get("/queue/9/no-show").status_code == 404
 
 
 def test_reception_marks_a_token_urgent(client, clinic_now, reception, doctor):
@@ -521,9 +661,15 @@ def test_pharmacist_sees_the_queue_without_action_buttons(client, clinic_now, ph
     response = client.get("/queue/")
     assert response.status_code == 200
     page = page_text(response)
-    assert [row[:4] for row in waiting_rows(page)] == [("1", "001", "Meera", "Appointment")]
+    assert [row[:4] for row in waiting_rows(page)] == [("1", "001", "Meera Nair", "Appointment")]
     assert page.count("<button") == 1  # only Sign out, in the header
-    for absent in ("/queue/1/status", "/queue/1/urgent", "/queue/next", "<h4>Skipped</h4>"):
+    for absent in (
+        "/queue/1/status",
+        "/queue/1/urgent",
+        "/queue/1/no-show",
+        "/queue/next",
+        "<h4>Skipped</h4>",
+    ):
         assert absent not in page, absent
     assert "Check in / walk-in" not in page
     token = csrf_token(client, "/queue/")
@@ -561,9 +707,12 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert appointment_status(meera.id) == "IN_CONSULTATION"
 
     page = page_text(client.get("/queue/mine"))
-    current = re.search(r'<section class="card current">.*?</section>', page, re.S).group(0)
-    assert "001" in current and "Meera Nair" in current
-    assert ">Complete</button>" in current
+    current = re.search(r'<section class="card current"[^>]*>.*?</section>', page, re.S).group(0)
+    assert "001" in current
+    # The name and the button open the visit: the token completes only through it.
+    assert f'<a href="/visits/{visit.id}"><strong>Meera Nair</strong></a>' in current
+    assert f'href="/visits/{visit.id}">Open visit to complete</a>' in current
+    assert ">Complete</button>" not in current
     assert "<h2>Waiting (1)</h2>" in page
 
     response = form_post(client, "/queue/next", {}, page="/queue/mine")
@@ -573,6 +722,7 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert "Token 001 is still with the doctor; complete or skip it first." in flashes(page)
     assert entry(2).status == "WAITING"
 
+    # A stale page's Complete (or a crafted post) is refused while the visit is open.
     response = form_post(
         client,
         "/queue/1/status",
@@ -582,7 +732,17 @@ def test_doctor_calls_next_and_sees_who_follows(client, clinic_now, doctor):
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/queue/mine")
     page = page_text(client.get("/queue/mine"))
-    assert "Token 001: completed." in flashes(page)
+    assert (
+        "Token 001's visit is still open: complete the visit (it needs a diagnosis) and the "
+        "token completes with it." in flashes(page)
+    )
+    assert entry(1).status == "WITH_DOCTOR"
+    assert appointment_status(meera.id) == "IN_CONSULTATION"
+
+    visits.update(doctor, visit.id, {"diagnosis": "Viral fever"})
+    visits.complete(doctor, visit.id)
+    db.session.commit()
+    page = page_text(client.get("/queue/mine"))
     assert "Nobody is with you." in page
     assert entry(1).status == "COMPLETED" and entry(1).completed_at is not None
     assert appointment_status(meera.id) == "COMPLETED"
@@ -647,7 +807,20 @@ def test_admin_calls_next_for_a_doctor_from_the_queue_page(client, clinic_now, a
     assert response.headers["Location"].endswith(f"/patients/{meera.patient_id}")
     page = page_text(client.get("/queue/"))
     assert re.search(r'Now with the doctor:\s*<strong class="mono">001</strong> Meera', page)
-    assert ">Complete 001</button>" in page
+    assert ">Complete 001</button>" in page  # no visit was opened: the token completes here
+
+
+def test_admin_sees_an_open_visit_instead_of_complete(client, clinic_now, admin, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(make_user(Role.RECEPTION), meera)
+    queue.call_next(doctor)
+    visit = visits.open_for_token(doctor, 1)
+    db.session.commit()
+    sign_in(client, admin)
+    page = page_text(client.get("/queue/"))
+    assert '<span class="tag">visit in progress</span>' in page
+    assert f'href="/visits/{visit.id}">Open visit 001</a>' in page
+    assert ">Complete 001</button>" not in page and ">Skip 001</button>" in page
 
 
 def test_the_pages_survive_redis_losing_the_day(client, clinic_now, doctor):
@@ -685,6 +858,181 @@ def test_an_odd_doctor_id_on_call_next_is_not_a_server_error(client, clinic_now,
     page = page_text(client.get("/queue/"))
     assert '<p class="flash flash-error" role="alert">' in page  # the service's refusal
     assert entry(1).status == "WAITING"
+
+
+# ---- pages that stay current -----------------------------------------------------------------
+
+
+def live_tag(page: str) -> str:
+    """The version a live page shows (the fragment's ETag when it was rendered)."""
+    return html.unescape(re.search(r'data-live-etag="([^"]+)"', page).group(1))
+
+
+def poll(client, url: str, tag: str):
+    return client.get(url, headers={"If-None-Match": f'"{tag}"'})
+
+
+def test_the_queue_fragment_is_304_until_a_check_in(client, clinic_now, reception, doctor):
+    meera, priya = booked_day(doctor, "Meera Nair", "Priya Sharma")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/"))
+    assert 'data-live-url="/queue/live"' in page and 'href="/queue/">Refresh</a>' in page
+    tag = live_tag(page)
+    unchanged = poll(client, "/queue/live", tag)
+    assert unchanged.status_code == 304 and unchanged.get_data() == b""
+
+    checked_in(make_user(Role.RECEPTION), priya)  # at another desk
+    changed = poll(client, "/queue/live", tag)
+    assert changed.status_code == 200
+    assert changed.mimetype == "text/html"
+    body = page_text(changed)
+    assert body.lstrip().startswith('<div id="queue-doctors" data-live-region>')
+    assert [row[1:3] for row in waiting_rows(body)] == [
+        ("001", "Meera Nair"),
+        ("002", "Priya Sharma"),
+    ]
+    assert "<html" not in body and "csrf_token" in body  # the region's forms still post
+    new_tag = changed.headers["ETag"].strip('"')
+    assert new_tag != tag
+    assert poll(client, "/queue/live", new_tag).status_code == 304
+
+
+def test_the_waiting_minutes_move_on_once_a_minute(client, clinic_now, reception, doctor):
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    tag = live_tag(page_text(client.get("/queue/")))
+    with clock.fixed(clinic_now + timedelta(seconds=30)):
+        assert poll(client, "/queue/live", tag).status_code == 304
+    with clock.fixed(later(3)):
+        changed = poll(client, "/queue/live", tag)
+    assert changed.status_code == 200
+    assert waiting_rows(page_text(changed))[0][4] == "3"
+
+
+def test_the_today_fragment_follows_bookings_and_the_queue(client, clinic_now, reception, doctor):
+    slots = make_slots(doctor, start="10:00", end="11:00")
+    make_appointment(make_patient(None, full_name="Priya Sharma"), slots[0])
+    sign_in(client, reception)
+    page = page_text(client.get(TODAY_URL))
+    assert 'data-live-url="/queue/today/live"' in page
+    tag = live_tag(page)
+    assert poll(client, "/queue/today/live", tag).status_code == 304
+
+    # A booking made elsewhere changes no token, and still shows.
+    make_appointment(make_patient(None, full_name="Priya Menon"), slots[1])
+    changed = poll(client, "/queue/today/live", tag)
+    assert changed.status_code == 200
+    body = page_text(changed)
+    assert "Priya Menon" in body and 'id="walk-in"' not in body  # the form is left alone
+    tag = changed.headers["ETag"].strip('"')
+    assert poll(client, "/queue/today/live", tag).status_code == 304
+
+    walker = make_patient(None, full_name="Ravi Walker")
+    queue.walk_in(reception, {"patient_id": walker.id, "doctor_id": doctor.id})
+    db.session.commit()
+    changed = poll(client, "/queue/today/live", tag)
+    assert changed.status_code == 200
+    assert "Ravi Walker" in section(page_text(changed), "walk-ins")
+
+
+def test_my_queue_fragment_follows_the_doctors_queue(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    sign_in(client, doctor)
+    page = page_text(client.get("/queue/mine"))
+    assert 'data-live-url="/queue/mine/live"' in page
+    tag = live_tag(page)
+    assert poll(client, "/queue/mine/live", tag).status_code == 304
+    (meera,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, meera)
+    changed = poll(client, "/queue/mine/live", tag)
+    assert changed.status_code == 200
+    waiting = section(page_text(changed), "mine-waiting")
+    assert "<h2>Waiting (1)</h2>" in waiting and "001</span> Meera Nair" in waiting
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("/queue/live", {"reception", "doctor", "pharmacist", "admin"}),
+        ("/queue/today/live", {"reception", "admin"}),
+        ("/queue/mine/live", {"doctor"}),
+    ],
+)
+def test_each_fragment_is_for_the_roles_of_its_page(app, clinic_now, url, allowed):
+    for role in ("reception", "doctor", "pharmacist", "admin"):
+        browser = client_for(app, make_user(Role(role.upper())))
+        assert browser.get(url).status_code == (200 if role in allowed else 403), role
+    assert app.test_client().get(url).status_code == 302  # signed out: to the sign-in page
+
+
+def count_statements(app, action) -> int:
+    """The SQL statements `action` sends (the tests' own savepoints left out)."""
+    seen = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "SAVEPOINT" not in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+@pytest.mark.parametrize("url", ["/queue/", "/queue/live", TODAY_URL, "/queue/today/live"])
+def test_desk_pages_cost_the_same_statements_for_two_patients_or_eight(
+    app, client, clinic_now, reception, url
+):
+    doctor = make_user(Role.DOCTOR)
+    slots = make_slots(doctor, start="10:00", end="13:00")
+    sign_in(client, reception)
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            slot = slots.pop(0)
+            checked_in(reception, make_appointment(make_patient(None), slot, reception))
+            queue.walk_in(reception, {"patient_id": make_patient(None).id, "doctor_id": doctor.id})
+            db.session.commit()
+
+    add(1)
+    few = count_statements(app, lambda: client.get(url))
+    add(3)
+    many = count_statements(app, lambda: client.get(url))
+    assert many == few, (few, many)
+    assert few <= 5, few
+
+
+@pytest.mark.parametrize(
+    ("page", "url"), [("/queue/", "/queue/live"), (TODAY_URL, "/queue/today/live")]
+)
+def test_a_poll_that_finds_nothing_new_is_cheap(app, client, clinic_now, reception, page, url):
+    (meera,) = booked_day(make_user(Role.DOCTOR), "Meera Nair")
+    checked_in(reception, meera)
+    sign_in(client, reception)
+    tag = live_tag(page_text(client.get(page)))
+    answers = []
+    # The signed-in user, and for Today the appointments' fingerprint: nothing else.
+    statements = count_statements(app, lambda: answers.append(poll(client, url, tag)))
+    assert answers[0].status_code == 304
+    assert statements <= (2 if url == "/queue/today/live" else 1), statements
+
+
+def test_my_queue_costs_the_same_statements_for_two_patients_or_eight(app, client, clinic_now):
+    doctor = make_user(Role.DOCTOR)
+    reception = make_user(Role.RECEPTION)
+    sign_in(client, doctor)
+    for _ in range(2):
+        queue.walk_in(reception, {"patient_id": make_patient(None).id, "doctor_id": doctor.id})
+    db.session.commit()
+    few = count_statements(app, lambda: client.get("/queue/mine"))
+    for _ in range(6):
+        queue.walk_in(reception, {"patient_id": make_patient(None).id, "doctor_id": doctor.id})
+    db.session.commit()
+    assert count_statements(app, lambda: client.get("/queue/mine")) == few
 
 
 # ---- the waiting-room board ------------------------------------------------------------------

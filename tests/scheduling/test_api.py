@@ -923,6 +923,24 @@ def test_cancel(client, reception, doctor):
     error(response, 409, "appointment_not_scheduled")
 
 
+def test_cancel_may_say_why(client, reception, doctor):
+    slot = one_slot(doctor)
+    appointment = make_appointment(make_patient(reception), slot, reception)
+    headers = bearer(client, reception)
+    url = f"{APPOINTMENTS}/{appointment.id}"
+    body = error(
+        client.delete(url, json={"reason": "x" * 201}, headers=headers), 422, "invalid_input"
+    )
+    assert "reason" in body["fields"]
+    assert stored_appointment(appointment.id).status == "SCHEDULED"
+    response = client.delete(url, json={"reason": "Patient travelling"}, headers=headers)
+    assert response.status_code == 200, response.json
+    assert response.json["cancel_reason"] == "Patient travelling"
+    assert stored_appointment(appointment.id).cancel_reason == "Patient travelling"
+    (event,) = events("APPOINTMENT_CANCELLED")
+    assert event["changes"]["new"]["reason"] == "Patient travelling"
+
+
 def test_no_cancel_or_reschedule_after_check_in(client, reception, doctor):
     slots = make_slots(doctor, TOMORROW, "09:00", "10:00", 30)
     appointment = make_appointment(make_patient(reception), slots[0], reception)

@@ -1168,11 +1168,25 @@ def test_cancel_frees_the_slot(reception, doctor):
     assert cancelled.status == "CANCELLED"
     assert cancelled.cancelled_at == NOW
     assert refreshed(slot).status == "OPEN"
+    assert cancelled.cancel_reason is None
     (event,) = events("APPOINTMENT_CANCELLED")
     assert event["changes"] == {
         "old": {"status": "SCHEDULED"},
         "new": {"status": "CANCELLED", "slot_id": slot.id},
     }
+
+
+def test_cancel_keeps_the_reason_and_audits_it(reception, doctor):
+    slot = one_slot(doctor)
+    appointment = make_appointment(make_patient(reception), slot, reception)
+    with pytest.raises(InvalidInput) as caught:
+        service.cancel(reception, appointment.id, "x" * 201)
+    assert "reason" in caught.value.fields
+    assert refreshed(appointment).status == "SCHEDULED"
+    cancelled = service.cancel(reception, appointment.id, " Patient  travelling ")
+    assert cancelled.cancel_reason == "Patient travelling"
+    (event,) = events("APPOINTMENT_CANCELLED")
+    assert event["changes"]["new"]["reason"] == "Patient travelling"
 
 
 def test_cancel_twice(reception, doctor):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -490,7 +491,14 @@ def test_reception_books_through_the_three_steps(client, clinic_now, reception):
 
     page = page_text(client.get(f"{BOOK}?doctor_id={doctor.id}&date={TODAY.isoformat()}"))
     assert f'<option value="{doctor.id}" selected>Anil Kumar</option>' in page
-    assert "3 open slots. Choose the patient first." in page
+    # The free times show before a patient is chosen ("is 10:30 free?").
+    assert "2. Time with Anil Kumar · Mon 07 Jan" in page
+    assert "3 open slots. Pick a time now or later; then find the patient." in page
+    assert re.findall(r'class="slot OPEN"[^>]*>(\d\d:\d\d)</a>', page) == [
+        "10:15",
+        "10:30",
+        "10:45",
+    ]
     assert 'name="slot_id"' not in page
 
     page = page_text(client.get(f"{book_url(doctor)}&q=meera"))
@@ -529,6 +537,76 @@ def test_reception_books_through_the_three_steps(client, clinic_now, reception):
     # The booked slot is no longer offered.
     page = page_text(client.get(url))
     assert str(slots[1].id) not in re.findall(r'name="slot_id" value="(\d+)"', page)
+
+
+def test_a_time_picked_before_the_patient_stays_picked(client, clinic_now, reception, doctor):
+    slots = make_slots(doctor, start="10:30", end="11:30")
+    patient = make_patient(None, full_name="Meera Nair")
+    sign_in(client, reception)
+    raw = client.get(f"{book_url(doctor)}&slot_id={slots[2].id}").get_data(as_text=True)
+    assert f'slot_id={slots[2].id}#patient" aria-current="true">11:00</a>' in raw
+    assert f'<input type="hidden" name="slot_id" value="{slots[2].id}">' in raw  # in the search
+
+    raw = client.get(f"{book_url(doctor)}&slot_id={slots[2].id}&q=meera").get_data(as_text=True)
+    assert f"slot_id={slots[2].id}&amp;patient_id={patient.id}" in raw
+
+    url = f"{book_url(doctor)}&slot_id={slots[2].id}&patient_id={patient.id}"
+    page = page_text(client.get(url))
+    assert "Booking for <strong>Meera Nair</strong>" in page
+    checked = re.findall(r'name="slot_id" value="(\d+)" checked', page)
+    assert checked == [str(slots[2].id)]
+    response = form_post(
+        client, url, {"patient_id": str(patient.id), "slot_id": str(slots[2].id)}, page=url
+    )
+    assert response.status_code == 302
+    (appointment,) = appointments_in_db()
+    assert appointment.slot_id == slots[2].id
+
+
+def test_book_shows_taken_times_as_taken_before_a_patient_is_chosen(
+    client, clinic_now, reception, doctor, admin
+):
+    slots = make_slots(doctor, start="10:30", end="11:30")
+    make_appointment(make_patient(None), slots[1])
+    scheduling.set_blocked(admin, slots[3].id, True, "Meeting")
+    db.session.commit()
+    sign_in(client, reception)
+    page = page_text(client.get(book_url(doctor)))
+    times = re.findall(r'class="slot (OPEN|BOOKED|BLOCKED)[^"]*"[^>]*>(\d\d:\d\d)', page)
+    assert times == [
+        ("OPEN", "10:30"),
+        ("BOOKED", "10:45"),
+        ("OPEN", "11:00"),
+        ("BLOCKED", "11:15"),
+    ]
+    assert "2 open slots." in page
+    assert f"slot_id={slots[1].id}" not in page  # a taken time cannot be picked
+
+
+def register_link(page: str) -> tuple[str, dict[str, str]]:
+    """The page's "Register a new patient" link: its path and its query values."""
+    href = re.search(r'href="([^"]+)">Register a new patient</a>', page).group(1)
+    parts = urlsplit(href)
+    return parts.path, dict(parse_qsl(parts.query))
+
+
+def test_book_offers_to_register_someone_not_found(client, clinic_now, reception, doctor):
+    (slot,) = make_slots(doctor, start="10:30", end="10:45")
+    sign_in(client, reception)
+    page = page_text(client.get(f"{book_url(doctor)}&slot_id={slot.id}&q=Asha+Rao"))
+    assert register_link(page) == (
+        "/patients/new",
+        {
+            "name": "Asha Rao",
+            "next": f"/appointments/book?doctor_id={doctor.id}&date={TODAY}&slot_id={slot.id}",
+        },
+    )
+    # A phone number typed is not a name: only the way back comes along.
+    page = page_text(client.get(f"{book_url(doctor)}&q=98450"))
+    assert register_link(page) == (
+        "/patients/new",
+        {"next": f"/appointments/book?doctor_id={doctor.id}&date={TODAY}"},
+    )
 
 
 def test_a_slot_taken_meanwhile_is_a_plain_message(client, clinic_now, reception, doctor):
@@ -692,26 +770,64 @@ def test_reschedule_without_a_choice_or_to_a_taken_slot_changes_nothing(
     assert [s.status for s in slots_in_db(doctor)] == ["BOOKED", "BOOKED", "OPEN"]
 
 
-def test_cancel_frees_the_slot(client, clinic_now, reception, doctor):
+def test_cancel_asks_for_a_reason_then_frees_the_slot(client, clinic_now, reception, doctor):
     (slot,) = make_slots(doctor, start="10:30", end="10:45")
     appointment = make_appointment(make_patient(None, full_name="Meera Nair"), slot)
     url = f"/appointments/{appointment.id}"
     sign_in(client, reception)
     page = page_text(client.get(url))
-    assert f'action="{url}/cancel"' in page and "Cancel the appointment" in page
-    response = form_post(client, f"{url}/cancel", {}, page=url)
+    assert f'href="{url}/cancel">Cancel the appointment…</a>' in page
+    confirm = client.get(f"{url}/cancel")
+    assert confirm.status_code == 200
+    page = page_text(confirm)
+    assert "Cancel this appointment?" in page and "Meera Nair" in page
+    assert f'action="{url}/cancel"' in page and f'href="{url}">Keep it</a>' in page
+    assert fresh(Appointment, appointment.id).status == "SCHEDULED"
+
+    response = form_post(client, f"{url}/cancel", {"reason": ""}, page=f"{url}/cancel")
+    assert response.status_code == 422
+    assert "Say why the appointment is cancelled." in field_block(page_text(response), "reason")
+    assert fresh(Appointment, appointment.id).status == "SCHEDULED"
+
+    response = form_post(
+        client, f"{url}/cancel", {"reason": "Patient called: travelling"}, page=f"{url}/cancel"
+    )
     assert response.status_code == 302
     assert response.headers["Location"].endswith(url)
     page = page_text(client.get(url))
     assert "Cancelled; the slot is open again." in flashes(page)
     assert '<span class="tag">Cancelled</span>' in page
-    assert f'action="{url}/cancel"' not in page and "<h2>Reschedule</h2>" not in page
+    assert "Patient called: travelling" in page
+    assert f'href="{url}/cancel"' not in page and "<h2>Reschedule</h2>" not in page
     saved = fresh(Appointment, appointment.id)
     assert saved.status == "CANCELLED" and saved.cancelled_at is not None
+    assert saved.cancel_reason == "Patient called: travelling"
     assert fresh(Slot, slot.id).status == "OPEN"
 
-    response = form_post(client, f"{url}/cancel", {}, page=url, follow_redirects=True)
+    page = page_text(client.get(f"{url}/cancel"))
+    assert "it can no longer be cancelled" in page and "Cancel the appointment</button>" not in page
+    token = csrf_token(client, "/queue/today")
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "reason": "again"}, follow_redirects=True
+    )
     assert "This appointment is cancelled." in flashes(page_text(response))
+
+
+def test_cancel_from_today_returns_to_today(client, clinic_now, reception, doctor):
+    (slot,) = make_slots(doctor, start="10:30", end="10:45")
+    appointment = make_appointment(make_patient(None, full_name="Meera Nair"), slot)
+    url = f"/appointments/{appointment.id}/cancel"
+    sign_in(client, reception)
+    page = page_text(client.get("/queue/today"))
+    assert f'href="{url}?back=today">Cancel…</a>' in page
+    page = page_text(client.get(f"{url}?back=today"))
+    assert 'href="/queue/today">Keep it</a>' in page
+    response = form_post(
+        client, url, {"reason": "Feeling better", "back": "today"}, page=f"{url}?back=today"
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queue/today")
+    assert fresh(Appointment, appointment.id).status == "CANCELLED"
 
 
 def test_cancelling_after_check_in_is_refused(client, clinic_now, reception, doctor):
@@ -723,9 +839,11 @@ def test_cancelling_after_check_in_is_refused(client, clinic_now, reception, doc
     sign_in(client, reception)
     page = page_text(client.get(url))
     assert '<span class="tag">Checked In</span>' in page
-    assert f'action="{url}/cancel"' not in page
-    token = csrf_token(client, url)
-    response = client.post(f"{url}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert f'href="{url}/cancel"' not in page
+    token = csrf_token(client, "/queue/today")
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "reason": "Changed mind"}, follow_redirects=True
+    )
     page = page_text(response)
     assert "The patient has already checked in; it can no longer be cancelled." in flashes(page)
     assert fresh(Appointment, appointment.id).status == "CHECKED_IN"
@@ -736,7 +854,7 @@ def test_cancel_without_the_csrf_token_is_refused(client, clinic_now, reception,
     (slot,) = make_slots(doctor, start="10:30", end="10:45")
     appointment = make_appointment(make_patient(None), slot)
     sign_in(client, reception)
-    response = client.post(f"/appointments/{appointment.id}/cancel")
+    response = client.post(f"/appointments/{appointment.id}/cancel", data={"reason": "x"})
     assert response.status_code == 400
     assert fresh(Appointment, appointment.id).status == "SCHEDULED"
 
