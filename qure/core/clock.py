@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -73,6 +74,11 @@ DAY_FORMAT = "%d %b %Y"
 _TYPED_DAY_FORMATS = (DAY_FORMAT, "%d %B %Y", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%b-%Y")
 
 
+def weekday_day(day: date | None) -> str:
+    """A date with its weekday, for headings ("Wed 02 Dec 2026")."""
+    return day.strftime("%a " + DAY_FORMAT) if day else ""
+
+
 def format_day(day: date | None) -> str:
     """A date as the clinic writes it ("02 Dec 2026"); empty for None."""
     return day.strftime(DAY_FORMAT) if day else ""
@@ -94,3 +100,30 @@ def parse_day(text: str) -> date:
         except ValueError:
             continue
     raise ValueError(f"not a date: {typed!r}")
+
+
+def parse_day_time(text: str) -> datetime:
+    """A clinic-local wall-clock moment as staff type it: a date as `parse_day` reads it
+    and a time ("02 Dec 2026 13:00", "02/12/2026 1:30 pm"), or ISO "2026-12-02T13:00".
+    Naive (no time zone): the caller places it in the clinic's. Raises ValueError."""
+    typed = " ".join(str(text or "").split())
+    try:
+        return datetime.fromisoformat(typed).replace(tzinfo=None)
+    except ValueError:
+        pass
+    found = _DAY_AND_TIME.fullmatch(typed)
+    if not found:
+        raise ValueError(f"not a date and time: {typed!r}")
+    hour, minute = int(found["hour"]), int(found["minute"] or 0)
+    meridiem = (found["meridiem"] or "").lower()
+    if meridiem and not 1 <= hour <= 12:
+        raise ValueError(f"not a time: {typed!r}")
+    if meridiem:
+        hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    return datetime.combine(parse_day(found["day"]), time(hour, minute))
+
+
+_DAY_AND_TIME = re.compile(
+    r"(?P<day>.+?),? (?P<hour>\d{1,2})(?::(?P<minute>\d{2}))? ?(?P<meridiem>[ap]m)?",
+    re.IGNORECASE,
+)

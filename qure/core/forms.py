@@ -61,6 +61,34 @@ class ClinicDateField(StringField):
             raise StopValidation()
 
 
+class ClinicDateTimeField(StringField):
+    """A clinic-local date and time typed as text ("02 Dec 2026 13:00"), for the same
+    reason as `ClinicDateField`; its data is naive, in the clinic's time zone."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"placeholder": "DD Mon YYYY HH:MM", "autocomplete": "off", "size": 18}
+        render_kw.update(kwargs.pop("render_kw", None) or {})
+        super().__init__(label, validators, render_kw=render_kw, **kwargs)
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return " ".join(self.raw_data)
+        if self.data is None:
+            return ""
+        return f"{clock.format_day(self.data.date())} {self.data:%H:%M}"
+
+    def process_formdata(self, valuelist) -> None:
+        text = " ".join(valuelist or []).strip()
+        self.data = None
+        if text:
+            try:
+                self.data = clock.parse_day_time(text)
+            except ValueError as bad:
+                raise ValueError("Enter the date and time like 02 Dec 2026 13:00.") from bad
+
+    pre_validate = ClinicDateField.pre_validate
+
+
 class ActionForm(FlaskForm):
     """A button-only form: carries the CSRF token for a POST action."""
 

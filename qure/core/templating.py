@@ -87,4 +87,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["clinic_time"] = clinic_time
     app.jinja_env.filters["clinic_date"] = clinic_date
     app.jinja_env.filters["clinic_iso_date"] = clinic_iso_date
+    app.jinja_env.filters["weekday_date"] = clock.weekday_day
     app.jinja_env.filters["phone"] = phone.display

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    DateField,
-    DateTimeLocalField,
     HiddenField,
     IntegerField,
     SelectField,
@@ -18,6 +16,8 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from qure.core.forms import ClinicDateField, ClinicDateTimeField
 
 WEEKDAYS = [
     SelectChoice(str(i), label)
@@ -32,8 +32,8 @@ class CheckboxesField(SelectMultipleField):
 
 class SlotsForm(FlaskForm):
     doctor_id = SelectField("Doctor", coerce=int, validators=[Optional()])
-    start_date = DateField("From", validators=[DataRequired()])
-    end_date = DateField("To (inclusive)", validators=[DataRequired()])
+    start_date = ClinicDateField("From", validators=[DataRequired()])
+    end_date = ClinicDateField("To (inclusive)", validators=[DataRequired()])
     weekdays = CheckboxesField("Weekdays", choices=WEEKDAYS, default=["1", "2", "3", "4", "5"])
     start_time = TimeField("Day starts", validators=[DataRequired()], default=None)
     end_time = TimeField("Day ends", validators=[DataRequired()])
@@ -76,8 +76,8 @@ class SlotsForm(FlaskForm):
 
 class BlockRangeForm(FlaskForm):
     doctor_id = SelectField("Doctor", coerce=int, validators=[Optional()])
-    start = DateTimeLocalField("From", validators=[DataRequired()])
-    end = DateTimeLocalField("Until", validators=[DataRequired()])
+    start = ClinicDateTimeField("From", validators=[DataRequired()])
+    end = ClinicDateTimeField("Until", validators=[DataRequired()])
     reason = StringField("Reason", validators=[DataRequired(), Length(max=200)])
 
 

@@ -39,7 +39,7 @@ def register_url(typed: str, back: str) -> str:
 
 def _date_arg(name: str, default: date) -> date:
     try:
-        chosen = date.fromisoformat(request.args.get(name, ""))
+        chosen = clock.parse_day(request.args.get(name, ""))
     except ValueError:
         return default
     return chosen if service.in_calendar(chosen) else default

@@ -78,3 +78,21 @@ def test_a_bad_date_is_refused_beside_its_field_and_kept_as_typed(app):
         assert form.required.errors == ["Enter the date as day, month and year, like 02 Dec 2026."]
         assert form.optional.errors == ["Enter the date as day, month and year, like 02 Dec 2026."]
         assert 'value="31 Feb 2026"' in str(form.required())
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["02 Dec 2026 13:30", "2 dec 2026, 1:30 pm", "02/12/2026 1:30PM", "2026-12-02T13:30"],
+)
+def test_a_date_and_time_typed_at_the_desk(typed):
+    assert clock.parse_day_time(typed) == datetime(2026, 12, 2, 13, 30)
+
+
+@pytest.mark.parametrize("typed", ["02 Dec 2026", "02 Dec 2026 25:00", "02 Dec 2026 13:30 pm"])
+def test_a_date_without_a_real_time_is_refused(typed):
+    with pytest.raises(ValueError):
+        clock.parse_day_time(typed)
+
+
+def test_headings_carry_the_weekday():
+    assert clock.weekday_day(DEC_2) == "Wed 02 Dec 2026"

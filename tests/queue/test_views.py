@@ -172,13 +172,13 @@ def test_today_shows_each_appointments_token_phone_and_reason_and_the_walk_ins(
 
     appointments = section(page, "appointments")
     assert [row[:5] for row in table_rows(appointments)] == [
-        ["10:15", "001", "Priya Sharma +919845011111", "Fever for three days", "Checked In"],
-        ["10:30", "", "Priya Menon +919845022222", "Follow-up", "Scheduled"],
+        ["10:15", "001", "Priya Sharma +91 98450 11111", "Fever for three days", "Checked In"],
+        ["10:30", "", "Priya Menon +91 98450 22222", "Follow-up", "Scheduled"],
     ]
     assert 'href="/queue/token/1">001</a>' in appointments
     assert appointments.count(">Check in</button>") == 1
     assert table_rows(section(page, "walk-ins")) == [
-        ["002", "Ravi Walker +919845099999", "Cough", "Bina Rao", "Waiting"]
+        ["002", "Ravi Walker +91 98450 99999", "Cough", "Bina Rao", "Waiting"]
     ]
 
 
@@ -343,7 +343,7 @@ def test_walk_in_offers_to_register_the_name_typed_and_comes_back(client, clinic
     # The register page sends the new patient back as ?patient_id=: they are chosen.
     asha = make_patient(None, full_name="Asha Rao", phone="+919845033333")
     page = page_text(client.get(f"{TODAY_URL}?patient_id={asha.id}"))
-    assert "Patient: <strong>Asha Rao</strong>" in page and "+919845033333" in page
+    assert "Patient: <strong>Asha Rao</strong>" in page and "+91 98450 33333" in page
     assert f'<input type="hidden" name="patient_id" value="{asha.id}">' in page
 
 

@@ -374,8 +374,9 @@ def test_block_range_with_nothing_booked_says_so(client, clinic_now, admin, doct
         BLOCK,
         {
             "doctor_id": str(doctor.id),
-            "start": "2030-01-07T00:00",
-            "end": "2030-01-08T00:00",
+            # Typed the clinic's way, not in the browser's locale.
+            "start": "07 Jan 2030 00:00",
+            "end": "08/01/2030 12:00 am",
             "reason": "Leave",
         },
     )
@@ -392,7 +393,7 @@ def test_block_range_with_nothing_booked_says_so(client, clinic_now, admin, doct
         ({"end": "2030-01-07T10:00"}, "end", "The end must be after the start."),
         ({"reason": ""}, "reason", "This field is required."),
         ({"reason": "   "}, "reason", "This field is required."),
-        ({"start": "yesterday"}, "start", "This field is required."),
+        ({"start": "yesterday"}, "start", "Enter the date and time like 02 Dec 2026 13:00."),
     ],
 )
 def test_block_range_errors_appear_beside_the_field(
@@ -482,6 +483,18 @@ def test_unknown_slot_is_404(client, doctor):
 # ---- booking ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("typed", ["08 Jan 2030", "08/01/2030", "2030-01-08"])
+def test_the_day_picker_reads_and_shows_the_clinics_date_format(
+    client, clinic_now, reception, typed
+):
+    doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
+    sign_in(client, reception)
+    page = page_text(client.get(BOOK, query_string={"doctor_id": doctor.id, "date": typed}))
+    assert "2. Time with Anil Kumar · Tue 08 Jan 2030" in page
+    picker = re.search(r'<input id="date"[^>]*>', page).group(0)
+    assert 'type="text"' in picker and 'value="08 Jan 2030"' in picker
+
+
 def test_reception_books_through_the_three_steps(client, clinic_now, reception):
     doctor = make_user(Role.DOCTOR, full_name="Anil Kumar")
     slots = make_slots(doctor, start="10:00", end="11:00")  # 10:00 has started: 10:15 ... 10:45
@@ -492,7 +505,7 @@ def test_reception_books_through_the_three_steps(client, clinic_now, reception):
     page = page_text(client.get(f"{BOOK}?doctor_id={doctor.id}&date={TODAY.isoformat()}"))
     assert f'<option value="{doctor.id}" selected>Anil Kumar</option>' in page
     # The free times show before a patient is chosen ("is 10:30 free?").
-    assert "2. Time with Anil Kumar · Mon 07 Jan" in page
+    assert "2. Time with Anil Kumar · Mon 07 Jan 2030" in page
     assert "3 open slots. Pick a time now or later; then find the patient." in page
     assert re.findall(r'class="slot OPEN"[^>]*>(\d\d:\d\d)</a>', page) == [
         "10:15",
