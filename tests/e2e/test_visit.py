@@ -209,3 +209,25 @@ def test_signing_out_leaves_no_draft_in_a_shared_browser(page, app, morning_clin
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.wait_for_function(f"localStorage.getItem('{key}') === null")
+
+
+def test_a_save_that_changes_nothing_still_drops_the_draft(page, app, morning_clinic):
+    with app.app_context():
+        doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
+        patient = make_patient(full_name="Asha Menon")
+        visit = visits.start(doctor, {"patient_id": patient.id})
+        commit()
+        login, visit_id = doctor.username, visit.id
+
+    sign_in(page, login, PASSWORD)
+    page.goto(f"/visits/{visit_id}")
+    page.get_by_label("ICD-10 code").fill("j029")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("ICD-10 code")).to_have_value("J02.9")
+    # Typed again as before: the server normalises it to what it already holds.
+    page.get_by_label("ICD-10 code").fill("j029")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(page.get_by_label("ICD-10 code")).to_have_value("J02.9")
+    expect(page.locator(".draft-note")).to_be_hidden()
+    assert page.evaluate(f"localStorage.getItem('qure.visit-draft.{visit_id}')") is None

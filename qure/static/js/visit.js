@@ -100,6 +100,19 @@
     saveDraft();
   }
 
+  // The form was sent from this page last time and came back without errors: it is
+  // saved, whatever the draft holds (a save that changed nothing keeps the version).
+  var sent = key + ".sent";
+  try {
+    if (window.sessionStorage.getItem(sent)) {
+      window.sessionStorage.removeItem(sent);
+      if (!dirty && store) {
+        store.removeItem(key);
+      }
+    }
+  } catch (e) {
+    // no session storage: the version check below still drops stale drafts
+  }
   restore();
   if (dirty) {
     saveDraft();
@@ -114,8 +127,15 @@
   // Every form and link of the builder comes back to this workspace, where the draft is
   // restored: only leaving for another page asks.
   var here = "/visits/" + form.getAttribute("data-visit-id");
-  document.addEventListener("submit", function () {
+  document.addEventListener("submit", function (event) {
     leaving = true;
+    if (event.target === form) {
+      try {
+        window.sessionStorage.setItem(sent, "1");
+      } catch (e) {
+        // no session storage: see above
+      }
+    }
   });
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("a[href]") : null;
