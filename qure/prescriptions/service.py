@@ -449,7 +449,7 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
         "date": clock.clinic_day(prescription.created_at),
         "patient": {
             "full_name": patient.full_name,
-            "age": patients.age(patient),
+            "age": patients.age_label(patient),
             "sex": {"F": "Female", "M": "Male", "O": "Other"}.get(patient.sex, patient.sex),
             "mrn": patient.mrn,
             "allergies": list(patient.allergies or []),

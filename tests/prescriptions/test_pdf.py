@@ -192,6 +192,17 @@ def printed(physician, patient, meds):
 # ---- the printed prescription ----------------------------------------------------------------
 
 
+def test_an_estimated_age_prints_as_estimated(client, reception, physician, meds):
+    guessed = make_patient(reception, full_name="Ravi Kumar", date_of_birth=None, age_years=58)
+    visit = start_visit(physician, guessed, **FINDINGS)
+    prescription = service.create(
+        physician, {"visit_id": visit.id, "items": [item(meds["crocin"], dose=1, frequency="TDS")]}
+    )
+    commit()
+    text = pdf_text(pdf_of(print_as(client, reception, prescription.id)))
+    assert "58 y (estimated)" in " ".join(text.split())
+
+
 @pytest.mark.parametrize("role", [Role.RECEPTION, Role.PHARMACIST, Role.ADMIN, Role.DOCTOR])
 def test_every_staff_role_prints_the_prescription(client, printed, patient, role):
     response = print_as(client, make_user(role), printed.id)
@@ -218,7 +229,7 @@ def test_the_print_carries_everything_the_spec_lists(client, reception, printed,
         # date, patient
         "07 Jan 2030",
         "Asha Devi Sharma",
-        "40 years",
+        "40 y",
         "Female",
         f"MRN {patient.mrn}",
         "Allergies: Sulfa, Dust mites",
@@ -545,7 +556,7 @@ def test_the_print_needs_no_system_fonts(tmp_path):
     values = {
         "clinic": {"name": "Qure Clinic", "address": "", "phone": "", "registration": ""},
         "doctor": {"full_name": "Dr Meera Kulkarni", "registration_number": "MMC-2011-04567"},
-        "patient": {"full_name": "राम कुमार", "age": 40, "sex": "Male", "mrn": "QC-000001"},
+        "patient": {"full_name": "राम कुमार", "age": "40 y", "sex": "Male", "mrn": "QC-000001"},
         "vitals": {},
         "findings": {},
         "items": [],
