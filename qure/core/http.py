@@ -16,6 +16,7 @@ from functools import wraps
 from flask import Flask, flash, g, jsonify, render_template, request
 from flask_login import current_user
 from flask_smorest import Api
+from flask_wtf import FlaskForm
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
@@ -285,7 +286,7 @@ class Outcome:
 Show = Callable[[DomainError], object]
 
 
-def _shower(show) -> Show | None:
+def _shower(show: str | FlaskForm | Show | None) -> Show | None:
     """`show` as a callable: "flash" flashes the message, a form gets the field errors."""
     if show == "flash":
         return lambda error: flash(error.message, "error")
@@ -296,7 +297,7 @@ def _shower(show) -> Show | None:
 
 @contextmanager
 def transaction(
-    show="flash",
+    show: str | FlaskForm | Show | None = "flash",
     *,
     catch: tuple[type[DomainError], ...] = (DomainError,),
     commit_on: tuple[type[DomainError], ...] = (),
@@ -316,7 +317,7 @@ def transaction(
         yield outcome
     except DomainError as error:
         if isinstance(error, commit_on):
-            commit()
+            _commit()
         else:
             db.session.rollback()
         if not isinstance(error, catch):
@@ -329,11 +330,17 @@ def transaction(
         db.session.rollback()
         raise
     else:
-        try:
-            commit()
-        except BaseException:
-            db.session.rollback()
-            raise
+        _commit()
+
+
+def _commit() -> None:
+    """Commit; a COMMIT that fails (a lost connection, say) is rolled back, so the
+    on-rollback work still runs."""
+    try:
+        commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def transactional(view=None, *, commit_on: tuple[type[DomainError], ...] = ()):
