@@ -300,8 +300,9 @@ def no_show(token: int):
             service.set_status(g.actor, token, "NO_SHOW", form.reason.data)
         if not outcome.failed:
             flash(f"Token {service.display(token)}: no show.", "success")
-        if not (outcome.failed and outcome.error.fields):
             return _back(form.back.data)
+        if not outcome.error.fields:
+            return _back(form.back.data)  # the refusal is flashed
         status = outcome.status
     entry = service.get_token(token)
     return render_template(
