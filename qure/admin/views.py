@@ -8,11 +8,9 @@ from qure.admin import service as settings
 from qure.auth import service as users
 from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
 from qure.core import outbox
-from qure.core.db import commit
-from qure.core.errors import DomainError, InvalidInput, NotFound
-from qure.core.forms import attach_errors
+from qure.core.errors import Conflict, Forbidden, InvalidInput
+from qure.core.http import transaction
 from qure.core.roles import ROLE_LABELS, Role, roles_required
-from qure.extensions import db
 from qure.patients import service as patients_service
 from qure.queue.forms import DisplayKeyForm
 
@@ -46,15 +44,8 @@ def user_list():
     return render_template("admin/users.html", result=result, q=q, role=role, labels=ROLE_LABELS)
 
 
-def _save_failed(form, exc: DomainError) -> int:
-    db.session.rollback()
-    if isinstance(exc, NotFound):
-        raise exc
-    if exc.fields:
-        attach_errors(form, InvalidInput(exc.message, fields=exc.fields))
-    else:
-        form.form_errors.append(exc.message)
-    return exc.status
+# A user that is not there is the 404 page, not a message on the form.
+SAVE_REFUSALS = (InvalidInput, Conflict, Forbidden)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -63,13 +54,12 @@ def user_new():
     form = UserCreateForm()
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form, catch=SAVE_REFUSALS) as outcome:
             user = users.create_user(g.actor, form.details())
-            commit()
+        if not outcome.failed:
             flash(f"Created {user.username} ({user.role.value}).", "success")
             return redirect(url_for(".user_edit", user_id=user.id))
-        except DomainError as exc:
-            status = _save_failed(form, exc)
+        status = outcome.status
     elif request.method == "POST":
         status = 422
     return render_template("admin/user_new.html", form=form), status
@@ -84,13 +74,12 @@ def user_edit(user_id: int):
         form.role.data = user.role.value
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form, catch=SAVE_REFUSALS) as outcome:
             users.update_user(g.actor, user_id, form.details())
-            commit()
+        if not outcome.failed:
             flash("Saved.", "success")
             return redirect(url_for(".user_edit", user_id=user_id))
-        except DomainError as exc:
-            status = _save_failed(form, exc)
+        status = outcome.status
     elif request.method == "POST":
         status = 422
     user = users.get_user(user_id)
@@ -109,16 +98,15 @@ def user_password(user_id: int):
     reset = PasswordResetForm()
     status = 200
     if reset.validate_on_submit():
-        try:
+        with transaction(reset, catch=SAVE_REFUSALS) as outcome:
             users.update_user(g.actor, user_id, {"password": reset.password.data})
-            commit()
+        if not outcome.failed:
             flash(
                 f"Password reset for {user.username}; their sessions have ended.",
                 "success",
             )
             return redirect(url_for(".user_edit", user_id=user_id))
-        except DomainError as exc:
-            status = _save_failed(reset, exc)
+        status = outcome.status
     else:
         status = 422
     form = UserEditForm(obj=user)
@@ -134,13 +122,10 @@ def display_key():
     new_key, status = None, 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
+            with transaction(form, catch=(InvalidInput,)) as outcome:
                 new_key = settings.set_display_key(g.actor, form.display_key.data)
-                commit()
-            except InvalidInput as exc:
-                db.session.rollback()
-                attach_errors(form, exc)
-                status = 422
+            if outcome.failed:
+                new_key, status = None, 422
         else:
             status = 422
     return render_template(

@@ -16,8 +16,8 @@ from qure.auth.schemas import (
     UserPage,
     UserSchema,
 )
-from qure.core.db import commit
 from qure.core.errors import DomainError
+from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema, page_body
 
@@ -34,14 +34,10 @@ def _expires_in() -> int:
 @auth_blp.response(200, TokenSchema)
 @auth_blp.alt_response(401, schema=ErrorSchema, description="invalid_credentials")
 @auth_blp.alt_response(429, schema=ErrorSchema, description="too_many_attempts")
+@transactional(commit_on=(DomainError,))  # a failed attempt is audited all the same
 def login(body):
     """Exchange a username and password for an access and a refresh token."""
-    try:
-        user = service.authenticate(body["username"], body["password"])
-    except DomainError:
-        commit()  # the failed attempt is audited even though the answer is an error
-        raise
-    commit()
+    user = service.authenticate(body["username"], body["password"])
     return {
         "access_token": create_access_token(identity=user),
         "refresh_token": create_refresh_token(identity=user),
@@ -81,10 +77,10 @@ def me():
 @auth_blp.response(201, UserSchema)
 @auth_blp.alt_response(409, schema=ErrorSchema, description="username_taken / email_taken")
 @auth_blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def register(body):
     """Create a staff account (ADMIN)."""
     user = service.create_user(g.actor, body)
-    commit()
     return user
 
 
@@ -117,9 +113,9 @@ def get_user(user_id: int):
 @users_blp.alt_response(403, schema=ErrorSchema, description="cannot_deactivate_self")
 @users_blp.alt_response(404, schema=ErrorSchema)
 @users_blp.alt_response(409, schema=ErrorSchema, description="last_admin / email_taken")
+@transactional
 def update_user(body, user_id: int):
     """Change details, role, active flag or password (ADMIN). A password reset or
     deactivation ends the user's existing tokens."""
     user = service.update_user(g.actor, user_id, body)
-    commit()
     return user

@@ -9,9 +9,9 @@ from flask_login import current_user, login_user, logout_user
 
 from qure.auth import service
 from qure.auth.forms import LoginForm
-from qure.core.db import commit
 from qure.core.errors import TooManyAttempts, Unauthorized
 from qure.core.forms import ActionForm
+from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
 
@@ -41,18 +41,15 @@ def login():
     status = 200
     headers = {}
     if form.validate_on_submit():
-        try:
+        failures = (Unauthorized, TooManyAttempts)  # committed: the failure is audited
+        with transaction(form, catch=failures, commit_on=failures) as outcome:
             user = service.authenticate(form.username.data, form.password.data)
-        except (Unauthorized, TooManyAttempts) as exc:
-            commit()  # the failure is audited
-            form.form_errors.append(exc.message)
-            status = exc.status
-            if isinstance(exc, TooManyAttempts):
-                headers["Retry-After"] = str(exc.retry_after)
-        else:
-            commit()
+        if not outcome.failed:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
+        status = outcome.status
+        if isinstance(outcome.error, TooManyAttempts):
+            headers["Retry-After"] = str(outcome.error.retry_after)
     elif request.method == "POST":
         status = 422
     return render_template("auth/login.html", form=form), status, headers
@@ -62,8 +59,8 @@ def login():
 @roles_required()
 def logout():
     if ActionForm().validate_on_submit():
-        service.sign_out(g.actor)
-        commit()
+        with transaction(catch=()):
+            service.sign_out(g.actor)
         logout_user()
         flash("You are signed out.", "success")
     return redirect(url_for("auth.login"))

@@ -1,22 +1,32 @@
-"""Request plumbing shared by every blueprint: request ids, security headers, errors."""
+"""Request plumbing shared by every blueprint: request ids, security headers, errors, and
+the one place a request's transaction is committed or rolled back (`transaction`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, flash, g, jsonify, render_template, request
 from flask_login import current_user
 from flask_smorest import Api
+from flask_wtf import FlaskForm
 from sqlalchemy.exc import DataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from qure.core import audit
+from qure.core.db import commit
 from qure.core.errors import DomainError, InvalidInput
+from qure.core.forms import attach_errors
 from qure.core.schemas import ErrorSchema
+from qure.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +35,11 @@ CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+# Deeper than any body Qure reads (its deepest is three levels); far below the depth at
+# which parsing or validating would exhaust Python's recursion limit.
+MAX_JSON_DEPTH = 64
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A client's X-Request-ID is kept only when it looks like an id (it goes into audit records).
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -173,8 +188,6 @@ class BoundedInt(IntegerConverter):
 def handle_data_error(error: DataError):
     """The last net under validation: a value the database cannot store (a NUL character,
     a number out of range) is the client's mistake, never a 500."""
-    from qure.extensions import db
-
     db.session.rollback()
     message = "A value is out of range or contains a character that is not allowed."
     if is_api_request():
@@ -183,8 +196,172 @@ def handle_data_error(error: DataError):
     return page, 422
 
 
+class Unreadable(ValueError):
+    """A request body or query string no handler can read (the message says why)."""
+
+
+def _check_json_value(value) -> None:
+    """Walk a parsed JSON value without recursion: refuse nesting beyond MAX_JSON_DEPTH
+    and strings (keys too) holding a lone surrogate, which no text column can store."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                raise Unreadable("The JSON holds a \\u escape that is not a character.")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise Unreadable(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((inner, depth + 1) for inner in item.values())
+        else:
+            stack.extend((inner, depth + 1) for inner in item)
+
+
+def _check_json_body() -> None:
+    """Parse a JSON body once, strictly: UTF-8 only, valid JSON, sane depth, no lone
+    surrogates. Reading it raises 413 when it is over MAX_CONTENT_LENGTH."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unreadable("The request body is not UTF-8 text.") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise Unreadable(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError:
+        raise Unreadable("The request body is not valid JSON.") from None
+    _check_json_value(value)
+
+
+def refuse_unreadable():
+    """before_request, first of all: a body or query string no handler could read is
+    refused here, in the error shape (400 `bad_request`, 413 `too_large`), so that no
+    handler meets text it cannot store or nesting it cannot walk."""
+    try:
+        request.args  # noqa: B018 - raw non-UTF-8 bytes in the query fail to decode here
+        if request.is_json:
+            _check_json_body()
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            request.form  # noqa: B018 - parsed now, so its size limits answer 413 here
+    except RequestEntityTooLarge:
+        return _refusal(413, "too_large", "The request is too large to read.")
+    except UnicodeDecodeError:
+        return _refusal(400, "bad_request", "The address is not UTF-8 text.")
+    except Unreadable as error:
+        return _refusal(400, "bad_request", str(error))
+    return None
+
+
+def _refusal(status: int, code: str, message: str):
+    if is_api_request():
+        return error_response(status, code, message)
+    page = render_template("errors/error.html", status=status, error=InvalidInput(message))
+    return page, status
+
+
+@dataclass
+class Outcome:
+    """How a `transaction` block ended: `error` is the DomainError it caught (rolled back
+    and already shown), None when the work was committed."""
+
+    error: DomainError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @property
+    def status(self) -> int:
+        """The answer's status for a page re-rendered after the error (422, 409, ...)."""
+        return self.error.status if self.error else 200
+
+
+Show = Callable[[DomainError], object]
+
+
+def _shower(show: str | FlaskForm | Show | None) -> Show | None:
+    """`show` as a callable: "flash" flashes the message, a form gets the field errors."""
+    if show == "flash":
+        return lambda error: flash(error.message, "error")
+    if show is None or callable(show):
+        return show
+    return lambda error: attach_errors(show, error)
+
+
+@contextmanager
+def transaction(
+    show: str | FlaskForm | Show | None = "flash",
+    *,
+    catch: tuple[type[DomainError], ...] = (DomainError,),
+    commit_on: tuple[type[DomainError], ...] = (),
+) -> Iterator[Outcome]:
+    """One user action, one transaction: the block's work is committed once when it ends
+    (after-commit hooks then publish and enqueue); any exception rolls it back (on-rollback
+    hooks then undo what went to Redis ahead of the commit).
+
+    A DomainError of `catch` ends the block quietly, kept in `Outcome.error` and shown by
+    `show`: "flash" (the message, for a redirect), a form (the fields beside its inputs,
+    for a 422 re-render), a callable, or None (the view shows it). Any other exception
+    propagates after the rollback: a DomainError becomes the error page or the API's
+    error shape (`handle_domain_error`). `commit_on` errors are committed all the same
+    (a failed sign-in is audited) before they are caught or propagate."""
+    outcome = Outcome()
+    try:
+        yield outcome
+    except DomainError as error:
+        if isinstance(error, commit_on):
+            _commit()
+        else:
+            db.session.rollback()
+        if not isinstance(error, catch):
+            raise
+        outcome.error = error
+        shower = _shower(show)
+        if shower is not None:
+            shower(error)
+    except BaseException:
+        db.session.rollback()
+        raise
+    else:
+        _commit()
+
+
+def _commit() -> None:
+    """Commit; a COMMIT that fails (a lost connection, say) is rolled back, so the
+    on-rollback work still runs."""
+    try:
+        commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def transactional(view=None, *, commit_on: tuple[type[DomainError], ...] = ()):
+    """The view or API handler as one `transaction`; a DomainError propagates, so the API
+    answers in its error shape and a page shows the error page."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def run(*args, **kwargs):
+            with transaction(catch=(), commit_on=commit_on):
+                return fn(*args, **kwargs)
+
+        return run
+
+    return decorate(view) if view is not None else decorate
+
+
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedInt
+    # First of the before_request hooks (CSRF's included): nothing reads a bad body.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_unreadable)
 
     @app.before_request
     def _request_context() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, url_for
 from flask_smorest import Blueprint
 
-from qure.core.db import commit
+from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema, page_body
 from qure.patients import service
@@ -38,12 +38,12 @@ def search(args):
 @blp.response(201, PatientSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="possible_duplicate")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def register(body):
     """Register a patient. 409 `possible_duplicate` lists the candidates unless
     `confirm_new` is true."""
     confirm = body.pop("confirm_new", False)
     patient = service.register(g.actor, body, confirm_new=confirm)
-    commit()
     return (
         patient,
         201,
@@ -67,10 +67,10 @@ def get_patient(patient_id: int):
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="patient_archived")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def update_patient(body, patient_id: int):
     """Change any subset of a patient's fields."""
     patient = service.update(g.actor, patient_id, body)
-    commit()
     return patient
 
 
@@ -79,10 +79,10 @@ def update_patient(body, patient_id: int):
 @blp.response(200, PatientSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="already_archived")
+@transactional
 def archive_patient(patient_id: int):
     """Archive (the record is kept and can be restored by an ADMIN)."""
     patient = service.archive(g.actor, patient_id)
-    commit()
     return patient
 
 
@@ -91,8 +91,8 @@ def archive_patient(patient_id: int):
 @blp.response(200, PatientSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="not_archived")
+@transactional
 def restore_patient(patient_id: int):
     """Bring an archived patient back into search."""
     patient = service.restore(g.actor, patient_id)
-    commit()
     return patient

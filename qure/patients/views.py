@@ -15,11 +15,10 @@ from flask import (
     url_for,
 )
 
-from qure.core.db import commit
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.forms import ActionForm, attach_errors
+from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
-from qure.extensions import db
 from qure.patients import service
 from qure.patients.forms import ERROR_ALIASES, PatientForm
 
@@ -104,26 +103,26 @@ def register():
         return _form_page(form, 200, next_url=form.next.data)
     next_url = _safe_next(form.next.data)  # posted back: checked again
     checked = form.validate_on_submit()
-    try:
+    with transaction(None, catch=(Conflict, InvalidInput)) as outcome:
         if not checked:
             service.clean(form.patient_data())  # only to report its errors as well
-            return _form_page(form, 422, next_url=next_url)
-        patient = service.register(g.actor, form.patient_data(), confirm_new=form.confirm_new.data)
-        commit()
-    except Conflict as exc:
-        db.session.rollback()
+        else:
+            patient = service.register(
+                g.actor, form.patient_data(), confirm_new=form.confirm_new.data
+            )
+    if isinstance(outcome.error, Conflict):
         # With somewhere to go, an existing record can be taken there instead.
         duplicates = [
             {
                 **c,
                 "use": _with_patient(next_url, c["id"]) if next_url and not c["archived"] else None,
             }
-            for c in exc.details.get("candidates", [])
+            for c in outcome.error.details.get("candidates", [])
         ]
         return _form_page(form, 409, duplicates=duplicates, next_url=next_url)
-    except InvalidInput as exc:
-        db.session.rollback()
-        _field_errors(form, exc)
+    if outcome.failed:
+        _field_errors(form, outcome.error)
+    if not checked or outcome.failed:
         return _form_page(form, 422, next_url=next_url)
     flash(f"Registered {patient.full_name} as {patient.mrn}.", "success")
     if next_url:
@@ -165,30 +164,24 @@ def edit(patient_id: int):
         return _form_page(form, 200, patient)
     checked = form.validate_on_submit()
     data = form.patient_data(editing=True)
-    try:
+    with transaction(lambda error: _field_errors(form, error), catch=(InvalidInput,)) as outcome:
         if not checked:
             service.clean(data, partial=True)  # only to report its errors as well
         else:
             service.update(g.actor, patient_id, data)
-            commit()
-            flash("Saved.", "success")
-            return redirect(url_for(".view", patient_id=patient_id))
-    except InvalidInput as exc:
-        db.session.rollback()
-        _field_errors(form, exc)
+    if checked and not outcome.failed:
+        flash("Saved.", "success")
+        return redirect(url_for(".view", patient_id=patient_id))
     return _form_page(form, 422, service.get_patient(patient_id))
 
 
 def _admin_action(patient_id: int, action, done: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
+    with transaction(catch=(Conflict,)) as outcome:
         patient = action(g.actor, patient_id)
-        commit()
+    if not outcome.failed:
         flash(done.format(name=patient.full_name), "success")
-    except Conflict as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for(".view", patient_id=patient_id))
 
 

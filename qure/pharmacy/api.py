@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, url_for
 from flask_smorest import Blueprint
 
-from qure.core.db import commit
+from qure.core.http import transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema, page_body
 from qure.pharmacy import service
@@ -41,10 +41,10 @@ def list_medicines(args):
 @blp.response(201, MedicineSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="medicine_exists")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def create_medicine(body):
     """Add a medicine (unique by name, strength and form)."""
     medicine = service.create(g.actor, body)
-    commit()
     location = url_for("api_medicines.get_medicine", medicine_id=medicine.id)
     return medicine, 201, {"Location": location}
 
@@ -65,8 +65,8 @@ def get_medicine(medicine_id: int):
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="medicine_exists")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def update_medicine(body, medicine_id: int):
     """Change any subset of a medicine's fields (is_active false takes it off the list)."""
     medicine = service.update(g.actor, medicine_id, body)
-    commit()
     return medicine

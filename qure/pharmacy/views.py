@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from qure.core.db import commit
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.forms import attach_errors
+from qure.core.http import transaction
 from qure.core.roles import roles_required
-from qure.extensions import db
 from qure.pharmacy import service
 from qure.pharmacy.forms import MedicineForm
 
@@ -31,15 +29,12 @@ def medicines():
 def _save(form: MedicineForm, action, medicine=None):
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form, catch=(InvalidInput, Conflict)) as outcome:
             saved = action(form.medicine_data())
-            commit()
+        if not outcome.failed:
             flash(f"Saved {saved.name} {saved.strength}.", "success")
             return redirect(url_for(".medicines", q=saved.name))
-        except (InvalidInput, Conflict) as exc:
-            db.session.rollback()
-            attach_errors(form, exc)
-            status = exc.status
+        status = outcome.status
     elif request.method == "POST":
         status = 422
     return render_template("pharmacy/medicine_form.html", form=form, medicine=medicine), status

@@ -7,7 +7,7 @@ from io import BytesIO
 from flask import g, send_file, url_for
 from flask_smorest import Blueprint
 
-from qure.core.db import commit
+from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema, page_body
 from qure.prescriptions import service
@@ -34,10 +34,10 @@ blp = Blueprint(
     description="allergy_conflict (matches in details), prescription_exists, visit_completed",
 )
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def create(body):
     """Write the visit's prescription; an allergy match needs `override_reason`."""
     prescription = service.create(g.actor, body)
-    commit()
     location = url_for("api_prescriptions.get_prescription", prescription_id=prescription.id)
     return prescription, 201, {"Location": location}
 
@@ -69,10 +69,10 @@ def get_prescription(prescription_id: int):
 @blp.response(200, PrescriptionSchema)
 @blp.alt_response(409, schema=ErrorSchema)
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def update(body, prescription_id: int):
     """Change items or notes while the visit is in progress."""
     prescription = service.update(g.actor, prescription_id, body)
-    commit()
     return prescription
 
 

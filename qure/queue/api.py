@@ -7,8 +7,8 @@ from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 
 from qure.admin import service as settings
-from qure.core.db import commit
 from qure.core.errors import Unauthorized
+from qure.core.http import transaction, transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema
 from qure.queue import service
@@ -44,8 +44,8 @@ def _placed(entry):
 )
 def check_in(body):
     """Check in today's SCHEDULED appointment: the patient gets the day's next token."""
-    entry = service.check_in(g.actor, body["appointment_id"], body)
-    commit()
+    with transaction(catch=()):  # committed before the position is read
+        entry = service.check_in(g.actor, body["appointment_id"], body)
     return _placed(entry)
 
 
@@ -57,8 +57,8 @@ def check_in(body):
 @blp.alt_response(422, schema=ErrorSchema)
 def walk_in(body):
     """A token for a patient without an appointment."""
-    entry = service.walk_in(g.actor, body)
-    commit()
+    with transaction(catch=()):  # committed before the position is read
+        entry = service.walk_in(g.actor, body)
     return _placed(entry)
 
 
@@ -68,10 +68,10 @@ def walk_in(body):
 @blp.response(200, QueueTokenSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="queue_empty")
 @blp.alt_response(409, schema=ErrorSchema, description="patient_with_doctor")
+@transactional
 def call_next(body):
     """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one."""
     entry = service.call_next(g.actor, body.get("doctor_id"))
-    commit()
     return entry
 
 
@@ -84,8 +84,8 @@ def call_next(body):
 def set_status(body, token: int):
     """Move one of today's tokens (skip, no-show, recall, complete, call this one). A token
     whose visit is still open completes only by completing the visit (409 `visit_open`)."""
-    entry = service.set_status(g.actor, token, body["status"], body.get("reason"))
-    commit()
+    with transaction(catch=()):  # committed before the position is read
+        entry = service.set_status(g.actor, token, body["status"], body.get("reason"))
     return _placed(entry)
 
 
@@ -97,8 +97,8 @@ def set_status(body, token: int):
 @blp.alt_response(409, schema=ErrorSchema)
 def mark_urgent(body, token: int):
     """Flag a waiting token urgent, with a reason: it goes ahead of the queue."""
-    entry = service.mark_urgent(g.actor, token, body["reason"])
-    commit()
+    with transaction(catch=()):  # committed before the position is read
+        entry = service.mark_urgent(g.actor, token, body["reason"])
     return _placed(entry)
 
 

@@ -23,11 +23,10 @@ from wtforms.fields.choices import SelectChoice
 
 from qure.admin import service as settings
 from qure.core import clock
-from qure.core.db import commit
 from qure.core.errors import DomainError
 from qure.core.forms import attach_errors, int_arg, small_int
+from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
-from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue import service
 from qure.queue.forms import (
@@ -141,12 +140,9 @@ def today_fragment():
 def check_in(appointment_id: int):
     if not CallForm().validate_on_submit():
         abort(400)
-    try:
+    with transaction() as outcome:
         entry = service.check_in(g.actor, appointment_id)
-        commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if outcome.failed:
         return redirect(url_for(".today"))
     return redirect(url_for(".token", token=entry.token_number))
 
@@ -157,13 +153,10 @@ def walk_in():
     form = _walk_in_form()
     if not form.validate_on_submit():
         return _today_page(form, 422)
-    try:
+    with transaction(form) as outcome:
         entry = service.walk_in(g.actor, form.walk_in_data())
-        commit()
-    except DomainError as exc:
-        db.session.rollback()
-        attach_errors(form, exc)
-        return _today_page(form, exc.status)
+    if outcome.failed:
+        return _today_page(form, outcome.status)
     return redirect(url_for(".token", token=entry.token_number))
 
 
@@ -248,12 +241,9 @@ def call_next():
     doctor_id = small_int(form.doctor_id.data)
     if g.actor.role == Role.DOCTOR:
         doctor_id = None
-    try:
+    with transaction() as outcome:
         entry = service.call_next(g.actor, doctor_id)
-        commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if outcome.failed:
         return _back("queue.doctor_queue" if g.actor.role == Role.DOCTOR else "queue.index")
     waiting = service.today(g.actor, entry.doctor_id)["doctors"][0]["waiting"]
     following = (
@@ -267,8 +257,8 @@ def call_next():
         "success",
     )
     if g.actor.role == Role.DOCTOR:
-        visit = visits.open_for_token(g.actor, entry.token_number)
-        commit()
+        with transaction(catch=()):
+            visit = visits.open_for_token(g.actor, entry.token_number)
         if visit is not None:
             return redirect(url_for("visits.workspace", visit_id=visit.id))
     return redirect(url_for("patients.view", patient_id=entry.patient_id))
@@ -283,16 +273,13 @@ def set_status(token: int):
     if form.status.data == "NO_SHOW":
         # A no-show is confirmed with a reason on its own page.
         return redirect(url_for(".no_show", token=token, back=form.back.data))
-    try:
+    with transaction() as outcome:
         entry = service.set_status(g.actor, token, form.status.data)
-        commit()
+    if not outcome.failed:
         flash(
             f"Token {service.display(token)}: {entry.status.replace('_', ' ').lower()}.",
             "success",
         )
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return _back(form.back.data)
 
 
@@ -309,22 +296,26 @@ def no_show(token: int):
             abort(400)
         status = 422
     else:
-        try:
+        with transaction(lambda error: _fields_or_flash(form, error)) as outcome:
             service.set_status(g.actor, token, "NO_SHOW", form.reason.data)
-            commit()
+        if not outcome.failed:
             flash(f"Token {service.display(token)}: no show.", "success")
             return _back(form.back.data)
-        except DomainError as exc:
-            db.session.rollback()
-            if not exc.fields:
-                flash(exc.message, "error")
-                return _back(form.back.data)
-            attach_errors(form, exc)
-            status = exc.status
+        if not outcome.error.fields:
+            return _back(form.back.data)  # the refusal is flashed
+        status = outcome.status
     entry = service.get_token(token)
     return render_template(
         "queue/no_show.html", entry=entry, form=form, back_url=_back_url(form.back.data)
     ), status
+
+
+def _fields_or_flash(form, error: DomainError) -> None:
+    """An error naming fields goes beside them; one that names none is flashed."""
+    if error.fields:
+        attach_errors(form, error)
+    else:
+        flash(error.message, "error")
 
 
 @bp.post("/<int:token>/urgent")
@@ -334,13 +325,10 @@ def mark_urgent(token: int):
     if not form.validate_on_submit():
         flash("Say why the patient is urgent.", "error")
         return _back(form.back.data)
-    try:
+    with transaction() as outcome:
         service.mark_urgent(g.actor, token, form.reason.data)
-        commit()
+    if not outcome.failed:
         flash(f"Token {service.display(token)} is urgent: it goes ahead.", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return _back(form.back.data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, url_for
 from flask_smorest import Blueprint
 
-from qure.core.db import commit
+from qure.core.http import transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema, page_body
 from qure.scheduling import service
@@ -38,11 +38,11 @@ appointments_blp = Blueprint(
 @slots_blp.response(201, BulkSlotsOut)
 @slots_blp.alt_response(403, schema=ErrorSchema)
 @slots_blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def bulk_create(body):
     """Create every slot in a window that is not in the past and overlaps nothing; at most
     92 days and 3,000 slots. A DOCTOR creates only their own."""
     result = service.bulk_create(g.actor, body)
-    commit()
     return result
 
 
@@ -79,10 +79,10 @@ def get_slot(slot_id: int):
 @slots_blp.response(200, SlotSchema)
 @slots_blp.alt_response(404, schema=ErrorSchema)
 @slots_blp.alt_response(409, schema=ErrorSchema, description="slot_booked, already_blocked")
+@transactional
 def block_slot(body, slot_id: int):
     """Block an OPEN slot (a reason is required) or unblock a BLOCKED one."""
     slot = service.set_blocked(g.actor, slot_id, body["blocked"], body.get("reason"))
-    commit()
     return slot
 
 
@@ -91,11 +91,11 @@ def block_slot(body, slot_id: int):
 @slots_blp.arguments(BlockRangeIn)
 @slots_blp.response(200, BlockRangeOut)
 @slots_blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def block_range(body):
     """Block every OPEN slot starting in [start, end); booked ones are listed, untouched.
     Times without an offset are clinic-local."""
     result = service.block_range(g.actor, body)
-    commit()
     return result
 
 
@@ -107,10 +107,10 @@ def block_range(body):
     409, schema=ErrorSchema, description="slot_taken, slot_blocked, patient_double_booked"
 )
 @appointments_blp.alt_response(422, schema=ErrorSchema, description="slot_in_past, fields")
+@transactional
 def book(body):
     """Book a patient into an open slot."""
     appointment = service.book(g.actor, body)
-    commit()
     location = url_for("api_appointments.get_appointment", appointment_id=appointment.id)
     return appointment, 201, {"Location": location}
 
@@ -149,11 +149,11 @@ def get_appointment(appointment_id: int):
 @appointments_blp.alt_response(404, schema=ErrorSchema)
 @appointments_blp.alt_response(409, schema=ErrorSchema)
 @appointments_blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def reschedule(body, appointment_id: int):
     """Move to another slot (the old one is freed in the same transaction) or change the
     reason; only before check-in."""
     appointment = service.reschedule(g.actor, appointment_id, body)
-    commit()
     return appointment
 
 
@@ -163,9 +163,9 @@ def reschedule(body, appointment_id: int):
 @appointments_blp.response(200, AppointmentSchema)
 @appointments_blp.alt_response(404, schema=ErrorSchema)
 @appointments_blp.alt_response(409, schema=ErrorSchema, description="already_checked_in")
+@transactional
 def cancel(body, appointment_id: int):
     """Cancel (only before check-in): the slot opens again. An optional JSON body
     `{reason}` says why; it is kept on the appointment and audited."""
     appointment = service.cancel(g.actor, appointment_id, (body or {}).get("reason"))
-    commit()
     return appointment

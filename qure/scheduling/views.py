@@ -9,11 +9,10 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from wtforms.fields.choices import SelectChoice
 
 from qure.core import clock
-from qure.core.db import commit
-from qure.core.errors import Conflict, DomainError, InvalidInput
+from qure.core.errors import Conflict, InvalidInput
 from qure.core.forms import ActionForm, attach_errors, int_arg
+from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
-from qure.extensions import db
 from qure.patients import service as patients
 from qure.scheduling import service
 from qure.scheduling.forms import (
@@ -100,30 +99,31 @@ def create_slots():
         data = form.slot_data()
         if g.actor.role == Role.DOCTOR:
             data["doctor_id"] = g.actor.id
-        try:
+        with transaction(form, catch=(InvalidInput,)) as outcome:
             if form.create.data:
                 result = service.bulk_create(g.actor, data)
-                commit()
-                flash(f"Created {result['created']} slots; skipped {result['skipped']}.", "success")
-                return redirect(
-                    url_for(".week", doctor_id=data["doctor_id"], week=data["start_date"])
-                )
-            plan = service.plan_slots(g.actor, data)
-            overlapping = service.overlapping_count(plan)
-            preview = {
-                "make": len(plan.periods) - overlapping,
-                "overlapping": overlapping,
-                "past": plan.skipped_past,
-                "first": plan.periods[0][0] if plan.periods else None,
-                "last": plan.periods[-1][0] if plan.periods else None,
-            }
-        except InvalidInput as exc:
-            db.session.rollback()
-            attach_errors(form, exc)
+            else:
+                preview = _preview(service.plan_slots(g.actor, data))
+        if outcome.failed:
             status = 422
+        elif form.create.data:
+            flash(f"Created {result['created']} slots; skipped {result['skipped']}.", "success")
+            return redirect(url_for(".week", doctor_id=data["doctor_id"], week=data["start_date"]))
     else:
         status = 422
     return render_template("scheduling/create.html", form=form, preview=preview), status
+
+
+def _preview(plan) -> dict:
+    """What a slot plan would make: new slots, overlapping ones, past ones, the range."""
+    overlapping = service.overlapping_count(plan)
+    return {
+        "make": len(plan.periods) - overlapping,
+        "overlapping": overlapping,
+        "past": plan.skipped_past,
+        "first": plan.periods[0][0] if plan.periods else None,
+        "last": plan.periods[-1][0] if plan.periods else None,
+    }
 
 
 @bp.route("/schedule/block", methods=["GET", "POST"])
@@ -142,14 +142,12 @@ def block_range():
             "end": form.end.data,
             "reason": form.reason.data,
         }
-        try:
+        with transaction(form, catch=(InvalidInput,)) as outcome:
             result = service.block_range(g.actor, data)
-            commit()
+        if outcome.failed:
+            result, status = None, 422
+        else:
             flash(f"Blocked {len(result['blocked'])} slots.", "success")
-        except InvalidInput as exc:
-            db.session.rollback()
-            attach_errors(form, exc)
-            status = 422
     else:
         status = 422
     return render_template("scheduling/block.html", form=form, result=result), status
@@ -188,14 +186,12 @@ def unblock_slot(slot_id: int):
 
 
 def _slot_change(slot_id: int, blocked: bool, reason: str | None):
-    try:
+    with transaction(catch=(Conflict, InvalidInput)) as outcome:
         found = service.set_blocked(g.actor, slot_id, blocked, reason)
-        commit()
-        flash("Slot blocked." if blocked else "Slot open again.", "success")
-    except (Conflict, InvalidInput) as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if outcome.failed:
         found = service.get_slot(slot_id)
+    else:
+        flash("Slot blocked." if blocked else "Slot open again.", "success")
     when = clock.clinic_day(found.start_at)
     return redirect(url_for(".week", doctor_id=found.doctor_id, week=when.isoformat()))
 
@@ -216,22 +212,17 @@ def book():
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                appointment = service.book(
-                    g.actor,
-                    {
-                        "patient_id": form.patient_id.data,
-                        "slot_id": form.slot_id.data,
-                        "reason": form.reason.data,
-                    },
-                )
-                commit()
+            details = {
+                "patient_id": form.patient_id.data,
+                "slot_id": form.slot_id.data,
+                "reason": form.reason.data,
+            }
+            with transaction(lambda error: form.form_errors.append(error.message)) as outcome:
+                appointment = service.book(g.actor, details)
+            if not outcome.failed:
                 flash("Booked.", "success")
                 return redirect(url_for(".appointment", appointment_id=appointment.id))
-            except DomainError as exc:
-                db.session.rollback()
-                form.form_errors.append(exc.message)
-                status = exc.status
+            status = outcome.status
         else:
             status = 422
     patient_id = form.patient_id.data or int_arg("patient_id")
@@ -293,13 +284,10 @@ def reschedule(appointment_id: int):
     if not form.validate_on_submit():
         flash("Choose a new time.", "error")
         return redirect(url_for(".appointment", appointment_id=appointment_id))
-    try:
+    with transaction() as outcome:
         service.reschedule(g.actor, appointment_id, {"slot_id": form.slot_id.data})
-        commit()
+    if not outcome.failed:
         flash("Moved to the new time.", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for(".appointment", appointment_id=appointment_id))
 
 
@@ -323,19 +311,16 @@ def cancel(appointment_id: int):
             abort(400)
         status = 422
     else:
-        try:
+        with transaction(None, catch=(Conflict, InvalidInput)) as outcome:
             service.cancel(g.actor, appointment_id, form.reason.data)
-            commit()
+        if not outcome.failed:
             flash("Cancelled; the slot is open again.", "success")
             return redirect(_after_cancel(appointment_id, form.back.data))
-        except Conflict as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+        if isinstance(outcome.error, Conflict):
+            flash(outcome.error.message, "error")
             return redirect(url_for(".appointment", appointment_id=appointment_id))
-        except InvalidInput as exc:
-            db.session.rollback()
-            attach_errors(form, exc)
-            status = exc.status
+        attach_errors(form, outcome.error)
+        status = outcome.status
     return render_template(
         "scheduling/cancel.html",
         appointment=service.get_appointment(appointment_id, g.actor),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, url_for
 from flask_smorest import Blueprint
 
-from qure.core.db import commit
+from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema, PageArgs, page_body
 from qure.patients import service as patients
@@ -28,10 +28,10 @@ blp = Blueprint("api_visits", __name__, url_prefix="/api/v1", description="Visit
 @blp.response(201, VisitSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="visit_in_progress, token_not_with_you")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def start_visit(body):
     """Start a visit for the called token, an appointment, or a patient (one of them)."""
     visit = service.start(g.actor, body)
-    commit()
     return visit, 201, {"Location": url_for("api_visits.get_visit", visit_id=visit.id)}
 
 
@@ -51,10 +51,10 @@ def get_visit(visit_id: int):
 @blp.alt_response(403, schema=ErrorSchema, description="not_your_visit")
 @blp.alt_response(409, schema=ErrorSchema, description="visit_completed")
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def update_visit(body, visit_id: int):
     """Record vitals and findings (any subset; temperature with temperature_unit C or F)."""
     visit = service.update(g.actor, visit_id, body)
-    commit()
     return visit
 
 
@@ -64,10 +64,10 @@ def update_visit(body, visit_id: int):
 @blp.response(201, NoteSchema)
 @blp.alt_response(403, schema=ErrorSchema)
 @blp.alt_response(422, schema=ErrorSchema)
+@transactional
 def add_note(body, visit_id: int):
     """Add a clinical note (an addendum once the visit is completed)."""
     note = service.add_note(g.actor, visit_id, body)
-    commit()
     return note, 201
 
 
@@ -84,10 +84,10 @@ def list_notes(visit_id: int):
 @blp.response(200, VisitSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="visit_completed")
 @blp.alt_response(422, schema=ErrorSchema, description="diagnosis_required")
+@transactional
 def complete_visit(visit_id: int):
     """Complete: needs a diagnosis; completes the appointment and the token too."""
     visit = service.complete(g.actor, visit_id)
-    commit()
     return visit
 
 

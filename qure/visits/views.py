@@ -25,11 +25,10 @@ from flask import (
     url_for,
 )
 
-from qure.core.db import commit
-from qure.core.errors import Conflict, DomainError, InvalidInput
+from qure.core.errors import DomainError, InvalidInput
 from qure.core.forms import ActionForm, attach_errors, small_int
+from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
-from qure.extensions import db
 from qure.pharmacy import service as pharmacy
 from qure.prescriptions import service as prescriptions
 from qure.prescriptions.allergy import allergy_matches, warning
@@ -47,12 +46,9 @@ def start():
     patient_id = small_int(form.patient_id.data) if form.validate_on_submit() else None
     if patient_id is None:
         abort(400)
-    try:
+    with transaction() as outcome:
         visit = service.start_or_open(g.actor, {"patient_id": patient_id})
-        commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if outcome.failed:
         return redirect(url_for("patients.view", patient_id=patient_id))
     return redirect(url_for(".workspace", visit_id=visit.id))
 
@@ -126,17 +122,11 @@ def save(visit_id: int):
     if not form.validate_on_submit():
         return _workspace(visit, 422, workspace=form)
     has_rx = prescriptions.for_visit(visit.id) is not None
-    try:
+    with transaction(lambda error: _workspace_errors(form, error)) as outcome:
         service.save_workspace(g.actor, visit_id, form.values(has_rx), completing)
-        commit()
-    except InvalidInput as exc:
-        db.session.rollback()
-        attach_errors(form, exc, WorkspaceForm.ALIASES)
-        form.form_errors.insert(0, "Nothing is saved yet: correct the fields marked below.")
+    if isinstance(outcome.error, InvalidInput):
         return _workspace(service.get_visit(visit_id), 422, workspace=form)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if outcome.failed:
         return redirect(url_for(".workspace", visit_id=visit_id))
     flash("Visit completed. The next patient can be called." if completing else "Saved.", "success")
     # "Add note" comes first in the form, so Enter in any box presses it: only a note
@@ -144,6 +134,13 @@ def save(visit_id: int):
     noted = request.form.get("save") == "note" and form.note_text.data.strip()
     anchor = "#notes" if noted else ""
     return redirect(url_for(".workspace", visit_id=visit_id) + anchor)
+
+
+def _workspace_errors(form: WorkspaceForm, error: DomainError) -> None:
+    """Field errors beside the workspace's fields; any other refusal is flashed."""
+    _form_or_flash(form, error, WorkspaceForm.ALIASES)
+    if isinstance(error, InvalidInput):
+        form.form_errors.insert(0, "Nothing is saved yet: correct the fields marked below.")
 
 
 @bp.get("/visits/icd10")
@@ -163,20 +160,23 @@ def add_note(visit_id: int):
     visit = service.get_visit(visit_id, g.actor)
     if not form.validate_on_submit():
         return _workspace(visit, 422, note=form)
-    try:
+    with transaction(lambda error: _form_or_flash(form, error)) as outcome:
         note = service.add_note(
             g.actor, visit_id, {"category": form.category.data, "text": form.text.data}
         )
-        commit()
-        flash("Addendum added." if note.is_addendum else "Note added.", "success")
-    except InvalidInput as exc:
-        db.session.rollback()
-        attach_errors(form, exc)
+    if isinstance(outcome.error, InvalidInput):
         return _workspace(visit, 422, note=form)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if not outcome.failed:
+        flash("Addendum added." if note.is_addendum else "Note added.", "success")
     return redirect(url_for(".workspace", visit_id=visit_id) + "#notes")
+
+
+def _form_or_flash(form, error: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """An InvalidInput beside the form's fields; any other refusal flashed."""
+    if isinstance(error, InvalidInput):
+        attach_errors(form, error, aliases)
+    else:
+        flash(error.message, "error")
 
 
 @bp.post("/visits/<int:visit_id>/prescription/items")
@@ -188,24 +188,20 @@ def add_item(visit_id: int):
     chosen = _chosen(form)
     if not form.validate_on_submit():
         return _workspace(visit, 422, item=form, chosen=chosen)
-    try:
+    with transaction(None) as outcome:
         prescriptions.add_item(g.actor, visit_id, form.item(), form.override_reason.data or None)
-        commit()
+    error = outcome.error
+    if error is None:
         flash(f"Added {chosen.name if chosen else 'the medicine'}.", "success")
-    except Conflict as exc:
-        db.session.rollback()
-        if exc.code == "allergy_conflict":
-            lines = _allergy_lines(exc.details.get("matches", []), chosen)
-            return _workspace(visit, 409, item=form, chosen=chosen, allergy=lines)
-        flash(exc.message, "error")
-    except InvalidInput as exc:
-        db.session.rollback()
-        renamed = {k.split(".")[-1]: v for k, v in exc.fields.items()}
-        attach_errors(form, InvalidInput(exc.message, fields=renamed))
+    elif error.code == "allergy_conflict":
+        lines = _allergy_lines(error.details.get("matches", []), chosen)
+        return _workspace(visit, 409, item=form, chosen=chosen, allergy=lines)
+    elif isinstance(error, InvalidInput):
+        renamed = {k.split(".")[-1]: v for k, v in error.fields.items()}
+        attach_errors(form, InvalidInput(error.message, fields=renamed))
         return _workspace(visit, 422, item=form, chosen=chosen)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    else:
+        flash(error.message, "error")
     return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
 
 
@@ -257,13 +253,10 @@ def remove_item(visit_id: int, position: int):
     prescription = prescriptions.for_visit(service.get_visit(visit_id, g.actor).id)
     if prescription is None:
         abort(404)
-    try:
+    with transaction() as outcome:
         prescriptions.remove_item(g.actor, prescription.id, position)
-        commit()
+    if not outcome.failed:
         flash("Removed.", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for(".workspace", visit_id=visit_id) + "#prescription")
 
 
