@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 from qure.core import audit
 from qure.core.errors import DomainError, InvalidInput
 from qure.core.schemas import ErrorSchema
+from qure.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,6 @@ class BoundedInt(IntegerConverter):
 def handle_data_error(error: DataError):
     """The last net under validation: a value the database cannot store (a NUL character,
     a number out of range) is the client's mistake, never a 500."""
-    from qure.extensions import db
-
     db.session.rollback()
     message = "A value is out of range or contains a character that is not allowed."
     if is_api_request():
