@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -9,7 +10,29 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from qure import cli, embedded
 from qure import config as settings
+from qure.admin.views import bp as admin_bp
+from qure.auth import service as auth_service
+from qure.auth.api import auth_blp, users_blp
+from qure.auth.models import User
+from qure.auth.views import bp as auth_bp
+from qure.core import http, jobs, templating
+from qure.core.db import install_session_hooks
+from qure.core.http import QureApi, error_response
+from qure.core.views import bp as core_bp
+from qure.extensions import csrf, db, jwt, login_manager, migrate, mongo, redis_store
+from qure.patients.api import blp as patients_blp
+from qure.patients.views import bp as patients_bp
+from qure.pharmacy.api import blp as medicines_blp
+from qure.pharmacy.views import bp as pharmacy_bp
+from qure.prescriptions.api import blp as prescriptions_blp
+from qure.queue.api import blp as queue_blp
+from qure.queue.views import bp as queue_bp
+from qure.scheduling.api import appointments_blp, slots_blp
+from qure.scheduling.views import bp as scheduling_bp
+from qure.visits.api import blp as visits_blp
+from qure.visits.views import bp as visits_bp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,20 +74,13 @@ def _configure(app: Flask, overrides: dict | None) -> None:
     cfg["EMBEDDED_POSTGRES"] = not cfg.get("DATABASE_URL")
     cfg["EMBEDDED_REDIS"] = not cfg.get("REDIS_URL")
     if cfg["EMBEDDED_POSTGRES"]:
-        from qure import embedded
-
         cfg["DATABASE_URL"] = embedded.postgres_url(instance / "pgdata")
     if cfg["EMBEDDED_REDIS"]:
-        from qure import embedded
-
         cfg["REDIS_URL"] = embedded.redis_url(instance / "redis" / "qure.rdb")
     cfg["SQLALCHEMY_DATABASE_URI"] = _database_uri(cfg["DATABASE_URL"])
 
 
 def _init_login(app: Flask) -> None:
-    from qure.auth import service as auth_service
-    from qure.extensions import login_manager
-
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
@@ -73,11 +89,6 @@ def _init_login(app: Flask) -> None:
 
 
 def _init_jwt(app: Flask) -> None:
-    from qure.auth import service as auth_service
-    from qure.auth.models import User
-    from qure.core.http import error_response
-    from qure.extensions import jwt
-
     jwt.init_app(app)
 
     @jwt.additional_claims_loader
@@ -104,24 +115,6 @@ def _init_jwt(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from qure.admin.views import bp as admin_bp
-    from qure.auth.api import auth_blp, users_blp
-    from qure.auth.views import bp as auth_bp
-    from qure.core.http import QureApi
-    from qure.core.views import bp as core_bp
-    from qure.extensions import csrf
-    from qure.patients.api import blp as patients_blp
-    from qure.patients.views import bp as patients_bp
-    from qure.pharmacy.api import blp as medicines_blp
-    from qure.pharmacy.views import bp as pharmacy_bp
-    from qure.prescriptions.api import blp as prescriptions_blp
-    from qure.queue.api import blp as queue_blp
-    from qure.queue.views import bp as queue_bp
-    from qure.scheduling.api import appointments_blp, slots_blp
-    from qure.scheduling.views import bp as scheduling_bp
-    from qure.visits.api import blp as visits_blp
-    from qure.visits.views import bp as visits_bp
-
     for bp in (
         core_bp,
         auth_bp,
@@ -167,6 +160,16 @@ def _register_blueprints(app: Flask) -> None:
     app.extensions["qure_api"] = api
 
 
+def _import_tasks(app: Flask) -> None:
+    """Each blueprint's package declares its background jobs in its own `tasks` module,
+    when it has one: importing them fills the job registry that `flask worker` and
+    `flask serve` read. A new room's jobs need only its `tasks.py`."""
+    packages = {bp.import_name.rpartition(".")[0] for bp in app.blueprints.values()}
+    for package in sorted(packages):
+        if importlib.util.find_spec(f"{package}.tasks") is not None:
+            importlib.import_module(f"{package}.tasks")
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: settings, extensions, blueprints, error handlers and CLI commands."""
     app = Flask(__name__, instance_path=str(ROOT / "instance"), instance_relative_config=True)
@@ -179,11 +182,6 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    from qure import cli
-    from qure.core import http, templating
-    from qure.core.db import install_session_hooks
-    from qure.extensions import csrf, db, migrate, mongo, redis_store
-
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
@@ -195,5 +193,11 @@ def create_app(config: dict | None = None) -> Flask:
     http.init_app(app)
     templating.init_app(app)
     _register_blueprints(app)
+    _import_tasks(app)
     cli.init_app(app)
     return app
+
+
+# A bare `rq worker` imports a job's module, and with it this package: its jobs then run
+# in an app built here (`flask worker` and `flask serve` register their own app instead).
+jobs.set_app_factory(create_app)

@@ -6,15 +6,23 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from datetime import date
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask_migrate import upgrade
+from rq import SimpleWorker
+from werkzeug.serving import run_simple
 
-from qure.core import jobs, outbox
+from qure import demo
+from qure.admin import service as admin_service
+from qure.auth import service as users
+from qure.core import clock, jobs, outbox
 from qure.core.errors import DomainError
 from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
+from qure.queue import service as queue
 
 
 @click.command("create-user")
@@ -27,8 +35,6 @@ from qure.extensions import db, mongo, redis_store
 @with_appcontext
 def create_user_command(username, role, full_name, email, registration_number, password):
     """Create a staff account (the password is prompted unless --password is given)."""
-    from qure.auth import service
-
     data = {
         "username": username,
         "role": role,
@@ -38,7 +44,7 @@ def create_user_command(username, role, full_name, email, registration_number, p
         "password": password,
     }
     try:
-        user = service.create_user(None, data)
+        user = users.create_user(None, data)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -58,8 +64,6 @@ def create_user_command(username, role, full_name, email, registration_number, p
 @with_appcontext
 def seed_demo_command(bulk: int):
     """Load demo accounts and patients. Running it twice changes nothing."""
-    from qure import demo
-
     accounts = demo.seed_accounts()
     created = demo.seed_patients()
     slots = demo.seed_schedule()
@@ -82,9 +86,8 @@ def seed_demo_command(bulk: int):
 @click.command("worker")
 @with_appcontext
 def worker_command():
-    """Run the RQ worker and the ticker that enqueues periodic jobs (outbox sweep)."""
-    from rq import SimpleWorker
-
+    """Run the RQ worker and the ticker that enqueues the periodic jobs the rooms declare
+    (the outbox sweep, closing the day, ...)."""
     if mongo.embedded:
         # Its in-memory store would be private to this process: rows would be marked as
         # shipped into a store nobody can read. Embedded mode runs jobs in `flask serve`.
@@ -97,7 +100,8 @@ def worker_command():
     jobs.register_job_app(app)
     stop = threading.Event()
     threading.Thread(target=jobs.run_ticker, args=(app, stop), daemon=True).start()
-    click.echo("Qure worker: waiting for jobs (Ctrl-C to stop).")
+    every = ", ".join(f"{p.name} every {p.interval():g} s" for p in jobs.periodic_schedules())
+    click.echo(f"Qure worker: waiting for jobs; {every} (Ctrl-C to stop).")
     try:
         SimpleWorker([jobs.queue()], connection=redis_store.client).work(logging_level="INFO")
     finally:
@@ -152,11 +156,6 @@ def rebuild_analytics_command():
 def rebuild_queue_command(day: str | None):
     """Load a day's live queue into Redis again from PostgreSQL (same order, same
     current tokens, the token sequence continued)."""
-    from datetime import date
-
-    from qure.core import clock
-    from qure.queue import service as queue
-
     try:
         when = date.fromisoformat(day) if day else clock.today()
     except ValueError:
@@ -172,11 +171,6 @@ def rebuild_queue_command(day: str | None):
 def close_day_command(day: str | None):
     """End a clinic day: tokens still waiting (or skipped) and appointments nobody checked
     in become NO_SHOW. Safe to run twice."""
-    from datetime import date
-
-    from qure.core import clock
-    from qure.queue import service as queue
-
     try:
         when = date.fromisoformat(day) if day else clock.today()
     except ValueError:
@@ -194,10 +188,8 @@ def close_day_command(day: str | None):
 @with_appcontext
 def set_display_key_command(key: str | None):
     """Set the key that opens the waiting-room board (as the admin's settings page does)."""
-    from qure.admin import service as settings
-
     try:
-        chosen = settings.set_display_key(None, key)
+        chosen = admin_service.set_display_key(None, key)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     db.session.commit()
@@ -211,11 +203,6 @@ def set_display_key_command(key: str | None):
 def serve_command(host: str, port: int):
     """Migrate, seed demo data the first time, and serve (embedded mode: one process,
     threads, background jobs in-process). Ctrl-C stops everything it started."""
-    from flask_migrate import upgrade
-    from werkzeug.serving import run_simple
-
-    from qure import demo
-
     app = current_app._get_current_object()
     # SIGTERM ends like Ctrl-C, so the embedded servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -18,12 +18,17 @@ import click
 from flask import current_app
 from sqlalchemy import func, select, text
 
+from qure.admin import service as admin_service
 from qure.auth import service as users
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.patients.models import Patient
+from qure.pharmacy import service as pharmacy
+from qure.pharmacy.catalogue import COMMON_MEDICINES
+from qure.pharmacy.models import Medicine
+from qure.scheduling import service as scheduling
 
 DEMO_USERS = [
     {"username": "admin", "full_name": "Anita Desai", "role": "ADMIN"},
@@ -347,7 +352,6 @@ def seed_schedule(days: int = 14) -> int:
     """Give the demo doctor slots for the coming two weeks (Monday to Saturday, 09:00 to
     17:00 with lunch 13:00-14:00) and, when today's slots are new, book a few demo patients
     into today's open slots. Existing slots are kept. Returns the slots created."""
-    from qure.scheduling import service as scheduling
 
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     doctor = db.session.scalar(select(User).where(User.username == "dr.sharma"))
@@ -379,9 +383,6 @@ def seed_schedule(days: int = 14) -> int:
 def seed_medicines() -> int:
     """Add the common medicines (qure.pharmacy.catalogue) the catalogue lacks; returns how
     many were added."""
-    from qure.pharmacy import service as pharmacy
-    from qure.pharmacy.catalogue import COMMON_MEDICINES
-    from qure.pharmacy.models import Medicine
 
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     have = {
@@ -416,12 +417,10 @@ def seed_medicines() -> int:
 def seed_display_key() -> str | None:
     """A display key for the demo board, kept with the demo passwords (None when one is
     already set and its text is not known here)."""
-    from qure.admin import service as settings
-
     path = _accounts_file()
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if settings.display_key_digest() is None:
-        saved["display_key"] = settings.set_display_key(None)
+    if admin_service.display_key_digest() is None:
+        saved["display_key"] = admin_service.set_display_key(None)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)

@@ -18,9 +18,11 @@ from sqlalchemy import text
 from qure import create_app
 from qure.core import clock
 from qure.core.roles import Role
-from qure.extensions import QureSession, db, mongo, redis_store
+from qure.extensions import db, mongo, redis_store
 from tests.helpers import NOW, make_user
 
+# SQLAlchemy's default, which the app's sessions use outside the rolled-back tests.
+SESSION_JOIN_DEFAULT = "conditional_savepoint"
 TABLES = (
     "outbox",
     "prescription_items",
@@ -107,22 +109,17 @@ def _isolation(request, app):
             return
         connection = db.engine.connect()
         outer = connection.begin()
-        real_session = db.session
-        # QureSession honours `bind`; Flask-SQLAlchemy's own session would pick the engine
-        # and commit for real.
-        db.session = db._make_scoped_session(
-            {
-                "bind": connection,
-                "join_transaction_mode": "create_savepoint",
-                "class_": QureSession,
-                "expire_on_commit": False,
-            }
-        )
+        # Every session made while the test runs (the test's own, and each request's in its
+        # app context) is bound to this connection, and its commits release savepoints
+        # inside `outer`. QureSession honours `bind`: Flask-SQLAlchemy's own session would
+        # pick the engine and commit for real.
+        db.session.remove()
+        db.session.configure(bind=connection, join_transaction_mode="create_savepoint")
         try:
             yield
         finally:
             db.session.remove()
-            db.session = real_session
+            db.session.configure(bind=None, join_transaction_mode=SESSION_JOIN_DEFAULT)
             outer.rollback()
             connection.close()
 

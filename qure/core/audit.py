@@ -17,10 +17,9 @@ from typing import Any
 
 from qure.core import clock
 from qure.core.db import after_commit
-from qure.core.models import OutboxEvent
+from qure.core.models import AUDIT_TOPIC, OutboxEvent
+from qure.core.tasks import schedule_relay
 from qure.extensions import db
-
-AUDIT_TOPIC = "audit_logs"
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,6 @@ def record(
     row = OutboxEvent(topic=AUDIT_TOPIC, payload=payload)
     db.session.add(row)
     db.session.flush()
-    from qure.core.jobs import schedule_relay
-
     after_commit(schedule_relay)
     return row
 
@@ -122,7 +119,5 @@ def publish(topic: str, document: dict) -> OutboxEvent:
     row = OutboxEvent(topic=topic, payload=plain(document))
     db.session.add(row)
     db.session.flush()
-    from qure.core.jobs import schedule_relay
-
     after_commit(schedule_relay)
     return row

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from qure.extensions import db
 
@@ -79,8 +80,6 @@ def _transaction_end(session, transaction) -> None:
 
 def install_session_hooks() -> None:
     """Attach the commit / rollback hooks to every session (idempotent)."""
-    from sqlalchemy.orm import Session
-
     if not event.contains(Session, "after_commit", _run_callbacks):
         event.listen(Session, "after_commit", _run_callbacks)
         event.listen(Session, "after_soft_rollback", _drop_callbacks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import StopValidation
@@ -22,8 +23,6 @@ def small_int(value: str | None) -> int | None:
 
 def int_arg(name: str) -> int | None:
     """A positive id from the query string, or None (see `small_int`)."""
-    from flask import request
-
     return small_int(request.args.get(name))
 
 

@@ -1,8 +1,13 @@
-"""Background jobs on RQ.
+"""Background jobs on RQ, and the registry every room declares its jobs in.
 
-Production: `flask worker` runs an RQ worker plus a ticker that enqueues periodic jobs.
-Embedded mode (`make run` with no MONGO_URL): the same worker and ticker run as threads
-inside the web process, because the embedded document store lives in that process.
+A room's `tasks.py` declares its jobs here: `@job` for work enqueued after a commit,
+`@periodic(every=..., name=...)` for work the ticker enqueues at an interval. `create_app`
+imports each blueprint package's `tasks` module, so the registry is full before `flask
+worker` or `flask serve` reads it; core itself names no job of any domain.
+
+Production: `flask worker` runs an RQ worker plus the ticker. Embedded mode (`make run`
+with no MONGO_URL): the same worker and ticker run as threads inside the web process
+(`InProcessJobs`), because the embedded document store lives in that process.
 
 Jobs take ids, never ORM objects, and are safe to run twice.
 """
@@ -14,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
@@ -25,8 +31,30 @@ from qure.extensions import redis_store
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "qure"
-RELAY_PENDING_KEY = "qure:relay:pending"
 _job_app: Flask | None = None
+_app_factory: Callable[[], Flask] | None = None
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job the ticker enqueues every `every` seconds (a number, or the name of the
+    setting that holds it, read when the ticker starts)."""
+
+    name: str
+    every: float | str
+    job: Callable
+
+    def interval(self) -> float:
+        every = self.every
+        return float(current_app.config[every] if isinstance(every, str) else every)
+
+
+_jobs: dict[str, Callable] = {}
+_periodic: dict[str, Periodic] = {}
+
+
+def _path(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def register_job_app(app: Flask) -> None:
@@ -35,25 +63,62 @@ def register_job_app(app: Flask) -> None:
     _job_app = app
 
 
-def in_app(fn: Callable) -> Callable:
-    """Run a job function inside an application context."""
+def set_app_factory(factory: Callable[[], Flask]) -> None:
+    """How a process that has no app yet (a bare `rq worker`) builds one for its jobs."""
+    global _app_factory
+    _app_factory = factory
+
+
+def _app() -> Flask:
+    if _job_app is not None:
+        return _job_app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _app_factory is None:
+        raise RuntimeError("no app for jobs: run them with `flask worker` or `flask serve`")
+    app = _app_factory()
+    register_job_app(app)
+    return app
+
+
+def job(fn: Callable) -> Callable:
+    """Declare `fn` a job: it runs inside an application context, and may be enqueued."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         # A fresh app context per job: its own database session, removed afterwards, so a
         # job that fails (a dropped connection) cannot leave the next one a broken session.
-        app = _job_app
-        if app is None and has_app_context():
-            app = current_app._get_current_object()
-        if app is None:
-            from qure import create_app
-
-            app = create_app()
-            register_job_app(app)
-        with app.app_context():
+        with _app().app_context():
             return fn(*args, **kwargs)
 
+    _jobs[_path(wrapper)] = wrapper
     return wrapper
+
+
+def periodic(every: float | str, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Declare a job the ticker enqueues every `every` seconds (or every `every`-named
+    setting's seconds), under a `name` unique in the house (the function's by default)."""
+
+    def register(fn: Callable) -> Callable:
+        wrapped = job(fn)
+        key = name or fn.__name__
+        known = _periodic.get(key)
+        if known is not None and _path(known.job) != _path(wrapped):
+            raise ValueError(f"two periodic jobs are named {key!r}")
+        _periodic[key] = Periodic(key, every, wrapped)
+        return wrapped
+
+    return register
+
+
+def registered_jobs() -> list[str]:
+    """The import paths of every declared job, in declaration order."""
+    return list(_jobs)
+
+
+def periodic_schedules() -> list[Periodic]:
+    """Every declared periodic job, in declaration order."""
+    return list(_periodic.values())
 
 
 def queue() -> Queue:
@@ -61,25 +126,16 @@ def queue() -> Queue:
 
 
 def enqueue(func: Callable, *args, **kwargs) -> bool:
-    """Enqueue a job; a Redis outage is logged, not raised (the sweep catches up)."""
+    """Enqueue a declared job; a Redis outage is logged, not raised (the sweep catches
+    up). A function not declared with `@job` is refused: it would run without an app."""
+    if _jobs.get(_path(func)) is not func:
+        raise ValueError(f"{_path(func)} is not declared with @job")
     try:
         queue().enqueue(func, *args, retry=Retry(max=3, interval=[10, 30, 60]), **kwargs)
         return True
     except RedisError as exc:
         log.warning("could not enqueue %s: %s", func.__name__, type(exc).__name__)
         return False
-
-
-def schedule_relay() -> None:
-    """After a commit that wrote outbox rows: one relay job, unless one is already waiting."""
-    from qure.core.tasks import relay_outbox
-
-    try:
-        if not redis_store.client.set(RELAY_PENDING_KEY, "1", nx=True, ex=30):
-            return
-    except RedisError:
-        return
-    enqueue(relay_outbox)
 
 
 class ThreadWorker(SimpleWorker):
@@ -92,27 +148,21 @@ class ThreadWorker(SimpleWorker):
 
 
 def periodic_jobs() -> list[tuple[float, Callable]]:
-    """(interval in seconds, job) pairs enqueued by the ticker."""
-    from qure.core.tasks import relay_outbox
-    from qure.queue.tasks import close_due_day
-
-    return [
-        (float(current_app.config["OUTBOX_SWEEP_SECONDS"]), relay_outbox),
-        (float(current_app.config["CLOSE_DAY_CHECK_SECONDS"]), close_due_day),
-    ]
+    """(interval in seconds, job) pairs enqueued by the ticker (inside an app context)."""
+    return [(schedule.interval(), schedule.job) for schedule in periodic_schedules()]
 
 
 def run_ticker(app: Flask, stop: threading.Event) -> None:
     """Enqueue each periodic job at its interval until `stop` is set."""
     with app.app_context():
-        jobs = periodic_jobs()
-    due = [0.0 for _ in jobs]
+        schedule = periodic_jobs()
+    due = [0.0 for _ in schedule]
     while not stop.is_set():
         now = time.monotonic()
-        for i, (interval, job) in enumerate(jobs):
+        for i, (interval, func) in enumerate(schedule):
             if now >= due[i]:
                 with app.app_context():
-                    enqueue(job)
+                    enqueue(func)
                 due[i] = now + interval
         stop.wait(1.0)
 

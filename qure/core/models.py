@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from qure.extensions import db
 
+# The outbox topic (and MongoDB collection) of the audit trail: the relay chains these rows.
+AUDIT_TOPIC = "audit_logs"
+
 
 class OutboxEvent(db.Model):
     """A record for MongoDB, written in the same transaction as the change it describes.

@@ -49,8 +49,3 @@ def parse_money(value: Any, field: str, allow_zero: bool = True) -> Decimal:
             fields={field: f"Give an amount from {lowest} to {MAX_AMOUNT}."},
         )
     return amount.quantize(CENT)
-
-
-def money_text(value: Decimal) -> str:
-    """An amount as the API writes it: "1180.00"."""
-    return str(round_money(value))

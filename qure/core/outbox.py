@@ -25,8 +25,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from sqlalchemy import func, select, text, update
 
 from qure.core import clock
-from qure.core.audit import AUDIT_TOPIC
-from qure.core.models import OutboxEvent
+from qure.core.models import AUDIT_TOPIC, OutboxEvent
 from qure.extensions import db, mongo
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,12 @@ from qure.core.pagination import paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
+from qure.patients import service as patients
 from qure.pharmacy.models import Medicine
 from qure.prescriptions import dosing
 from qure.prescriptions.allergy import allergy_matches
 from qure.prescriptions.models import Prescription, PrescriptionItem
-from qure.visits import service as visits
+from qure.visits import vitals
 from qure.visits.models import Visit
 
 MAX_ID = 2**31 - 1
@@ -237,7 +238,15 @@ def _check_allergies(
 
 
 def _locked_visit(visit_id: int) -> Visit:
-    return db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+    """The visit, its row locked; NotFound when there is none."""
+    visit = (
+        db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+        if 0 < visit_id <= MAX_ID
+        else None
+    )
+    if visit is None:
+        raise NotFound("No such visit.", "visit_not_found")
+    return visit
 
 
 def _own_open_visit(actor: User, visit: Visit) -> None:
@@ -270,7 +279,6 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     visit_id = data.get("visit_id")
     if not isinstance(visit_id, int) or isinstance(visit_id, bool):
         raise InvalidInput("visit_id: give the visit", fields={"visit_id": "Give the visit."})
-    visits.get_visit(visit_id)
     # The visit row is locked first (as completing it does), so a prescription can never
     # land on a visit being completed at the same moment.
     visit = _locked_visit(visit_id)
@@ -429,8 +437,6 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
     """Everything the printed prescription shows, as plain values: the temperature in the
     clinic's unit (`TEMPERATURE_UNIT`), doses and quantities with their units, and the
     findings as the visit records them (complaint, since when, the examination notes)."""
-    from qure.patients import service as patients
-
     visit, patient, doctor = prescription.visit, prescription.patient, prescription.doctor
     config = current_app.config
     rx = plain(prescription)
@@ -462,7 +468,7 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
             "pulse": f"{visit.pulse} /min" if visit.pulse else None,
             "spo2": f"{visit.spo2} %" if visit.spo2 else None,
             "weight": f"{_short(visit.weight_kg)} kg" if visit.weight_kg else None,
-            "bmi": visits.bmi(visit),
+            "bmi": vitals.bmi(visit),
         },
         "findings": {
             "complaint": visit.chief_complaint,
@@ -490,7 +496,7 @@ def _temperature(celsius: Decimal | None, unit: str) -> str | None:
     if not celsius:
         return None
     if unit.strip().upper() == "F":
-        return f"{visits.fahrenheit(celsius)} °F"
+        return f"{vitals.fahrenheit(celsius)} °F"
     return f"{celsius} °C"
 
 
@@ -502,6 +508,8 @@ def _short(value: Decimal) -> str:
 
 def print_pdf(prescription_id: int) -> tuple[bytes, str]:
     """The A5 prescription PDF and a file name for it."""
+    # WeasyPrint takes about a second to import: load it at the first print, not at every
+    # start of the app, the worker and each CLI command (the one import kept in a body).
     from qure.core.pdf import render_pdf
 
     prescription = get_prescription(prescription_id)

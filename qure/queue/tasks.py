@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from qure.core import jobs
 from qure.core.db import commit
-from qure.core.jobs import in_app
 from qure.queue import service
 
 
-@in_app
+@jobs.periodic(every="CLOSE_DAY_CHECK_SECONDS", name="close-day")
 def close_due_day() -> dict:
     """Close the clinic day that is due (today after closing time, else yesterday): safe
     to run every few minutes, a closed day has nothing left to close."""

@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from qure.core import clock
 from qure.visits.models import NOTE_CATEGORIES
+from qure.visits.vitals import fahrenheit
 
 
 def _short(value) -> str:
@@ -100,8 +101,6 @@ class WorkspaceForm(FlaskForm):
 
     def fill(self, visit, unit: str, prescription) -> None:
         """Show the stored values; the temperature in the clinic's preferred unit."""
-        from qure.visits.service import fahrenheit
-
         for name in VITAL_NAMES:
             source = "temperature_c" if name == "temperature" else name
             value = getattr(visit, source)

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields
 
 from qure.core.schemas import page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
-from qure.visits import service
+from qure.visits import vitals
 from qure.visits.models import NOTE_CATEGORIES, VISIT_STATUSES
 
 
@@ -20,7 +20,7 @@ def _vitals(visit) -> dict:
         "weight_kg": str(visit.weight_kg) if visit.weight_kg is not None else None,
         "height_cm": str(visit.height_cm) if visit.height_cm is not None else None,
         "respiratory_rate": visit.respiratory_rate,
-        "bmi": str(service.bmi(visit)) if service.bmi(visit) is not None else None,
+        "bmi": str(vitals.bmi(visit)) if vitals.bmi(visit) is not None else None,
     }
 
 

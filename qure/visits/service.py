@@ -7,7 +7,6 @@ visit is read-only, and notes written after completion are addenda.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
@@ -22,25 +21,15 @@ from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.prescriptions import service as prescriptions
+from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
-from qure.visits import icd10
+from qure.visits import icd10, vitals
 from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
-# What a living person can show, per vital sign (inclusive), in the stored unit.
-VITAL_RANGES: dict[str, tuple[Decimal, Decimal, str]] = {
-    "bp_systolic": (Decimal(50), Decimal(300), "mmHg"),
-    "bp_diastolic": (Decimal(20), Decimal(200), "mmHg"),
-    "temperature_c": (Decimal(25), Decimal(45), "°C"),
-    "pulse": (Decimal(20), Decimal(250), "beats a minute"),
-    "spo2": (Decimal(50), Decimal(100), "%"),
-    "weight_kg": (Decimal("0.3"), Decimal(500), "kg"),
-    "height_cm": (Decimal(20), Decimal(272), "cm"),
-    "respiratory_rate": (Decimal(4), Decimal(80), "breaths a minute"),
-}
-WHOLE = ("bp_systolic", "bp_diastolic", "pulse", "spo2", "respiratory_rate")
 TEXT_FIELDS = {
     "chief_complaint": 500,
     "symptom_duration": 100,
@@ -64,22 +53,6 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
     if visit is None:
         raise NotFound("No such visit.", "visit_not_found")
     return visit
-
-
-def bmi(visit: Visit) -> Decimal | None:
-    """Body-mass index from weight and height, one decimal place."""
-    if not visit.weight_kg or not visit.height_cm:
-        return None
-    metres = Decimal(visit.height_cm) / 100
-    return (Decimal(visit.weight_kg) / (metres * metres)).quantize(
-        Decimal("0.1"), rounding=ROUND_HALF_UP
-    )
-
-
-def fahrenheit(celsius: Decimal | None) -> Decimal | None:
-    if celsius is None:
-        return None
-    return (Decimal(celsius) * 9 / 5 + 32).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 def in_progress_for(patient_id: int) -> Visit | None:
@@ -117,8 +90,6 @@ def for_token(entry_id: int) -> Visit | None:
 
 
 def _own_token(actor: User, token_number: Any) -> QueueEntry:
-    from qure.queue import service as queue
-
     try:
         entry = queue.get_token(token_number) if isinstance(token_number, int) else None
     except NotFound:
@@ -307,70 +278,6 @@ def _locked_own(actor: User, visit_id: int) -> Visit:
     return visit
 
 
-def _number(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        errors[field] = "Give a number."
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        errors[field] = "Give a number."
-        return None
-    if not number.is_finite() or abs(number.adjusted()) > 6:
-        # Nothing a person measures has more digits; it also keeps arithmetic in range.
-        errors[field] = "Give a number."
-        return None
-    return number
-
-
-def clean_vitals(vitals: Any) -> dict[str, Any]:
-    """Vital signs in stored units: temperature (with `temperature_unit` C or F) becomes
-    °C; anything a living person cannot show is a field error. Returns model values."""
-    out, errors = _vitals(vitals)
-    if errors:
-        raise InvalidInput.naming(errors)
-    return out
-
-
-def _vitals(vitals: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """The good values and the field errors of `clean_vitals`."""
-    if not isinstance(vitals, dict):
-        return {}, {"vitals": "Give the vital signs."}
-    known = {*VITAL_RANGES, "temperature", "temperature_unit"} - {"temperature_c"}
-    errors = {f"vitals.{k}": "Unknown field." for k in vitals if k not in known}
-    out: dict[str, Any] = {}
-    unit = str(vitals.get("temperature_unit") or "C").strip().upper()
-    if unit not in ("C", "F"):
-        errors["vitals.temperature_unit"] = "C or F."
-    for key in VITAL_RANGES:
-        source = "temperature" if key == "temperature_c" else key
-        if source not in vitals:
-            continue
-        value = _number(vitals.get(source), f"vitals.{source}", errors)
-        if value is not None and key == "temperature_c" and unit == "F":
-            value = (value - 32) * 5 / 9
-        if value is not None:
-            low, high, label = VITAL_RANGES[key]
-            if key in WHOLE and value != value.to_integral_value():
-                errors[f"vitals.{source}"] = "Give a whole number."
-            elif not low <= value <= high:
-                shown = "°F" if key == "temperature_c" and unit == "F" else label
-                low_shown, high_shown = (
-                    (fahrenheit(low), fahrenheit(high)) if shown == "°F" else (low, high)
-                )
-                errors[f"vitals.{source}"] = f"Between {low_shown} and {high_shown} {shown}."
-            else:
-                places = (
-                    Decimal("0.1") if key in ("temperature_c", "height_cm") else Decimal("0.01")
-                )
-                value = int(value) if key in WHOLE else value.quantize(places, ROUND_HALF_UP)
-        if f"vitals.{source}" not in errors:
-            out[key] = value
-    return out, errors
-
-
 def clean(data: dict[str, Any]) -> dict[str, Any]:
     """Validate a visit update (any subset of FIELDS). Returns model values; raises
     InvalidInput naming each bad field."""
@@ -385,8 +292,8 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     errors = {k: "Unknown field." for k in data if k not in FIELDS}
     out: dict[str, Any] = {}
     if "vitals" in data and data["vitals"] is not None:
-        vitals, vital_errors = _vitals(data["vitals"])
-        out.update(vitals)
+        values, vital_errors = vitals.check(data["vitals"])
+        out.update(values)
         errors.update(vital_errors)
     for key, limit in TEXT_FIELDS.items():
         if key in data:
@@ -421,7 +328,7 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 
 def snapshot(visit: Visit) -> dict[str, Any]:
     """The audited view of a visit's own fields."""
-    keys = ("patient_id", "doctor_id", "appointment_id", "status", *VITAL_RANGES)
+    keys = ("patient_id", "doctor_id", "appointment_id", "status", *vitals.VITAL_RANGES)
     return {
         **{k: getattr(visit, k) for k in keys},
         **{k: getattr(visit, k) for k in (*TEXT_FIELDS, "icd10_code", "follow_up_date")},
@@ -494,8 +401,6 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
 
 def history_snapshot(visit: Visit) -> dict[str, Any]:
     """Everything about a completed visit, for the `visit_history` read model."""
-    from qure.prescriptions import service as prescriptions
-
     patient, doctor = visit.patient, visit.doctor
     prescription = prescriptions.for_visit(visit.id)
     return {
@@ -516,8 +421,8 @@ def history_snapshot(visit: Visit) -> dict[str, Any]:
         },
         "started_at": visit.started_at.isoformat(),
         "vitals": {
-            **{k: getattr(visit, k) for k in VITAL_RANGES},
-            "bmi": bmi(visit),
+            **{k: getattr(visit, k) for k in vitals.VITAL_RANGES},
+            "bmi": vitals.bmi(visit),
         },
         **{k: getattr(visit, k) for k in (*TEXT_FIELDS, "icd10_code", "follow_up_date")},
         "notes": [
@@ -539,8 +444,6 @@ def complete(actor: User, visit_id: int) -> Visit:
     become COMPLETED (the doctor's queue moves on), and a full snapshot goes to
     `visit_history` through the outbox. Raises NotFound, Forbidden, Conflict
     `visit_completed`, InvalidInput `diagnosis`."""
-    from qure.queue import service as queue
-
     visit = _locked_own(actor, visit_id)
     if visit.status != "IN_PROGRESS":
         raise Conflict("This visit is already completed.", "visit_completed")
@@ -584,8 +487,6 @@ def save_workspace(
 
     Raises NotFound, Forbidden `not_your_visit`, Conflict `visit_completed`, InvalidInput.
     Returns the visit."""
-    from qure.prescriptions import service as prescriptions
-
     visit = _locked_own(actor, visit_id)
     if visit.status != "IN_PROGRESS":
         raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")

@@ -32,7 +32,7 @@ from qure.core.roles import Role, roles_required
 from qure.pharmacy import service as pharmacy
 from qure.prescriptions import service as prescriptions
 from qure.prescriptions.allergy import allergy_matches, warning
-from qure.visits import icd10, service
+from qure.visits import icd10, service, vitals
 from qure.visits.forms import ItemForm, NoteForm, StartForm, WorkspaceForm
 
 bp = Blueprint("visits", __name__)
@@ -70,8 +70,8 @@ def _workspace(visit, status: int = 200, **forms):
         history=history,
         prescription=prescription,
         rx=prescriptions.plain(prescription) if prescription else None,
-        bmi=service.bmi(visit),
-        fahrenheit=service.fahrenheit(visit.temperature_c),
+        bmi=vitals.bmi(visit),
+        fahrenheit=vitals.fahrenheit(visit.temperature_c),
         form=workspace,
         unsaved="workspace" in forms,
         saved_version=f"{visit.updated_at.isoformat()}/{len(visit.notes)}",

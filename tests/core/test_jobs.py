@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 from datetime import date
 
@@ -9,8 +11,9 @@ import mongomock
 import pytest
 from sqlalchemy import func, select
 
+import qure
 from qure import create_app
-from qure.core import jobs, outbox
+from qure.core import jobs, outbox, tasks
 from qure.core.models import OutboxEvent
 from qure.core.tasks import relay_outbox
 from qure.extensions import db, mongo, redis_store
@@ -146,7 +149,7 @@ def test_enqueue_survives_a_redis_outage(app):
         with broken.app_context():
             started = time.monotonic()
             assert jobs.enqueue(relay_outbox) is False
-            jobs.schedule_relay()  # no exception either
+            tasks.schedule_relay()  # no exception either
             assert time.monotonic() - started < 2
     finally:
         redis_store.client = saved
@@ -154,10 +157,74 @@ def test_enqueue_survives_a_redis_outage(app):
     assert _queued() == []
 
 
-def test_periodic_jobs_include_the_outbox_sweep(app):
-    (interval, job), *_ = jobs.periodic_jobs()
-    assert interval == float(app.config["OUTBOX_SWEEP_SECONDS"])
-    assert job.__name__ == "relay_outbox"
+def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
+    declared = {p.name: (p.every, p.job.__module__) for p in jobs.periodic_schedules()}
+    assert declared == {
+        "outbox-sweep": ("OUTBOX_SWEEP_SECONDS", "qure.core.tasks"),
+        "close-day": ("CLOSE_DAY_CHECK_SECONDS", "qure.queue.tasks"),
+    }
+    intervals = {job.__name__: interval for interval, job in jobs.periodic_jobs()}
+    assert intervals == {
+        "relay_outbox": float(app.config["OUTBOX_SWEEP_SECONDS"]),
+        "close_due_day": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
+    }
+    assert "qure.queue.tasks.close_due_day" in jobs.registered_jobs()
+
+
+@pytest.fixture
+def new_room(tmp_path, monkeypatch):
+    """A room (package) the app has never seen, with a blueprint and a `tasks.py`; the
+    registry is put back as it was afterwards."""
+    room = tmp_path / "clinic_room"
+    room.mkdir()
+    (room / "__init__.py").write_text("")
+    (room / "views.py").write_text(
+        "from flask import Blueprint\n\nbp = Blueprint('clinic_room', __name__)\n"
+    )
+    (room / "tasks.py").write_text(
+        "from qure.core import jobs\n\n\n"
+        "@jobs.periodic(every=90, name='room-report')\n"
+        "def room_report():\n    return 'done'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(jobs, "_jobs", dict(jobs._jobs))
+    monkeypatch.setattr(jobs, "_periodic", dict(jobs._periodic))
+    yield "clinic_room"
+    for name in [m for m in sys.modules if m == "clinic_room" or m.startswith("clinic_room.")]:
+        del sys.modules[name]
+
+
+def test_a_rooms_tasks_module_is_imported_with_its_blueprint(app, new_room):
+    """Adding a room's periodic job is a file in that room: nothing in core changes."""
+    from flask import Flask
+
+    room_views = importlib.import_module(f"{new_room}.views")
+    shell = Flask("shell")
+    shell.register_blueprint(room_views.bp)
+    assert "room-report" not in {p.name for p in jobs.periodic_schedules()}
+    qure._import_tasks(shell)
+    (schedule,) = [p for p in jobs.periodic_schedules() if p.name == "room-report"]
+    assert schedule.interval() == 90.0
+    assert schedule.job() == "done"  # runs in an app context of its own
+    assert jobs.enqueue(schedule.job) is True
+    assert _queued() == [f"{new_room}.tasks.room_report"]
+
+
+def test_two_periodic_jobs_may_not_share_a_name(app, new_room):
+    def other():
+        return None
+
+    with pytest.raises(ValueError, match="close-day"):
+        jobs.periodic(every=60, name="close-day")(other)
+
+
+def test_only_declared_jobs_are_enqueued(app):
+    def undeclared():
+        return None
+
+    with pytest.raises(ValueError, match="not declared"):
+        jobs.enqueue(undeclared)
+    assert _queued() == []
 
 
 @pytest.mark.concurrency

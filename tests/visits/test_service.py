@@ -22,7 +22,7 @@ from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
-from qure.visits import service
+from qure.visits import service, vitals
 from qure.visits.models import Visit
 from tests.helpers import NOW, TODAY, later, make_appointment, make_patient, make_slots, make_user
 
@@ -481,7 +481,7 @@ def test_vitals_are_stored_in_their_units(doctor, visit):
     assert row.temperature_c == Decimal("37.2")
     assert row.weight_kg == Decimal("70.00")
     assert row.height_cm == Decimal("175.0")
-    assert service.bmi(row) == Decimal("22.9")
+    assert vitals.bmi(row) == Decimal("22.9")
 
 
 def test_fahrenheit_is_converted_to_celsius(doctor, visit):
@@ -497,13 +497,13 @@ def test_temperature_without_a_unit_is_celsius(doctor, visit):
 
 
 def test_bmi_needs_weight_and_height(doctor, visit):
-    assert service.bmi(stored(visit.id)) is None
+    assert vitals.bmi(stored(visit.id)) is None
     update(doctor, visit, vitals={"weight_kg": 70})
-    assert service.bmi(stored(visit.id)) is None
+    assert vitals.bmi(stored(visit.id)) is None
     update(doctor, visit, vitals={"height_cm": 175})
-    assert service.bmi(stored(visit.id)) == Decimal("22.9")
+    assert vitals.bmi(stored(visit.id)) == Decimal("22.9")
     update(doctor, visit, vitals={"weight_kg": "61.5", "height_cm": "162.5"})
-    assert service.bmi(stored(visit.id)) == Decimal("23.3")
+    assert vitals.bmi(stored(visit.id)) == Decimal("23.3")
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
 from qure.visits import service as visits
+from qure.visits import vitals
 from qure.visits.models import Visit, VisitNote
 from tests.helpers import (
     NOW,
@@ -424,7 +425,7 @@ def test_vitals_in_fahrenheit_are_stored_in_celsius_with_the_bmi(client, clinic_
     assert (saved.bp_systolic, saved.bp_diastolic, saved.pulse, saved.spo2) == (128, 84, 88, 97)
     assert saved.weight_kg == Decimal("70") and saved.height_cm == Decimal("175")
     assert saved.respiratory_rate == 18
-    assert visits.bmi(saved) == Decimal("22.9")
+    assert vitals.bmi(saved) == Decimal("22.9")
 
 
 def test_a_change_without_the_csrf_token_is_refused(client, clinic_now, doctor):
