@@ -2,7 +2,8 @@
 # The system packages Qure needs on Debian or Ubuntu, installed when missing.
 #
 #   scripts/system-packages.sh run     Pango and HarfBuzz (WeasyPrint), Python's venv
-#   scripts/system-packages.sh test    the same, and Chromium for the browser tests
+#   scripts/system-packages.sh test    the same, and Chromium (and libatomic1 for Playwright's
+#                                      Node.js) for the browser tests
 #   scripts/system-packages.sh --check test
 #                                      say what is missing, install nothing (exit 1 if any)
 #
@@ -54,8 +55,11 @@ for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b; do
 done
 # ensurepip is what Debian's python3-venv adds; a Python built elsewhere has it already.
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-if [ "$mode" = test ] && ! have_chromium; then
-  missing+=("$(chromium_package)")
+if [ "$mode" = test ]; then
+  have_chromium || missing+=("$(chromium_package)")
+  # Playwright drives the browser through its own Node.js, which needs libatomic; a
+  # minimal Debian lacks it (and Debian's chromium does not pull it in).
+  installed libatomic1 || missing+=(libatomic1)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

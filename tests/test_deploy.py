@@ -134,7 +134,7 @@ class Machine:
 
 
 def test_nothing_is_installed_when_nothing_is_missing(tmp_path):
-    machine = Machine(tmp_path, [*LIBRARIES, "chromium"], uid=0)
+    machine = Machine(tmp_path, [*LIBRARIES, "chromium", "libatomic1"], uid=0)
     done = machine.run("test")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert machine.calls() == []
@@ -144,10 +144,10 @@ def test_as_root_the_missing_packages_are_installed(tmp_path):
     machine = Machine(tmp_path, ["libpango-1.0-0", "libpangoft2-1.0-0"], uid=0)
     done = machine.run("test")
     assert done.returncode == 0, done.stderr
-    assert "Installing system packages: libharfbuzz0b chromium" in done.stdout
+    assert "Installing system packages: libharfbuzz0b chromium libatomic1" in done.stdout
     assert machine.calls() == [
         "apt-get update -qq",
-        "apt-get install -y -qq --no-install-recommends libharfbuzz0b chromium",
+        "apt-get install -y -qq --no-install-recommends libharfbuzz0b chromium libatomic1",
     ]
 
 
@@ -155,7 +155,7 @@ def test_with_passwordless_sudo_the_missing_packages_are_installed(tmp_path):
     machine = Machine(tmp_path, LIBRARIES, sudo_works=True, venv=False)
     done = machine.run("test")
     assert done.returncode == 0, done.stderr
-    install = "install -y -qq --no-install-recommends python3-venv chromium"
+    install = "install -y -qq --no-install-recommends python3-venv chromium libatomic1"
     assert f"sudo env DEBIAN_FRONTEND=noninteractive apt-get {install}" in machine.calls()
     assert f"apt-get {install}" in machine.calls()
 
@@ -166,7 +166,7 @@ def test_without_root_or_sudo_it_stops_with_the_one_command_to_run(tmp_path):
     assert done.returncode == 1
     command = (
         "sudo apt-get install -y --no-install-recommends "
-        "libpango-1.0-0 libharfbuzz0b python3-venv chromium"
+        "libpango-1.0-0 libharfbuzz0b python3-venv chromium libatomic1"
     )
     assert command in done.stderr
     assert machine.calls() == []
@@ -175,19 +175,21 @@ def test_without_root_or_sudo_it_stops_with_the_one_command_to_run(tmp_path):
 def test_make_run_needs_no_browser(tmp_path):
     machine = Machine(tmp_path, LIBRARIES)
     assert machine.run("run").returncode == 0
-    assert machine.run("--check", "test").stdout == "Missing system packages: chromium\n"
+    # Playwright's own Node.js needs libatomic, which a minimal Debian lacks.
+    expected = "Missing system packages: chromium libatomic1\n"
+    assert machine.run("--check", "test").stdout == expected
     assert machine.calls() == []
 
 
 def test_a_browser_named_by_chromium_path_or_ubuntus_package_will_do(tmp_path):
-    machine = Machine(tmp_path, LIBRARIES)
+    machine = Machine(tmp_path, [*LIBRARIES, "libatomic1"])
     browser = machine.tool("my-chrome", "exit 0")
     assert machine.run("--check", "test", CHROMIUM_PATH=str(browser)).returncode == 0
     machine.os_release.write_text('NAME="Ubuntu"\nID=ubuntu\n')
     done = machine.run("--check", "test")
     assert (done.returncode, done.stdout) == (1, "Missing system packages: chromium-browser\n")
     (tmp_path / "ubuntu").mkdir()
-    ubuntu = Machine(tmp_path / "ubuntu", [*LIBRARIES, "chromium-browser"])
+    ubuntu = Machine(tmp_path / "ubuntu", [*LIBRARIES, "chromium-browser", "libatomic1"])
     assert ubuntu.run("test").returncode == 0
 
 
