@@ -192,11 +192,19 @@ def _lock_patient_day(patient_id: int, day: date) -> None:
 
 
 def active_token(patient_id: int, day: date) -> QueueEntry | None:
+    """The patient's token of the day still in the queue (waiting, with a doctor or
+    skipped), if any."""
     query = select(QueueEntry).where(
         QueueEntry.day == day,
         QueueEntry.patient_id == patient_id,
         QueueEntry.status.in_(ACTIVE_TOKEN),
     )
+    return db.session.scalars(query).first()
+
+
+def token_for_appointment(appointment_id: int) -> QueueEntry | None:
+    """The token an appointment was checked in with, if it was."""
+    query = select(QueueEntry).where(QueueEntry.appointment_id == appointment_id)
     return db.session.scalars(query).first()
 
 
@@ -295,15 +303,12 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
         created_by_id=actor.id,
     )
     _issue(entry, day)
-    appointment.status = "CHECKED_IN"
-    appointment.checked_in_at = now
-    db.session.flush()
-    audit.record(
+    scheduling.move(
         actor,
-        "APPOINTMENT_CHECKED_IN",
-        ("appointment", appointment.id),
-        {"status": "SCHEDULED"},
-        {"status": "CHECKED_IN", "token_number": entry.token_number, "late": not on_time},
+        appointment,
+        "CHECKED_IN",
+        {"token_number": entry.token_number, "late": not on_time},
+        checked_in_at=now,
     )
     audit.record(actor, "TOKEN_ISSUED", ("token", entry.id), None, snapshot(entry))
     _publish(day, entry)
@@ -458,14 +463,39 @@ def _requeue_missing(day: date, doctor_id: int) -> int:
     return len(rows)
 
 
-def _appointment_follows(entry: QueueEntry, status: str) -> None:
-    if entry.appointment_id is None:
-        return
-    appointment = db.session.get(
-        Appointment, entry.appointment_id, with_for_update=True, populate_existing=True
+def _move(actor: User | None, entry: QueueEntry, wanted: str, why: str | None = None) -> None:
+    """The one place a token's status changes: `wanted` must be a move MOVES allows from
+    the current status (Conflict `invalid_transition` otherwise). Stamps the move's times,
+    moves the token's appointment along (through scheduling) and writes the audit
+    record; publishing to Redis is the caller's (a call has already taken the token there).
+
+    A call is made inside a savepoint: the partial unique index of one current token per
+    doctor may refuse it (IntegrityError), and that must not end the whole transaction."""
+    if wanted not in MOVES.get(entry.status, frozenset()):
+        raise _cannot_move(entry.status, wanted)
+    before = snapshot(entry)
+    now = clock.now()
+    if wanted == "WITH_DOCTOR":
+        # begin_nested() flushes what is pending before it starts, so the change is made
+        # inside it.
+        with db.session.begin_nested():
+            entry.status, entry.called_at, entry.status_changed_at = wanted, now, now
+            db.session.flush()
+    else:
+        entry.status, entry.status_changed_at = wanted, now
+    if wanted == "COMPLETED":
+        entry.completed_at = now
+    if wanted == "WAITING":
+        entry.tier, entry.sort_at = TIER_RECALLED, now
+    if wanted == "NO_SHOW" and why:
+        entry.no_show_reason = why
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(
+        actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
     )
-    if appointment is not None:
-        appointment.status = APPOINTMENT_AFTER[status]
+    if entry.appointment_id is not None:
+        scheduling.move(actor, entry.appointment_id, APPOINTMENT_AFTER[wanted])
 
 
 def call_next(actor: User, doctor_id: int | None = None, token_number: int | None = None):
@@ -533,26 +563,21 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
         if entry.status != "WAITING":
             store.set_status(day, entry.doctor_id, entry.token_number, entry.status)
         return None
-    before = snapshot(entry)
-    now = clock.now()
+    # Registered before the change: whatever refuses it from here on (the index of one
+    # current token per doctor, the appointment's move, a later step of the same request)
+    # ends with the token back in its place in Redis.
+    on_rollback(partial(store.uncall, day, doctor.id, result))
     try:
-        # The change is made inside the savepoint: begin_nested() flushes what is pending
-        # before it starts, and a refusal there would end the whole transaction.
-        with db.session.begin_nested():
-            entry.status, entry.called_at, entry.status_changed_at = "WITH_DOCTOR", now, now
-            db.session.flush()
+        _move(actor, entry, "WITH_DOCTOR")
     except IntegrityError as exc:
+        # Undone at once too: a caller may carry on after the Conflict and commit (running
+        # the undo twice on a rollback is harmless, the call lock keeps others out).
         store.uncall(day, doctor.id, result)
         if constraint_name(exc) == "uq_queue_doctor_current":
             current = _with_doctor(day, doctor.id)
             if current is not None:
                 raise _busy(current) from None
         raise
-    on_rollback(partial(store.uncall, day, doctor.id, result))
-    _appointment_follows(entry, "WITH_DOCTOR")
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(actor, "TOKEN_CALLED", ("token", entry.id), old, new)
     return entry
 
 
@@ -598,21 +623,7 @@ def set_status(actor: User, token_number: int, status: Any, reason: Any = None) 
         return call_next(actor, entry.doctor_id, entry.token_number)
     if wanted == "COMPLETED":
         _no_open_visit(entry)
-    before = snapshot(entry)
-    now = clock.now()
-    entry.status, entry.status_changed_at = wanted, now
-    if wanted == "COMPLETED":
-        entry.completed_at = now
-    if wanted == "WAITING":
-        entry.tier, entry.sort_at = TIER_RECALLED, now
-    if wanted == "NO_SHOW":
-        entry.no_show_reason = why
-    _appointment_follows(entry, wanted)
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(
-        actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
-    )
+    _move(actor, entry, wanted, why)
     _publish(day, entry)
     return entry
 
@@ -621,9 +632,11 @@ def open_visit_ids(entries: list[QueueEntry]) -> dict[int, int]:
     """The visit still in progress for each of these tokens: {entry id: visit id}, in one
     query (through the index of open visits per patient).
 
-    The queue reads the visits table here rather than asking the visits service: that
-    service calls the queue (to complete a token with its visit), and the visits model
-    imports nothing of the queue, so no import circle forms."""
+    The one place the queue reads another domain's rows, on purpose: visits depends on
+    the queue (its service asks for tokens and completes them), so the queue cannot ask
+    the visits service without an import circle; it reads only the visits model, which
+    imports nothing of the queue. The refusal belongs here, beside the token's
+    transition table, so that every caller of `set_status` gets it."""
     if not entries:
         return {}
     rows = db.session.execute(
@@ -653,13 +666,7 @@ def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
     entry = db.session.get(QueueEntry, entry_id, with_for_update=True, populate_existing=True)
     if entry is None or entry.status != "WITH_DOCTOR":
         return entry
-    before = snapshot(entry)
-    now = clock.now()
-    entry.status, entry.status_changed_at, entry.completed_at = "COMPLETED", now, now
-    _appointment_follows(entry, "COMPLETED")
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(actor, "TOKEN_COMPLETED", ("token", entry.id), old, new)
+    _move(actor, entry, "COMPLETED")
     _publish(entry.day, entry)
     return entry
 
@@ -919,16 +926,10 @@ def close_day(actor: User | None, day: date | None = None) -> dict[str, int]:
             .with_for_update()
         )
     )
-    now = clock.now()
     days: set[date] = set()
     for entry in entries:
-        before = snapshot(entry)
-        entry.status, entry.status_changed_at = "NO_SHOW", now
-        _appointment_follows(entry, "NO_SHOW")
+        _move(actor, entry, "NO_SHOW")
         days.add(entry.day)
-        db.session.flush()
-        old, new = audit.diff(before, snapshot(entry))
-        audit.record(actor, "TOKEN_NO_SHOW", ("token", entry.id), old, new)
     missed = scheduling.mark_day_no_shows(day, actor)
     for closed in days:
         after_commit(partial(store.forget_day, closed))

@@ -696,6 +696,80 @@ def locked_appointment(appointment_id: int, with_people: bool = False) -> Appoin
     return found
 
 
+# Who moves an appointment where (SPEC section 3 and 4): the front desk books, checks in
+# and cancels; the queue follows its token (called, skipped, completed, no-show); the
+# visit completes it; closing the day marks the missed ones. A visit completed after its
+# day was closed shows the patient came after all (NO_SHOW -> COMPLETED).
+APPOINTMENT_MOVES: dict[str, frozenset[str]] = {
+    "SCHEDULED": frozenset({"CHECKED_IN", "CANCELLED", "NO_SHOW", "COMPLETED"}),
+    "CHECKED_IN": frozenset({"IN_CONSULTATION", "NO_SHOW", "COMPLETED"}),
+    "IN_CONSULTATION": frozenset({"CHECKED_IN", "COMPLETED"}),
+    "NO_SHOW": frozenset({"COMPLETED"}),
+    "COMPLETED": frozenset(),
+    "CANCELLED": frozenset(),
+}
+APPOINTMENT_ACTIONS = {
+    "CHECKED_IN": "APPOINTMENT_CHECKED_IN",
+    "IN_CONSULTATION": "APPOINTMENT_IN_CONSULTATION",
+    "COMPLETED": "APPOINTMENT_COMPLETED",
+    "NO_SHOW": "APPOINTMENT_NO_SHOW",
+    "CANCELLED": "APPOINTMENT_CANCELLED",
+}
+# Back in the queue from the consulting room: the token was skipped while with the doctor.
+RETURNED = ("IN_CONSULTATION", "CHECKED_IN")
+
+
+def move(
+    actor: User | None,
+    appointment: Appointment | int,
+    status: str,
+    details: dict[str, Any] | None = None,
+    **values: Any,
+) -> Appointment:
+    """The one place an appointment's status changes: `status` must be one the table
+    APPOINTMENT_MOVES allows from the current one (the same status is left as it is, with
+    nothing written). `values` are set on the appointment too (checked_in_at, ...);
+    `details` go into the audit record, written in the same transaction. An id is
+    loaded with its row locked; an Appointment given must already be locked.
+
+    Raises NotFound, Conflict `appointment_invalid_transition`. Returns the appointment."""
+    if not isinstance(appointment, Appointment):
+        appointment = locked_appointment(appointment)
+    current = appointment.status
+    if status == current:
+        return appointment
+    if status not in APPOINTMENT_MOVES.get(current, frozenset()):
+        raise Conflict(
+            f"A {current.lower().replace('_', ' ')} appointment cannot become "
+            f"{status.lower().replace('_', ' ')}.",
+            "appointment_invalid_transition",
+            details={"appointment_id": appointment.id, "from": current, "to": status},
+        )
+    appointment.status = status
+    for name, value in values.items():
+        setattr(appointment, name, value)
+    db.session.flush()
+    returned = (current, status) == RETURNED
+    action = "APPOINTMENT_RETURNED" if returned else APPOINTMENT_ACTIONS[status]
+    audit.record(
+        actor,
+        action,
+        ("appointment", appointment.id),
+        {"status": current},
+        {"status": status, **(details or {})},
+    )
+    return appointment
+
+
+def complete_seen(actor: User, appointment_id: int) -> Appointment | None:
+    """The appointment's visit is completed: the appointment is COMPLETED too, unless it
+    was cancelled while the visit was open (it then stays cancelled). Returns it."""
+    appointment = locked_appointment(appointment_id)
+    if appointment.status == "CANCELLED":
+        return appointment
+    return move(actor, appointment, "COMPLETED")
+
+
 def _must_be_scheduled(appointment: Appointment, verb: str) -> None:
     if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
         raise Conflict(
@@ -760,20 +834,16 @@ def cancel(actor: User, appointment_id: int, reason: Any = None) -> Appointment:
     appointment = locked_appointment(appointment_id)
     _must_be_scheduled(appointment, "cancelled")
     slot = _locked_slot(appointment.slot_id)
-    appointment.status = "CANCELLED"
-    appointment.cancelled_at = clock.now()
-    appointment.cancel_reason = why
     if slot.status == "BOOKED":
         slot.status = "OPEN"
-    db.session.flush()
-    audit.record(
+    return move(
         actor,
-        "APPOINTMENT_CANCELLED",
-        ("appointment", appointment.id),
-        {"status": "SCHEDULED"},
-        {"status": "CANCELLED", "slot_id": slot.id, **({"reason": why} if why else {})},
+        appointment,
+        "CANCELLED",
+        {"slot_id": slot.id, **({"reason": why} if why else {})},
+        cancelled_at=clock.now(),
+        cancel_reason=why,
     )
-    return appointment
 
 
 def list_appointments(
@@ -862,14 +932,5 @@ def mark_day_no_shows(day: date, actor: User | None = None) -> list[Appointment]
     )
     missed = list(db.session.scalars(query))
     for appointment in missed:
-        appointment.status = "NO_SHOW"
-    db.session.flush()
-    for appointment in missed:
-        audit.record(
-            actor,
-            "APPOINTMENT_NO_SHOW",
-            ("appointment", appointment.id),
-            {"status": "SCHEDULED"},
-            {"status": "NO_SHOW"},
-        )
+        move(actor, appointment, "NO_SHOW")
     return missed

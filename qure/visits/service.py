@@ -22,7 +22,9 @@ from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.queue import service as queue
 from qure.queue.models import QueueEntry
+from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
 from qure.visits import icd10
 from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
@@ -117,8 +119,6 @@ def for_token(entry_id: int) -> Visit | None:
 
 
 def _own_token(actor: User, token_number: Any) -> QueueEntry:
-    from qure.queue import service as queue
-
     try:
         entry = queue.get_token(token_number) if isinstance(token_number, int) else None
     except NotFound:
@@ -135,8 +135,14 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
 
 
 def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
-    valid = isinstance(appointment_id, int) and 0 < appointment_id <= MAX_ID
-    appointment = db.session.get(Appointment, appointment_id) if valid else None
+    try:
+        appointment = (
+            scheduling.get_appointment(appointment_id)
+            if isinstance(appointment_id, int) and not isinstance(appointment_id, bool)
+            else None
+        )
+    except NotFound:
+        appointment = None
     if appointment is None:
         raise InvalidInput(
             "appointment_id: no such appointment",
@@ -174,9 +180,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
     elif given[0] == "appointment_id":
         appointment = _own_appointment(actor, data["appointment_id"])
         patient_id, appointment_id = appointment.patient_id, appointment.id
-        entry = db.session.scalars(
-            select(QueueEntry).where(QueueEntry.appointment_id == appointment.id)
-        ).first()
+        entry = queue.token_for_appointment(appointment.id)
         _not_waiting(actor, entry)
     else:
         patient_id, appointment_id = data["patient_id"], None
@@ -219,12 +223,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
 def _todays_token(patient_id: Any) -> QueueEntry | None:
     if not isinstance(patient_id, int) or isinstance(patient_id, bool):
         return None
-    query = select(QueueEntry).where(
-        QueueEntry.day == clock.today(),
-        QueueEntry.patient_id == patient_id,
-        QueueEntry.status.in_(("WAITING", "WITH_DOCTOR", "SKIPPED")),
-    )
-    return db.session.scalars(query).first()
+    return queue.active_token(patient_id, clock.today())
 
 
 def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
@@ -539,8 +538,6 @@ def complete(actor: User, visit_id: int) -> Visit:
     become COMPLETED (the doctor's queue moves on), and a full snapshot goes to
     `visit_history` through the outbox. Raises NotFound, Forbidden, Conflict
     `visit_completed`, InvalidInput `diagnosis`."""
-    from qure.queue import service as queue
-
     visit = _locked_own(actor, visit_id)
     if visit.status != "IN_PROGRESS":
         raise Conflict("This visit is already completed.", "visit_completed")
@@ -554,11 +551,8 @@ def complete(actor: User, visit_id: int) -> Visit:
     if visit.queue_entry_id:
         queue.complete_for_visit(actor, visit.queue_entry_id)
     if visit.appointment_id:
-        appointment = db.session.get(
-            Appointment, visit.appointment_id, with_for_update=True, populate_existing=True
-        )
-        if appointment is not None and appointment.status != "COMPLETED":
-            appointment.status = "COMPLETED"
+        # Usually already completed with its token; a visit outside the queue moves it here.
+        scheduling.complete_seen(actor, visit.appointment_id)
     db.session.flush()
     audit.record(
         actor,

@@ -1215,11 +1215,12 @@ def test_close_day_turns_the_unseen_into_no_shows(admin, reception, doctor, book
     assert appointment_status(cancelled.id) == "CANCELLED"
     assert appointment_status(tomorrow.id) == "SCHEDULED"
     assert len(outbox("TOKEN_NO_SHOW")) == 3
-    assert len(outbox("APPOINTMENT_NO_SHOW")) == 1
+    # The two tokens' appointments and the one nobody checked in.
+    assert len(outbox("APPOINTMENT_NO_SHOW")) == 3
     assert all(e["user"] is None for e in outbox("TOKEN_NO_SHOW"))
     assert redis_waiting(doctor.id) == []
     after_first = len(outbox())
-    assert after_first == events + 4
+    assert after_first == events + 6
 
     with clock.fixed(datetime(2030, 1, 7, 21, 10, tzinfo=IST)):
         assert service.close_day(None, TODAY) == {"tokens": 0, "appointments": 0}
@@ -1308,6 +1309,38 @@ def test_every_step_of_a_token_is_audited(reception, doctor, book):
     (no_show,) = outbox("TOKEN_NO_SHOW")
     assert no_show["resource"] == {"type": "token", "id": walker.id}
     assert no_show["changes"] == {"old": {"status": "WAITING"}, "new": {"status": "NO_SHOW"}}
+
+
+def test_the_queue_moves_the_appointment_through_scheduling_with_an_audit_record(
+    reception, doctor, book
+):
+    appointment = book(0)
+    number = check_in(reception, appointment).token_number
+    call_next(doctor)
+    move(doctor, number, "SKIPPED")
+    move(reception, number, "WAITING")
+    call_next(doctor)
+    move(doctor, number, "COMPLETED")
+    missed = book(1)
+    missed_number = check_in(reception, missed).token_number
+    service.set_status(reception, missed_number, "NO_SHOW", "Left before the call")
+    commit()
+
+    events = [
+        (e["action"], e["changes"]["old"]["status"], e["changes"]["new"]["status"], e["user"]["id"])
+        for e in outbox()
+        if e["resource"] == {"type": "appointment", "id": appointment.id}
+        and e["action"] != "APPOINTMENT_BOOKED"
+    ]
+    assert events[1:] == [
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION", doctor.id),
+        ("APPOINTMENT_RETURNED", "IN_CONSULTATION", "CHECKED_IN", doctor.id),
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION", doctor.id),
+        ("APPOINTMENT_COMPLETED", "IN_CONSULTATION", "COMPLETED", doctor.id),
+    ]
+    (no_show,) = outbox("APPOINTMENT_NO_SHOW")
+    assert no_show["resource"] == {"type": "appointment", "id": missed.id}
+    assert no_show["changes"] == {"old": {"status": "CHECKED_IN"}, "new": {"status": "NO_SHOW"}}
 
 
 def test_a_refused_act_leaves_no_audit_record(reception, doctor, patient):

@@ -953,6 +953,40 @@ def test_complete_a_visit_for_an_appointment_not_checked_in(doctor, booked):
     update(doctor, visit, diagnosis="Hypertension")
     complete(doctor, visit)
     assert appointment_status(appointment.id) == "COMPLETED"
+    (record,) = audited("APPOINTMENT_COMPLETED")
+    assert record["resource"] == {"type": "appointment", "id": appointment.id}
+    assert record["changes"] == {"old": {"status": "SCHEDULED"}, "new": {"status": "COMPLETED"}}
+
+
+def test_completing_a_called_patients_visit_audits_the_appointment_once(doctor, called):
+    entry = called(0)
+    visit = start(doctor, token_number=entry.token_number)
+    update(doctor, visit, diagnosis="Viral fever")
+    complete(doctor, visit)
+    moves = [
+        (e["action"], e["changes"]["old"]["status"], e["changes"]["new"]["status"])
+        for e in events()
+        if e["resource"] == {"type": "appointment", "id": entry.appointment_id}
+        and e["action"] != "APPOINTMENT_BOOKED"
+    ]
+    assert moves == [
+        ("APPOINTMENT_CHECKED_IN", "SCHEDULED", "CHECKED_IN"),
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION"),
+        ("APPOINTMENT_COMPLETED", "IN_CONSULTATION", "COMPLETED"),
+    ]
+
+
+def test_a_visit_whose_appointment_was_cancelled_meanwhile_leaves_it_cancelled(
+    doctor, reception, booked
+):
+    appointment = booked(3)
+    visit = start(doctor, appointment_id=appointment.id)
+    update(doctor, visit, diagnosis="Hypertension")
+    scheduling.cancel(reception, appointment.id, "Patient phoned")
+    commit()
+    complete(doctor, visit)
+    assert appointment_status(appointment.id) == "CANCELLED"
+    assert stored(visit.id).status == "COMPLETED"
 
 
 def test_completing_a_visit_from_a_checked_in_appointment_completes_its_token(
