@@ -14,6 +14,7 @@ from qure.core.schemas import ErrorSchema
 from qure.queue import service
 from qure.queue.schemas import (
     BoardSchema,
+    CalledSchema,
     CheckInIn,
     NextIn,
     QueueTokenSchema,
@@ -24,6 +25,7 @@ from qure.queue.schemas import (
     UrgentIn,
     WalkInIn,
 )
+from qure.visits import service as visits
 
 blp = Blueprint("api_queue", __name__, url_prefix="/api/v1/queue", description="Queue")
 
@@ -65,13 +67,16 @@ def walk_in(body):
 @blp.post("/next")
 @api_roles(*service.CALLERS)
 @blp.arguments(NextIn)
-@blp.response(200, QueueTokenSchema)
+@blp.response(200, CalledSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="queue_empty")
 @blp.alt_response(409, schema=ErrorSchema, description="patient_with_doctor")
 def call_next(body):
-    """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one."""
-    entry = service.call_next(g.actor, body.get("doctor_id"))
+    """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one.
+    A doctor's call opens the patient's visit too (`visit_id`), unless `open_visit` is
+    false; both happen in one transaction."""
+    entry, visit = visits.call_next(g.actor, body.get("doctor_id"), body["open_visit"])
     commit()
+    entry.visit_id = visit.id if visit else None
     return entry
 
 

@@ -249,7 +249,7 @@ def call_next():
     if g.actor.role == Role.DOCTOR:
         doctor_id = None
     try:
-        entry = service.call_next(g.actor, doctor_id)
+        entry, visit = visits.call_next(g.actor, doctor_id)
         commit()
     except DomainError as exc:
         db.session.rollback()
@@ -266,11 +266,8 @@ def call_next():
         + following,
         "success",
     )
-    if g.actor.role == Role.DOCTOR:
-        visit = visits.open_for_token(g.actor, entry.token_number)
-        commit()
-        if visit is not None:
-            return redirect(url_for("visits.workspace", visit_id=visit.id))
+    if visit is not None:
+        return redirect(url_for("visits.workspace", visit_id=visit.id))
     return redirect(url_for("patients.view", patient_id=entry.patient_id))
 
 

@@ -265,6 +265,22 @@ def open_for_token(actor: User, token_number: int) -> Visit | None:
     return visit
 
 
+def call_next(
+    actor: User, doctor_id: int | None = None, open_visit: bool = True
+) -> tuple[QueueEntry, Visit | None]:
+    """Call the first waiting token of the doctor's queue and, when `open_visit` and the
+    caller is the doctor, open its visit (`open_for_token`): one transaction, flushed
+    only, so that the view's single commit makes both or neither (a refusal while opening
+    the visit undoes the call, in Redis too). An admin's call opens no visit.
+
+    Raises as `queue.call_next`, and as `start` for what it does not answer with None.
+    Returns the token and its visit (None when no visit was opened)."""
+    entry = queue.call_next(actor, doctor_id)
+    if not open_visit or actor.role != Role.DOCTOR:
+        return entry, None
+    return entry, open_for_token(actor, entry.token_number)
+
+
 def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:
     """Tie the doctor's open visit to the token just called for the same patient (a visit
     started from the patient's page before the call), so that completing it completes the

@@ -19,6 +19,7 @@ from sqlalchemy import event, select
 from qure.core import clock
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.patients.models import Patient
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
@@ -760,6 +761,27 @@ def test_call_next_with_nobody_waiting_says_so(client, clinic_now, doctor):
     assert "Nobody waiting." in page
     response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
     assert "Nobody is waiting for this doctor." in flashes(page_text(response))
+
+
+def test_a_call_whose_visit_cannot_open_leaves_the_token_waiting(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    (appointment,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, appointment)
+    # Archived after check-in: the visit cannot open, so the call must not stand either.
+    db.session.execute(
+        Patient.__table__.update()
+        .where(Patient.id == appointment.patient_id)
+        .values(archived_at=clock.now())
+    )
+    db.session.commit()
+    sign_in(client, doctor)
+    response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
+    assert flashes(page_text(response)) == ["patient_id: no such patient"]
+    assert entry(1).status == "WAITING" and entry(1).called_at is None
+    assert appointment_status(appointment.id) == "CHECKED_IN"
+    assert db.session.scalars(select(Visit)).all() == []
+    assert redis_store.client.get(f"q:{TODAY}:cur:{doctor.id}") is None
+    assert redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1) == [b"000001"]
 
 
 def test_a_doctor_calls_only_their_own_queue(client, clinic_now, doctor):

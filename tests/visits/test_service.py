@@ -18,6 +18,7 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
 from qure.patients import service as patients
+from qure.patients.models import Patient
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
@@ -1266,3 +1267,49 @@ def test_save_workspace_on_a_completed_or_anothers_visit_is_refused(doctor, visi
     error = refused(Conflict, service.save_workspace, doctor, visit.id, workspace(diagnosis="X"))
     assert error.code == "visit_completed"
     assert stored(visit.id).diagnosis == "Flu"
+
+
+# ---- call next opens the visit in the same transaction ----------------------------------------
+
+
+def test_call_next_calls_and_opens_the_visit_in_one_transaction(doctor, reception, booked):
+    appointment = booked(0, reason="Fever")
+    queue.check_in(reception, appointment.id)
+    commit()
+    entry, visit = service.call_next(doctor)
+    commit()
+    assert token_row(entry.token_number).status == "WITH_DOCTOR"
+    assert stored(visit.id).queue_entry_id == entry.id
+    assert stored(visit.id).chief_complaint == "Fever"
+    assert redis_current(doctor.id) == entry.token_number
+
+
+def test_call_next_may_call_alone(doctor, reception, booked):
+    queue.check_in(reception, booked(0).id)
+    commit()
+    entry, visit = service.call_next(doctor, open_visit=False)
+    commit()
+    assert visit is None and entry.status == "WITH_DOCTOR"
+    assert db.session.scalars(select(Visit)).all() == []
+
+
+def test_a_failure_while_opening_the_visit_leaves_the_token_not_called(doctor, reception, booked):
+    appointment = booked(0)
+    number = queue.check_in(reception, appointment.id).token_number
+    commit()
+    db.session.execute(
+        Patient.__table__.update()
+        .where(Patient.id == appointment.patient_id)
+        .values(archived_at=clock.now())
+    )
+    commit()
+    with pytest.raises(InvalidInput):
+        service.call_next(doctor)
+    db.session.rollback()
+    row = token_row(number)
+    assert (row.status, row.called_at) == ("WAITING", None)
+    assert appointment_status(appointment.id) == "CHECKED_IN"
+    assert db.session.scalars(select(Visit)).all() == []
+    assert redis_current(doctor.id) is None
+    assert redis_status(number) == "WAITING"
+    assert redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1) == [b"%06d" % number]
