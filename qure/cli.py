@@ -194,10 +194,10 @@ def close_day_command(day: str | None):
 @with_appcontext
 def set_display_key_command(key: str | None):
     """Set the key that opens the waiting-room board (as the admin's settings page does)."""
-    from qure.admin import service as settings
+    from qure.queue import board
 
     try:
-        chosen = settings.set_display_key(None, key)
+        chosen = board.set_display_key(None, key)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     db.session.commit()

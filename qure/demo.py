@@ -416,12 +416,12 @@ def seed_medicines() -> int:
 def seed_display_key() -> str | None:
     """A display key for the demo board, kept with the demo passwords (None when one is
     already set and its text is not known here)."""
-    from qure.admin import service as settings
+    from qure.queue import board
 
     path = _accounts_file()
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if settings.display_key_digest() is None:
-        saved["display_key"] = settings.set_display_key(None)
+    if board.display_key_digest() is None:
+        saved["display_key"] = board.set_display_key(None)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)

@@ -9,10 +9,7 @@ database refuses or the transaction does not commit).
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -21,7 +18,6 @@ from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from qure.admin import service as settings
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import after_commit, constraint_name, on_rollback
@@ -40,7 +36,8 @@ from qure.queue.models import (
     QueueEntry,
 )
 from qure.queue.store import QueueUnavailable
-from qure.scheduling import service as scheduling
+from qure.scheduling import appointments
+from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
 from qure.scheduling.models import Appointment
 from qure.visits.models import Visit
 
@@ -68,7 +65,6 @@ ACTION_OF = {
     "WAITING": "TOKEN_RECALLED",
 }
 MAX_TOKEN = 99_999
-BOARD_BUILD_WAIT_SECONDS = 0.05
 ATTEMPTS = 6
 
 
@@ -87,10 +83,6 @@ def initials(full_name: str) -> str:
         return ""
     picked = [words[0], words[-1]] if len(words) > 1 else words
     return "".join(w[0].upper() + "." for w in picked)
-
-
-def first_name(full_name: str) -> str:
-    return full_name.split()[0] if full_name.split() else ""
 
 
 def _card(entry: QueueEntry) -> store.TokenCard:
@@ -256,7 +248,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     """
     data = data or {}
     urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
-    appointment = scheduling.locked_appointment(appointment_id, with_people=True)
+    appointment = appointments.locked_appointment(appointment_id, with_people=True)
     if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
         raise Conflict("This appointment is already checked in.", "already_checked_in")
     if appointment.status != "SCHEDULED":
@@ -303,7 +295,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
         created_by_id=actor.id,
     )
     _issue(entry, day)
-    scheduling.move(
+    appointments.move(
         actor,
         appointment,
         "CHECKED_IN",
@@ -316,7 +308,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
 
 
 def _least_busy_doctor(day: date) -> int:
-    on_duty = scheduling.on_duty_doctor_ids(day)
+    on_duty = on_duty_doctor_ids(day)
     if not on_duty:
         raise Conflict("No doctor has slots today; choose a doctor.", "no_doctor_on_duty")
     rows = db.session.execute(
@@ -344,9 +336,9 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
     for step in ("patient", "doctor", "complaint", "urgent"):
         try:
             if step == "patient":
-                patient = scheduling.bookable_patient(data.get("patient_id"))
+                patient = appointments.bookable_patient(data.get("patient_id"))
             elif step == "doctor" and data.get("doctor_id") is not None:
-                doctor = scheduling.get_doctor(data.get("doctor_id"))
+                doctor = get_doctor(data.get("doctor_id"))
             elif step == "complaint":
                 complaint = plain_text(data.get("complaint"), "complaint", 500)
             elif step == "urgent":
@@ -403,7 +395,7 @@ def queue_doctor(actor: User, doctor_id: Any) -> User:
         raise InvalidInput(
             "doctor_id: name the doctor", fields={"doctor_id": "Name the doctor whose queue."}
         )
-    return scheduling.get_doctor(doctor_id)
+    return get_doctor(doctor_id)
 
 
 def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
@@ -495,7 +487,7 @@ def _move(actor: User | None, entry: QueueEntry, wanted: str, why: str | None = 
         actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
     )
     if entry.appointment_id is not None:
-        scheduling.move(actor, entry.appointment_id, APPOINTMENT_AFTER[wanted])
+        appointments.move(actor, entry.appointment_id, APPOINTMENT_AFTER[wanted])
 
 
 def call_next(actor: User, doctor_id: int | None = None, token_number: int | None = None):
@@ -724,8 +716,9 @@ def position(entry: QueueEntry) -> int | None:
     return (ahead or 0) + 1
 
 
-def _doctors_of_day(day: date) -> list[User]:
-    ids = set(scheduling.on_duty_doctor_ids(day))
+def doctors_of_day(day: date) -> list[User]:
+    """The doctors of a clinic day: on duty (with slots) or holding tokens, by name."""
+    ids = set(on_duty_doctor_ids(day))
     ids.update(
         db.session.scalars(
             select(QueueEntry.doctor_id).where(QueueEntry.day == day).group_by(QueueEntry.doctor_id)
@@ -737,16 +730,16 @@ def _doctors_of_day(day: date) -> list[User]:
     return list(db.session.scalars(query))
 
 
-def today(actor: User, doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
+def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
     """The day's queue per doctor: {date, doctors: [{doctor, current, waiting (in queue
     order, each with its position), done (skipped, no-show, completed), counts}]}. The
     waiting order is the live order in Redis."""
     day = day or clock.today()
-    doctors = _doctors_of_day(day)
+    doctors = doctors_of_day(day)
     if doctor_id is not None:
         doctors = [d for d in doctors if d.id == doctor_id]
         if not doctors:
-            scheduling.get_doctor(doctor_id)  # an unknown doctor is a field error
+            get_doctor(doctor_id)  # an unknown doctor is a field error
     ensure_loaded(day)
     entries = list(
         db.session.scalars(
@@ -797,7 +790,7 @@ def front_desk(day: date | None = None) -> dict[str, Any]:
     patients and doctors loaded in the same two queries."""
     day = day or clock.today()
     by_doctor: dict[User, list[Appointment]] = {}
-    for appointment in scheduling.day_appointments(day):
+    for appointment in appointments.day_appointments(day):
         by_doctor.setdefault(appointment.doctor, []).append(appointment)
     entries = db.session.scalars(
         select(QueueEntry)
@@ -816,98 +809,6 @@ def get_token(token_number: int, day: date | None = None) -> QueueEntry:
     entry = _entry(day or clock.today(), token_number)
     entry.position = position(entry)
     return entry
-
-
-def _minutes(deltas: list[timedelta]) -> float | None:
-    if not deltas:
-        return None
-    return round(sum(d.total_seconds() for d in deltas) / len(deltas) / 60, 1)
-
-
-def summary(day: date | None = None) -> dict[str, Any]:
-    """Counts per status, average wait (check-in to call) and consultation (call to
-    completion) in minutes, per doctor and for the clinic."""
-    day = day or clock.today()
-    entries = list(db.session.scalars(select(QueueEntry).where(QueueEntry.day == day)))
-    doctors = {d.id: d for d in _doctors_of_day(day)}
-
-    def block(rows: list[QueueEntry]) -> dict[str, Any]:
-        counts = Counter(e.status for e in rows)
-        waits = [e.called_at - e.checked_in_at for e in rows if e.called_at]
-        consults = [e.completed_at - e.called_at for e in rows if e.completed_at and e.called_at]
-        return {
-            "total": len(rows),
-            "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
-            "average_wait_minutes": _minutes(waits),
-            "average_consultation_minutes": _minutes(consults),
-        }
-
-    per_doctor = [
-        {"doctor": doctor, **block([e for e in entries if e.doctor_id == doctor.id])}
-        for doctor in doctors.values()
-    ]
-    return {"date": day, **block(entries), "doctors": per_doctor}
-
-
-@dataclass(frozen=True)
-class BoardState:
-    day: date
-    version: str
-    cached: str | None
-    display_digest: str | None  # the display key's SHA-256; None when no key is set
-
-
-def board_state(day: date | None = None) -> BoardState:
-    """The board's version, its cached body and the display key's digest, from one Redis
-    round trip when nothing has changed (a poll that finds nothing new touches neither
-    PostgreSQL nor the JSON encoder). A day Redis lost is loaded again first."""
-    day = day or clock.today()
-    found = store.probe(day)
-    if not found.built:
-        reload(day)
-        found = store.probe(day)
-    digest = found.display_digest
-    if digest is None:
-        digest = settings.display_key_digest() or "-"
-        store.remember_display_digest(digest)
-    return BoardState(day, found.version, found.board, None if digest == "-" else digest)
-
-
-def board_body(state: BoardState) -> str:
-    """The waiting-room board as JSON text: per doctor on duty, now serving and the next
-    three, as token numbers and initials only. Built from Redis once per version and
-    cached there."""
-    if state.cached is not None:
-        return state.cached
-    if not store.claim_board_build(state.day, state.version):
-        # Another screen's poll is building this version (every screen asks just after a
-        # change): wait for its text rather than all build it at once.
-        deadline = time.monotonic() + BOARD_BUILD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.004)
-            built = store.cached_board(state.day, state.version)
-            if built is not None:
-                return built
-    doctors = _doctors_of_day(state.day)
-    snapshot_ = store.board_snapshot(state.day, [d.id for d in doctors])
-    body = json.dumps(
-        {
-            "date": state.day.isoformat(),
-            "version": state.version,
-            "doctors": [
-                {"doctor": {"id": d.id, "name": d.full_name}, **snapshot_[d.id]} for d in doctors
-            ],
-        },
-        separators=(",", ":"),
-    )
-    store.cache_board(state.day, state.version, body)
-    return body
-
-
-def board(day: date | None = None) -> tuple[str, str]:
-    """The board's JSON text and its version (an ETag)."""
-    state = board_state(day)
-    return board_body(state), state.version
 
 
 # ---- closing the day --------------------------------------------------------------------
@@ -930,7 +831,7 @@ def close_day(actor: User | None, day: date | None = None) -> dict[str, int]:
     for entry in entries:
         _move(actor, entry, "NO_SHOW")
         days.add(entry.day)
-    missed = scheduling.mark_day_no_shows(day, actor)
+    missed = appointments.mark_day_no_shows(day, actor)
     for closed in days:
         after_commit(partial(store.forget_day, closed))
     return {"tokens": len(entries), "appointments": len(missed)}

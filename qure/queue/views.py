@@ -21,7 +21,6 @@ from flask import (
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.errors import DomainError
@@ -30,6 +29,7 @@ from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue import service
+from qure.queue.board import board_body, board_state, display_key_digest, display_key_matches
 from qure.queue.forms import (
     CallForm,
     DisplayKeyForm,
@@ -179,7 +179,7 @@ def token(token: int):
 
 
 def _queue_lists() -> dict:
-    queue = service.today(g.actor)
+    queue = service.today()
     current = [d["current"] for d in queue["doctors"] if d["current"]]
     return {
         "queue": queue,
@@ -208,7 +208,7 @@ def index_fragment():
 
 
 def _mine_lists() -> dict:
-    queue = service.today(g.actor, g.actor.id)
+    queue = service.today(g.actor.id)
     mine = queue["doctors"][0] if queue["doctors"] else None
     current = mine["current"] if mine else None
     open_visits = service.open_visit_ids([current] if current else [])
@@ -255,7 +255,7 @@ def call_next():
         db.session.rollback()
         flash(exc.message, "error")
         return _back("queue.doctor_queue" if g.actor.role == Role.DOCTOR else "queue.index")
-    waiting = service.today(g.actor, entry.doctor_id)["doctors"][0]["waiting"]
+    waiting = service.today(entry.doctor_id)["doctors"][0]["waiting"]
     following = (
         f" Next: {service.display(waiting[0].token_number)} {waiting[0].patient.full_name}."
         if waiting
@@ -355,7 +355,7 @@ def _board_allowed(digest: str | None) -> bool:
 @bp.get("/board")
 def board():
     """The full-screen board for the waiting-room TV (or the display-key form)."""
-    if not _board_allowed(settings.display_key_digest()):
+    if not _board_allowed(display_key_digest()):
         return render_template("queue/board_key.html", form=DisplayKeyForm())
     return render_template(
         "queue/board.html", poll_seconds=current_app.config["BOARD_POLL_SECONDS"]
@@ -365,7 +365,7 @@ def board():
 @bp.post("/board/key")
 def board_key():
     form = DisplayKeyForm()
-    digest = settings.display_key_matches(form.display_key.data) if form.validate() else None
+    digest = display_key_matches(form.display_key.data) if form.validate() else None
     if not digest:
         form.display_key.errors = [*list(form.display_key.errors), "That is not the display key."]
         return render_template("queue/board_key.html", form=form), 401
@@ -376,13 +376,13 @@ def board_key():
 @bp.get("/board/data")
 def board_data():
     """The board's few bytes: polled every couple of seconds, 304 when nothing changed."""
-    state = service.board_state()
+    state = board_state()
     if not _board_allowed(state.display_digest):
         return {"error": {"code": "unauthorized", "message": "Open the board with the key."}}, 401
     response = current_app.response_class(mimetype="application/json")
     response.set_etag(state.version)
     if request.if_none_match.contains(state.version):
         return response.make_conditional(request)
-    response.set_data(service.board_body(state))
+    response.set_data(board_body(state))
     response.headers["Cache-Control"] = "no-cache"
     return response.make_conditional(request)

@@ -24,7 +24,7 @@ from qure.extensions import db
 from qure.patients import service as patients
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
-from qure.scheduling import service as scheduling
+from qure.scheduling import appointments
 from qure.scheduling.models import Appointment
 from qure.visits import icd10
 from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
@@ -137,7 +137,7 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
 def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
     try:
         appointment = (
-            scheduling.get_appointment(appointment_id)
+            appointments.get_appointment(appointment_id)
             if isinstance(appointment_id, int) and not isinstance(appointment_id, bool)
             else None
         )
@@ -568,7 +568,7 @@ def complete(actor: User, visit_id: int) -> Visit:
         queue.complete_for_visit(actor, visit.queue_entry_id)
     if visit.appointment_id:
         # Usually already completed with its token; a visit outside the queue moves it here.
-        scheduling.complete_seen(actor, visit.appointment_id)
+        appointments.complete_seen(actor, visit.appointment_id)
     db.session.flush()
     audit.record(
         actor,

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.queue import board
 from qure.queue.models import QueueEntry
 from qure.visits.models import Visit
 from tests.helpers import (
@@ -804,7 +804,7 @@ def test_display_with_a_staff_token(client, doc, desk, doctor, book):
 def test_display_with_the_display_key(client, admin, desk, doctor, book):
     crowd(desk, doctor, book)
     error(client.get(f"{URL}/display", headers={"X-Display-Key": DISPLAY_KEY}), 401)
-    settings.set_display_key(admin, DISPLAY_KEY)
+    board.set_display_key(admin, DISPLAY_KEY)
     commit()
     response = client.get(f"{URL}/display", headers={"X-Display-Key": DISPLAY_KEY})
     assert response.status_code == 200, response.get_data(as_text=True)

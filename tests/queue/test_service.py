@@ -17,7 +17,7 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
 from qure.patients import service as patients
-from qure.queue import service, store
+from qure.queue import board, reports, service, store
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
@@ -131,7 +131,7 @@ def call_everyone(doctor) -> list[int]:
 
 
 def waiting_order(actor, doctor) -> list[int]:
-    (queue,) = service.today(actor, doctor.id)["doctors"]
+    (queue,) = service.today(doctor.id)["doctors"]
     return [e.token_number for e in queue["waiting"]]
 
 
@@ -872,7 +872,7 @@ def test_today_lists_waiting_in_order_with_positions_current_and_counts(
     call_next(doctor)  # 3
     move(reception, 4, "SKIPPED")
 
-    result = service.today(admin)
+    result = service.today()
     assert result["date"] == TODAY
     mine = next(d for d in result["doctors"] if d["doctor"].id == doctor.id)
     assert mine["current"].token_number == 3
@@ -890,7 +890,7 @@ def test_today_lists_waiting_in_order_with_positions_current_and_counts(
     assert theirs["current"] is None
     assert [e.token_number for e in theirs["waiting"]] == [5]
 
-    only = service.today(admin, doctor.id)
+    only = service.today(doctor.id)
     assert [d["doctor"].id for d in only["doctors"]] == [doctor.id]
     assert service.get_token(6).position == 3
     assert service.get_token(2).position == 1
@@ -912,7 +912,7 @@ def test_summary_counts_and_average_minutes(admin, reception, doctor, patient):
     with clock.fixed(later(25)):
         call_next(doctor)  # waited 20 minutes
 
-    result = service.summary()
+    result = reports.summary()
     assert result["date"] == TODAY
     assert result["total"] == 3
     assert result["counts"] == {
@@ -962,7 +962,7 @@ def test_the_queue_survives_redis_losing_its_keys(admin, reception, doctor, book
 
     rc().flushall()
 
-    (queue,) = service.today(admin, doctor.id)["doctors"]
+    (queue,) = service.today(doctor.id)["doctors"]
     assert [e.token_number for e in queue["waiting"]] == expected["waiting"]
     assert [e.position for e in queue["waiting"]] == [1, 2, 3]
     assert queue["current"].token_number == 3
@@ -1154,7 +1154,7 @@ def test_tokens_start_again_at_one_on_the_next_clinic_day(reception, doctor, pat
         entry = walk_in(reception, make_patient(reception), doctor)
         # A token held yesterday does not stop a patient today.
         again = walk_in(reception, patient, doctor)
-        (queue,) = service.today(reception, doctor.id)["doctors"]
+        (queue,) = service.today(doctor.id)["doctors"]
     assert entry.day == date(2030, 1, 8)
     assert entry.token_number == 1
     assert again.token_number == 2
@@ -1361,22 +1361,22 @@ def test_a_poll_waits_for_the_board_another_poll_is_building(reception, doctor):
     make_slots(doctor)
     service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
     commit()
-    state = service.board_state()
+    state = board.board_state()
     assert state.cached is None
     assert store.claim_board_build(TODAY, state.version)  # another screen is building it
     redis_store.client.set(f"q:{TODAY}:board:{state.version}", '{"built":"elsewhere"}')
 
-    assert service.board_body(state) == '{"built":"elsewhere"}'
+    assert board.board_body(state) == '{"built":"elsewhere"}'
 
 
 def test_a_poll_builds_the_board_itself_when_the_other_builder_never_finishes(reception, doctor):
     make_slots(doctor)
     service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
     commit()
-    state = service.board_state()
+    state = board.board_state()
     assert store.claim_board_build(TODAY, state.version)
 
-    body = service.board_body(state)
+    body = board.board_body(state)
 
     assert '"display":"001"' in body
     assert store.probe(TODAY).board == body
