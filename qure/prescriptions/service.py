@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -64,7 +65,11 @@ def list_prescriptions(
         query = query.where(Prescription.patient_id == patient_id)
     if doctor_id is not None:
         query = query.where(Prescription.doctor_id == doctor_id)
-    query = query.order_by(Prescription.created_at.desc(), Prescription.id.desc())
+    query = query.order_by(Prescription.created_at.desc(), Prescription.id.desc()).options(
+        joinedload(Prescription.patient),
+        joinedload(Prescription.doctor),
+        selectinload(Prescription.items).joinedload(PrescriptionItem.medicine),
+    )
     return paginate(query, page, per_page)
 
 

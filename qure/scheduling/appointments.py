@@ -37,11 +37,15 @@ def week_appointments(doctor_id: int, monday: date) -> dict[int, Appointment]:
     """The active appointments of a doctor's week, by slot id."""
     first = clock.day_bounds(monday)[0]
     last = clock.day_bounds(monday + timedelta(days=6))[1]
-    query = select(Appointment).where(
-        Appointment.doctor_id == doctor_id,
-        Appointment.start_at >= first,
-        Appointment.start_at < last,
-        Appointment.status.in_(ACTIVE_APPOINTMENT),
+    query = (
+        select(Appointment)
+        .where(
+            Appointment.doctor_id == doctor_id,
+            Appointment.start_at >= first,
+            Appointment.start_at < last,
+            Appointment.status.in_(ACTIVE_APPOINTMENT),
+        )
+        .options(joinedload(Appointment.patient))
     )
     return {a.slot_id: a for a in db.session.scalars(query)}
 
@@ -392,6 +396,7 @@ def list_appointments(
                 fields={"status": "One of " + ", ".join(APPOINTMENT_STATUSES) + "."},
             )
         query = query.where(Appointment.status == status)
+    query = query.options(joinedload(Appointment.patient), joinedload(Appointment.doctor))
     return paginate(query.order_by(Appointment.start_at, Appointment.id), page, per_page)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -90,11 +91,17 @@ def in_progress_for(patient_id: int) -> Visit | None:
 
 
 def patient_visit_page(patient_id: int, page: int = 1, per_page: int = 50):
-    """A patient's visits, newest first, a page at a time."""
+    """A patient's visits, newest first, a page at a time, with what the list shows of
+    each (patient, doctor, notes and their authors) loaded in three more queries."""
     query = (
         select(Visit)
         .where(Visit.patient_id == patient_id)
         .order_by(Visit.started_at.desc(), Visit.id.desc())
+        .options(
+            joinedload(Visit.patient),
+            joinedload(Visit.doctor),
+            selectinload(Visit.notes).joinedload(VisitNote.author),
+        )
     )
     return paginate(query, page, per_page)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from qure.core import clock
 from qure.core.roles import Role
@@ -27,6 +27,7 @@ from qure.visits import service as visits
 from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
+    count_statements,
     csrf_token,
     flashes,
     form_post,
@@ -987,22 +988,6 @@ def test_each_fragment_is_for_the_roles_of_its_page(app, clinic_now, url, allowe
         browser = client_for(app, make_user(Role(role.upper())))
         assert browser.get(url).status_code == (200 if role in allowed else 403), role
     assert app.test_client().get(url).status_code == 302  # signed out: to the sign-in page
-
-
-def count_statements(app, action) -> int:
-    """The SQL statements `action` sends (the tests' own savepoints left out)."""
-    seen = []
-
-    def count(_conn, _cursor, statement, *_args):
-        if "SAVEPOINT" not in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return len(seen)
 
 
 @pytest.mark.parametrize("url", ["/queue/", "/queue/live", TODAY_URL, "/queue/today/live"])
