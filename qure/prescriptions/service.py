@@ -42,15 +42,30 @@ ITEM_FIELDS = (
 # ---- reading ---------------------------------------------------------------------------
 
 
+# What a prescription's pages, PDF and answers show of it, loaded with it (the models
+# raise on a lazy load).
+SHOWN = (
+    selectinload(Prescription.patient),
+    selectinload(Prescription.doctor),
+    selectinload(Prescription.visit).selectinload(Visit.notes),
+    selectinload(Prescription.items).selectinload(PrescriptionItem.medicine),
+)
+
+
 def get_prescription(prescription_id: int) -> Prescription:
-    found = db.session.get(Prescription, prescription_id) if 0 < prescription_id <= MAX_ID else None
+    found = (
+        db.session.get(Prescription, prescription_id, options=SHOWN)
+        if 0 < prescription_id <= MAX_ID
+        else None
+    )
     if found is None:
         raise NotFound("No such prescription.", "prescription_not_found")
     return found
 
 
 def for_visit(visit_id: int) -> Prescription | None:
-    return db.session.scalars(select(Prescription).where(Prescription.visit_id == visit_id)).first()
+    query = select(Prescription).where(Prescription.visit_id == visit_id).options(*SHOWN)
+    return db.session.scalars(query).first()
 
 
 def list_prescriptions(
@@ -80,6 +95,7 @@ def for_patient(patient_id: int, limit: int = 20) -> list[Prescription]:
         .where(Prescription.patient_id == patient_id)
         .order_by(Prescription.created_at.desc(), Prescription.id.desc())
         .limit(limit)
+        .options(*SHOWN)
     )
     return list(db.session.scalars(query))
 
@@ -242,7 +258,13 @@ def _check_allergies(
 
 
 def _locked_visit(visit_id: int) -> Visit:
-    return db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+    return db.session.get(
+        Visit,
+        visit_id,
+        with_for_update=True,
+        populate_existing=True,
+        options=visits.SHOWN,
+    )
 
 
 def _own_open_visit(actor: User, visit: Visit) -> None:
@@ -294,8 +316,11 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     )
     prescription = Prescription(
         visit_id=visit.id,
+        visit=visit,
         patient_id=visit.patient_id,
+        patient=visit.patient,
         doctor_id=actor.id,
+        doctor=actor,
         notes=notes,
         allergy_override_reason=reason,
         allergy_overrides=overridden,
@@ -325,7 +350,7 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     found = get_prescription(prescription_id)
     _locked_visit(found.visit_id)  # the visit first, as in `create` and visits.complete
     prescription = db.session.get(
-        Prescription, found.id, with_for_update=True, populate_existing=True
+        Prescription, found.id, with_for_update=True, populate_existing=True, options=SHOWN
     )
     _own_open_visit(actor, prescription.visit)
     before = plain(prescription)

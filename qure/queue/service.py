@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -65,6 +65,9 @@ ACTION_OF = {
     "WAITING": "TOKEN_RECALLED",
 }
 MAX_TOKEN = 99_999
+# What a token's page and answer show of it, loaded with it (the models raise on a lazy
+# load): in second queries, because a token is often read with its row locked.
+SHOWN = (selectinload(QueueEntry.patient), selectinload(QueueEntry.doctor))
 ATTEMPTS = 6
 
 
@@ -142,9 +145,9 @@ def reload(day: date) -> int:
     tokens, and a counter that continues the day's sequence. Returns the tokens loaded."""
     entries = list(
         db.session.scalars(
-            select(QueueEntry).where(
-                QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR"))
-            )
+            select(QueueEntry)
+            .where(QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR")))
+            .options(joinedload(QueueEntry.patient))
         )
     )
     counter = (
@@ -400,8 +403,11 @@ def queue_doctor(actor: User, doctor_id: Any) -> User:
 
 def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
     valid = isinstance(token_number, int) and not isinstance(token_number, bool)
-    query = select(QueueEntry).where(
-        QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1)
+    # The patient comes in a second query: a locked row cannot be outer-joined.
+    query = (
+        select(QueueEntry)
+        .where(QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1))
+        .options(*SHOWN)
     )
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -448,6 +454,7 @@ def _requeue_missing(day: date, doctor_id: int) -> int:
                 QueueEntry.status == "WAITING",
             )
             .with_for_update(skip_locked=True, read=True)
+            .options(selectinload(QueueEntry.patient))
         )
     )
     for entry in rows:
@@ -655,7 +662,13 @@ def _no_open_visit(entry: QueueEntry) -> None:
 def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
     """Completing a visit completes its token (and the token's appointment) when the
     token is still WITH_DOCTOR; any other state is left as it is. Returns the entry."""
-    entry = db.session.get(QueueEntry, entry_id, with_for_update=True, populate_existing=True)
+    entry = db.session.get(
+        QueueEntry,
+        entry_id,
+        with_for_update=True,
+        populate_existing=True,
+        options=SHOWN,
+    )
     if entry is None or entry.status != "WITH_DOCTOR":
         return entry
     _move(actor, entry, "COMPLETED")

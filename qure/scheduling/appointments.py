@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -31,6 +31,14 @@ from qure.scheduling.models import (
 )
 from qure.scheduling.parsing import check_days
 from qure.scheduling.slots import locked_slot
+
+# What an appointment's page and answer show of it, loaded with it (the models raise on
+# a lazy load).
+SHOWN = (
+    selectinload(Appointment.patient),
+    selectinload(Appointment.doctor),
+    selectinload(Appointment.slot),
+)
 
 
 def week_appointments(doctor_id: int, monday: date) -> dict[int, Appointment]:
@@ -52,8 +60,10 @@ def week_appointments(doctor_id: int, monday: date) -> dict[int, Appointment]:
 
 def slot_appointment(slot_id: int) -> Appointment | None:
     """The slot's active appointment, if it has one."""
-    query = select(Appointment).where(
-        Appointment.slot_id == slot_id, Appointment.status.in_(ACTIVE_APPOINTMENT)
+    query = (
+        select(Appointment)
+        .where(Appointment.slot_id == slot_id, Appointment.status.in_(ACTIVE_APPOINTMENT))
+        .options(joinedload(Appointment.patient))
     )
     return db.session.scalars(query).first()
 
@@ -157,8 +167,11 @@ def book(actor: User, data: dict[str, Any]) -> Appointment:
         raise _double_booked(clash)
     appointment = Appointment(
         patient_id=patient.id,
+        patient=patient,
         slot_id=slot.id,
+        slot=slot,
         doctor_id=slot.doctor_id,
+        doctor=slot.doctor,
         start_at=slot.start_at,
         end_at=slot.end_at,
         reason=reason,
@@ -181,7 +194,9 @@ def book(actor: User, data: dict[str, Any]) -> Appointment:
 def get_appointment(appointment_id: int, actor: User | None = None) -> Appointment:
     """One appointment; a DOCTOR may read only their own (Forbidden otherwise)."""
     appointment = (
-        db.session.get(Appointment, appointment_id) if 0 < appointment_id <= MAX_ID else None
+        db.session.get(Appointment, appointment_id, options=SHOWN)
+        if 0 < appointment_id <= MAX_ID
+        else None
     )
     if appointment is None:
         raise NotFound("No such appointment.", "appointment_not_found")
@@ -310,7 +325,7 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
     """
     reason_given = "reason" in data
     reason = plain_text(data.get("reason"), "reason", 500) if reason_given else None
-    appointment = locked_appointment(appointment_id)
+    appointment = locked_appointment(appointment_id, with_people=True)
     _must_be_scheduled(appointment, "rescheduled")
     before = appointment_snapshot(appointment)
     new_slot_id = data.get("slot_id")
@@ -349,7 +364,7 @@ def cancel(actor: User, appointment_id: int, reason: Any = None) -> Appointment:
     `appointment_not_scheduled`.
     """
     why = plain_text(reason, "reason", 200)
-    appointment = locked_appointment(appointment_id)
+    appointment = locked_appointment(appointment_id, with_people=True)
     _must_be_scheduled(appointment, "cancelled")
     slot = locked_slot(appointment.slot_id)
     if slot.status == "BOOKED":

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -35,10 +36,13 @@ MAX_DAYS = 92
 
 
 MAX_SLOTS = 3000
+# Every slot read here is shown with its doctor (the models raise on a lazy load); in a
+# second query, as slots are often read with their rows locked.
+WITH_DOCTOR = selectinload(Slot.doctor)
 
 
 def get_slot(slot_id: int) -> Slot:
-    slot = db.session.get(Slot, slot_id) if 0 < slot_id <= MAX_ID else None
+    slot = db.session.get(Slot, slot_id, options=[WITH_DOCTOR]) if 0 < slot_id <= MAX_ID else None
     if slot is None:
         raise NotFound("No such slot.", "slot_not_found")
     return slot
@@ -47,7 +51,9 @@ def get_slot(slot_id: int) -> Slot:
 def locked_slot(slot_id: Any, field: str | None = None) -> Slot:
     valid = isinstance(slot_id, int) and not isinstance(slot_id, bool) and 0 < slot_id <= MAX_ID
     slot = (
-        db.session.get(Slot, slot_id, with_for_update=True, populate_existing=True)
+        db.session.get(
+            Slot, slot_id, with_for_update=True, populate_existing=True, options=[WITH_DOCTOR]
+        )
         if valid
         else None
     )
@@ -182,7 +188,12 @@ def bulk_create(actor: User, data: dict[str, Any]) -> dict[str, Any]:
         ids = list(db.session.scalars(statement))
         if ids:
             created = list(
-                db.session.scalars(select(Slot).where(Slot.id.in_(ids)).order_by(Slot.start_at))
+                db.session.scalars(
+                    select(Slot)
+                    .options(WITH_DOCTOR)
+                    .where(Slot.id.in_(ids))
+                    .order_by(Slot.start_at)
+                )
             )
     skipped = plan.skipped_past + len(plan.periods) - len(created)
     if created:
@@ -216,7 +227,7 @@ def list_slots(
     to `end` inclusive), and status. Raises InvalidInput for an unknown status or a date
     outside 1900-2199."""
     check_days(date=day, **{"from": start}, to=end)
-    query = select(Slot)
+    query = select(Slot).options(WITH_DOCTOR)
     if doctor_id is not None:
         query = query.where(Slot.doctor_id == doctor_id)
     if day is not None:
@@ -241,6 +252,7 @@ def week_slots(doctor_id: int, monday: date) -> dict[date, list[Slot]]:
     last = clock.day_bounds(monday + timedelta(days=6))[1]
     query = (
         select(Slot)
+        .options(WITH_DOCTOR)
         .where(Slot.doctor_id == doctor_id, Slot.start_at >= first, Slot.start_at < last)
         .order_by(Slot.start_at)
     )
@@ -259,10 +271,14 @@ def coming_slots(doctor_id: int, day: date) -> list[Slot]:
     """Every slot of a doctor on a clinic day that has not started yet (open, booked or
     blocked), in time order: the front desk answers "is 11 free?" from it."""
     first, last = clock.day_bounds(day)
-    query = select(Slot).where(
-        Slot.doctor_id == doctor_id,
-        Slot.start_at >= max(first, clock.now()),
-        Slot.start_at < last,
+    query = (
+        select(Slot)
+        .options(WITH_DOCTOR)
+        .where(
+            Slot.doctor_id == doctor_id,
+            Slot.start_at >= max(first, clock.now()),
+            Slot.start_at < last,
+        )
     )
     return list(db.session.scalars(query.order_by(Slot.start_at)))
 
@@ -331,6 +347,7 @@ def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
     to_block = list(
         db.session.scalars(
             select(Slot)
+            .options(WITH_DOCTOR)
             .where(in_range, Slot.status == "OPEN")
             .order_by(Slot.start_at)
             .with_for_update()
@@ -340,7 +357,10 @@ def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
         slot.status, slot.block_reason = "BLOCKED", reason
     booked = list(
         db.session.scalars(
-            select(Slot).where(in_range, Slot.status == "BOOKED").order_by(Slot.start_at)
+            select(Slot)
+            .options(WITH_DOCTOR)
+            .where(in_range, Slot.status == "BOOKED")
+            .order_by(Slot.start_at)
         )
     )
     db.session.flush()

@@ -60,10 +60,10 @@ class Visit(db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
-    patient: Mapped[Patient] = relationship()
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id])
+    patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")
     notes: Mapped[list[VisitNote]] = relationship(
-        back_populates="visit", order_by="VisitNote.created_at, VisitNote.id"
+        lazy="raise_on_sql", back_populates="visit", order_by="VisitNote.created_at, VisitNote.id"
     )
 
     __table_args__ = (
@@ -97,8 +97,8 @@ class VisitNote(db.Model):
     is_addendum: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
-    visit: Mapped[Visit] = relationship(back_populates="notes")
-    author: Mapped[User] = relationship()
+    visit: Mapped[Visit] = relationship(back_populates="notes", lazy="raise_on_sql")
+    author: Mapped[User] = relationship(lazy="raise_on_sql")
 
     __table_args__ = (
         CheckConstraint(

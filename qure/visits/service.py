@@ -30,6 +30,13 @@ from qure.scheduling.models import Appointment
 from qure.visits import icd10
 from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
 
+# What a visit's pages and answers show of it, loaded with it (the models raise on a lazy
+# load): selectin, because a visit is often read with its row locked.
+SHOWN = (
+    selectinload(Visit.patient),
+    selectinload(Visit.doctor),
+    selectinload(Visit.notes).selectinload(VisitNote.author),
+)
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
 # What a living person can show, per vital sign (inclusive), in the stored unit.
@@ -63,7 +70,7 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
     """A visit; NotFound otherwise, Forbidden for roles that do not read visits."""
     if actor is not None and actor.role not in READERS:
         raise Forbidden("Only doctors and admins read visits.", "forbidden")
-    visit = db.session.get(Visit, visit_id) if 0 < visit_id <= MAX_ID else None
+    visit = db.session.get(Visit, visit_id, options=SHOWN) if 0 < visit_id <= MAX_ID else None
     if visit is None:
         raise NotFound("No such visit.", "visit_not_found")
     return visit
@@ -208,7 +215,10 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
         raise _in_progress(open_visit)
     visit = Visit(
         patient_id=patient.id,
+        patient=patient,
         doctor_id=actor.id,
+        doctor=actor,
+        notes=[],
         appointment_id=appointment_id,
         queue_entry_id=entry.id if entry else None,
         status="IN_PROGRESS",
@@ -323,7 +333,9 @@ def _in_progress(visit: Visit | None) -> Conflict:
 
 def _locked_own(actor: User, visit_id: int) -> Visit:
     get_visit(visit_id)
-    visit = db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+    visit = db.session.get(
+        Visit, visit_id, with_for_update=True, populate_existing=True, options=SHOWN
+    )
     if visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor changes it.", "not_your_visit")
     return visit
@@ -502,6 +514,7 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
         category=category,
         text=body,
         author_id=actor.id,
+        author=actor,
         is_addendum=visit.status == "COMPLETED",
         created_at=clock.now(),
     )

@@ -1119,7 +1119,7 @@ def test_the_key_opens_the_board_and_data_follows_the_queue(app, client, clinic_
     assert column["next"][0]["initials"] == "P.S."
 
     body = response.get_data(as_text=True)
-    for patient in (meera.patient, priya.patient):
+    for patient in (db.session.get(Patient, a.patient_id) for a in (meera, priya)):
         assert patient.full_name not in body
         assert patient.phone not in body
         assert patient.mrn not in body

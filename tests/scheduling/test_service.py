@@ -1129,7 +1129,7 @@ def test_reschedule_to_an_unknown_slot(reception, doctor):
     with pytest.raises(InvalidInput) as caught:
         service.reschedule(reception, appointment.id, {"slot_id": 987_654})
     assert "slot_id" in caught.value.fields
-    assert refreshed(appointment.slot).status == "BOOKED"
+    assert db.session.get(Slot, appointment.slot_id).status == "BOOKED"
 
 
 def test_reschedule_an_unknown_appointment(reception):

@@ -67,7 +67,7 @@ def refused(error_type, call, *args, **kwargs):
 
 def stored(visit_id: int) -> Visit:
     db.session.expire_all()
-    return db.session.get(Visit, visit_id)
+    return db.session.get(Visit, visit_id, options=service.SHOWN, populate_existing=True)
 
 
 def token_row(token_number: int) -> QueueEntry:
