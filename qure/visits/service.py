@@ -93,8 +93,9 @@ def fahrenheit(celsius: Decimal | None) -> Decimal | None:
 
 
 def in_progress_for(patient_id: int) -> Visit | None:
+    """The patient's visit in progress, if any, with its doctor."""
     query = select(Visit).where(Visit.patient_id == patient_id, Visit.status == "IN_PROGRESS")
-    return db.session.scalars(query).first()
+    return db.session.scalars(query.options(joinedload(Visit.doctor))).first()
 
 
 def patient_visit_page(patient_id: int, page: int = 1, per_page: int = 50):
@@ -120,6 +121,7 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
         .where(Visit.patient_id == patient_id)
         .order_by(Visit.started_at.desc(), Visit.id.desc())
         .limit(limit)
+        .options(joinedload(Visit.doctor))
     )
     return list(db.session.scalars(query))
 
