@@ -126,11 +126,6 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
     return list(db.session.scalars(query))
 
 
-def for_token(entry_id: int) -> Visit | None:
-    query = select(Visit).where(Visit.queue_entry_id == entry_id)
-    return db.session.scalars(query).first()
-
-
 # ---- starting --------------------------------------------------------------------------
 
 
