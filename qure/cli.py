@@ -155,13 +155,13 @@ def rebuild_queue_command(day: str | None):
     from datetime import date
 
     from qure.core import clock
-    from qure.queue import service as queue
+    from qure.queue import loading
 
     try:
         when = date.fromisoformat(day) if day else clock.today()
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
-    loaded = queue.reload(when)
+    loaded = loading.reload(when)
     db.session.commit()
     click.echo(f"Queue of {when.isoformat()} rebuilt: {loaded} waiting or current tokens.")
 

@@ -24,7 +24,8 @@ from qure.core.db import after_commit
 from qure.core.errors import InvalidInput
 from qure.extensions import db, redis_store
 from qure.queue import store
-from qure.queue.service import doctors_of_day, reload
+from qure.queue.loading import reload
+from qure.queue.service import doctors_of_day
 
 DISPLAY_KEY = "display_key_sha256"
 

@@ -26,6 +26,7 @@ from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.queue import store
+from qure.queue.loading import card, display, ensure_loaded, reload
 from qure.queue.models import (
     ACTIVE_TOKEN,
     TIER_ARRIVAL,
@@ -74,32 +75,6 @@ ATTEMPTS = 6
 # ---- small pieces --------------------------------------------------------------------------
 
 
-def display(token_number: int) -> str:
-    """A token as shown to people: three digits (`007`)."""
-    return f"{token_number:03d}"
-
-
-def initials(full_name: str) -> str:
-    """`Asha Devi Sharma` -> `A.S.` (first and last word): all the board shows of a name."""
-    words = [w for w in full_name.split() if w[:1].isalpha()] or full_name.split()
-    if not words:
-        return ""
-    picked = [words[0], words[-1]] if len(words) > 1 else words
-    return "".join(w[0].upper() + "." for w in picked)
-
-
-def _card(entry: QueueEntry) -> store.TokenCard:
-    return store.TokenCard(
-        token_number=entry.token_number,
-        doctor_id=entry.doctor_id,
-        score=store.score(entry.tier, int(entry.sort_at.timestamp() * 1000)),
-        display=display(entry.token_number),
-        initials=initials(entry.patient.full_name),
-        kind=entry.kind,
-        urgent=entry.urgent,
-    )
-
-
 def snapshot(entry: QueueEntry) -> dict[str, Any]:
     return {
         "token_number": entry.token_number,
@@ -116,11 +91,11 @@ def snapshot(entry: QueueEntry) -> dict[str, Any]:
 
 def _publish(day: date, entry: QueueEntry) -> None:
     """After the commit: show the token's new state in Redis."""
-    card, status, doctor_id = _card(entry), entry.status, entry.doctor_id
+    shown, status, doctor_id = card(entry), entry.status, entry.doctor_id
     if status == "WAITING":
-        after_commit(partial(store.enqueue, day, card))
+        after_commit(partial(store.enqueue, day, shown))
     else:
-        after_commit(partial(store.set_status, day, doctor_id, card.token_number, status))
+        after_commit(partial(store.set_status, day, doctor_id, shown.token_number, status))
 
 
 def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
@@ -135,35 +110,6 @@ def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
             fields={"urgent_reason": "Say why the patient is urgent."},
         )
     return True, why
-
-
-# ---- loading the day into Redis -------------------------------------------------------------
-
-
-def reload(day: date) -> int:
-    """Load a day's queue into Redis from `queue_entries`: the same order, the same current
-    tokens, and a counter that continues the day's sequence. Returns the tokens loaded."""
-    entries = list(
-        db.session.scalars(
-            select(QueueEntry)
-            .where(QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR")))
-            .options(joinedload(QueueEntry.patient))
-        )
-    )
-    counter = (
-        db.session.scalar(select(func.max(QueueEntry.token_number)).where(QueueEntry.day == day))
-        or 0
-    )
-    waiting = [_card(e) for e in entries if e.status == "WAITING"]
-    current = [_card(e) for e in entries if e.status == "WITH_DOCTOR"]
-    store.install(day, counter, waiting, current)
-    return len(entries)
-
-
-def ensure_loaded(day: date) -> None:
-    """Reload the day when Redis has lost it (restart without persistence, FLUSHALL)."""
-    if not store.is_built(day):
-        reload(day)
 
 
 def _new_token_number(day: date) -> int:
@@ -458,7 +404,7 @@ def _requeue_missing(day: date, doctor_id: int) -> int:
         )
     )
     for entry in rows:
-        store.enqueue(day, _card(entry))
+        store.enqueue(day, card(entry))
     return len(rows)
 
 
@@ -532,7 +478,7 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
             )
             if named is not None and named.status == "WAITING":
                 # A call that never reached the database: the token goes back in its place.
-                store.enqueue(day, _card(named))
+                store.enqueue(day, card(named))
             continue
         if result.outcome in ("empty", "missing"):
             if token_number is not None:
@@ -784,17 +730,6 @@ def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, An
             }
         )
     return {"date": day, "doctors": result}
-
-
-def live_version(day: date | None = None) -> str:
-    """The day's queue version, which every token change moves on: one Redis round trip
-    (a day Redis lost is loaded again first). Pages that poll for changes tag with it."""
-    day = day or clock.today()
-    built, version = store.version(day)
-    if not built:
-        reload(day)
-        built, version = store.version(day)
-    return version
 
 
 def front_desk(day: date | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from qure.core.forms import attach_errors, int_arg, small_int
 from qure.core.roles import Role, roles_required
 from qure.extensions import db
 from qure.patients import service as patients
-from qure.queue import service
+from qure.queue import loading, service
 from qure.queue.board import board_body, board_state, display_key_digest, display_key_matches
 from qure.queue.forms import (
     CallForm,
@@ -73,7 +73,7 @@ def _live(page: str, *parts: str) -> dict:
     """The tag of a page's live regions as of now, where the page polls for them
     (`<page>_fragment`), and the page's own address for a manual refresh."""
     minute = clock.now().astimezone(clock.clinic_tz()).strftime("%H%M")
-    tag = "-".join((page, str(g.actor.id), service.live_version(), minute, *parts))
+    tag = "-".join((page, str(g.actor.id), loading.live_version(), minute, *parts))
     here = request.method == "GET" and request.endpoint == page
     return {
         "url": url_for(f"{page}_fragment"),

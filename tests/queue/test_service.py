@@ -17,7 +17,7 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
 from qure.patients import service as patients
-from qure.queue import board, reports, service, store
+from qure.queue import board, loading, reports, service, store
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
@@ -1015,7 +1015,7 @@ def test_reload_rebuilds_the_day_exactly(reception, doctor, book):
         "tokens": {n: redis_token(n) for n in (1, 2, 3, 5)},
     }
     rc().flushall()
-    assert service.reload(TODAY) == 4  # three waiting and the one with the doctor
+    assert loading.reload(TODAY) == 4  # three waiting and the one with the doctor
     after = {
         "scores": redis_scores(doctor.id),
         "current": redis_current(doctor.id),
@@ -1033,12 +1033,12 @@ def test_reload_rebuilds_the_day_exactly(reception, doctor, book):
     assert set(rebuilt) <= set(keys)
     assert set(keys) - set(rebuilt) <= {"q:2030-01-07:tok:000004"}
     # Reloading an intact day changes nothing.
-    assert service.reload(TODAY) == 4
+    assert loading.reload(TODAY) == 4
     assert redis_scores(doctor.id) == before["scores"]
 
 
 def test_reload_of_an_empty_day(reception, doctor, patient):
-    assert service.reload(TODAY) == 0
+    assert loading.reload(TODAY) == 0
     assert redis_counter() in (None, 0)
     assert rc().exists("q:2030-01-07:built")
     assert walk_in(reception, patient, doctor).token_number == 1
@@ -1129,7 +1129,7 @@ def test_a_slow_reload_does_not_put_a_called_token_back(reception, doctor):
     rc().flushall()
     db.session.expire_all()
     read_before_the_call = [
-        service._card(e)
+        loading.card(e)
         for e in db.session.scalars(
             select(QueueEntry).options(*service.SHOWN).order_by(QueueEntry.token_number)
         )
