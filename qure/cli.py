@@ -16,12 +16,12 @@ from rq import SimpleWorker
 from werkzeug.serving import run_simple
 
 from qure import demo
-from qure.admin import service as admin_service
 from qure.auth import service as users
 from qure.core import clock, jobs, outbox
 from qure.core.errors import DomainError
 from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
+from qure.queue import board, loading
 from qure.queue import service as queue
 
 
@@ -160,7 +160,7 @@ def rebuild_queue_command(day: str | None):
         when = date.fromisoformat(day) if day else clock.today()
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
-    loaded = queue.reload(when)
+    loaded = loading.reload(when)
     db.session.commit()
     click.echo(f"Queue of {when.isoformat()} rebuilt: {loaded} waiting or current tokens.")
 
@@ -189,7 +189,7 @@ def close_day_command(day: str | None):
 def set_display_key_command(key: str | None):
     """Set the key that opens the waiting-room board (as the admin's settings page does)."""
     try:
-        chosen = admin_service.set_display_key(None, key)
+        chosen = board.set_display_key(None, key)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     db.session.commit()

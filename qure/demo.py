@@ -18,7 +18,6 @@ import click
 from flask import current_app
 from sqlalchemy import func, select, text
 
-from qure.admin import service as admin_service
 from qure.auth import service as users
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -28,6 +27,7 @@ from qure.patients.models import Patient
 from qure.pharmacy import service as pharmacy
 from qure.pharmacy.catalogue import COMMON_MEDICINES
 from qure.pharmacy.models import Medicine
+from qure.queue import board
 from qure.scheduling import service as scheduling
 
 DEMO_USERS = [
@@ -419,8 +419,8 @@ def seed_display_key() -> str | None:
     already set and its text is not known here)."""
     path = _accounts_file()
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if admin_service.display_key_digest() is None:
-        saved["display_key"] = admin_service.set_display_key(None)
+    if board.display_key_digest() is None:
+        saved["display_key"] = board.set_display_key(None)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)

@@ -8,6 +8,8 @@ import threading
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event
+
 from qure.auth import service as users
 from qure.core.roles import Role
 from qure.extensions import db
@@ -184,3 +186,19 @@ def page_text(response) -> str:
 def flashes(page: str) -> list[str]:
     """The flashed messages on a page."""
     return re.findall(r'<p class="flash flash-\w+" role="\w+">(.*?)</p>', page, re.S)
+
+
+def count_statements(app, action) -> int:
+    """The SQL statements `action` sends (the tests' own savepoints left out)."""
+    seen = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "SAVEPOINT" not in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(seen)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from qure.admin import service as settings
 from qure.auth import service as users
 from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
 from qure.core import outbox
@@ -12,6 +11,7 @@ from qure.core.errors import Conflict, Forbidden, InvalidInput
 from qure.core.http import transaction
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.patients import service as patients_service
+from qure.queue import board
 from qure.queue.forms import DisplayKeyForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -123,7 +123,7 @@ def display_key():
     if request.method == "POST":
         if form.validate_on_submit():
             with transaction(form, catch=(InvalidInput,)) as outcome:
-                new_key = settings.set_display_key(g.actor, form.display_key.data)
+                new_key = board.set_display_key(g.actor, form.display_key.data)
             if outcome.failed:
                 new_key, status = None, 422
         else:
@@ -132,6 +132,6 @@ def display_key():
         "admin/display.html",
         form=form,
         new_key=new_key,
-        has_key=settings.display_key_digest() is not None,
-        set_at=settings.display_key_set_at(),
+        has_key=board.display_key_digest() is not None,
+        set_at=board.display_key_set_at(),
     ), status

@@ -36,10 +36,11 @@ class Prescription(db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
-    visit: Mapped[Visit] = relationship()
-    patient: Mapped[Patient] = relationship()
-    doctor: Mapped[User] = relationship()
+    visit: Mapped[Visit] = relationship(lazy="raise_on_sql")
+    patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
+    doctor: Mapped[User] = relationship(lazy="raise_on_sql")
     items: Mapped[list[PrescriptionItem]] = relationship(
+        lazy="raise_on_sql",
         back_populates="prescription",
         order_by="PrescriptionItem.position",
         cascade="all, delete-orphan",
@@ -62,5 +63,5 @@ class PrescriptionItem(db.Model):
     route: Mapped[str | None] = mapped_column(String(40))
     instructions: Mapped[str | None] = mapped_column(String(300))
 
-    prescription: Mapped[Prescription] = relationship(back_populates="items")
-    medicine: Mapped[Medicine] = relationship()
+    prescription: Mapped[Prescription] = relationship(back_populates="items", lazy="raise_on_sql")
+    medicine: Mapped[Medicine] = relationship(lazy="raise_on_sql")

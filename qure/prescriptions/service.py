@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -24,6 +25,7 @@ from qure.prescriptions import dosing
 from qure.prescriptions.allergy import allergy_matches
 from qure.prescriptions.models import Prescription, PrescriptionItem
 from qure.visits import vitals
+from qure.visits.models import SHOWN as VISIT_SHOWN
 from qure.visits.models import Visit
 
 MAX_ID = 2**31 - 1
@@ -42,15 +44,30 @@ ITEM_FIELDS = (
 # ---- reading ---------------------------------------------------------------------------
 
 
+# What a prescription's pages, PDF and answers show of it, loaded with it (the models
+# raise on a lazy load).
+SHOWN = (
+    selectinload(Prescription.patient),
+    selectinload(Prescription.doctor),
+    selectinload(Prescription.visit).selectinload(Visit.notes),
+    selectinload(Prescription.items).selectinload(PrescriptionItem.medicine),
+)
+
+
 def get_prescription(prescription_id: int) -> Prescription:
-    found = db.session.get(Prescription, prescription_id) if 0 < prescription_id <= MAX_ID else None
+    found = (
+        db.session.get(Prescription, prescription_id, options=SHOWN)
+        if 0 < prescription_id <= MAX_ID
+        else None
+    )
     if found is None:
         raise NotFound("No such prescription.", "prescription_not_found")
     return found
 
 
 def for_visit(visit_id: int) -> Prescription | None:
-    return db.session.scalars(select(Prescription).where(Prescription.visit_id == visit_id)).first()
+    query = select(Prescription).where(Prescription.visit_id == visit_id).options(*SHOWN)
+    return db.session.scalars(query).first()
 
 
 def list_prescriptions(
@@ -65,7 +82,11 @@ def list_prescriptions(
         query = query.where(Prescription.patient_id == patient_id)
     if doctor_id is not None:
         query = query.where(Prescription.doctor_id == doctor_id)
-    query = query.order_by(Prescription.created_at.desc(), Prescription.id.desc())
+    query = query.order_by(Prescription.created_at.desc(), Prescription.id.desc()).options(
+        joinedload(Prescription.patient),
+        joinedload(Prescription.doctor),
+        selectinload(Prescription.items).joinedload(PrescriptionItem.medicine),
+    )
     return paginate(query, page, per_page)
 
 
@@ -76,6 +97,7 @@ def for_patient(patient_id: int, limit: int = 20) -> list[Prescription]:
         .where(Prescription.patient_id == patient_id)
         .order_by(Prescription.created_at.desc(), Prescription.id.desc())
         .limit(limit)
+        .options(*SHOWN)
     )
     return list(db.session.scalars(query))
 
@@ -238,9 +260,15 @@ def _check_allergies(
 
 
 def _locked_visit(visit_id: int) -> Visit:
-    """The visit, its row locked; NotFound when there is none."""
+    """The visit, its row locked, with what its pages show; NotFound when there is none."""
     visit = (
-        db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+        db.session.get(
+            Visit,
+            visit_id,
+            with_for_update=True,
+            populate_existing=True,
+            options=VISIT_SHOWN,
+        )
         if 0 < visit_id <= MAX_ID
         else None
     )
@@ -297,8 +325,11 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     )
     prescription = Prescription(
         visit_id=visit.id,
+        visit=visit,
         patient_id=visit.patient_id,
+        patient=visit.patient,
         doctor_id=actor.id,
+        doctor=actor,
         notes=notes,
         allergy_override_reason=reason,
         allergy_overrides=overridden,
@@ -328,7 +359,7 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     found = get_prescription(prescription_id)
     _locked_visit(found.visit_id)  # the visit first, as in `create` and visits.complete
     prescription = db.session.get(
-        Prescription, found.id, with_for_update=True, populate_existing=True
+        Prescription, found.id, with_for_update=True, populate_existing=True, options=SHOWN
     )
     _own_open_visit(actor, prescription.visit)
     before = plain(prescription)

@@ -6,14 +6,14 @@ from flask import current_app, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 
-from qure.admin import service as settings
 from qure.core.errors import Unauthorized
 from qure.core.http import transaction, transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema
-from qure.queue import service
+from qure.queue import board, reports, service
 from qure.queue.schemas import (
     BoardSchema,
+    CalledSchema,
     CheckInIn,
     NextIn,
     QueueTokenSchema,
@@ -24,6 +24,7 @@ from qure.queue.schemas import (
     UrgentIn,
     WalkInIn,
 )
+from qure.visits import service as visits
 
 blp = Blueprint("api_queue", __name__, url_prefix="/api/v1/queue", description="Queue")
 
@@ -65,13 +66,16 @@ def walk_in(body):
 @blp.post("/next")
 @api_roles(*service.CALLERS)
 @blp.arguments(NextIn)
-@blp.response(200, QueueTokenSchema)
+@blp.response(200, CalledSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="queue_empty")
 @blp.alt_response(409, schema=ErrorSchema, description="patient_with_doctor")
 @transactional
 def call_next(body):
-    """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one."""
-    entry = service.call_next(g.actor, body.get("doctor_id"))
+    """Call the first waiting token: it becomes WITH_DOCTOR and the doctor's current one.
+    A doctor's call opens the patient's visit too (`visit_id`), unless `open_visit` is
+    false; both happen in one transaction."""
+    entry, visit = visits.call_next(g.actor, body.get("doctor_id"), body["open_visit"])
+    entry.visit_id = visit.id if visit else None
     return entry
 
 
@@ -117,7 +121,7 @@ def get_token(token: int):
 @blp.response(200, TodaySchema)
 def today(args):
     """Today's queue per doctor: current token, waiting tokens in order, counts."""
-    return service.today(g.actor, args.get("doctor_id"))
+    return service.today(args.get("doctor_id"))
 
 
 @blp.get("/today/summary")
@@ -125,7 +129,7 @@ def today(args):
 @blp.response(200, SummarySchema)
 def summary():
     """Counts per status and average wait and consultation minutes, per doctor."""
-    return service.summary()
+    return reports.summary()
 
 
 @blp.get("/display")
@@ -135,9 +139,9 @@ def summary():
 def display():
     """Now serving and the next three per doctor on duty: token numbers and initials only.
     Open to staff tokens and to the display key in `X-Display-Key`."""
-    state = service.board_state()
+    state = board.board_state()
     given = request.headers.get("X-Display-Key")
-    if not (state.display_digest and settings.display_key_matches(given, state.display_digest)):
+    if not (state.display_digest and board.display_key_matches(given, state.display_digest)):
         verify_jwt_in_request(optional=True)
         if get_current_user() is None:
             raise Unauthorized("Send X-Display-Key or a staff bearer token.", "unauthorized")
@@ -145,5 +149,5 @@ def display():
     response.set_etag(state.version)
     if request.if_none_match.contains(state.version):
         return response.make_conditional(request)
-    response.set_data(service.board_body(state))
+    response.set_data(board.board_body(state))
     return response

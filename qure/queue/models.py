@@ -65,8 +65,8 @@ class QueueEntry(db.Model):
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")
-    patient: Mapped[Patient] = relationship(lazy="select")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")
+    patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
 
     __table_args__ = (
         UniqueConstraint("day", "token_number", name="uq_queue_day_token"),

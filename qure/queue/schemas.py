@@ -53,6 +53,24 @@ class NextIn(Schema):
     doctor_id = fields.Integer(
         allow_none=True, metadata={"description": "An ADMIN names the doctor; a DOCTOR omits it"}
     )
+    open_visit = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "A DOCTOR's call also opens the called patient's visit, in the "
+            "same transaction; false calls alone"
+        },
+    )
+
+
+class CalledSchema(QueueTokenSchema):
+    visit_id = fields.Function(
+        lambda e: getattr(e, "visit_id", None),
+        allow_none=True,
+        metadata={
+            "description": "The visit opened for the called patient (or the doctor's visit "
+            "already open for them); null when none was opened"
+        },
+    )
 
 
 class StatusIn(Schema):

@@ -9,19 +9,15 @@ database refuses or the transaction does not commit).
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
-from qure.admin import service as settings
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import after_commit, constraint_name, on_rollback
@@ -30,6 +26,7 @@ from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.queue import store
+from qure.queue.loading import card, display, ensure_loaded, reload
 from qure.queue.models import (
     ACTIVE_TOKEN,
     TIER_ARRIVAL,
@@ -40,7 +37,8 @@ from qure.queue.models import (
     QueueEntry,
 )
 from qure.queue.store import QueueUnavailable
-from qure.scheduling import service as scheduling
+from qure.scheduling import appointments
+from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
 from qure.scheduling.models import Appointment
 from qure.visits.models import Visit
 
@@ -68,41 +66,13 @@ ACTION_OF = {
     "WAITING": "TOKEN_RECALLED",
 }
 MAX_TOKEN = 99_999
-BOARD_BUILD_WAIT_SECONDS = 0.05
+# What a token's page and answer show of it, loaded with it (the models raise on a lazy
+# load): in second queries, because a token is often read with its row locked.
+SHOWN = (selectinload(QueueEntry.patient), selectinload(QueueEntry.doctor))
 ATTEMPTS = 6
 
 
 # ---- small pieces --------------------------------------------------------------------------
-
-
-def display(token_number: int) -> str:
-    """A token as shown to people: three digits (`007`)."""
-    return f"{token_number:03d}"
-
-
-def initials(full_name: str) -> str:
-    """`Asha Devi Sharma` -> `A.S.` (first and last word): all the board shows of a name."""
-    words = [w for w in full_name.split() if w[:1].isalpha()] or full_name.split()
-    if not words:
-        return ""
-    picked = [words[0], words[-1]] if len(words) > 1 else words
-    return "".join(w[0].upper() + "." for w in picked)
-
-
-def first_name(full_name: str) -> str:
-    return full_name.split()[0] if full_name.split() else ""
-
-
-def _card(entry: QueueEntry) -> store.TokenCard:
-    return store.TokenCard(
-        token_number=entry.token_number,
-        doctor_id=entry.doctor_id,
-        score=store.score(entry.tier, int(entry.sort_at.timestamp() * 1000)),
-        display=display(entry.token_number),
-        initials=initials(entry.patient.full_name),
-        kind=entry.kind,
-        urgent=entry.urgent,
-    )
 
 
 def snapshot(entry: QueueEntry) -> dict[str, Any]:
@@ -121,11 +91,11 @@ def snapshot(entry: QueueEntry) -> dict[str, Any]:
 
 def _publish(day: date, entry: QueueEntry) -> None:
     """After the commit: show the token's new state in Redis."""
-    card, status, doctor_id = _card(entry), entry.status, entry.doctor_id
+    shown, status, doctor_id = card(entry), entry.status, entry.doctor_id
     if status == "WAITING":
-        after_commit(partial(store.enqueue, day, card))
+        after_commit(partial(store.enqueue, day, shown))
     else:
-        after_commit(partial(store.set_status, day, doctor_id, card.token_number, status))
+        after_commit(partial(store.set_status, day, doctor_id, shown.token_number, status))
 
 
 def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
@@ -140,35 +110,6 @@ def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
             fields={"urgent_reason": "Say why the patient is urgent."},
         )
     return True, why
-
-
-# ---- loading the day into Redis -------------------------------------------------------------
-
-
-def reload(day: date) -> int:
-    """Load a day's queue into Redis from `queue_entries`: the same order, the same current
-    tokens, and a counter that continues the day's sequence. Returns the tokens loaded."""
-    entries = list(
-        db.session.scalars(
-            select(QueueEntry).where(
-                QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR"))
-            )
-        )
-    )
-    counter = (
-        db.session.scalar(select(func.max(QueueEntry.token_number)).where(QueueEntry.day == day))
-        or 0
-    )
-    waiting = [_card(e) for e in entries if e.status == "WAITING"]
-    current = [_card(e) for e in entries if e.status == "WITH_DOCTOR"]
-    store.install(day, counter, waiting, current)
-    return len(entries)
-
-
-def ensure_loaded(day: date) -> None:
-    """Reload the day when Redis has lost it (restart without persistence, FLUSHALL)."""
-    if not store.is_built(day):
-        reload(day)
 
 
 def _new_token_number(day: date) -> int:
@@ -192,11 +133,19 @@ def _lock_patient_day(patient_id: int, day: date) -> None:
 
 
 def active_token(patient_id: int, day: date) -> QueueEntry | None:
+    """The patient's token of the day still in the queue (waiting, with a doctor or
+    skipped), if any."""
     query = select(QueueEntry).where(
         QueueEntry.day == day,
         QueueEntry.patient_id == patient_id,
         QueueEntry.status.in_(ACTIVE_TOKEN),
     )
+    return db.session.scalars(query).first()
+
+
+def token_for_appointment(appointment_id: int) -> QueueEntry | None:
+    """The token an appointment was checked in with, if it was."""
+    query = select(QueueEntry).where(QueueEntry.appointment_id == appointment_id)
     return db.session.scalars(query).first()
 
 
@@ -248,7 +197,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     """
     data = data or {}
     urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
-    appointment = scheduling.locked_appointment(appointment_id, with_people=True)
+    appointment = appointments.locked_appointment(appointment_id, with_people=True)
     if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
         raise Conflict("This appointment is already checked in.", "already_checked_in")
     if appointment.status != "SCHEDULED":
@@ -295,15 +244,12 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
         created_by_id=actor.id,
     )
     _issue(entry, day)
-    appointment.status = "CHECKED_IN"
-    appointment.checked_in_at = now
-    db.session.flush()
-    audit.record(
+    appointments.move(
         actor,
-        "APPOINTMENT_CHECKED_IN",
-        ("appointment", appointment.id),
-        {"status": "SCHEDULED"},
-        {"status": "CHECKED_IN", "token_number": entry.token_number, "late": not on_time},
+        appointment,
+        "CHECKED_IN",
+        {"token_number": entry.token_number, "late": not on_time},
+        checked_in_at=now,
     )
     audit.record(actor, "TOKEN_ISSUED", ("token", entry.id), None, snapshot(entry))
     _publish(day, entry)
@@ -311,7 +257,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
 
 
 def _least_busy_doctor(day: date) -> int:
-    on_duty = scheduling.on_duty_doctor_ids(day)
+    on_duty = on_duty_doctor_ids(day)
     if not on_duty:
         raise Conflict("No doctor has slots today; choose a doctor.", "no_doctor_on_duty")
     rows = db.session.execute(
@@ -339,9 +285,9 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
     for step in ("patient", "doctor", "complaint", "urgent"):
         try:
             if step == "patient":
-                patient = scheduling.bookable_patient(data.get("patient_id"))
+                patient = appointments.bookable_patient(data.get("patient_id"))
             elif step == "doctor" and data.get("doctor_id") is not None:
-                doctor = scheduling.get_doctor(data.get("doctor_id"))
+                doctor = get_doctor(data.get("doctor_id"))
             elif step == "complaint":
                 complaint = plain_text(data.get("complaint"), "complaint", 500)
             elif step == "urgent":
@@ -398,13 +344,16 @@ def queue_doctor(actor: User, doctor_id: Any) -> User:
         raise InvalidInput(
             "doctor_id: name the doctor", fields={"doctor_id": "Name the doctor whose queue."}
         )
-    return scheduling.get_doctor(doctor_id)
+    return get_doctor(doctor_id)
 
 
 def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
     valid = isinstance(token_number, int) and not isinstance(token_number, bool)
-    query = select(QueueEntry).where(
-        QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1)
+    # The patient comes in a second query: a locked row cannot be outer-joined.
+    query = (
+        select(QueueEntry)
+        .where(QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1))
+        .options(*SHOWN)
     )
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -451,21 +400,47 @@ def _requeue_missing(day: date, doctor_id: int) -> int:
                 QueueEntry.status == "WAITING",
             )
             .with_for_update(skip_locked=True, read=True)
+            .options(selectinload(QueueEntry.patient))
         )
     )
     for entry in rows:
-        store.enqueue(day, _card(entry))
+        store.enqueue(day, card(entry))
     return len(rows)
 
 
-def _appointment_follows(entry: QueueEntry, status: str) -> None:
-    if entry.appointment_id is None:
-        return
-    appointment = db.session.get(
-        Appointment, entry.appointment_id, with_for_update=True, populate_existing=True
+def _move(actor: User | None, entry: QueueEntry, wanted: str, why: str | None = None) -> None:
+    """The one place a token's status changes: `wanted` must be a move MOVES allows from
+    the current status (Conflict `invalid_transition` otherwise). Stamps the move's times,
+    moves the token's appointment along (through scheduling) and writes the audit
+    record; publishing to Redis is the caller's (a call has already taken the token there).
+
+    A call is made inside a savepoint: the partial unique index of one current token per
+    doctor may refuse it (IntegrityError), and that must not end the whole transaction."""
+    if wanted not in MOVES.get(entry.status, frozenset()):
+        raise _cannot_move(entry.status, wanted)
+    before = snapshot(entry)
+    now = clock.now()
+    if wanted == "WITH_DOCTOR":
+        # begin_nested() flushes what is pending before it starts, so the change is made
+        # inside it.
+        with db.session.begin_nested():
+            entry.status, entry.called_at, entry.status_changed_at = wanted, now, now
+            db.session.flush()
+    else:
+        entry.status, entry.status_changed_at = wanted, now
+    if wanted == "COMPLETED":
+        entry.completed_at = now
+    if wanted == "WAITING":
+        entry.tier, entry.sort_at = TIER_RECALLED, now
+    if wanted == "NO_SHOW" and why:
+        entry.no_show_reason = why
+    db.session.flush()
+    old, new = audit.diff(before, snapshot(entry))
+    audit.record(
+        actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
     )
-    if appointment is not None:
-        appointment.status = APPOINTMENT_AFTER[status]
+    if entry.appointment_id is not None:
+        appointments.move(actor, entry.appointment_id, APPOINTMENT_AFTER[wanted])
 
 
 def call_next(actor: User, doctor_id: int | None = None, token_number: int | None = None):
@@ -503,7 +478,7 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
             )
             if named is not None and named.status == "WAITING":
                 # A call that never reached the database: the token goes back in its place.
-                store.enqueue(day, _card(named))
+                store.enqueue(day, card(named))
             continue
         if result.outcome in ("empty", "missing"):
             if token_number is not None:
@@ -533,26 +508,21 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
         if entry.status != "WAITING":
             store.set_status(day, entry.doctor_id, entry.token_number, entry.status)
         return None
-    before = snapshot(entry)
-    now = clock.now()
+    # Registered before the change: whatever refuses it from here on (the index of one
+    # current token per doctor, the appointment's move, a later step of the same request)
+    # ends with the token back in its place in Redis.
+    on_rollback(partial(store.uncall, day, doctor.id, result))
     try:
-        # The change is made inside the savepoint: begin_nested() flushes what is pending
-        # before it starts, and a refusal there would end the whole transaction.
-        with db.session.begin_nested():
-            entry.status, entry.called_at, entry.status_changed_at = "WITH_DOCTOR", now, now
-            db.session.flush()
+        _move(actor, entry, "WITH_DOCTOR")
     except IntegrityError as exc:
+        # Undone at once too: a caller may carry on after the Conflict and commit (running
+        # the undo twice on a rollback is harmless, the call lock keeps others out).
         store.uncall(day, doctor.id, result)
         if constraint_name(exc) == "uq_queue_doctor_current":
             current = _with_doctor(day, doctor.id)
             if current is not None:
                 raise _busy(current) from None
         raise
-    on_rollback(partial(store.uncall, day, doctor.id, result))
-    _appointment_follows(entry, "WITH_DOCTOR")
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(actor, "TOKEN_CALLED", ("token", entry.id), old, new)
     return entry
 
 
@@ -598,21 +568,7 @@ def set_status(actor: User, token_number: int, status: Any, reason: Any = None) 
         return call_next(actor, entry.doctor_id, entry.token_number)
     if wanted == "COMPLETED":
         _no_open_visit(entry)
-    before = snapshot(entry)
-    now = clock.now()
-    entry.status, entry.status_changed_at = wanted, now
-    if wanted == "COMPLETED":
-        entry.completed_at = now
-    if wanted == "WAITING":
-        entry.tier, entry.sort_at = TIER_RECALLED, now
-    if wanted == "NO_SHOW":
-        entry.no_show_reason = why
-    _appointment_follows(entry, wanted)
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(
-        actor, ACTION_OF[wanted], ("token", entry.id), old, {**new, "reason": why} if why else new
-    )
+    _move(actor, entry, wanted, why)
     _publish(day, entry)
     return entry
 
@@ -621,9 +577,11 @@ def open_visit_ids(entries: list[QueueEntry]) -> dict[int, int]:
     """The visit still in progress for each of these tokens: {entry id: visit id}, in one
     query (through the index of open visits per patient).
 
-    The queue reads the visits table here rather than asking the visits service: that
-    service calls the queue (to complete a token with its visit), and the visits model
-    imports nothing of the queue, so no import circle forms."""
+    The one place the queue reads another domain's rows, on purpose: visits depends on
+    the queue (its service asks for tokens and completes them), so the queue cannot ask
+    the visits service without an import circle; it reads only the visits model, which
+    imports nothing of the queue. The refusal belongs here, beside the token's
+    transition table, so that every caller of `set_status` gets it."""
     if not entries:
         return {}
     rows = db.session.execute(
@@ -650,16 +608,16 @@ def _no_open_visit(entry: QueueEntry) -> None:
 def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
     """Completing a visit completes its token (and the token's appointment) when the
     token is still WITH_DOCTOR; any other state is left as it is. Returns the entry."""
-    entry = db.session.get(QueueEntry, entry_id, with_for_update=True, populate_existing=True)
+    entry = db.session.get(
+        QueueEntry,
+        entry_id,
+        with_for_update=True,
+        populate_existing=True,
+        options=SHOWN,
+    )
     if entry is None or entry.status != "WITH_DOCTOR":
         return entry
-    before = snapshot(entry)
-    now = clock.now()
-    entry.status, entry.status_changed_at, entry.completed_at = "COMPLETED", now, now
-    _appointment_follows(entry, "COMPLETED")
-    db.session.flush()
-    old, new = audit.diff(before, snapshot(entry))
-    audit.record(actor, "TOKEN_COMPLETED", ("token", entry.id), old, new)
+    _move(actor, entry, "COMPLETED")
     _publish(entry.day, entry)
     return entry
 
@@ -717,8 +675,9 @@ def position(entry: QueueEntry) -> int | None:
     return (ahead or 0) + 1
 
 
-def _doctors_of_day(day: date) -> list[User]:
-    ids = set(scheduling.on_duty_doctor_ids(day))
+def doctors_of_day(day: date) -> list[User]:
+    """The doctors of a clinic day: on duty (with slots) or holding tokens, by name."""
+    ids = set(on_duty_doctor_ids(day))
     ids.update(
         db.session.scalars(
             select(QueueEntry.doctor_id).where(QueueEntry.day == day).group_by(QueueEntry.doctor_id)
@@ -730,16 +689,16 @@ def _doctors_of_day(day: date) -> list[User]:
     return list(db.session.scalars(query))
 
 
-def today(actor: User, doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
+def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
     """The day's queue per doctor: {date, doctors: [{doctor, current, waiting (in queue
     order, each with its position), done (skipped, no-show, completed), counts}]}. The
     waiting order is the live order in Redis."""
     day = day or clock.today()
-    doctors = _doctors_of_day(day)
+    doctors = doctors_of_day(day)
     if doctor_id is not None:
         doctors = [d for d in doctors if d.id == doctor_id]
         if not doctors:
-            scheduling.get_doctor(doctor_id)  # an unknown doctor is a field error
+            get_doctor(doctor_id)  # an unknown doctor is a field error
     ensure_loaded(day)
     entries = list(
         db.session.scalars(
@@ -773,24 +732,13 @@ def today(actor: User, doctor_id: int | None = None, day: date | None = None) ->
     return {"date": day, "doctors": result}
 
 
-def live_version(day: date | None = None) -> str:
-    """The day's queue version, which every token change moves on: one Redis round trip
-    (a day Redis lost is loaded again first). Pages that poll for changes tag with it."""
-    day = day or clock.today()
-    built, version = store.version(day)
-    if not built:
-        reload(day)
-        built, version = store.version(day)
-    return version
-
-
 def front_desk(day: date | None = None) -> dict[str, Any]:
     """What the front desk shows of a day: {appointments: {doctor: [appointment, ...]},
     token_of: {appointment id: its token}, walk_ins: [tokens in number order]}, with
     patients and doctors loaded in the same two queries."""
     day = day or clock.today()
     by_doctor: dict[User, list[Appointment]] = {}
-    for appointment in scheduling.day_appointments(day):
+    for appointment in appointments.day_appointments(day):
         by_doctor.setdefault(appointment.doctor, []).append(appointment)
     entries = db.session.scalars(
         select(QueueEntry)
@@ -811,98 +759,6 @@ def get_token(token_number: int, day: date | None = None) -> QueueEntry:
     return entry
 
 
-def _minutes(deltas: list[timedelta]) -> float | None:
-    if not deltas:
-        return None
-    return round(sum(d.total_seconds() for d in deltas) / len(deltas) / 60, 1)
-
-
-def summary(day: date | None = None) -> dict[str, Any]:
-    """Counts per status, average wait (check-in to call) and consultation (call to
-    completion) in minutes, per doctor and for the clinic."""
-    day = day or clock.today()
-    entries = list(db.session.scalars(select(QueueEntry).where(QueueEntry.day == day)))
-    doctors = {d.id: d for d in _doctors_of_day(day)}
-
-    def block(rows: list[QueueEntry]) -> dict[str, Any]:
-        counts = Counter(e.status for e in rows)
-        waits = [e.called_at - e.checked_in_at for e in rows if e.called_at]
-        consults = [e.completed_at - e.called_at for e in rows if e.completed_at and e.called_at]
-        return {
-            "total": len(rows),
-            "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
-            "average_wait_minutes": _minutes(waits),
-            "average_consultation_minutes": _minutes(consults),
-        }
-
-    per_doctor = [
-        {"doctor": doctor, **block([e for e in entries if e.doctor_id == doctor.id])}
-        for doctor in doctors.values()
-    ]
-    return {"date": day, **block(entries), "doctors": per_doctor}
-
-
-@dataclass(frozen=True)
-class BoardState:
-    day: date
-    version: str
-    cached: str | None
-    display_digest: str | None  # the display key's SHA-256; None when no key is set
-
-
-def board_state(day: date | None = None) -> BoardState:
-    """The board's version, its cached body and the display key's digest, from one Redis
-    round trip when nothing has changed (a poll that finds nothing new touches neither
-    PostgreSQL nor the JSON encoder). A day Redis lost is loaded again first."""
-    day = day or clock.today()
-    found = store.probe(day)
-    if not found.built:
-        reload(day)
-        found = store.probe(day)
-    digest = found.display_digest
-    if digest is None:
-        digest = settings.display_key_digest() or "-"
-        store.remember_display_digest(digest)
-    return BoardState(day, found.version, found.board, None if digest == "-" else digest)
-
-
-def board_body(state: BoardState) -> str:
-    """The waiting-room board as JSON text: per doctor on duty, now serving and the next
-    three, as token numbers and initials only. Built from Redis once per version and
-    cached there."""
-    if state.cached is not None:
-        return state.cached
-    if not store.claim_board_build(state.day, state.version):
-        # Another screen's poll is building this version (every screen asks just after a
-        # change): wait for its text rather than all build it at once.
-        deadline = time.monotonic() + BOARD_BUILD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.004)
-            built = store.cached_board(state.day, state.version)
-            if built is not None:
-                return built
-    doctors = _doctors_of_day(state.day)
-    snapshot_ = store.board_snapshot(state.day, [d.id for d in doctors])
-    body = json.dumps(
-        {
-            "date": state.day.isoformat(),
-            "version": state.version,
-            "doctors": [
-                {"doctor": {"id": d.id, "name": d.full_name}, **snapshot_[d.id]} for d in doctors
-            ],
-        },
-        separators=(",", ":"),
-    )
-    store.cache_board(state.day, state.version, body)
-    return body
-
-
-def board(day: date | None = None) -> tuple[str, str]:
-    """The board's JSON text and its version (an ETag)."""
-    state = board_state(day)
-    return board_body(state), state.version
-
-
 # ---- closing the day --------------------------------------------------------------------
 
 
@@ -919,17 +775,11 @@ def close_day(actor: User | None, day: date | None = None) -> dict[str, int]:
             .with_for_update()
         )
     )
-    now = clock.now()
     days: set[date] = set()
     for entry in entries:
-        before = snapshot(entry)
-        entry.status, entry.status_changed_at = "NO_SHOW", now
-        _appointment_follows(entry, "NO_SHOW")
+        _move(actor, entry, "NO_SHOW")
         days.add(entry.day)
-        db.session.flush()
-        old, new = audit.diff(before, snapshot(entry))
-        audit.record(actor, "TOKEN_NO_SHOW", ("token", entry.id), old, new)
-    missed = scheduling.mark_day_no_shows(day, actor)
+    missed = appointments.mark_day_no_shows(day, actor)
     for closed in days:
         after_commit(partial(store.forget_day, closed))
     return {"tokens": len(entries), "appointments": len(missed)}

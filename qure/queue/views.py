@@ -21,14 +21,14 @@ from flask import (
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from qure.admin import service as settings
 from qure.core import clock
 from qure.core.errors import DomainError
 from qure.core.forms import attach_errors, int_arg, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
-from qure.queue import service
+from qure.queue import loading, service
+from qure.queue.board import board_body, board_state, display_key_digest, display_key_matches
 from qure.queue.forms import (
     CallForm,
     DisplayKeyForm,
@@ -72,7 +72,7 @@ def _live(page: str, *parts: str) -> dict:
     """The tag of a page's live regions as of now, where the page polls for them
     (`<page>_fragment`), and the page's own address for a manual refresh."""
     minute = clock.now().astimezone(clock.clinic_tz()).strftime("%H%M")
-    tag = "-".join((page, str(g.actor.id), service.live_version(), minute, *parts))
+    tag = "-".join((page, str(g.actor.id), loading.live_version(), minute, *parts))
     here = request.method == "GET" and request.endpoint == page
     return {
         "url": url_for(f"{page}_fragment"),
@@ -172,7 +172,7 @@ def token(token: int):
 
 
 def _queue_lists() -> dict:
-    queue = service.today(g.actor)
+    queue = service.today()
     current = [d["current"] for d in queue["doctors"] if d["current"]]
     return {
         "queue": queue,
@@ -201,7 +201,7 @@ def index_fragment():
 
 
 def _mine_lists() -> dict:
-    queue = service.today(g.actor, g.actor.id)
+    queue = service.today(g.actor.id)
     mine = queue["doctors"][0] if queue["doctors"] else None
     current = mine["current"] if mine else None
     open_visits = service.open_visit_ids([current] if current else [])
@@ -242,10 +242,10 @@ def call_next():
     if g.actor.role == Role.DOCTOR:
         doctor_id = None
     with transaction() as outcome:
-        entry = service.call_next(g.actor, doctor_id)
+        entry, visit = visits.call_next(g.actor, doctor_id)
     if outcome.failed:
         return _back("queue.doctor_queue" if g.actor.role == Role.DOCTOR else "queue.index")
-    waiting = service.today(g.actor, entry.doctor_id)["doctors"][0]["waiting"]
+    waiting = service.today(entry.doctor_id)["doctors"][0]["waiting"]
     following = (
         f" Next: {service.display(waiting[0].token_number)} {waiting[0].patient.full_name}."
         if waiting
@@ -256,11 +256,8 @@ def call_next():
         + following,
         "success",
     )
-    if g.actor.role == Role.DOCTOR:
-        with transaction(catch=()):
-            visit = visits.open_for_token(g.actor, entry.token_number)
-        if visit is not None:
-            return redirect(url_for("visits.workspace", visit_id=visit.id))
+    if visit is not None:
+        return redirect(url_for("visits.workspace", visit_id=visit.id))
     return redirect(url_for("patients.view", patient_id=entry.patient_id))
 
 
@@ -346,7 +343,7 @@ def _board_allowed(digest: str | None) -> bool:
 @bp.get("/board")
 def board():
     """The full-screen board for the waiting-room TV (or the display-key form)."""
-    if not _board_allowed(settings.display_key_digest()):
+    if not _board_allowed(display_key_digest()):
         return render_template("queue/board_key.html", form=DisplayKeyForm())
     return render_template(
         "queue/board.html", poll_seconds=current_app.config["BOARD_POLL_SECONDS"]
@@ -356,7 +353,7 @@ def board():
 @bp.post("/board/key")
 def board_key():
     form = DisplayKeyForm()
-    digest = settings.display_key_matches(form.display_key.data) if form.validate() else None
+    digest = display_key_matches(form.display_key.data) if form.validate() else None
     if not digest:
         form.display_key.errors = [*list(form.display_key.errors), "That is not the display key."]
         return render_template("queue/board_key.html", form=form), 401
@@ -367,13 +364,13 @@ def board_key():
 @bp.get("/board/data")
 def board_data():
     """The board's few bytes: polled every couple of seconds, 304 when nothing changed."""
-    state = service.board_state()
+    state = board_state()
     if not _board_allowed(state.display_digest):
         return {"error": {"code": "unauthorized", "message": "Open the board with the key."}}, 401
     response = current_app.response_class(mimetype="application/json")
     response.set_etag(state.version)
     if request.if_none_match.contains(state.version):
         return response.make_conditional(request)
-    response.set_data(service.board_body(state))
+    response.set_data(board_body(state))
     response.headers["Cache-Control"] = "no-cache"
     return response.make_conditional(request)

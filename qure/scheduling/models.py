@@ -59,7 +59,7 @@ class Slot(db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")
 
     __table_args__ = (
         CheckConstraint("status IN ('OPEN', 'BOOKED', 'BLOCKED')", name="ck_slots_status"),
@@ -107,9 +107,9 @@ class Appointment(db.Model):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
 
-    patient: Mapped[Patient] = relationship(lazy="select")
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="select")
-    slot: Mapped[Slot] = relationship(lazy="select")
+    patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")
+    slot: Mapped[Slot] = relationship(lazy="raise_on_sql")
 
     __table_args__ = (
         CheckConstraint(

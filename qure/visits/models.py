@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from qure.auth.models import User
 from qure.extensions import db
@@ -60,10 +60,10 @@ class Visit(db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
-    patient: Mapped[Patient] = relationship()
-    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id])
+    patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
+    doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")
     notes: Mapped[list[VisitNote]] = relationship(
-        back_populates="visit", order_by="VisitNote.created_at, VisitNote.id"
+        lazy="raise_on_sql", back_populates="visit", order_by="VisitNote.created_at, VisitNote.id"
     )
 
     __table_args__ = (
@@ -97,8 +97,8 @@ class VisitNote(db.Model):
     is_addendum: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
-    visit: Mapped[Visit] = relationship(back_populates="notes")
-    author: Mapped[User] = relationship()
+    visit: Mapped[Visit] = relationship(back_populates="notes", lazy="raise_on_sql")
+    author: Mapped[User] = relationship(lazy="raise_on_sql")
 
     __table_args__ = (
         CheckConstraint(
@@ -107,3 +107,13 @@ class VisitNote(db.Model):
         ),
         Index("ix_visit_notes_visit", "visit_id"),
     )
+
+
+# What a visit's pages and answers show of it, loaded with it (the models raise on a lazy
+# load): selectin, because a visit is often read with its row locked. Here, not in the
+# service, so that prescriptions can load a visit without depending on visits' service.
+SHOWN = (
+    selectinload(Visit.patient),
+    selectinload(Visit.doctor),
+    selectinload(Visit.notes).selectinload(VisitNote.author),
+)

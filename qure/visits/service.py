@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -24,9 +25,10 @@ from qure.patients import service as patients
 from qure.prescriptions import service as prescriptions
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
+from qure.scheduling import appointments
 from qure.scheduling.models import Appointment
 from qure.visits import icd10, vitals
-from qure.visits.models import NOTE_CATEGORIES, Visit, VisitNote
+from qure.visits.models import NOTE_CATEGORIES, SHOWN, Visit, VisitNote
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
@@ -49,23 +51,30 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
     """A visit; NotFound otherwise, Forbidden for roles that do not read visits."""
     if actor is not None and actor.role not in READERS:
         raise Forbidden("Only doctors and admins read visits.", "forbidden")
-    visit = db.session.get(Visit, visit_id) if 0 < visit_id <= MAX_ID else None
+    visit = db.session.get(Visit, visit_id, options=SHOWN) if 0 < visit_id <= MAX_ID else None
     if visit is None:
         raise NotFound("No such visit.", "visit_not_found")
     return visit
 
 
 def in_progress_for(patient_id: int) -> Visit | None:
+    """The patient's visit in progress, if any, with its doctor."""
     query = select(Visit).where(Visit.patient_id == patient_id, Visit.status == "IN_PROGRESS")
-    return db.session.scalars(query).first()
+    return db.session.scalars(query.options(joinedload(Visit.doctor))).first()
 
 
 def patient_visit_page(patient_id: int, page: int = 1, per_page: int = 50):
-    """A patient's visits, newest first, a page at a time."""
+    """A patient's visits, newest first, a page at a time, with what the list shows of
+    each (patient, doctor, notes and their authors) loaded in three more queries."""
     query = (
         select(Visit)
         .where(Visit.patient_id == patient_id)
         .order_by(Visit.started_at.desc(), Visit.id.desc())
+        .options(
+            joinedload(Visit.patient),
+            joinedload(Visit.doctor),
+            selectinload(Visit.notes).joinedload(VisitNote.author),
+        )
     )
     return paginate(query, page, per_page)
 
@@ -77,13 +86,9 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
         .where(Visit.patient_id == patient_id)
         .order_by(Visit.started_at.desc(), Visit.id.desc())
         .limit(limit)
+        .options(joinedload(Visit.doctor))
     )
     return list(db.session.scalars(query))
-
-
-def for_token(entry_id: int) -> Visit | None:
-    query = select(Visit).where(Visit.queue_entry_id == entry_id)
-    return db.session.scalars(query).first()
 
 
 # ---- starting --------------------------------------------------------------------------
@@ -106,8 +111,14 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
 
 
 def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
-    valid = isinstance(appointment_id, int) and 0 < appointment_id <= MAX_ID
-    appointment = db.session.get(Appointment, appointment_id) if valid else None
+    try:
+        appointment = (
+            appointments.get_appointment(appointment_id)
+            if isinstance(appointment_id, int) and not isinstance(appointment_id, bool)
+            else None
+        )
+    except NotFound:
+        appointment = None
     if appointment is None:
         raise InvalidInput(
             "appointment_id: no such appointment",
@@ -145,9 +156,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
     elif given[0] == "appointment_id":
         appointment = _own_appointment(actor, data["appointment_id"])
         patient_id, appointment_id = appointment.patient_id, appointment.id
-        entry = db.session.scalars(
-            select(QueueEntry).where(QueueEntry.appointment_id == appointment.id)
-        ).first()
+        entry = queue.token_for_appointment(appointment.id)
         _not_waiting(actor, entry)
     else:
         patient_id, appointment_id = data["patient_id"], None
@@ -168,7 +177,10 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
         raise _in_progress(open_visit)
     visit = Visit(
         patient_id=patient.id,
+        patient=patient,
         doctor_id=actor.id,
+        doctor=actor,
+        notes=[],
         appointment_id=appointment_id,
         queue_entry_id=entry.id if entry else None,
         status="IN_PROGRESS",
@@ -190,12 +202,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
 def _todays_token(patient_id: Any) -> QueueEntry | None:
     if not isinstance(patient_id, int) or isinstance(patient_id, bool):
         return None
-    query = select(QueueEntry).where(
-        QueueEntry.day == clock.today(),
-        QueueEntry.patient_id == patient_id,
-        QueueEntry.status.in_(("WAITING", "WITH_DOCTOR", "SKIPPED")),
-    )
-    return db.session.scalars(query).first()
+    return queue.active_token(patient_id, clock.today())
 
 
 def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
@@ -237,6 +244,22 @@ def open_for_token(actor: User, token_number: int) -> Visit | None:
     return visit
 
 
+def call_next(
+    actor: User, doctor_id: int | None = None, open_visit: bool = True
+) -> tuple[QueueEntry, Visit | None]:
+    """Call the first waiting token of the doctor's queue and, when `open_visit` and the
+    caller is the doctor, open its visit (`open_for_token`): one transaction, flushed
+    only, so that the view's single commit makes both or neither (a refusal while opening
+    the visit undoes the call, in Redis too). An admin's call opens no visit.
+
+    Raises as `queue.call_next`, and as `start` for what it does not answer with None.
+    Returns the token and its visit (None when no visit was opened)."""
+    entry = queue.call_next(actor, doctor_id)
+    if not open_visit or actor.role != Role.DOCTOR:
+        return entry, None
+    return entry, open_for_token(actor, entry.token_number)
+
+
 def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:
     """Tie the doctor's open visit to the token just called for the same patient (a visit
     started from the patient's page before the call), so that completing it completes the
@@ -272,7 +295,9 @@ def _in_progress(visit: Visit | None) -> Conflict:
 
 def _locked_own(actor: User, visit_id: int) -> Visit:
     get_visit(visit_id)
-    visit = db.session.get(Visit, visit_id, with_for_update=True, populate_existing=True)
+    visit = db.session.get(
+        Visit, visit_id, with_for_update=True, populate_existing=True, options=SHOWN
+    )
     if visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor changes it.", "not_your_visit")
     return visit
@@ -387,6 +412,7 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
         category=category,
         text=body,
         author_id=actor.id,
+        author=actor,
         is_addendum=visit.status == "COMPLETED",
         created_at=clock.now(),
     )
@@ -457,11 +483,8 @@ def complete(actor: User, visit_id: int) -> Visit:
     if visit.queue_entry_id:
         queue.complete_for_visit(actor, visit.queue_entry_id)
     if visit.appointment_id:
-        appointment = db.session.get(
-            Appointment, visit.appointment_id, with_for_update=True, populate_existing=True
-        )
-        if appointment is not None and appointment.status != "COMPLETED":
-            appointment.status = "COMPLETED"
+        # Usually already completed with its token; a visit outside the queue moves it here.
+        appointments.complete_seen(actor, visit.appointment_id)
     db.session.flush()
     audit.record(
         actor,

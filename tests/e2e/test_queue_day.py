@@ -9,11 +9,11 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from qure.admin import service as settings
 from qure.auth.models import User
 from qure.core import clock
 from qure.core.roles import Role
 from qure.extensions import db
+from qure.queue import board
 from qure.queue import service as queue
 from qure.scheduling.models import Slot
 from tests.e2e.test_front_desk import sign_in
@@ -31,7 +31,7 @@ def test_book_check_in_call_and_the_board_shows_it(page, browser, live_server, a
         local = clock.now().astimezone(clock.clinic_tz())
         start = (local + timedelta(minutes=30)).replace(minute=0, second=0, microsecond=0)
         make_slots(doctor, local.date(), start.strftime("%H:%M"), "15:00", 15)
-        settings.set_display_key(admin, DISPLAY_KEY)
+        board.set_display_key(admin, DISPLAY_KEY)
         db.session.commit()
         doctor_name, doctor_login, clerk_login = doctor.full_name, doctor.username, clerk.username
 

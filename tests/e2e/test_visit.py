@@ -183,7 +183,7 @@ def test_complete_saves_what_was_typed_and_a_draft_survives_a_reload(page, app, 
     assert draft is None
     with app.app_context():
         db.session.expire_all()
-        saved = db.session.get(Visit, visit_id)
+        saved = visits.get_visit(visit_id)
         assert (saved.status, saved.pulse) == ("COMPLETED", 92)
         assert (saved.diagnosis, saved.icd10_code) == ("Acute pharyngitis", "J02.9")
         assert [n.text for n in saved.notes] == ["Throat congested"]

@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.queue import board
 from qure.queue.models import QueueEntry
+from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
     bearer,
@@ -127,8 +128,10 @@ class Desk:
             body["doctor_id"] = doctor.id
         return self.post("/walk-in", body)
 
-    def call(self, doctor_id: int | None = None):
-        return self.post("/next", {} if doctor_id is None else {"doctor_id": doctor_id})
+    def call(self, doctor_id: int | None = None, open_visit: bool = False):
+        """Call next; the queue's tests call alone unless they ask for the visit too."""
+        body = {} if doctor_id is None else {"doctor_id": doctor_id}
+        return self.post("/next", body if open_visit else {**body, "open_visit": False})
 
     def move(self, token_number: int, status: str):
         return self.patch(f"/{token_number}/status", {"status": status})
@@ -465,6 +468,33 @@ def test_call_next(desk, doc, doctor, book):
     assert redis_waiting(doctor.id) == [2]
 
 
+def test_a_doctors_call_opens_the_visit_and_answers_its_id(desk, doc, boss, doctor, book):
+    appointment = book(0)
+    ok(desk.check_in(appointment), 201)
+    body = ok(doc.call(open_visit=True))
+    assert body["status"] == "WITH_DOCTOR"
+    visit = db.session.get(Visit, body["visit_id"])
+    assert (visit.status, visit.queue_entry_id) == ("IN_PROGRESS", body["id"])
+    assert visit.appointment_id == appointment.id
+
+
+def test_open_visit_false_calls_alone(desk, doc, boss, doctor):
+    for _ in range(2):
+        ok(desk.walk_in(new_patient(desk.user), doctor), 201)
+    body = ok(doc.call(open_visit=False))
+    assert body["visit_id"] is None
+    assert db.session.scalars(select(Visit)).all() == []
+    ok(doc.move(body["token_number"], "COMPLETED"))
+    # An admin's call opens no visit: only the doctor sees the patient.
+    assert ok(boss.call(doctor.id, open_visit=True))["visit_id"] is None
+    assert db.session.scalars(select(Visit)).all() == []
+
+
+def test_open_visit_must_be_a_boolean(doc):
+    body = error(doc.post("/next", {"open_visit": "maybe"}), 422, "invalid_input")
+    assert "open_visit" in body["fields"]
+
+
 def test_a_second_call_is_409_even_when_redis_forgot_the_current_token(desk, doc, doctor):
     for _ in range(2):
         ok(desk.walk_in(new_patient(desk.user), doctor), 201)
@@ -608,9 +638,8 @@ def test_no_show_marks_the_appointment(desk, doc, book):
 def test_a_token_whose_visit_is_open_is_completed_through_the_visit(desk, doc, doctor, book):
     appointment = book(0)
     number = ok(desk.check_in(appointment), 201)["token_number"]
-    ok(doc.call())
-    started = doc.client.post("/api/v1/visits", json={"token_number": number}, headers=doc.headers)
-    visit_id = ok(started, 201)["id"]
+    visit_id = ok(doc.call(open_visit=True))["visit_id"]
+    assert visit_id is not None
     body = error(doc.move(number, "COMPLETED"), 409, "visit_open")
     assert body["details"] == {"visit_id": visit_id, "token_number": number}
     assert stored(number).status == "WITH_DOCTOR"
@@ -775,7 +804,7 @@ def test_display_with_a_staff_token(client, doc, desk, doctor, book):
 def test_display_with_the_display_key(client, admin, desk, doctor, book):
     crowd(desk, doctor, book)
     error(client.get(f"{URL}/display", headers={"X-Display-Key": DISPLAY_KEY}), 401)
-    settings.set_display_key(admin, DISPLAY_KEY)
+    board.set_display_key(admin, DISPLAY_KEY)
     commit()
     response = client.get(f"{URL}/display", headers={"X-Display-Key": DISPLAY_KEY})
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -8,11 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from qure.admin import service as settings
 from qure.core import clock
 from qure.core.db import commit
 from qure.extensions import db, redis_store
-from qure.queue import service
+from qure.queue import board, service
 from qure.queue.models import QueueEntry
 from qure.queue.tasks import close_due_day
 from qure.scheduling.models import Appointment
@@ -102,16 +101,16 @@ def test_the_closing_job_closes_today_only_after_closing_time(day_with_tokens):
 def test_set_display_key_sets_the_given_or_a_random_key(cli, app):
     result = cli("set-display-key", "--key", "front-hall-screen-01")
     assert result.exit_code == 0, result.output
-    assert settings.display_key_matches("front-hall-screen-01")
+    assert board.display_key_matches("front-hall-screen-01")
 
     random_key = cli("set-display-key").output.split("Display key set: ")[1].strip()
     assert len(random_key) >= 12
-    assert settings.display_key_matches(random_key)
-    assert not settings.display_key_matches("front-hall-screen-01")
+    assert board.display_key_matches(random_key)
+    assert not board.display_key_matches("front-hall-screen-01")
 
 
 def test_set_display_key_refuses_a_short_key(cli):
     result = cli("set-display-key", "--key", "short")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert settings.display_key_digest() is None
+    assert board.display_key_digest() is None

@@ -288,7 +288,7 @@ def test_redis_flushed_while_check_ins_go_on(app, reception):
     numbers = [e.token_number for e in rows()]
     assert numbers == list(range(1, 121))  # no number twice, none skipped
     with clock.fixed(NOW):
-        service.today(reception)
+        service.today()
         db.session.rollback()
     assert redis_store.client.get(f"q:{TODAY}:counter") == b"120"
     assert sorted(n for d in doctors for n in redis_waiting(d.id)) == list(range(1, 121))

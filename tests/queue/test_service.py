@@ -17,7 +17,7 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
 from qure.patients import service as patients
-from qure.queue import service, store
+from qure.queue import board, loading, reports, service, store
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
 from qure.scheduling.models import Appointment
@@ -131,7 +131,7 @@ def call_everyone(doctor) -> list[int]:
 
 
 def waiting_order(actor, doctor) -> list[int]:
-    (queue,) = service.today(actor, doctor.id)["doctors"]
+    (queue,) = service.today(doctor.id)["doctors"]
     return [e.token_number for e in queue["waiting"]]
 
 
@@ -872,7 +872,7 @@ def test_today_lists_waiting_in_order_with_positions_current_and_counts(
     call_next(doctor)  # 3
     move(reception, 4, "SKIPPED")
 
-    result = service.today(admin)
+    result = service.today()
     assert result["date"] == TODAY
     mine = next(d for d in result["doctors"] if d["doctor"].id == doctor.id)
     assert mine["current"].token_number == 3
@@ -890,7 +890,7 @@ def test_today_lists_waiting_in_order_with_positions_current_and_counts(
     assert theirs["current"] is None
     assert [e.token_number for e in theirs["waiting"]] == [5]
 
-    only = service.today(admin, doctor.id)
+    only = service.today(doctor.id)
     assert [d["doctor"].id for d in only["doctors"]] == [doctor.id]
     assert service.get_token(6).position == 3
     assert service.get_token(2).position == 1
@@ -912,7 +912,7 @@ def test_summary_counts_and_average_minutes(admin, reception, doctor, patient):
     with clock.fixed(later(25)):
         call_next(doctor)  # waited 20 minutes
 
-    result = service.summary()
+    result = reports.summary()
     assert result["date"] == TODAY
     assert result["total"] == 3
     assert result["counts"] == {
@@ -962,7 +962,7 @@ def test_the_queue_survives_redis_losing_its_keys(admin, reception, doctor, book
 
     rc().flushall()
 
-    (queue,) = service.today(admin, doctor.id)["doctors"]
+    (queue,) = service.today(doctor.id)["doctors"]
     assert [e.token_number for e in queue["waiting"]] == expected["waiting"]
     assert [e.position for e in queue["waiting"]] == [1, 2, 3]
     assert queue["current"].token_number == 3
@@ -1015,7 +1015,7 @@ def test_reload_rebuilds_the_day_exactly(reception, doctor, book):
         "tokens": {n: redis_token(n) for n in (1, 2, 3, 5)},
     }
     rc().flushall()
-    assert service.reload(TODAY) == 4  # three waiting and the one with the doctor
+    assert loading.reload(TODAY) == 4  # three waiting and the one with the doctor
     after = {
         "scores": redis_scores(doctor.id),
         "current": redis_current(doctor.id),
@@ -1033,12 +1033,12 @@ def test_reload_rebuilds_the_day_exactly(reception, doctor, book):
     assert set(rebuilt) <= set(keys)
     assert set(keys) - set(rebuilt) <= {"q:2030-01-07:tok:000004"}
     # Reloading an intact day changes nothing.
-    assert service.reload(TODAY) == 4
+    assert loading.reload(TODAY) == 4
     assert redis_scores(doctor.id) == before["scores"]
 
 
 def test_reload_of_an_empty_day(reception, doctor, patient):
-    assert service.reload(TODAY) == 0
+    assert loading.reload(TODAY) == 0
     assert redis_counter() in (None, 0)
     assert rc().exists("q:2030-01-07:built")
     assert walk_in(reception, patient, doctor).token_number == 1
@@ -1129,8 +1129,10 @@ def test_a_slow_reload_does_not_put_a_called_token_back(reception, doctor):
     rc().flushall()
     db.session.expire_all()
     read_before_the_call = [
-        service._card(e)
-        for e in db.session.scalars(select(QueueEntry).order_by(QueueEntry.token_number))
+        loading.card(e)
+        for e in db.session.scalars(
+            select(QueueEntry).options(*service.SHOWN).order_by(QueueEntry.token_number)
+        )
     ]
     assert call_next(doctor).token_number == 1  # reloads the day itself, then calls
     store.install(TODAY, 2, read_before_the_call, [])  # the slower reload lands
@@ -1154,7 +1156,7 @@ def test_tokens_start_again_at_one_on_the_next_clinic_day(reception, doctor, pat
         entry = walk_in(reception, make_patient(reception), doctor)
         # A token held yesterday does not stop a patient today.
         again = walk_in(reception, patient, doctor)
-        (queue,) = service.today(reception, doctor.id)["doctors"]
+        (queue,) = service.today(doctor.id)["doctors"]
     assert entry.day == date(2030, 1, 8)
     assert entry.token_number == 1
     assert again.token_number == 2
@@ -1215,11 +1217,12 @@ def test_close_day_turns_the_unseen_into_no_shows(admin, reception, doctor, book
     assert appointment_status(cancelled.id) == "CANCELLED"
     assert appointment_status(tomorrow.id) == "SCHEDULED"
     assert len(outbox("TOKEN_NO_SHOW")) == 3
-    assert len(outbox("APPOINTMENT_NO_SHOW")) == 1
+    # The two tokens' appointments and the one nobody checked in.
+    assert len(outbox("APPOINTMENT_NO_SHOW")) == 3
     assert all(e["user"] is None for e in outbox("TOKEN_NO_SHOW"))
     assert redis_waiting(doctor.id) == []
     after_first = len(outbox())
-    assert after_first == events + 4
+    assert after_first == events + 6
 
     with clock.fixed(datetime(2030, 1, 7, 21, 10, tzinfo=IST)):
         assert service.close_day(None, TODAY) == {"tokens": 0, "appointments": 0}
@@ -1310,6 +1313,38 @@ def test_every_step_of_a_token_is_audited(reception, doctor, book):
     assert no_show["changes"] == {"old": {"status": "WAITING"}, "new": {"status": "NO_SHOW"}}
 
 
+def test_the_queue_moves_the_appointment_through_scheduling_with_an_audit_record(
+    reception, doctor, book
+):
+    appointment = book(0)
+    number = check_in(reception, appointment).token_number
+    call_next(doctor)
+    move(doctor, number, "SKIPPED")
+    move(reception, number, "WAITING")
+    call_next(doctor)
+    move(doctor, number, "COMPLETED")
+    missed = book(1)
+    missed_number = check_in(reception, missed).token_number
+    service.set_status(reception, missed_number, "NO_SHOW", "Left before the call")
+    commit()
+
+    events = [
+        (e["action"], e["changes"]["old"]["status"], e["changes"]["new"]["status"], e["user"]["id"])
+        for e in outbox()
+        if e["resource"] == {"type": "appointment", "id": appointment.id}
+        and e["action"] != "APPOINTMENT_BOOKED"
+    ]
+    assert events[1:] == [
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION", doctor.id),
+        ("APPOINTMENT_RETURNED", "IN_CONSULTATION", "CHECKED_IN", doctor.id),
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION", doctor.id),
+        ("APPOINTMENT_COMPLETED", "IN_CONSULTATION", "COMPLETED", doctor.id),
+    ]
+    (no_show,) = outbox("APPOINTMENT_NO_SHOW")
+    assert no_show["resource"] == {"type": "appointment", "id": missed.id}
+    assert no_show["changes"] == {"old": {"status": "CHECKED_IN"}, "new": {"status": "NO_SHOW"}}
+
+
 def test_a_refused_act_leaves_no_audit_record(reception, doctor, patient):
     walk_in(reception, patient, doctor)
     before = len(outbox())
@@ -1328,22 +1363,22 @@ def test_a_poll_waits_for_the_board_another_poll_is_building(reception, doctor):
     make_slots(doctor)
     service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
     commit()
-    state = service.board_state()
+    state = board.board_state()
     assert state.cached is None
     assert store.claim_board_build(TODAY, state.version)  # another screen is building it
     redis_store.client.set(f"q:{TODAY}:board:{state.version}", '{"built":"elsewhere"}')
 
-    assert service.board_body(state) == '{"built":"elsewhere"}'
+    assert board.board_body(state) == '{"built":"elsewhere"}'
 
 
 def test_a_poll_builds_the_board_itself_when_the_other_builder_never_finishes(reception, doctor):
     make_slots(doctor)
     service.walk_in(reception, {"patient_id": make_patient().id, "doctor_id": doctor.id})
     commit()
-    state = service.board_state()
+    state = board.board_state()
     assert store.claim_board_build(TODAY, state.version)
 
-    body = service.board_body(state)
+    body = board.board_body(state)
 
     assert '"display":"001"' in body
     assert store.probe(TODAY).board == body

@@ -14,11 +14,12 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from qure.core import clock
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.patients.models import Patient
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling.models import Appointment
@@ -26,6 +27,7 @@ from qure.visits import service as visits
 from qure.visits.models import Visit
 from tests.helpers import (
     TODAY,
+    count_statements,
     csrf_token,
     flashes,
     form_post,
@@ -762,6 +764,27 @@ def test_call_next_with_nobody_waiting_says_so(client, clinic_now, doctor):
     assert "Nobody is waiting for this doctor." in flashes(page_text(response))
 
 
+def test_a_call_whose_visit_cannot_open_leaves_the_token_waiting(client, clinic_now, doctor):
+    reception = make_user(Role.RECEPTION)
+    (appointment,) = booked_day(doctor, "Meera Nair")
+    checked_in(reception, appointment)
+    # Archived after check-in: the visit cannot open, so the call must not stand either.
+    db.session.execute(
+        Patient.__table__.update()
+        .where(Patient.id == appointment.patient_id)
+        .values(archived_at=clock.now())
+    )
+    db.session.commit()
+    sign_in(client, doctor)
+    response = form_post(client, "/queue/next", {}, page="/queue/mine", follow_redirects=True)
+    assert flashes(page_text(response)) == ["patient_id: no such patient"]
+    assert entry(1).status == "WAITING" and entry(1).called_at is None
+    assert appointment_status(appointment.id) == "CHECKED_IN"
+    assert db.session.scalars(select(Visit)).all() == []
+    assert redis_store.client.get(f"q:{TODAY}:cur:{doctor.id}") is None
+    assert redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1) == [b"000001"]
+
+
 def test_a_doctor_calls_only_their_own_queue(client, clinic_now, doctor):
     reception = make_user(Role.RECEPTION)
     other = make_user(Role.DOCTOR)
@@ -967,22 +990,6 @@ def test_each_fragment_is_for_the_roles_of_its_page(app, clinic_now, url, allowe
     assert app.test_client().get(url).status_code == 302  # signed out: to the sign-in page
 
 
-def count_statements(app, action) -> int:
-    """The SQL statements `action` sends (the tests' own savepoints left out)."""
-    seen = []
-
-    def count(_conn, _cursor, statement, *_args):
-        if "SAVEPOINT" not in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return len(seen)
-
-
 @pytest.mark.parametrize("url", ["/queue/", "/queue/live", TODAY_URL, "/queue/today/live"])
 def test_desk_pages_cost_the_same_statements_for_two_patients_or_eight(
     app, client, clinic_now, reception, url
@@ -1112,7 +1119,7 @@ def test_the_key_opens_the_board_and_data_follows_the_queue(app, client, clinic_
     assert column["next"][0]["initials"] == "P.S."
 
     body = response.get_data(as_text=True)
-    for patient in (meera.patient, priya.patient):
+    for patient in (db.session.get(Patient, a.patient_id) for a in (meera, priya)):
         assert patient.full_name not in body
         assert patient.phone not in body
         assert patient.mrn not in body

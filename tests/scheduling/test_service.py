@@ -1129,7 +1129,7 @@ def test_reschedule_to_an_unknown_slot(reception, doctor):
     with pytest.raises(InvalidInput) as caught:
         service.reschedule(reception, appointment.id, {"slot_id": 987_654})
     assert "slot_id" in caught.value.fields
-    assert refreshed(appointment.slot).status == "BOOKED"
+    assert db.session.get(Slot, appointment.slot_id).status == "BOOKED"
 
 
 def test_reschedule_an_unknown_appointment(reception):
@@ -1267,3 +1267,63 @@ def test_listing_appointments_at_the_edges_of_the_calendar(reception, day):
     except InvalidInput:
         return
     assert page.items == []
+
+
+# ---- an appointment's status has one owner ---------------------------------------------------
+
+APPOINTMENT_MOVES = {
+    ("SCHEDULED", "CHECKED_IN"),
+    ("SCHEDULED", "CANCELLED"),
+    ("SCHEDULED", "NO_SHOW"),
+    ("SCHEDULED", "COMPLETED"),
+    ("CHECKED_IN", "IN_CONSULTATION"),
+    ("CHECKED_IN", "NO_SHOW"),
+    ("CHECKED_IN", "COMPLETED"),
+    ("IN_CONSULTATION", "CHECKED_IN"),
+    ("IN_CONSULTATION", "COMPLETED"),
+    ("NO_SHOW", "COMPLETED"),
+}
+APPOINTMENT_STATES = ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION", "COMPLETED", "NO_SHOW")
+
+
+def appointment_in(reception, doctor, status: str) -> Appointment:
+    appointment = book(reception, make_patient(reception), one_slot(doctor))
+    db.session.execute(
+        Appointment.__table__.update().where(Appointment.id == appointment.id).values(status=status)
+    )
+    db.session.expire_all()
+    return appointment
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (b, a)
+        for b in (*APPOINTMENT_STATES, "CANCELLED")
+        for a in (*APPOINTMENT_STATES, "CANCELLED")
+        if a != b and (b, a) not in APPOINTMENT_MOVES
+    ],
+)
+def test_every_appointment_move_outside_the_table_is_refused(reception, doctor, before, after):
+    appointment = appointment_in(reception, doctor, before)
+    written = len(events(f"APPOINTMENT_{after}"))
+    with pytest.raises(Conflict) as caught:
+        service.move(reception, appointment.id, after)
+    assert caught.value.code == "appointment_invalid_transition"
+    assert caught.value.details == {"appointment_id": appointment.id, "from": before, "to": after}
+    assert refreshed(appointment).status == before
+    assert len(events(f"APPOINTMENT_{after}")) == written
+
+
+@pytest.mark.parametrize(("before", "after"), sorted(APPOINTMENT_MOVES))
+def test_every_appointment_move_in_the_table_is_made_and_audited(reception, doctor, before, after):
+    appointment = appointment_in(reception, doctor, before)
+    service.move(doctor, appointment.id, after)
+    assert refreshed(appointment).status == after
+    (record,) = [
+        e
+        for e in events(service.APPOINTMENT_ACTIONS[after]) + events("APPOINTMENT_RETURNED")
+        if e["resource"] == {"type": "appointment", "id": appointment.id}
+    ]
+    assert record["changes"] == {"old": {"status": before}, "new": {"status": after}}
+    assert record["user"]["id"] == doctor.id

@@ -770,8 +770,10 @@ def test_a_whole_consultation(doc, doctor, reception, client, booked):
     called_token = ok(doc.post("/api/v1/queue/next"))
     assert called_token["token_number"] == token["token_number"]
 
-    visit = ok(doc.start(token_number=token["token_number"]), 201)
+    # The call opened the patient's visit in the same transaction.
+    visit = ok(doc.get(f"/api/v1/visits/{called_token['visit_id']}"))
     assert visit["chief_complaint"] == "Cough"
+    assert visit["status"] == "IN_PROGRESS"
     ok(doc.change(visit["id"], vitals={"temperature": 99.5, "temperature_unit": "F"}))
     ok(doc.note(visit["id"], "SYMPTOM", "Productive cough"), 201)
     ok(doc.change(visit["id"], diagnosis="Bronchitis", follow_up_date="2030-01-21"))

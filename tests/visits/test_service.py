@@ -18,6 +18,7 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
 from qure.patients import service as patients
+from qure.patients.models import Patient
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry
 from qure.scheduling import service as scheduling
@@ -66,7 +67,7 @@ def refused(error_type, call, *args, **kwargs):
 
 def stored(visit_id: int) -> Visit:
     db.session.expire_all()
-    return db.session.get(Visit, visit_id)
+    return db.session.get(Visit, visit_id, options=service.SHOWN, populate_existing=True)
 
 
 def token_row(token_number: int) -> QueueEntry:
@@ -174,7 +175,6 @@ def test_start_from_the_called_token(doctor, called):
     assert row.completed_at is None
     assert row.chief_complaint == "Fever for three days"
     assert service.in_progress_for(entry.patient_id).id == visit.id
-    assert service.for_token(entry.id).id == visit.id
 
 
 def test_start_copies_the_walk_in_complaint(doctor, reception, patient):
@@ -953,6 +953,40 @@ def test_complete_a_visit_for_an_appointment_not_checked_in(doctor, booked):
     update(doctor, visit, diagnosis="Hypertension")
     complete(doctor, visit)
     assert appointment_status(appointment.id) == "COMPLETED"
+    (record,) = audited("APPOINTMENT_COMPLETED")
+    assert record["resource"] == {"type": "appointment", "id": appointment.id}
+    assert record["changes"] == {"old": {"status": "SCHEDULED"}, "new": {"status": "COMPLETED"}}
+
+
+def test_completing_a_called_patients_visit_audits_the_appointment_once(doctor, called):
+    entry = called(0)
+    visit = start(doctor, token_number=entry.token_number)
+    update(doctor, visit, diagnosis="Viral fever")
+    complete(doctor, visit)
+    moves = [
+        (e["action"], e["changes"]["old"]["status"], e["changes"]["new"]["status"])
+        for e in events()
+        if e["resource"] == {"type": "appointment", "id": entry.appointment_id}
+        and e["action"] != "APPOINTMENT_BOOKED"
+    ]
+    assert moves == [
+        ("APPOINTMENT_CHECKED_IN", "SCHEDULED", "CHECKED_IN"),
+        ("APPOINTMENT_IN_CONSULTATION", "CHECKED_IN", "IN_CONSULTATION"),
+        ("APPOINTMENT_COMPLETED", "IN_CONSULTATION", "COMPLETED"),
+    ]
+
+
+def test_a_visit_whose_appointment_was_cancelled_meanwhile_leaves_it_cancelled(
+    doctor, reception, booked
+):
+    appointment = booked(3)
+    visit = start(doctor, appointment_id=appointment.id)
+    update(doctor, visit, diagnosis="Hypertension")
+    scheduling.cancel(reception, appointment.id, "Patient phoned")
+    commit()
+    complete(doctor, visit)
+    assert appointment_status(appointment.id) == "CANCELLED"
+    assert stored(visit.id).status == "COMPLETED"
 
 
 def test_completing_a_visit_from_a_checked_in_appointment_completes_its_token(
@@ -1232,3 +1266,49 @@ def test_save_workspace_on_a_completed_or_anothers_visit_is_refused(doctor, visi
     error = refused(Conflict, service.save_workspace, doctor, visit.id, workspace(diagnosis="X"))
     assert error.code == "visit_completed"
     assert stored(visit.id).diagnosis == "Flu"
+
+
+# ---- call next opens the visit in the same transaction ----------------------------------------
+
+
+def test_call_next_calls_and_opens_the_visit_in_one_transaction(doctor, reception, booked):
+    appointment = booked(0, reason="Fever")
+    queue.check_in(reception, appointment.id)
+    commit()
+    entry, visit = service.call_next(doctor)
+    commit()
+    assert token_row(entry.token_number).status == "WITH_DOCTOR"
+    assert stored(visit.id).queue_entry_id == entry.id
+    assert stored(visit.id).chief_complaint == "Fever"
+    assert redis_current(doctor.id) == entry.token_number
+
+
+def test_call_next_may_call_alone(doctor, reception, booked):
+    queue.check_in(reception, booked(0).id)
+    commit()
+    entry, visit = service.call_next(doctor, open_visit=False)
+    commit()
+    assert visit is None and entry.status == "WITH_DOCTOR"
+    assert db.session.scalars(select(Visit)).all() == []
+
+
+def test_a_failure_while_opening_the_visit_leaves_the_token_not_called(doctor, reception, booked):
+    appointment = booked(0)
+    number = queue.check_in(reception, appointment.id).token_number
+    commit()
+    db.session.execute(
+        Patient.__table__.update()
+        .where(Patient.id == appointment.patient_id)
+        .values(archived_at=clock.now())
+    )
+    commit()
+    with pytest.raises(InvalidInput):
+        service.call_next(doctor)
+    db.session.rollback()
+    row = token_row(number)
+    assert (row.status, row.called_at) == ("WAITING", None)
+    assert appointment_status(appointment.id) == "CHECKED_IN"
+    assert db.session.scalars(select(Visit)).all() == []
+    assert redis_current(doctor.id) is None
+    assert redis_status(number) == "WAITING"
+    assert redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1) == [b"%06d" % number]

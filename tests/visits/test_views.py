@@ -140,7 +140,8 @@ def checked_in(doctor, reception, patient) -> QueueEntry:
 
 def fresh(model, ident):
     db.session.expire_all()
-    return db.session.get(model, ident)
+    shown = {Visit: visits.SHOWN, Prescription: prescriptions.SHOWN}.get(model, ())
+    return db.session.get(model, ident, options=shown, populate_existing=True)
 
 
 def visits_of(patient) -> list[Visit]:
@@ -152,7 +153,7 @@ def visits_of(patient) -> list[Visit]:
 def prescription_of(visit) -> Prescription | None:
     db.session.expire_all()
     query = select(Prescription).where(Prescription.visit_id == visit.id)
-    return db.session.scalars(query).first()
+    return db.session.scalars(query.options(*prescriptions.SHOWN)).first()
 
 
 def audit_payloads(action: str) -> list[dict]:

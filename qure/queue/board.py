@@ -1,11 +1,17 @@
-"""Clinic settings changed by an ADMIN: the waiting-room display key."""
+"""The waiting-room board (SPEC section 4): its JSON body, built from Redis once per queue
+version and cached there, and the display key that opens it on an unattended screen
+(only the key's SHA-256 is kept, in `clinic_settings`)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from flask import current_app
@@ -13,12 +19,17 @@ from redis.exceptions import RedisError
 
 from qure.admin.models import ClinicSetting
 from qure.auth.models import User
-from qure.core import audit
+from qure.core import audit, clock
 from qure.core.db import after_commit
 from qure.core.errors import InvalidInput
 from qure.extensions import db, redis_store
+from qure.queue import store
+from qure.queue.loading import reload
+from qure.queue.service import doctors_of_day
 
 DISPLAY_KEY = "display_key_sha256"
+
+
 MIN_KEY_LENGTH = 12
 
 
@@ -54,10 +65,8 @@ def set_display_key(actor: User | None, key: Any = None) -> str:
 def _forget_cached_digest() -> None:
     """The board's polls cache the digest in Redis; a new key must lock old screens out
     at once."""
-    from qure.queue.store import DISPLAY_DIGEST_KEY
-
     with contextlib.suppress(RedisError):
-        redis_store.client.delete(DISPLAY_DIGEST_KEY)
+        redis_store.client.delete(store.DISPLAY_DIGEST_KEY)
 
 
 def display_key_digest() -> str | None:
@@ -83,3 +92,61 @@ def display_key_matches(key: str | None, expected: str | None = None) -> str | N
 def display_key_set_at():
     row = db.session.get(ClinicSetting, DISPLAY_KEY)
     return row.updated_at if row else None
+
+
+BOARD_BUILD_WAIT_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class BoardState:
+    day: date
+    version: str
+    cached: str | None
+    display_digest: str | None  # the display key's SHA-256; None when no key is set
+
+
+def board_state(day: date | None = None) -> BoardState:
+    """The board's version, its cached body and the display key's digest, from one Redis
+    round trip when nothing has changed (a poll that finds nothing new touches neither
+    PostgreSQL nor the JSON encoder). A day Redis lost is loaded again first."""
+    day = day or clock.today()
+    found = store.probe(day)
+    if not found.built:
+        reload(day)
+        found = store.probe(day)
+    digest = found.display_digest
+    if digest is None:
+        digest = display_key_digest() or "-"
+        store.remember_display_digest(digest)
+    return BoardState(day, found.version, found.board, None if digest == "-" else digest)
+
+
+def board_body(state: BoardState) -> str:
+    """The waiting-room board as JSON text: per doctor on duty, now serving and the next
+    three, as token numbers and initials only. Built from Redis once per version and
+    cached there."""
+    if state.cached is not None:
+        return state.cached
+    if not store.claim_board_build(state.day, state.version):
+        # Another screen's poll is building this version (every screen asks just after a
+        # change): wait for its text rather than all build it at once.
+        deadline = time.monotonic() + BOARD_BUILD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.004)
+            built = store.cached_board(state.day, state.version)
+            if built is not None:
+                return built
+    doctors = doctors_of_day(state.day)
+    snapshot_ = store.board_snapshot(state.day, [d.id for d in doctors])
+    body = json.dumps(
+        {
+            "date": state.day.isoformat(),
+            "version": state.version,
+            "doctors": [
+                {"doctor": {"id": d.id, "name": d.full_name}, **snapshot_[d.id]} for d in doctors
+            ],
+        },
+        separators=(",", ":"),
+    )
+    store.cache_board(state.day, state.version, body)
+    return body

@@ -1,0 +1,134 @@
+"""No query per row: every list page and list endpoint sends as many SQL statements for
+50 rows as for 5 (ARCHITECTURE, Budgets). Models load their relationships with
+`lazy="raise_on_sql"`, so a list that forgot its loader option fails here loudly."""
+
+from __future__ import annotations
+
+import pytest
+
+from qure.core.db import commit
+from qure.core.roles import Role
+from qure.extensions import db
+from qure.pharmacy import service as pharmacy
+from qure.prescriptions import service as prescriptions
+from qure.queue import service as queue
+from qure.visits import service as visits
+from tests.helpers import (
+    TODAY,
+    bearer,
+    count_statements,
+    make_appointment,
+    make_patient,
+    make_slots,
+    make_user,
+    sign_in,
+)
+
+SMALL, LARGE = 5, 50
+
+
+class Clinic:
+    """A day with `rows` of everything a list shows: appointments checked in (tokens),
+    medicines, prescriptions, and one patient's completed visits."""
+
+    def __init__(self, doctor, reception):
+        self.doctor, self.reception, self.rows = doctor, reception, 0
+        self.other = make_user(Role.DOCTOR)  # a second queue, of tokens seen and done
+        self.slots = make_slots(doctor, start="10:00", end="23:45")
+        self.regular = make_patient(reception)
+
+    def grow(self, rows: int) -> None:
+        for _ in range(rows - self.rows):
+            self._row()
+        self.rows = rows
+
+    def _row(self) -> None:
+        n = self.rows
+        appointment = make_appointment(make_patient(self.reception), self.slots.pop(0))
+        queue.check_in(self.reception, appointment.id)
+        walker = make_patient(self.reception)
+        queue.walk_in(self.reception, {"patient_id": walker.id, "doctor_id": self.other.id})
+        commit()
+        called = queue.call_next(self.other)
+        commit()
+        queue.set_status(self.other, called.token_number, "COMPLETED")
+        medicine = pharmacy.create(
+            None,
+            {
+                "name": f"Medicine {n} {len(self.slots)}",
+                "generic_name": "Paracetamol",
+                "dosage_form": "TABLET",
+                "strength": "500 mg",
+                "unit_price": "1.00",
+                "gst_rate": 12,
+            },
+        )
+        visit = visits.start(self.doctor, {"patient_id": self.regular.id})
+        item = {"medicine_id": medicine.id, "dose": 1, "frequency": "BD", "duration_days": 2}
+        prescriptions.create(self.doctor, {"visit_id": visit.id, "items": [item]})
+        visits.update(self.doctor, visit.id, {"diagnosis": "Viral fever"})
+        visits.complete(self.doctor, visit.id)
+        commit()
+
+
+def html_pages(doctor) -> list[tuple[str, str]]:
+    return [
+        ("admin", "/queue/"),
+        ("admin", "/queue/today"),
+        ("doctor", "/queue/mine"),
+        ("admin", "/appointments/"),
+        ("admin", f"/appointments/?date={TODAY.isoformat()}"),
+        ("admin", "/patients/"),
+        ("admin", "/pharmacy/medicines"),
+        ("admin", f"/schedule/?doctor_id={doctor.id}&week={TODAY.isoformat()}"),
+    ]
+
+
+def api_lists(clinic: Clinic) -> list[tuple[str, str]]:
+    return [
+        ("admin", "/api/v1/queue/today"),
+        ("admin", "/api/v1/appointments"),
+        ("admin", "/api/v1/patients"),
+        ("admin", "/api/v1/inventory/medicines"),
+        ("admin", "/api/v1/prescriptions"),
+        ("admin", f"/api/v1/patients/{clinic.regular.id}/visits"),
+    ]
+
+
+@pytest.fixture
+def measure(app, clinic_now, doctor, reception):
+    admin = make_user(Role.ADMIN)
+    browsers = {"admin": app.test_client(), "doctor": app.test_client()}
+    sign_in(browsers["admin"], admin)
+    sign_in(browsers["doctor"], doctor)
+    api = app.test_client()
+    headers = {"admin": bearer(api, admin)}
+    clinic = Clinic(doctor, reception)
+
+    def fresh(send):
+        # The tests share the app's session: forget what the warm-up loaded, so the
+        # measured request reads as a request in production does.
+        db.session.expire_all()
+        return send()
+
+    def _measure(rows: int) -> dict[str, int]:
+        clinic.grow(rows)
+        counts = {}
+        for who, url in html_pages(doctor):
+            browser = browsers[who]
+            assert browser.get(url).status_code == 200, url  # warm: the same work, cached
+            counts[url] = count_statements(app, lambda b=browser, u=url: fresh(lambda: b.get(u)))
+        for who, url in api_lists(clinic):
+            response = api.get(url, headers=headers[who])
+            assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
+            counts[url] = count_statements(app, lambda u=url, h=headers[who]: api.get(u, headers=h))
+        return counts
+
+    return _measure
+
+
+def test_no_list_sends_a_query_per_row(measure):
+    few = measure(SMALL)
+    many = measure(LARGE)
+    grown = {url: (few[url], many[url]) for url in few if many[url] != few[url]}
+    assert grown == {}, grown
