@@ -393,11 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         # -- call next: each doctor calls, then completes, until the queue is empty --
         callers = [Client(port, t) for t in doctor_tokens[: args.clients]]
 
+        # The call alone (`open_visit: false`), as measured since issue 3: a doctor's call
+        # that opens the visit cannot be completed from the queue, only through the visit.
         def doctor(client):
             while True:
                 pause()
                 status, body, _ = client.call(
-                    "next", "POST", "/api/v1/queue/next", {}, want=(200, 404)
+                    "next", "POST", "/api/v1/queue/next", {"open_visit": False}, want=(200, 404)
                 )
                 if status != 200:
                     return
@@ -452,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                     "/api/v1/queue/walk-in",
                     {"patient_id": next(spare), "doctor_id": doctor_ids[0]},
                 )
-                status, body, _ = doctor_client.call("next", "POST", "/api/v1/queue/next", {})
+                status, body, _ = doctor_client.call(
+                    "next", "POST", "/api/v1/queue/next", {"open_visit": False}
+                )
                 if status == 200:
                     n = json.loads(body)["token_number"]
                     doctor_client.call(
