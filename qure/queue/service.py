@@ -41,7 +41,7 @@ from qure.queue.store import QueueUnavailable
 from qure.scheduling import appointments
 from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
 from qure.scheduling.models import ARRIVED, Appointment, AppointmentStatus
-from qure.visits.models import Visit
+from qure.visits.models import Visit, VisitStatus
 
 FRONT_DESK = (Role.ADMIN, Role.RECEPTION)  # check-in and walk-in
 CALLERS = (Role.ADMIN, Role.DOCTOR)  # call next
@@ -593,7 +593,7 @@ def open_visit_ids(entries: list[QueueEntry]) -> dict[int, int]:
     rows = db.session.execute(
         select(Visit.queue_entry_id, Visit.id).where(
             Visit.patient_id.in_({e.patient_id for e in entries}),
-            Visit.status == "IN_PROGRESS",
+            Visit.status == VisitStatus.IN_PROGRESS,
             Visit.queue_entry_id.in_([e.id for e in entries]),
         )
     )
