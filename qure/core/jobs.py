@@ -111,11 +111,6 @@ def periodic(every: float | str, name: str | None = None) -> Callable[[Callable]
     return register
 
 
-def registered_jobs() -> list[str]:
-    """The import paths of every declared job, in declaration order."""
-    return list(_jobs)
-
-
 def periodic_schedules() -> list[Periodic]:
     """Every declared periodic job, in declaration order."""
     return list(_periodic.values())

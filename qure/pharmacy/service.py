@@ -201,8 +201,3 @@ def update(actor: User, medicine_id: int, data: dict[str, Any]) -> Medicine:
     if new:
         audit.record(actor, "MEDICINE_UPDATED", ("medicine", medicine.id), old, new)
     return medicine
-
-
-def count_active() -> int:
-    query = select(func.count()).select_from(Medicine).where(Medicine.is_active.is_(True))
-    return db.session.scalar(query) or 0

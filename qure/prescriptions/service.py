@@ -26,7 +26,7 @@ from qure.prescriptions.allergy import allergy_matches
 from qure.prescriptions.models import Prescription, PrescriptionItem
 from qure.visits import vitals
 from qure.visits.models import SHOWN as VISIT_SHOWN
-from qure.visits.models import Visit
+from qure.visits.models import NoteCategory, Visit, VisitStatus
 
 MAX_ID = 2**31 - 1
 MAX_ITEMS = 30
@@ -280,7 +280,7 @@ def _locked_visit(visit_id: int) -> Visit:
 def _own_open_visit(actor: User, visit: Visit) -> None:
     if actor.role != Role.DOCTOR or visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor prescribes on it.", "not_your_visit")
-    if visit.status != "IN_PROGRESS":
+    if visit.status != VisitStatus.IN_PROGRESS:
         raise Conflict("This visit is completed; it is read-only.", "visit_completed")
 
 
@@ -504,7 +504,7 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
         "findings": {
             "complaint": visit.chief_complaint,
             "since": visit.symptom_duration,
-            "examination": [n.text for n in visit.notes if n.category == "OBSERVATION"],
+            "examination": [n.text for n in visit.notes if n.category == NoteCategory.OBSERVATION],
         },
         "diagnosis": visit.diagnosis,
         "icd10_code": visit.icd10_code,

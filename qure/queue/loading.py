@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from qure.core import clock
 from qure.extensions import db
 from qure.queue import store
-from qure.queue.models import QueueEntry
+from qure.queue.models import QueueEntry, TokenStatus
 
 
 def display(token_number: int) -> str:
@@ -49,7 +49,10 @@ def reload(day: date) -> int:
     entries = list(
         db.session.scalars(
             select(QueueEntry)
-            .where(QueueEntry.day == day, QueueEntry.status.in_(("WAITING", "WITH_DOCTOR")))
+            .where(
+                QueueEntry.day == day,
+                QueueEntry.status.in_((TokenStatus.WAITING, TokenStatus.WITH_DOCTOR)),
+            )
             .options(joinedload(QueueEntry.patient))
         )
     )
@@ -57,8 +60,8 @@ def reload(day: date) -> int:
         db.session.scalar(select(func.max(QueueEntry.token_number)).where(QueueEntry.day == day))
         or 0
     )
-    waiting = [card(e) for e in entries if e.status == "WAITING"]
-    current = [card(e) for e in entries if e.status == "WITH_DOCTOR"]
+    waiting = [card(e) for e in entries if e.status == TokenStatus.WAITING]
+    current = [card(e) for e in entries if e.status == TokenStatus.WITH_DOCTOR]
     store.install(day, counter, waiting, current)
     return len(entries)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -23,9 +24,22 @@ from qure.auth.models import User
 from qure.extensions import db
 from qure.patients.models import Patient
 
-TOKEN_STATUSES = ("WAITING", "WITH_DOCTOR", "SKIPPED", "NO_SHOW", "COMPLETED")
-ACTIVE_TOKEN = ("WAITING", "WITH_DOCTOR", "SKIPPED")
-KINDS = ("APPOINTMENT", "WALK_IN")
+
+class TokenStatus(enum.StrEnum):
+    WAITING = "WAITING"
+    WITH_DOCTOR = "WITH_DOCTOR"
+    SKIPPED = "SKIPPED"
+    NO_SHOW = "NO_SHOW"
+    COMPLETED = "COMPLETED"
+
+
+class TokenKind(enum.StrEnum):
+    APPOINTMENT = "APPOINTMENT"
+    WALK_IN = "WALK_IN"
+
+
+# A token in one of these is still in the queue (a patient holds at most one).
+ACTIVE_TOKEN = (TokenStatus.WAITING, TokenStatus.WITH_DOCTOR, TokenStatus.SKIPPED)
 
 # Order within a doctor's queue, lowest first (SPEC section 4). A recalled token goes
 # back to the head of the queue.
@@ -55,7 +69,7 @@ class QueueEntry(db.Model):
     complaint: Mapped[str | None] = mapped_column(String(500))
     no_show_reason: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(
-        String(12), nullable=False, default="WAITING", server_default="WAITING"
+        String(12), nullable=False, default=TokenStatus.WAITING, server_default=TokenStatus.WAITING
     )
     tier: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     sort_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

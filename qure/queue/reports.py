@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from qure.core import clock
 from qure.extensions import db
-from qure.queue.models import TOKEN_STATUSES, QueueEntry
+from qure.queue.models import QueueEntry, TokenStatus
 from qure.queue.service import doctors_of_day
 
 
@@ -34,7 +34,7 @@ def summary(day: date | None = None) -> dict[str, Any]:
         consults = [e.completed_at - e.called_at for e in rows if e.completed_at and e.called_at]
         return {
             "total": len(rows),
-            "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
+            "counts": {s: counts.get(s, 0) for s in TokenStatus},
             "average_wait_minutes": _minutes(waits),
             "average_consultation_minutes": _minutes(consults),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from qure.queue.models import KINDS, TOKEN_STATUSES
+from qure.queue.models import TokenKind, TokenStatus
 from qure.scheduling.schemas import PersonRef
 
 
@@ -16,11 +16,11 @@ class QueueTokenSchema(Schema):
     doctor = fields.Nested(PersonRef)
     patient = fields.Nested(PersonRef)
     appointment_id = fields.Integer(allow_none=True)
-    kind = fields.String(metadata={"enum": list(KINDS)})
+    kind = fields.String(metadata={"enum": [k.value for k in TokenKind]})
     urgent = fields.Boolean()
     urgent_reason = fields.String(allow_none=True)
     complaint = fields.String(allow_none=True)
-    status = fields.String(metadata={"enum": list(TOKEN_STATUSES)})
+    status = fields.String(metadata={"enum": [s.value for s in TokenStatus]})
     no_show_reason = fields.String(allow_none=True)
     position = fields.Function(
         lambda e: getattr(e, "position", None),
@@ -74,7 +74,7 @@ class CalledSchema(QueueTokenSchema):
 
 
 class StatusIn(Schema):
-    status = fields.String(required=True, metadata={"enum": list(TOKEN_STATUSES)})
+    status = fields.String(required=True, metadata={"enum": [s.value for s in TokenStatus]})
     reason = fields.String(
         allow_none=True,
         metadata={"description": "Why (up to 200 characters): audited; kept for a no-show"},

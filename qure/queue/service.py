@@ -33,38 +33,44 @@ from qure.queue.models import (
     TIER_ON_TIME,
     TIER_RECALLED,
     TIER_URGENT,
-    TOKEN_STATUSES,
     QueueEntry,
+    TokenKind,
+    TokenStatus,
 )
 from qure.queue.store import QueueUnavailable
 from qure.scheduling import appointments
 from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
-from qure.scheduling.models import Appointment
-from qure.visits.models import Visit
+from qure.scheduling.models import ARRIVED, Appointment, AppointmentStatus
+from qure.visits.models import Visit, VisitStatus
 
 FRONT_DESK = (Role.ADMIN, Role.RECEPTION)  # check-in and walk-in
 CALLERS = (Role.ADMIN, Role.DOCTOR)  # call next
 MOVERS = (Role.ADMIN, Role.DOCTOR, Role.RECEPTION)  # token status
-RECEPTION_MOVES = frozenset({"SKIPPED", "NO_SHOW", "WAITING"})  # skip, no-show, recall
+# Reception may skip, mark no-show and recall.
+RECEPTION_MOVES = frozenset({TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.WAITING})
 MOVES = {
-    "WAITING": frozenset({"WITH_DOCTOR", "SKIPPED", "NO_SHOW"}),
-    "WITH_DOCTOR": frozenset({"COMPLETED", "SKIPPED"}),
-    "SKIPPED": frozenset({"WAITING", "NO_SHOW"}),
+    TokenStatus.WAITING: frozenset(
+        {TokenStatus.WITH_DOCTOR, TokenStatus.SKIPPED, TokenStatus.NO_SHOW}
+    ),
+    TokenStatus.WITH_DOCTOR: frozenset({TokenStatus.COMPLETED, TokenStatus.SKIPPED}),
+    TokenStatus.SKIPPED: frozenset({TokenStatus.WAITING, TokenStatus.NO_SHOW}),
 }
 APPOINTMENT_AFTER = {
-    "WITH_DOCTOR": "IN_CONSULTATION",
-    "COMPLETED": "COMPLETED",
-    "NO_SHOW": "NO_SHOW",
-    "SKIPPED": "CHECKED_IN",
-    "WAITING": "CHECKED_IN",
+    TokenStatus.WITH_DOCTOR: AppointmentStatus.IN_CONSULTATION,
+    TokenStatus.COMPLETED: AppointmentStatus.COMPLETED,
+    TokenStatus.NO_SHOW: AppointmentStatus.NO_SHOW,
+    TokenStatus.SKIPPED: AppointmentStatus.CHECKED_IN,
+    TokenStatus.WAITING: AppointmentStatus.CHECKED_IN,
 }
 ACTION_OF = {
-    "WITH_DOCTOR": "TOKEN_CALLED",
-    "COMPLETED": "TOKEN_COMPLETED",
-    "SKIPPED": "TOKEN_SKIPPED",
-    "NO_SHOW": "TOKEN_NO_SHOW",
-    "WAITING": "TOKEN_RECALLED",
+    TokenStatus.WITH_DOCTOR: "TOKEN_CALLED",
+    TokenStatus.COMPLETED: "TOKEN_COMPLETED",
+    TokenStatus.SKIPPED: "TOKEN_SKIPPED",
+    TokenStatus.NO_SHOW: "TOKEN_NO_SHOW",
+    TokenStatus.WAITING: "TOKEN_RECALLED",
 }
+# What the day's queue lists as done (a skipped token may still be recalled).
+DONE = (TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.COMPLETED)
 MAX_TOKEN = 99_999
 # What a token's page and answer show of it, loaded with it (the models raise on a lazy
 # load): in second queries, because a token is often read with its row locked.
@@ -92,7 +98,7 @@ def snapshot(entry: QueueEntry) -> dict[str, Any]:
 def _publish(day: date, entry: QueueEntry) -> None:
     """After the commit: show the token's new state in Redis."""
     shown, status, doctor_id = card(entry), entry.status, entry.doctor_id
-    if status == "WAITING":
+    if status == TokenStatus.WAITING:
         after_commit(partial(store.enqueue, day, shown))
     else:
         after_commit(partial(store.set_status, day, doctor_id, shown.token_number, status))
@@ -198,9 +204,9 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     data = data or {}
     urgent, urgent_reason = _urgency(data.get("urgent"), data.get("urgent_reason"))
     appointment = appointments.locked_appointment(appointment_id, with_people=True)
-    if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
+    if appointment.status in ARRIVED:
         raise Conflict("This appointment is already checked in.", "already_checked_in")
-    if appointment.status != "SCHEDULED":
+    if appointment.status != AppointmentStatus.SCHEDULED:
         raise Conflict(
             f"This appointment is {appointment.status.lower().replace('_', ' ')}.",
             "appointment_not_scheduled",
@@ -232,11 +238,11 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
         patient_id=appointment.patient_id,
         patient=appointment.patient,
         appointment_id=appointment.id,
-        kind="APPOINTMENT",
+        kind=TokenKind.APPOINTMENT,
         urgent=urgent,
         urgent_reason=urgent_reason,
         complaint=appointment.reason,
-        status="WAITING",
+        status=TokenStatus.WAITING,
         tier=tier,
         sort_at=sort_at,
         checked_in_at=now,
@@ -247,7 +253,7 @@ def check_in(actor: User, appointment_id: int, data: dict[str, Any] | None = Non
     appointments.move(
         actor,
         appointment,
-        "CHECKED_IN",
+        AppointmentStatus.CHECKED_IN,
         {"token_number": entry.token_number, "late": not on_time},
         checked_in_at=now,
     )
@@ -269,7 +275,7 @@ def _least_busy_doctor(day: date) -> int:
     total: Counter[int] = Counter()
     for doctor_id, status, count in rows:
         total[doctor_id] += count
-        if status == "WAITING":
+        if status == TokenStatus.WAITING:
             waiting[doctor_id] += count
     return min(on_duty, key=lambda d: (waiting[d], total[d], d))
 
@@ -310,11 +316,11 @@ def walk_in(actor: User, data: dict[str, Any]) -> QueueEntry:
         doctor=doctor,
         patient_id=patient.id,
         patient=patient,
-        kind="WALK_IN",
+        kind=TokenKind.WALK_IN,
         urgent=urgent,
         urgent_reason=urgent_reason,
         complaint=complaint,
-        status="WAITING",
+        status=TokenStatus.WAITING,
         tier=TIER_URGENT if urgent else TIER_ARRIVAL,
         sort_at=now,
         checked_in_at=now,
@@ -374,7 +380,7 @@ def _with_doctor(day: date, doctor_id: int) -> QueueEntry | None:
     query = select(QueueEntry).where(
         QueueEntry.day == day,
         QueueEntry.doctor_id == doctor_id,
-        QueueEntry.status == "WITH_DOCTOR",
+        QueueEntry.status == TokenStatus.WITH_DOCTOR,
     )
     return db.session.scalars(query).first()
 
@@ -397,7 +403,7 @@ def _requeue_missing(day: date, doctor_id: int) -> int:
             .where(
                 QueueEntry.day == day,
                 QueueEntry.doctor_id == doctor_id,
-                QueueEntry.status == "WAITING",
+                QueueEntry.status == TokenStatus.WAITING,
             )
             .with_for_update(skip_locked=True, read=True)
             .options(selectinload(QueueEntry.patient))
@@ -420,7 +426,7 @@ def _move(actor: User | None, entry: QueueEntry, wanted: str, why: str | None = 
         raise _cannot_move(entry.status, wanted)
     before = snapshot(entry)
     now = clock.now()
-    if wanted == "WITH_DOCTOR":
+    if wanted == TokenStatus.WITH_DOCTOR:
         # begin_nested() flushes what is pending before it starts, so the change is made
         # inside it.
         with db.session.begin_nested():
@@ -428,11 +434,11 @@ def _move(actor: User | None, entry: QueueEntry, wanted: str, why: str | None = 
             db.session.flush()
     else:
         entry.status, entry.status_changed_at = wanted, now
-    if wanted == "COMPLETED":
+    if wanted == TokenStatus.COMPLETED:
         entry.completed_at = now
-    if wanted == "WAITING":
+    if wanted == TokenStatus.WAITING:
         entry.tier, entry.sort_at = TIER_RECALLED, now
-    if wanted == "NO_SHOW" and why:
+    if wanted == TokenStatus.NO_SHOW and why:
         entry.no_show_reason = why
     db.session.flush()
     old, new = audit.diff(before, snapshot(entry))
@@ -476,15 +482,15 @@ def call_next(actor: User, doctor_id: int | None = None, token_number: int | Non
             store.clear_current(
                 day, doctor.id, result.token_number, named.status if named else "GONE"
             )
-            if named is not None and named.status == "WAITING":
+            if named is not None and named.status == TokenStatus.WAITING:
                 # A call that never reached the database: the token goes back in its place.
                 store.enqueue(day, card(named))
             continue
         if result.outcome in ("empty", "missing"):
             if token_number is not None:
                 wanted = _entry(day, token_number)
-                if wanted.status != "WAITING" or wanted.doctor_id != doctor.id:
-                    raise _cannot_move(wanted.status, "WITH_DOCTOR")
+                if wanted.status != TokenStatus.WAITING or wanted.doctor_id != doctor.id:
+                    raise _cannot_move(wanted.status, TokenStatus.WITH_DOCTOR)
             if not healed and _requeue_missing(day, doctor.id):
                 healed = True
                 continue
@@ -503,9 +509,9 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
     except NotFound:
         store.uncall(day, doctor.id, result, restore=False)
         return None
-    if entry.status != "WAITING" or entry.doctor_id != doctor.id:
+    if entry.status != TokenStatus.WAITING or entry.doctor_id != doctor.id:
         store.uncall(day, doctor.id, result, restore=False)
-        if entry.status != "WAITING":
+        if entry.status != TokenStatus.WAITING:
             store.set_status(day, entry.doctor_id, entry.token_number, entry.status)
         return None
     # Registered before the change: whatever refuses it from here on (the index of one
@@ -513,7 +519,7 @@ def _confirm_call(actor: User, day: date, doctor: User, result: store.CallResult
     # ends with the token back in its place in Redis.
     on_rollback(partial(store.uncall, day, doctor.id, result))
     try:
-        _move(actor, entry, "WITH_DOCTOR")
+        _move(actor, entry, TokenStatus.WITH_DOCTOR)
     except IntegrityError as exc:
         # Undone at once too: a caller may carry on after the Conflict and commit (running
         # the undo twice on a rollback is harmless, the call lock keeps others out).
@@ -547,15 +553,15 @@ def set_status(actor: User, token_number: int, status: Any, reason: Any = None) 
     `invalid_transition` / `patient_with_doctor` / `visit_open` (the visit's id in
     `details`)."""
     wanted = str(status or "").upper()
-    if wanted not in TOKEN_STATUSES:
+    if wanted not in tuple(TokenStatus):
         raise InvalidInput(
-            "status: unknown", fields={"status": "One of " + ", ".join(TOKEN_STATUSES) + "."}
+            "status: unknown", fields={"status": "One of " + ", ".join(TokenStatus) + "."}
         )
     why = plain_text(reason, "reason", 200)
     day = clock.today()
     # A call takes the doctor's call lock before any row lock (see call_next), so the row
     # is not locked here for that move: call_next confirms the token under its own lock.
-    entry = _entry(day, token_number, lock=wanted != "WITH_DOCTOR")
+    entry = _entry(day, token_number, lock=wanted != TokenStatus.WITH_DOCTOR)
     if actor.role == Role.RECEPTION and wanted not in RECEPTION_MOVES:
         raise Forbidden("Reception may skip, mark no-show or recall.", "forbidden")
     if actor.role == Role.DOCTOR and entry.doctor_id != actor.id:
@@ -564,9 +570,9 @@ def set_status(actor: User, token_number: int, status: Any, reason: Any = None) 
         raise Forbidden("Your role may not move tokens.", "forbidden")
     if wanted not in MOVES.get(entry.status, frozenset()):
         raise _cannot_move(entry.status, wanted)
-    if wanted == "WITH_DOCTOR":
+    if wanted == TokenStatus.WITH_DOCTOR:
         return call_next(actor, entry.doctor_id, entry.token_number)
-    if wanted == "COMPLETED":
+    if wanted == TokenStatus.COMPLETED:
         _no_open_visit(entry)
     _move(actor, entry, wanted, why)
     _publish(day, entry)
@@ -587,7 +593,7 @@ def open_visit_ids(entries: list[QueueEntry]) -> dict[int, int]:
     rows = db.session.execute(
         select(Visit.queue_entry_id, Visit.id).where(
             Visit.patient_id.in_({e.patient_id for e in entries}),
-            Visit.status == "IN_PROGRESS",
+            Visit.status == VisitStatus.IN_PROGRESS,
             Visit.queue_entry_id.in_([e.id for e in entries]),
         )
     )
@@ -615,9 +621,9 @@ def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
         populate_existing=True,
         options=SHOWN,
     )
-    if entry is None or entry.status != "WITH_DOCTOR":
+    if entry is None or entry.status != TokenStatus.WITH_DOCTOR:
         return entry
-    _move(actor, entry, "COMPLETED")
+    _move(actor, entry, TokenStatus.COMPLETED)
     _publish(entry.day, entry)
     return entry
 
@@ -633,7 +639,7 @@ def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
         ) from None
     day = clock.today()
     entry = _entry(day, token_number, lock=True)
-    if entry.status != "WAITING":
+    if entry.status != TokenStatus.WAITING:
         raise Conflict(
             "Only a waiting token can be marked urgent.",
             "invalid_transition",
@@ -658,7 +664,7 @@ def mark_urgent(actor: User, token_number: int, reason: Any) -> QueueEntry:
 def position(entry: QueueEntry) -> int | None:
     """1 for the next patient to be called; None unless the token is WAITING. Read from
     the live order in Redis, or counted in PostgreSQL when Redis does not list it."""
-    if entry.status != "WAITING":
+    if entry.status != TokenStatus.WAITING:
         return None
     live = store.rank(entry.day, entry.doctor_id, entry.token_number)
     if live is not None:
@@ -667,7 +673,7 @@ def position(entry: QueueEntry) -> int | None:
         select(func.count()).where(
             QueueEntry.day == entry.day,
             QueueEntry.doctor_id == entry.doctor_id,
-            QueueEntry.status == "WAITING",
+            QueueEntry.status == TokenStatus.WAITING,
             tuple_(QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number)
             < tuple_(entry.tier, entry.sort_at, entry.token_number),
         )
@@ -712,21 +718,21 @@ def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, An
     result = []
     for doctor in doctors:
         mine = [e for e in entries if e.doctor_id == doctor.id]
-        waiting = [e for e in mine if e.status == "WAITING"]
+        waiting = [e for e in mine if e.status == TokenStatus.WAITING]
         rank = {n: i for i, n in enumerate(order.get(doctor.id, []))}
         # Redis gives the live order; a row it does not list yet keeps the database order.
         waiting.sort(key=lambda e: (e.token_number not in rank, rank.get(e.token_number, 0)))
         for i, e in enumerate(waiting, start=1):
             e.position = i
-        current = next((e for e in mine if e.status == "WITH_DOCTOR"), None)
+        current = next((e for e in mine if e.status == TokenStatus.WITH_DOCTOR), None)
         counts = Counter(e.status for e in mine)
         result.append(
             {
                 "doctor": doctor,
                 "current": current,
                 "waiting": waiting,
-                "done": [e for e in mine if e.status in ("SKIPPED", "NO_SHOW", "COMPLETED")],
-                "counts": {s: counts.get(s, 0) for s in TOKEN_STATUSES},
+                "done": [e for e in mine if e.status in DONE],
+                "counts": {s: counts.get(s, 0) for s in TokenStatus},
             }
         )
     return {"date": day, "doctors": result}
@@ -749,7 +755,7 @@ def front_desk(day: date | None = None) -> dict[str, Any]:
     return {
         "appointments": by_doctor,
         "token_of": {e.appointment_id: e for e in entries if e.appointment_id},
-        "walk_ins": [e for e in entries if e.kind == "WALK_IN"],
+        "walk_ins": [e for e in entries if e.kind == TokenKind.WALK_IN],
     }
 
 
@@ -770,14 +776,17 @@ def close_day(actor: User | None, day: date | None = None) -> dict[str, int]:
     entries = list(
         db.session.scalars(
             select(QueueEntry)
-            .where(QueueEntry.day <= day, QueueEntry.status.in_(("WAITING", "SKIPPED")))
+            .where(
+                QueueEntry.day <= day,
+                QueueEntry.status.in_((TokenStatus.WAITING, TokenStatus.SKIPPED)),
+            )
             .order_by(QueueEntry.day, QueueEntry.token_number)
             .with_for_update()
         )
     )
     days: set[date] = set()
     for entry in entries:
-        _move(actor, entry, "NO_SHOW")
+        _move(actor, entry, TokenStatus.NO_SHOW)
         days.add(entry.day)
     missed = appointments.mark_day_no_shows(day, actor)
     for closed in days:

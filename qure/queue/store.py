@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from qure.core import clock
 from qure.core.errors import DomainError
 from qure.extensions import redis_store
+from qure.queue.models import TokenStatus
 
 log = logging.getLogger(__name__)
 
@@ -362,11 +363,12 @@ def install(day: date, counter: int, waiting: list[TokenCard], current: list[Tok
     payload = {
         "counter": counter,
         "waiting": [
-            [str(c.doctor_id), member(c.token_number), c.score, _hash(c, "WAITING")]
+            [str(c.doctor_id), member(c.token_number), c.score, _hash(c, TokenStatus.WAITING)]
             for c in waiting
         ],
         "current": [
-            [str(c.doctor_id), member(c.token_number), _hash(c, "WITH_DOCTOR")] for c in current
+            [str(c.doctor_id), member(c.token_number), _hash(c, TokenStatus.WITH_DOCTOR)]
+            for c in current
         ],
         # A fresh version after a loss: above any number a board saw before it.
         "version": int(clock.now().timestamp() * 1000),
@@ -440,7 +442,7 @@ def board_snapshot(day: date, doctor_ids: list[int], ahead: int = 3) -> dict[int
     for i, doctor_id in enumerate(doctor_ids):
         current, nxt = heads[2 * i], heads[2 * i + 1]
         now_serving = plain(_text(current)) if current else None
-        if now_serving and now_serving["status"] != "WITH_DOCTOR":
+        if now_serving and now_serving["status"] != TokenStatus.WITH_DOCTOR:
             now_serving = None
         board[doctor_id] = {"now_serving": now_serving, "next": [plain(_text(m)) for m in nxt]}
     return board

@@ -37,10 +37,14 @@ from qure.queue.forms import (
     UrgentForm,
     WalkInForm,
 )
+from qure.queue.models import TokenKind, TokenStatus
 from qure.scheduling import service as scheduling
 from qure.visits import service as visits
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
+# Templates compare with the members (`e.kind == TokenKind.WALK_IN`).
+bp.add_app_template_global(TokenKind, "TokenKind")
+bp.add_app_template_global(TokenStatus, "TokenStatus")
 BACK = {"queue.index", "queue.doctor_queue"}
 DISPLAY_SESSION = "display_key"
 LIVE_POLL_SECONDS = 3  # how often an open Today, Queue or My queue page asks for changes
@@ -267,7 +271,7 @@ def set_status(token: int):
     form = StatusForm()
     if not form.validate_on_submit():
         abort(400)
-    if form.status.data == "NO_SHOW":
+    if form.status.data == TokenStatus.NO_SHOW:
         # A no-show is confirmed with a reason on its own page.
         return redirect(url_for(".no_show", token=token, back=form.back.data))
     with transaction() as outcome:
@@ -294,7 +298,7 @@ def no_show(token: int):
         status = 422
     else:
         with transaction(lambda error: _fields_or_flash(form, error)) as outcome:
-            service.set_status(g.actor, token, "NO_SHOW", form.reason.data)
+            service.set_status(g.actor, token, TokenStatus.NO_SHOW, form.reason.data)
         if not outcome.failed:
             flash(f"Token {service.display(token)}: no show.", "success")
             return _back(form.back.data)

@@ -25,9 +25,11 @@ from qure.patients.models import Patient
 from qure.scheduling.doctors import MAX_ID
 from qure.scheduling.models import (
     ACTIVE_APPOINTMENT,
-    APPOINTMENT_STATUSES,
+    ARRIVED,
     Appointment,
+    AppointmentStatus,
     Slot,
+    SlotStatus,
 )
 from qure.scheduling.parsing import check_days
 from qure.scheduling.slots import locked_slot
@@ -92,13 +94,13 @@ def bookable_patient(patient_id: Any) -> Patient:
 
 
 def _check_slot_free(slot: Slot) -> None:
-    if slot.status == "BLOCKED":
+    if slot.status == SlotStatus.BLOCKED:
         raise Conflict(
             f"This slot is blocked ({slot.block_reason}).",
             "slot_blocked",
             details={"slot_id": slot.id},
         )
-    if slot.status == "BOOKED":
+    if slot.status == SlotStatus.BOOKED:
         raise Conflict(
             "This slot was just taken; choose another.", "slot_taken", details={"slot_id": slot.id}
         )
@@ -175,11 +177,11 @@ def book(actor: User, data: dict[str, Any]) -> Appointment:
         start_at=slot.start_at,
         end_at=slot.end_at,
         reason=reason,
-        status="SCHEDULED",
+        status=AppointmentStatus.SCHEDULED,
         created_by_id=actor.id,
     )
     _save(appointment, slot)
-    slot.status = "BOOKED"
+    slot.status = SlotStatus.BOOKED
     db.session.flush()
     audit.record(
         actor,
@@ -229,33 +231,44 @@ def locked_appointment(appointment_id: int, with_people: bool = False) -> Appoin
 # and cancels; the queue follows its token (called, skipped, completed, no-show); the
 # visit completes it; closing the day marks the missed ones. A visit completed after its
 # day was closed shows the patient came after all (NO_SHOW -> COMPLETED).
-APPOINTMENT_MOVES: dict[str, frozenset[str]] = {
-    "SCHEDULED": frozenset({"CHECKED_IN", "CANCELLED", "NO_SHOW", "COMPLETED"}),
-    "CHECKED_IN": frozenset({"IN_CONSULTATION", "NO_SHOW", "COMPLETED"}),
-    "IN_CONSULTATION": frozenset({"CHECKED_IN", "COMPLETED"}),
-    "NO_SHOW": frozenset({"COMPLETED"}),
-    "COMPLETED": frozenset(),
-    "CANCELLED": frozenset(),
+APPOINTMENT_MOVES: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
+    AppointmentStatus.SCHEDULED: frozenset(
+        {
+            AppointmentStatus.CHECKED_IN,
+            AppointmentStatus.CANCELLED,
+            AppointmentStatus.NO_SHOW,
+            AppointmentStatus.COMPLETED,
+        }
+    ),
+    AppointmentStatus.CHECKED_IN: frozenset(
+        {AppointmentStatus.IN_CONSULTATION, AppointmentStatus.NO_SHOW, AppointmentStatus.COMPLETED}
+    ),
+    AppointmentStatus.IN_CONSULTATION: frozenset(
+        {AppointmentStatus.CHECKED_IN, AppointmentStatus.COMPLETED}
+    ),
+    AppointmentStatus.NO_SHOW: frozenset({AppointmentStatus.COMPLETED}),
+    AppointmentStatus.COMPLETED: frozenset(),
+    AppointmentStatus.CANCELLED: frozenset(),
 }
 
 
 APPOINTMENT_ACTIONS = {
-    "CHECKED_IN": "APPOINTMENT_CHECKED_IN",
-    "IN_CONSULTATION": "APPOINTMENT_IN_CONSULTATION",
-    "COMPLETED": "APPOINTMENT_COMPLETED",
-    "NO_SHOW": "APPOINTMENT_NO_SHOW",
-    "CANCELLED": "APPOINTMENT_CANCELLED",
+    AppointmentStatus.CHECKED_IN: "APPOINTMENT_CHECKED_IN",
+    AppointmentStatus.IN_CONSULTATION: "APPOINTMENT_IN_CONSULTATION",
+    AppointmentStatus.COMPLETED: "APPOINTMENT_COMPLETED",
+    AppointmentStatus.NO_SHOW: "APPOINTMENT_NO_SHOW",
+    AppointmentStatus.CANCELLED: "APPOINTMENT_CANCELLED",
 }
 
 
 # Back in the queue from the consulting room: the token was skipped while with the doctor.
-RETURNED = ("IN_CONSULTATION", "CHECKED_IN")
+RETURNED = (AppointmentStatus.IN_CONSULTATION, AppointmentStatus.CHECKED_IN)
 
 
 def move(
     actor: User | None,
     appointment: Appointment | int,
-    status: str,
+    status: AppointmentStatus,
     details: dict[str, Any] | None = None,
     **values: Any,
 ) -> Appointment:
@@ -298,18 +311,18 @@ def complete_seen(actor: User, appointment_id: int) -> Appointment | None:
     """The appointment's visit is completed: the appointment is COMPLETED too, unless it
     was cancelled while the visit was open (it then stays cancelled). Returns it."""
     appointment = locked_appointment(appointment_id)
-    if appointment.status == "CANCELLED":
+    if appointment.status == AppointmentStatus.CANCELLED:
         return appointment
-    return move(actor, appointment, "COMPLETED")
+    return move(actor, appointment, AppointmentStatus.COMPLETED)
 
 
 def _must_be_scheduled(appointment: Appointment, verb: str) -> None:
-    if appointment.status in ("CHECKED_IN", "IN_CONSULTATION", "COMPLETED"):
+    if appointment.status in ARRIVED:
         raise Conflict(
             f"The patient has already checked in; it can no longer be {verb}.",
             "already_checked_in",
         )
-    if appointment.status != "SCHEDULED":
+    if appointment.status != AppointmentStatus.SCHEDULED:
         raise Conflict(
             f"This appointment is {appointment.status.lower().replace('_', ' ')}.",
             "appointment_not_scheduled",
@@ -338,14 +351,14 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
         clash = _patient_clash(appointment.patient_id, new_slot, exclude=appointment.id)
         if clash:
             raise _double_booked(clash)
-        old_slot.status = "OPEN"
+        old_slot.status = SlotStatus.OPEN
         db.session.flush()  # the old slot frees its partial-unique entry first
         appointment.slot_id = new_slot.id
         appointment.doctor_id = new_slot.doctor_id
         appointment.start_at, appointment.end_at = new_slot.start_at, new_slot.end_at
         appointment.slot = new_slot
         _save(appointment, new_slot)
-        new_slot.status = "BOOKED"
+        new_slot.status = SlotStatus.BOOKED
     if reason_given:
         appointment.reason = reason
     db.session.flush()
@@ -367,12 +380,12 @@ def cancel(actor: User, appointment_id: int, reason: Any = None) -> Appointment:
     appointment = locked_appointment(appointment_id, with_people=True)
     _must_be_scheduled(appointment, "cancelled")
     slot = locked_slot(appointment.slot_id)
-    if slot.status == "BOOKED":
-        slot.status = "OPEN"
+    if slot.status == SlotStatus.BOOKED:
+        slot.status = SlotStatus.OPEN
     return move(
         actor,
         appointment,
-        "CANCELLED",
+        AppointmentStatus.CANCELLED,
         {"slot_id": slot.id, **({"reason": why} if why else {})},
         cancelled_at=clock.now(),
         cancel_reason=why,
@@ -405,10 +418,10 @@ def list_appointments(
         query = query.where(Appointment.patient_id == patient_id)
     if status:
         status = status.upper()
-        if status not in APPOINTMENT_STATUSES:
+        if status not in tuple(AppointmentStatus):
             raise InvalidInput(
                 "status: unknown",
-                fields={"status": "One of " + ", ".join(APPOINTMENT_STATUSES) + "."},
+                fields={"status": "One of " + ", ".join(AppointmentStatus) + "."},
             )
         query = query.where(Appointment.status == status)
     query = query.options(joinedload(Appointment.patient), joinedload(Appointment.doctor))
@@ -424,7 +437,7 @@ def day_appointments(day: date) -> list[Appointment]:
         .where(
             Appointment.start_at >= first,
             Appointment.start_at < last,
-            Appointment.status != "CANCELLED",
+            Appointment.status != AppointmentStatus.CANCELLED,
         )
         .options(joinedload(Appointment.patient), joinedload(Appointment.doctor))
     )
@@ -449,10 +462,10 @@ def mark_day_no_shows(day: date, actor: User | None = None) -> list[Appointment]
     last = clock.day_bounds(day)[1]
     query = (
         select(Appointment)
-        .where(Appointment.status == "SCHEDULED", Appointment.start_at < last)
+        .where(Appointment.status == AppointmentStatus.SCHEDULED, Appointment.start_at < last)
         .with_for_update()
     )
     missed = list(db.session.scalars(query))
     for appointment in missed:
-        move(actor, appointment, "NO_SHOW")
+        move(actor, appointment, AppointmentStatus.NO_SHOW)
     return missed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import (
@@ -21,18 +22,36 @@ from qure.auth.models import User
 from qure.extensions import db
 from qure.patients.models import Patient
 
-SLOT_STATUSES = ("OPEN", "BOOKED", "BLOCKED")
+
+class SlotStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    BOOKED = "BOOKED"
+    BLOCKED = "BLOCKED"
+
+
+class AppointmentStatus(enum.StrEnum):
+    SCHEDULED = "SCHEDULED"
+    CHECKED_IN = "CHECKED_IN"
+    IN_CONSULTATION = "IN_CONSULTATION"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    NO_SHOW = "NO_SHOW"
+
+
 SLOT_DURATIONS = (15, 30)
-APPOINTMENT_STATUSES = (
-    "SCHEDULED",
-    "CHECKED_IN",
-    "IN_CONSULTATION",
-    "COMPLETED",
-    "CANCELLED",
-    "NO_SHOW",
-)
 # An appointment in one of these holds its slot and its patient's time.
-ACTIVE_APPOINTMENT = ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION", "COMPLETED")
+ACTIVE_APPOINTMENT = (
+    AppointmentStatus.SCHEDULED,
+    AppointmentStatus.CHECKED_IN,
+    AppointmentStatus.IN_CONSULTATION,
+    AppointmentStatus.COMPLETED,
+)
+# An appointment in one of these has checked in: it can no longer be moved or cancelled.
+ARRIVED = (
+    AppointmentStatus.CHECKED_IN,
+    AppointmentStatus.IN_CONSULTATION,
+    AppointmentStatus.COMPLETED,
+)
 ACTIVE_SQL = "status IN ('SCHEDULED', 'CHECKED_IN', 'IN_CONSULTATION', 'COMPLETED')"
 
 
@@ -48,7 +67,7 @@ class Slot(db.Model):
     end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     duration_minutes: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     status: Mapped[str] = mapped_column(
-        String(10), nullable=False, default="OPEN", server_default="OPEN"
+        String(10), nullable=False, default=SlotStatus.OPEN, server_default=SlotStatus.OPEN
     )
     block_reason: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -94,7 +113,10 @@ class Appointment(db.Model):
     end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     reason: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(
-        String(20), nullable=False, default="SCHEDULED", server_default="SCHEDULED"
+        String(20),
+        nullable=False,
+        default=AppointmentStatus.SCHEDULED,
+        server_default=AppointmentStatus.SCHEDULED,
     )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(

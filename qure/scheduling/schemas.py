@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from qure.core.schemas import PageArgs, page_schema
-from qure.scheduling.models import APPOINTMENT_STATUSES, SLOT_STATUSES
+from qure.scheduling.models import AppointmentStatus, SlotStatus
 
 
 class PersonRef(Schema):
@@ -24,7 +24,7 @@ class SlotSchema(Schema):
     start_at = fields.DateTime()
     end_at = fields.DateTime()
     duration_minutes = fields.Integer()
-    status = fields.String(metadata={"enum": list(SLOT_STATUSES)})
+    status = fields.String(metadata={"enum": [s.value for s in SlotStatus]})
     block_reason = fields.String(allow_none=True)
 
 
@@ -60,7 +60,7 @@ class SlotArgs(PageArgs):
     date = fields.Date()
     from_ = fields.Date(data_key="from")
     to = fields.Date()
-    status = fields.String(validate=validate.OneOf(SLOT_STATUSES))
+    status = fields.String(validate=validate.OneOf([s.value for s in SlotStatus]))
 
 
 class BlockIn(Schema):
@@ -90,7 +90,7 @@ class AppointmentSchema(Schema):
     start_at = fields.DateTime()
     end_at = fields.DateTime()
     reason = fields.String(allow_none=True)
-    status = fields.String(metadata={"enum": list(APPOINTMENT_STATUSES)})
+    status = fields.String(metadata={"enum": [s.value for s in AppointmentStatus]})
     created_at = fields.DateTime()
     checked_in_at = fields.DateTime(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
@@ -118,7 +118,7 @@ class AppointmentArgs(PageArgs):
     date = fields.Date()
     doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     patient_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
-    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+    status = fields.String(validate=validate.OneOf([s.value for s in AppointmentStatus]))
 
 
 SlotPage = page_schema(SlotSchema, "SlotPage")

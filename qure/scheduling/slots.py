@@ -20,8 +20,8 @@ from qure.extensions import db
 from qure.scheduling.doctors import MAX_ID, schedule_owner
 from qure.scheduling.models import (
     SLOT_DURATIONS,
-    SLOT_STATUSES,
     Slot,
+    SlotStatus,
 )
 from qure.scheduling.parsing import (
     check_days,
@@ -179,7 +179,7 @@ def bulk_create(actor: User, data: dict[str, Any]) -> dict[str, Any]:
                 "start_at": start,
                 "end_at": end,
                 "duration_minutes": plan.duration,
-                "status": "OPEN",
+                "status": SlotStatus.OPEN,
                 "created_by_id": actor.id,
             }
             for start, end in plan.periods
@@ -238,9 +238,9 @@ def list_slots(
         query = query.where(Slot.start_at < clock.day_bounds(end)[1])
     if status:
         status = status.upper()
-        if status not in SLOT_STATUSES:
+        if status not in tuple(SlotStatus):
             raise InvalidInput(
-                "status: unknown", fields={"status": "One of " + ", ".join(SLOT_STATUSES) + "."}
+                "status: unknown", fields={"status": "One of " + ", ".join(SlotStatus) + "."}
             )
         query = query.where(Slot.status == status)
     return paginate(query.order_by(Slot.start_at, Slot.doctor_id), page, per_page)
@@ -264,7 +264,7 @@ def week_slots(doctor_id: int, monday: date) -> dict[date, list[Slot]]:
 
 def open_slots(doctor_id: int, day: date) -> list[Slot]:
     """A doctor's OPEN slots on a clinic day that have not started yet."""
-    return [s for s in coming_slots(doctor_id, day) if s.status == "OPEN"]
+    return [s for s in coming_slots(doctor_id, day) if s.status == SlotStatus.OPEN]
 
 
 def coming_slots(doctor_id: int, day: date) -> list[Slot]:
@@ -304,18 +304,18 @@ def set_blocked(actor: User, slot_id: int, blocked: bool, reason: str | None = N
     before = slot_snapshot(slot)
     if blocked:
         why = _reason(reason)
-        if slot.status == "BOOKED":
+        if slot.status == SlotStatus.BOOKED:
             raise Conflict(
                 "This slot is booked; cancel or move the appointment first.", "slot_booked"
             )
-        if slot.status == "BLOCKED":
+        if slot.status == SlotStatus.BLOCKED:
             raise Conflict("This slot is already blocked.", "already_blocked")
-        slot.status, slot.block_reason = "BLOCKED", why
+        slot.status, slot.block_reason = SlotStatus.BLOCKED, why
         action = "SLOT_BLOCKED"
     else:
-        if slot.status != "BLOCKED":
+        if slot.status != SlotStatus.BLOCKED:
             raise Conflict("This slot is not blocked.", "not_blocked")
-        slot.status, slot.block_reason = "OPEN", None
+        slot.status, slot.block_reason = SlotStatus.OPEN, None
         action = "SLOT_UNBLOCKED"
     db.session.flush()
     old, new = audit.diff(before, slot_snapshot(slot))
@@ -348,18 +348,18 @@ def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
         db.session.scalars(
             select(Slot)
             .options(WITH_DOCTOR)
-            .where(in_range, Slot.status == "OPEN")
+            .where(in_range, Slot.status == SlotStatus.OPEN)
             .order_by(Slot.start_at)
             .with_for_update()
         )
     )
     for slot in to_block:
-        slot.status, slot.block_reason = "BLOCKED", reason
+        slot.status, slot.block_reason = SlotStatus.BLOCKED, reason
     booked = list(
         db.session.scalars(
             select(Slot)
             .options(WITH_DOCTOR)
-            .where(in_range, Slot.status == "BOOKED")
+            .where(in_range, Slot.status == SlotStatus.BOOKED)
             .order_by(Slot.start_at)
         )
     )

@@ -23,8 +23,12 @@ from qure.scheduling.forms import (
     RescheduleForm,
     SlotsForm,
 )
+from qure.scheduling.models import AppointmentStatus, SlotStatus
 
 bp = Blueprint("scheduling", __name__)
+# Templates compare statuses with the members (`slot.status == SlotStatus.OPEN`).
+bp.add_app_template_global(AppointmentStatus, "AppointmentStatus")
+bp.add_app_template_global(SlotStatus, "SlotStatus")
 
 
 @bp.app_template_global()
@@ -240,7 +244,7 @@ def book():
         found=found,
         chosen=chosen,
         slots=slots,
-        open_slots=[s for s in slots if s.status == "OPEN"],
+        open_slots=[s for s in slots if s.status == SlotStatus.OPEN],
         slot_id=form.slot_id.data or int_arg("slot_id"),
     ), status
 
@@ -267,7 +271,8 @@ def appointments():
 def appointment(appointment_id: int):
     found = service.get_appointment(appointment_id, g.actor)
     day = _date_arg("date", clock.clinic_day(found.start_at))
-    choices = service.open_slots(found.doctor_id, day) if found.status == "SCHEDULED" else []
+    scheduled = found.status == AppointmentStatus.SCHEDULED
+    choices = service.open_slots(found.doctor_id, day) if scheduled else []
     return render_template(
         "scheduling/appointment.html",
         appointment=found,

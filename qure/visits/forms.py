@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from qure.core import clock
-from qure.visits.models import NOTE_CATEGORIES
+from qure.visits.models import NoteCategory
 from qure.visits.vitals import fahrenheit
 
 
@@ -38,7 +38,7 @@ FINDING_NAMES = (
     "treatment_plan",
     "follow_up_date",
 )
-CATEGORY_CHOICES = [SelectChoice(c, c.title()) for c in NOTE_CATEGORIES]
+CATEGORY_CHOICES = [SelectChoice(c, c.title()) for c in NoteCategory]
 
 
 def _measure(label: str) -> StringField:

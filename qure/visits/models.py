@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -25,8 +26,17 @@ from qure.auth.models import User
 from qure.extensions import db
 from qure.patients.models import Patient
 
-VISIT_STATUSES = ("IN_PROGRESS", "COMPLETED")
-NOTE_CATEGORIES = ("SYMPTOM", "OBSERVATION", "DIAGNOSIS", "TREATMENT")
+
+class VisitStatus(enum.StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+class NoteCategory(enum.StrEnum):
+    SYMPTOM = "SYMPTOM"
+    OBSERVATION = "OBSERVATION"
+    DIAGNOSIS = "DIAGNOSIS"
+    TREATMENT = "TREATMENT"
 
 
 class Visit(db.Model):
@@ -39,7 +49,7 @@ class Visit(db.Model):
     doctor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
     queue_entry_id: Mapped[int | None] = mapped_column(ForeignKey("queue_entries.id"))
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="IN_PROGRESS")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=VisitStatus.IN_PROGRESS)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     bp_systolic: Mapped[int | None] = mapped_column(SmallInteger)

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 from qure.core.schemas import page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 from qure.visits import vitals
-from qure.visits.models import NOTE_CATEGORIES, VISIT_STATUSES
+from qure.visits.models import NoteCategory, VisitStatus
 
 
 def _vitals(visit) -> dict:
@@ -26,7 +26,7 @@ def _vitals(visit) -> dict:
 
 class NoteSchema(Schema):
     id = fields.Integer()
-    category = fields.String(metadata={"enum": list(NOTE_CATEGORIES)})
+    category = fields.String(metadata={"enum": [c.value for c in NoteCategory]})
     text = fields.String()
     author = fields.Nested(PersonRef)
     created_at = fields.DateTime()
@@ -38,7 +38,7 @@ class VisitSchema(Schema):
     patient = fields.Nested(PatientRef)
     doctor = fields.Nested(PersonRef)
     appointment_id = fields.Integer(allow_none=True)
-    status = fields.String(metadata={"enum": list(VISIT_STATUSES)})
+    status = fields.String(metadata={"enum": [s.value for s in VisitStatus]})
     started_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
     vitals = fields.Function(_vitals)
@@ -80,7 +80,7 @@ class VisitPatch(Schema):
 
 
 class NoteIn(Schema):
-    category = fields.String(required=True, metadata={"enum": list(NOTE_CATEGORIES)})
+    category = fields.String(required=True, metadata={"enum": [c.value for c in NoteCategory]})
     text = fields.String(required=True)
 
 

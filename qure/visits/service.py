@@ -24,11 +24,11 @@ from qure.extensions import db
 from qure.patients import service as patients
 from qure.prescriptions import service as prescriptions
 from qure.queue import service as queue
-from qure.queue.models import QueueEntry
+from qure.queue.models import QueueEntry, TokenStatus
 from qure.scheduling import appointments
-from qure.scheduling.models import Appointment
+from qure.scheduling.models import Appointment, AppointmentStatus
 from qure.visits import icd10, vitals
-from qure.visits.models import NOTE_CATEGORIES, SHOWN, Visit, VisitNote
+from qure.visits.models import SHOWN, NoteCategory, Visit, VisitNote, VisitStatus
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
 MAX_ID = 2**31 - 1
@@ -59,7 +59,9 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
 
 def in_progress_for(patient_id: int) -> Visit | None:
     """The patient's visit in progress, if any, with its doctor."""
-    query = select(Visit).where(Visit.patient_id == patient_id, Visit.status == "IN_PROGRESS")
+    query = select(Visit).where(
+        Visit.patient_id == patient_id, Visit.status == VisitStatus.IN_PROGRESS
+    )
     return db.session.scalars(query.options(joinedload(Visit.doctor))).first()
 
 
@@ -101,7 +103,7 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
         entry = None
     if entry is None:
         raise InvalidInput("token_number: no such token", fields={"token_number": "No such token."})
-    if entry.doctor_id != actor.id or entry.status != "WITH_DOCTOR":
+    if entry.doctor_id != actor.id or entry.status != TokenStatus.WITH_DOCTOR:
         raise Conflict(
             "Call the patient first: the token is not with you.",
             "token_not_with_you",
@@ -126,7 +128,11 @@ def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
         )
     if appointment.doctor_id != actor.id:
         raise Forbidden("This appointment is with another doctor.", "not_your_appointment")
-    if appointment.status not in ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION"):
+    if appointment.status not in (
+        AppointmentStatus.SCHEDULED,
+        AppointmentStatus.CHECKED_IN,
+        AppointmentStatus.IN_CONSULTATION,
+    ):
         raise Conflict(
             f"This appointment is {appointment.status.lower().replace('_', ' ')}.",
             "appointment_not_open",
@@ -183,7 +189,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
         notes=[],
         appointment_id=appointment_id,
         queue_entry_id=entry.id if entry else None,
-        status="IN_PROGRESS",
+        status=VisitStatus.IN_PROGRESS,
         started_at=clock.now(),
         chief_complaint=(entry.complaint if entry else None)
         or (appointment.reason if appointment else None),
@@ -207,9 +213,9 @@ def _todays_token(patient_id: Any) -> QueueEntry | None:
 
 def _not_waiting(actor: User, entry: QueueEntry | None) -> None:
     """A patient who holds a token is seen once called: the queue knows who is with whom."""
-    if entry is None or entry.status in ("COMPLETED", "NO_SHOW"):
+    if entry is None or entry.status in (TokenStatus.COMPLETED, TokenStatus.NO_SHOW):
         return
-    if entry.status != "WITH_DOCTOR" or entry.doctor_id != actor.id:
+    if entry.status != TokenStatus.WITH_DOCTOR or entry.doctor_id != actor.id:
         raise Conflict(
             f"The patient holds token {entry.token_number:03d}: call them first.",
             "token_not_with_you",
@@ -266,7 +272,7 @@ def attach_token(actor: User, visit_id: int, token_number: int) -> Visit:
     token and its appointment. Raises as `start`."""
     visit = _locked_own(actor, visit_id)
     entry = _own_token(actor, token_number)
-    if entry.patient_id != visit.patient_id or visit.status != "IN_PROGRESS":
+    if entry.patient_id != visit.patient_id or visit.status != VisitStatus.IN_PROGRESS:
         raise Conflict("This token is for another visit.", "token_not_with_you")
     if visit.queue_entry_id != entry.id:
         visit.queue_entry_id = entry.id
@@ -366,7 +372,7 @@ def update(actor: User, visit_id: int, data: dict[str, Any]) -> Visit:
     above diastolic)."""
     values = clean(data)
     visit = _locked_own(actor, visit_id)
-    if visit.status != "IN_PROGRESS":
+    if visit.status != VisitStatus.IN_PROGRESS:
         raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")
     bp_errors = _pressure_errors(values, visit)
     if bp_errors:
@@ -392,8 +398,8 @@ def _pressure_errors(values: dict[str, Any], visit: Visit) -> dict[str, str]:
 def _note_errors(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     errors: dict[str, str] = {}
     category = str(data.get("category") or "").strip().upper()
-    if category not in NOTE_CATEGORIES:
-        errors["category"] = "One of " + ", ".join(NOTE_CATEGORIES) + "."
+    if category not in tuple(NoteCategory):
+        errors["category"] = "One of " + ", ".join(NoteCategory) + "."
     body = str(data.get("text") or "").strip()
     if not body or len(body) > 5000 or "\x00" in body:
         errors["text"] = "Write the note (up to 5,000 characters)."
@@ -413,7 +419,7 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
         text=body,
         author_id=actor.id,
         author=actor,
-        is_addendum=visit.status == "COMPLETED",
+        is_addendum=visit.status == VisitStatus.COMPLETED,
         created_at=clock.now(),
     )
     db.session.add(note)
@@ -471,7 +477,7 @@ def complete(actor: User, visit_id: int) -> Visit:
     `visit_history` through the outbox. Raises NotFound, Forbidden, Conflict
     `visit_completed`, InvalidInput `diagnosis`."""
     visit = _locked_own(actor, visit_id)
-    if visit.status != "IN_PROGRESS":
+    if visit.status != VisitStatus.IN_PROGRESS:
         raise Conflict("This visit is already completed.", "visit_completed")
     if not visit.diagnosis:
         raise InvalidInput(
@@ -479,7 +485,7 @@ def complete(actor: User, visit_id: int) -> Visit:
             "diagnosis_required",
             fields={"diagnosis": "Record a diagnosis before completing the visit."},
         )
-    visit.status, visit.completed_at = "COMPLETED", clock.now()
+    visit.status, visit.completed_at = VisitStatus.COMPLETED, clock.now()
     if visit.queue_entry_id:
         queue.complete_for_visit(actor, visit.queue_entry_id)
     if visit.appointment_id:
@@ -490,8 +496,8 @@ def complete(actor: User, visit_id: int) -> Visit:
         actor,
         "VISIT_COMPLETED",
         ("visit", visit.id),
-        {"status": "IN_PROGRESS"},
-        {"status": "COMPLETED", "diagnosis": visit.diagnosis},
+        {"status": VisitStatus.IN_PROGRESS},
+        {"status": VisitStatus.COMPLETED, "diagnosis": visit.diagnosis},
     )
     audit.publish("visit_history", history_snapshot(visit))
     return visit
@@ -511,7 +517,7 @@ def save_workspace(
     Raises NotFound, Forbidden `not_your_visit`, Conflict `visit_completed`, InvalidInput.
     Returns the visit."""
     visit = _locked_own(actor, visit_id)
-    if visit.status != "IN_PROGRESS":
+    if visit.status != VisitStatus.IN_PROGRESS:
         raise Conflict("This visit is completed; add an addendum note instead.", "visit_completed")
     fields = {k: v for k, v in data.items() if k not in ("note", "advice")}
     note = data.get("note") or {}

@@ -34,8 +34,11 @@ from qure.prescriptions import service as prescriptions
 from qure.prescriptions.allergy import allergy_matches, warning
 from qure.visits import icd10, service, vitals
 from qure.visits.forms import ItemForm, NoteForm, StartForm, WorkspaceForm
+from qure.visits.models import VisitStatus
 
 bp = Blueprint("visits", __name__)
+# Templates compare with the members (`visit.status == VisitStatus.COMPLETED`).
+bp.add_app_template_global(VisitStatus, "VisitStatus")
 
 
 @bp.post("/visits/start")
@@ -83,7 +86,7 @@ def _workspace(visit, status: int = 200, **forms):
         chosen_badge=_allergy_badge(patient, forms["chosen"]) if forms.get("chosen") else None,
         mq=mq,
         found=[(m, _allergy_badge(patient, m)) for m in found],
-        editable=visit.status == "IN_PROGRESS" and visit.doctor_id == g.actor.id,
+        editable=visit.status == VisitStatus.IN_PROGRESS and visit.doctor_id == g.actor.id,
         action=ActionForm(),
     ), status
 
@@ -91,7 +94,7 @@ def _workspace(visit, status: int = 200, **forms):
 def _icd10_hints(visit, form) -> list:
     """Codes for a diagnosis written in words without a code (offered beside the code
     field, so that the page helps without JavaScript too)."""
-    if visit.status != "IN_PROGRESS" or form.icd10_code.data or form.icd10_code.errors:
+    if visit.status != VisitStatus.IN_PROGRESS or form.icd10_code.data or form.icd10_code.errors:
         return []
     return icd10.search(form.diagnosis.data, 5)
 

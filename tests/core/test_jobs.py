@@ -168,7 +168,9 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
         "relay_outbox": float(app.config["OUTBOX_SWEEP_SECONDS"]),
         "close_due_day": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
     }
-    assert "qure.queue.tasks.close_due_day" in jobs.registered_jobs()
+    # A periodic job is a declared job too, which the ticker's enqueue accepts.
+    assert all(jobs.enqueue(job) for _, job in jobs.periodic_jobs())
+    assert sorted(_queued()) == ["qure.core.tasks.relay_outbox", "qure.queue.tasks.close_due_day"]
 
 
 @pytest.fixture
