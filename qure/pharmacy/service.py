@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from qure.auth.models import User
 from qure.core import audit
-from qure.core.db import constraint_name
-from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.db import constraint_name, get_or_raise
+from qure.core.errors import Conflict, InvalidInput
 from qure.core.money import parse_money
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
@@ -33,7 +33,6 @@ FIELDS = (
     "reorder_level",
     "is_active",
 )
-MAX_ID = 2**31 - 1
 HSN_RE = re.compile(r"^[0-9]{4,8}$")
 
 
@@ -128,10 +127,7 @@ def snapshot(medicine: Medicine) -> dict[str, Any]:
 
 def get_medicine(medicine_id: int) -> Medicine:
     """The medicine with this id; NotFound otherwise."""
-    medicine = db.session.get(Medicine, medicine_id) if 0 < medicine_id <= MAX_ID else None
-    if medicine is None:
-        raise NotFound("No such medicine.", "medicine_not_found")
-    return medicine
+    return get_or_raise(Medicine, medicine_id, "No such medicine.", "medicine_not_found")
 
 
 def search(

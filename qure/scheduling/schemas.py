@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qure.core.db import MAX_BIG_ID, MAX_ID
 from qure.core.schemas import PageArgs, page_schema
 from qure.scheduling.models import APPOINTMENT_STATUSES, SLOT_STATUSES
 
@@ -56,7 +57,7 @@ class BulkSlotsOut(Schema):
 
 
 class SlotArgs(PageArgs):
-    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     date = fields.Date()
     from_ = fields.Date(data_key="from")
     to = fields.Date()
@@ -116,8 +117,8 @@ class AppointmentPatch(Schema):
 
 class AppointmentArgs(PageArgs):
     date = fields.Date()
-    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
-    patient_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    patient_id = fields.Integer(validate=validate.Range(min=1, max=MAX_BIG_ID))
     status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
 
 

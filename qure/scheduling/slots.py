@@ -14,10 +14,11 @@ from sqlalchemy.orm import selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
+from qure.core.db import get_or_none, get_or_raise
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.pagination import Page, paginate
 from qure.extensions import db
-from qure.scheduling.doctors import MAX_ID, schedule_owner
+from qure.scheduling.doctors import schedule_owner
 from qure.scheduling.models import (
     SLOT_DURATIONS,
     SLOT_STATUSES,
@@ -42,21 +43,13 @@ WITH_DOCTOR = selectinload(Slot.doctor)
 
 
 def get_slot(slot_id: int) -> Slot:
-    slot = db.session.get(Slot, slot_id, options=[WITH_DOCTOR]) if 0 < slot_id <= MAX_ID else None
-    if slot is None:
-        raise NotFound("No such slot.", "slot_not_found")
-    return slot
+    """One slot with its doctor; NotFound otherwise."""
+    return get_or_raise(Slot, slot_id, "No such slot.", "slot_not_found", options=[WITH_DOCTOR])
 
 
-def locked_slot(slot_id: Any, field: str | None = None) -> Slot:
-    valid = isinstance(slot_id, int) and not isinstance(slot_id, bool) and 0 < slot_id <= MAX_ID
-    slot = (
-        db.session.get(
-            Slot, slot_id, with_for_update=True, populate_existing=True, options=[WITH_DOCTOR]
-        )
-        if valid
-        else None
-    )
+def locked_slot(slot_id: int, field: str | None = None) -> Slot:
+    """The slot, its row locked; InvalidInput naming `field` when given, else NotFound."""
+    slot = get_or_none(Slot, slot_id, lock=True, options=[WITH_DOCTOR])
     if slot is None:
         if field:
             raise InvalidInput(f"{field}: no such slot", fields={field: "No such slot."})

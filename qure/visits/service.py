@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import constraint_name
+from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
@@ -31,7 +31,6 @@ from qure.visits import icd10, vitals
 from qure.visits.models import NOTE_CATEGORIES, SHOWN, Visit, VisitNote
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
-MAX_ID = 2**31 - 1
 TEXT_FIELDS = {
     "chief_complaint": 500,
     "symptom_duration": 100,
@@ -51,10 +50,7 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
     """A visit; NotFound otherwise, Forbidden for roles that do not read visits."""
     if actor is not None and actor.role not in READERS:
         raise Forbidden("Only doctors and admins read visits.", "forbidden")
-    visit = db.session.get(Visit, visit_id, options=SHOWN) if 0 < visit_id <= MAX_ID else None
-    if visit is None:
-        raise NotFound("No such visit.", "visit_not_found")
-    return visit
+    return get_or_raise(Visit, visit_id, "No such visit.", "visit_not_found", options=SHOWN)
 
 
 def in_progress_for(patient_id: int) -> Visit | None:

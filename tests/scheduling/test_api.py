@@ -265,6 +265,7 @@ def test_bulk_of_more_than_three_thousand_slots(client, doctor):
         ({"breaks": [{"start": "14:00", "end": "13:00"}]}, "breaks"),
         ({"breaks": ["13:00-14:00"]}, "breaks"),
         ({"doctor_id": "me"}, "doctor_id"),
+        ({"doctor_id": True}, "doctor_id"),
     ],
 )
 def test_bulk_bad_fields_are_named(client, doctor, changes, field):
@@ -675,6 +676,9 @@ def test_booking_a_patient_twice_at_one_time(client, reception, doctor):
     [
         ({"patient_id": 987654}, "patient_id"),
         ({"patient_id": "abc"}, "patient_id"),
+        ({"patient_id": True}, "patient_id"),
+        ({"slot_id": True}, "slot_id"),
+        ({"slot_id": 2**31}, "slot_id"),
         ({"patient_id": ...}, "patient_id"),
         ({"slot_id": 987654}, "slot_id"),
         ({"slot_id": None}, "slot_id"),
