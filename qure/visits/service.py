@@ -90,13 +90,13 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
 # ---- starting --------------------------------------------------------------------------
 
 
-def _own_token(actor: User, token_number: Any) -> QueueEntry:
+def _own_token(actor: User, token_number: int) -> QueueEntry:
     try:
-        entry = queue.get_token(token_number) if isinstance(token_number, int) else None
+        entry = queue.get_token(token_number)
     except NotFound:
-        entry = None
-    if entry is None:
-        raise InvalidInput("token_number: no such token", fields={"token_number": "No such token."})
+        raise InvalidInput(
+            "token_number: no such token", fields={"token_number": "No such token."}
+        ) from None
     if entry.doctor_id != actor.id or entry.status != "WITH_DOCTOR":
         raise Conflict(
             "Call the patient first: the token is not with you.",
@@ -106,20 +106,14 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
     return entry
 
 
-def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
+def _own_appointment(actor: User, appointment_id: int) -> Appointment:
     try:
-        appointment = (
-            appointments.get_appointment(appointment_id)
-            if isinstance(appointment_id, int) and not isinstance(appointment_id, bool)
-            else None
-        )
+        appointment = appointments.get_appointment(appointment_id)
     except NotFound:
-        appointment = None
-    if appointment is None:
         raise InvalidInput(
             "appointment_id: no such appointment",
             fields={"appointment_id": "No such appointment."},
-        )
+        ) from None
     if appointment.doctor_id != actor.id:
         raise Forbidden("This appointment is with another doctor.", "not_your_appointment")
     if appointment.status not in ("SCHEDULED", "CHECKED_IN", "IN_CONSULTATION"):
@@ -162,11 +156,8 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
             appointment_id = entry.appointment_id
         else:
             entry = None  # with another doctor, or no token: a visit outside the queue
-    try:
-        patient = patients.get_patient(patient_id) if isinstance(patient_id, int) else None
-    except NotFound:
-        patient = None
-    if patient is None or patient.archived_at:
+    patient = patients.on_file(patient_id)
+    if patient is None:
         raise InvalidInput("patient_id: no such patient", fields={"patient_id": "No such patient."})
     open_visit = in_progress_for(patient.id)
     if open_visit is not None:
@@ -195,9 +186,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
     return visit
 
 
-def _todays_token(patient_id: Any) -> QueueEntry | None:
-    if not isinstance(patient_id, int) or isinstance(patient_id, bool):
-        return None
+def _todays_token(patient_id: int) -> QueueEntry | None:
     return queue.active_token(patient_id, clock.today())
 
 

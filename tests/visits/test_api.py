@@ -284,6 +284,14 @@ def test_start_with_a_token_that_is_not_a_number(doc, called, token_number):
     assert "token_number" in body["fields"]
 
 
+@pytest.mark.parametrize("field", ["appointment_id", "patient_id"])
+@pytest.mark.parametrize("value", ["one", True, [1]])
+def test_start_with_an_id_that_is_not_a_number(doc, booked, field, value):
+    booked(0)
+    body = error(doc.start(**{field: value}), 422, "invalid_input")
+    assert field in body["fields"]
+
+
 def test_start_for_an_appointment(doc, booked):
     appointment = booked(1, reason="Knee pain")
     body = ok(doc.start(appointment_id=appointment.id), 201)
