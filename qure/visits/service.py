@@ -6,7 +6,7 @@ visit is read-only, and notes written after completion are addenda.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -319,20 +319,11 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             errors["icd10_code"] = f"{NOT_A_CODE} {hint}" if hint else NOT_A_CODE
         out["icd10_code"] = code
     if "follow_up_date" in data:
-        when = data.get("follow_up_date")
-        if isinstance(when, str) and when.strip():
-            try:
-                when = clock.parse_day(when)
-            except ValueError:
-                errors["follow_up_date"] = BAD_DAY
-                when = None
+        when = data.get("follow_up_date")  # a `date` or None: the schema and form read it
         today = clock.today()
-        if when not in (None, "") and not isinstance(when, date):
-            errors.setdefault("follow_up_date", BAD_DAY)
-            when = None
-        elif isinstance(when, date) and not today < when <= today + timedelta(days=730):
+        if when is not None and not today < when <= today + timedelta(days=730):
             errors["follow_up_date"] = "A date after today, within two years."
-        out["follow_up_date"] = when or None
+        out["follow_up_date"] = when
     return out, errors
 
 
