@@ -226,9 +226,7 @@ def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
             fields={k: "Unknown field." for k in unknown},
         )
     clean = _clean({k: v for k, v in data.items() if k != "is_active"}, creating=False)
-    active = data.get("is_active")
-    if active is not None and not isinstance(active, bool):
-        raise InvalidInput("is_active: true or false", fields={"is_active": "True or false."})
+    active = data.get("is_active")  # a bool or None: the schema and form read it
     admins = _lock_active_admins()
     user = get_or_raise(User, user_id, "No such user.", "user_not_found", lock=True)
     if active is False and actor.id == user.id:

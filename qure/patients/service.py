@@ -150,7 +150,7 @@ def _clean_birth(data: dict[str, Any], errors: dict[str, str], today: date) -> d
             errors["date_of_birth"] = f"That makes the patient older than {MAX_AGE}."
         return {"date_of_birth": dob, "dob_estimated": False}
     if age is not None:
-        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE:
+        if not 0 <= age <= MAX_AGE:  # an int: the schema and form read it
             errors["age_years"] = f"A whole number of years from 0 to {MAX_AGE}."
             return {}
         day = min(today.day, 28) if today.month == 2 else today.day
