@@ -187,8 +187,9 @@ def update(actor: User, medicine_id: int, data: dict[str, Any]) -> Medicine:
     """Change some fields of a medicine (deactivate with is_active false). Raises NotFound,
     InvalidInput and Conflict `medicine_exists`."""
     values = clean(data, partial=True)
-    get_medicine(medicine_id)
-    medicine = db.session.get(Medicine, medicine_id, with_for_update=True, populate_existing=True)
+    medicine = get_or_raise(
+        Medicine, medicine_id, "No such medicine.", "medicine_not_found", lock=True
+    )
     before = snapshot(medicine)
     _save(medicine, values)
     old, new = audit.diff(before, snapshot(medicine))

@@ -67,7 +67,7 @@ def read_weekdays(value: Any) -> set[int]:
             days.add(WEEKDAY_NAMES.index(text) + 1)
         elif text in FULL_NAMES:
             days.add(FULL_NAMES[text] + 1)
-        elif text in {"1", "2", "3", "4", "5", "6", "7"} and not isinstance(item, bool):
+        elif text in {"1", "2", "3", "4", "5", "6", "7"}:
             days.add(int(text))
         else:
             raise ValueError(BAD_WEEKDAYS)

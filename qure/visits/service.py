@@ -279,9 +279,8 @@ def _in_progress(visit: Visit | None) -> Conflict:
 
 
 def _locked_own(actor: User, visit_id: int) -> Visit:
-    get_visit(visit_id)
-    visit = db.session.get(
-        Visit, visit_id, with_for_update=True, populate_existing=True, options=SHOWN
+    visit = get_or_raise(
+        Visit, visit_id, "No such visit.", "visit_not_found", lock=True, options=SHOWN
     )
     if visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor changes it.", "not_your_visit")
