@@ -141,10 +141,8 @@ def _clean_birth(data: dict[str, Any], errors: dict[str, str], today: date) -> d
     if dob is not None and age is not None:
         errors["date_of_birth"] = "Give a date of birth or an approximate age, not both."
         return {}
-    if dob is not None:
-        if not isinstance(dob, date):
-            errors["date_of_birth"] = "Use a date (YYYY-MM-DD)."
-        elif dob > today:
+    if dob is not None:  # a `date`: the schema and form read it
+        if dob > today:
             errors["date_of_birth"] = "The date of birth cannot be in the future."
         elif clock.age_on(dob, today) > MAX_AGE:
             errors["date_of_birth"] = f"That makes the patient older than {MAX_AGE}."

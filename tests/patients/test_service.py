@@ -105,10 +105,6 @@ def test_date_of_birth_today_is_a_newborn():
     assert values["date_of_birth"] == clock.today()
 
 
-def test_date_of_birth_that_is_not_a_date():
-    assert "date_of_birth" in bad_fields(data(date_of_birth="15/06/1985"))
-
-
 def test_date_of_birth_older_than_130_years():
     today = clock.today()
     assert "date_of_birth" in bad_fields(data(date_of_birth=date(today.year - 135, 1, 1)))
