@@ -98,7 +98,7 @@ def plan_slots(actor: User, data: dict[str, Any]) -> SlotPlan:
     for field, day in (("start_date", first), ("end_date", last)):
         if day is None or not in_calendar(day):
             errors[field] = BAD_DAY if day is None else OUT_OF_CALENDAR
-    first, last = (None, None) if errors else (first, last)
+    first, last = (None, None) if errors else (first, last)  # a bad date is not compared
     for field, moment in (("start_time", opens), ("end_time", closes)):
         if moment is None:
             errors[field] = BAD_TIME
@@ -341,7 +341,7 @@ def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
     for field, moment in (("start", start), ("end", end)):
         if moment is None or not in_calendar(moment.date()):
             errors[field] = BAD_INSTANT if moment is None else OUT_OF_CALENDAR
-    start, end = (None, None) if errors else (start, end)
+    start, end = (None, None) if errors else (start, end)  # a bad instant is not compared
     if start and end and end <= start:
         errors["end"] = "The end must be after the start."
     elif start and end and end - start > timedelta(days=MAX_DAYS):
