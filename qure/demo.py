@@ -12,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 import click
@@ -364,11 +365,11 @@ def seed_schedule(days: int = 14) -> int:
             "doctor_id": doctor.id,
             "start_date": today,
             "end_date": today + timedelta(days=days - 1),
-            "weekdays": ["MON", "TUE", "WED", "THU", "FRI", "SAT"],
-            "start_time": "09:00",
-            "end_time": "17:00",
+            "weekdays": {1, 2, 3, 4, 5, 6},  # Monday to Saturday
+            "start_time": clock_time(9, 0),
+            "end_time": clock_time(17, 0),
             "duration_minutes": 15,
-            "breaks": [{"start": "13:00", "end": "14:00"}],
+            "breaks": [(clock_time(13, 0), clock_time(14, 0))],
         },
     )
     fresh_today = [s for s in result["slots"] if clock.clinic_day(s.start_at) == today]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event
@@ -69,8 +69,8 @@ def make_slots(doctor, day: date | None = None, start="10:00", end="13:00", minu
             "doctor_id": doctor.id,
             "start_date": day,
             "end_date": day,
-            "start_time": start,
-            "end_time": end,
+            "start_time": time.fromisoformat(start),
+            "end_time": time.fromisoformat(end),
             "duration_minutes": minutes,
         },
     )

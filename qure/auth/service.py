@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from qure.auth.models import User
 from qure.core import audit
+from qure.core.db import get_or_raise
 from qure.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
-    NotFound,
     TooManyAttempts,
     Unauthorized,
 )
@@ -32,7 +32,6 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 EDITABLE = ("full_name", "email", "role", "registration_number", "qualification")
-MAX_ID = 2**31 - 1  # users.id is an INTEGER: a larger id names nobody
 # Bcrypt hashes of a fixed string, by cost: checked against when the username is unknown,
 # so that the answer takes as long as for a real user (same BCRYPT_ROUNDS) and reveals nothing.
 _DUMMY_HASHES: dict[int, str] = {}
@@ -154,10 +153,7 @@ def _unique_violation(exc: IntegrityError) -> InvalidInput | Conflict:
 
 def get_user(user_id: int) -> User:
     """The user with this id; NotFound otherwise."""
-    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
-    if user is None:
-        raise NotFound("No such user.", "user_not_found")
-    return user
+    return get_or_raise(User, user_id, "No such user.", "user_not_found")
 
 
 def list_users(
@@ -230,17 +226,9 @@ def update_user(actor: User, user_id: int, data: dict[str, Any]) -> User:
             fields={k: "Unknown field." for k in unknown},
         )
     clean = _clean({k: v for k, v in data.items() if k != "is_active"}, creating=False)
-    active = data.get("is_active")
-    if active is not None and not isinstance(active, bool):
-        raise InvalidInput("is_active: true or false", fields={"is_active": "True or false."})
+    active = data.get("is_active")  # a bool or None: the schema and form read it
     admins = _lock_active_admins()
-    user = (
-        db.session.get(User, user_id, with_for_update=True, populate_existing=True)
-        if 0 < user_id <= MAX_ID
-        else None
-    )
-    if user is None:
-        raise NotFound("No such user.", "user_not_found")
+    user = get_or_raise(User, user_id, "No such user.", "user_not_found", lock=True)
     if active is False and actor.id == user.id:
         raise Forbidden("You cannot deactivate your own account.", "cannot_deactivate_self")
     leaves_admin = (active is False) or ("role" in clean and clean["role"] != Role.ADMIN)

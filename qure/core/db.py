@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import BigInteger, event, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from qure.core.errors import NotFound
 from qure.extensions import db
+
+M = TypeVar("M")
+
+# The largest id an INTEGER key holds (BIGINT keys hold up to MAX_BIG_ID): a larger id
+# names nobody, and PostgreSQL would refuse to compare it with the column.
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,44 @@ def on_rollback(callback: Callable[[], None]) -> None:
 def commit() -> None:
     """Commit the request's transaction, then run the after-commit callbacks."""
     db.session.commit()
+
+
+def max_id(model: type) -> int:
+    """The largest id `model`'s primary key can hold."""
+    (key,) = inspect(model).primary_key
+    return MAX_BIG_ID if isinstance(key.type, BigInteger) else MAX_ID
+
+
+def get_or_none(
+    model: type[M], ident: int | None, *, lock: bool = False, options: Sequence = ()
+) -> M | None:
+    """The row of `model` with this id, or None (also for no id, or one its key cannot hold).
+
+    `lock` reads it under `SELECT ... FOR UPDATE` (of this table only) and re-reads a row
+    loaded earlier in the transaction."""
+    if ident is None or not 0 < ident <= max_id(model):
+        return None
+    extra: dict[str, Any] = {"options": list(options) or None}
+    if lock:
+        extra.update(with_for_update={"of": model}, populate_existing=True)
+    return db.session.get(model, ident, **extra)
+
+
+def get_or_raise(
+    model: type[M],
+    ident: int | None,
+    message: str,
+    code: str,
+    *,
+    lock: bool = False,
+    options: Sequence = (),
+) -> M:
+    """The row of `model` with this id; NotFound(message, code) when there is none or the
+    id is out of the key's range. `lock` and `options` as for `get_or_none`."""
+    row = get_or_none(model, ident, lock=lock, options=options)
+    if row is None:
+        raise NotFound(message, code)
+    return row
 
 
 def constraint_name(exc: IntegrityError) -> str | None:

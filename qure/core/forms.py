@@ -33,7 +33,10 @@ class ClinicDateField(StringField):
     browser), which a clinic in India reads as 12 February; this one looks the same
     everywhere and accepts the ways staff type a date (see `clock.parse_day`)."""
 
-    def __init__(self, label=None, validators=None, **kwargs):
+    message = "Enter the date as day, month and year, like 02 Dec 2026."
+
+    def __init__(self, label=None, validators=None, message: str | None = None, **kwargs):
+        self.message = message or self.message
         render_kw = {"placeholder": "DD Mon YYYY", "autocomplete": "off", "size": 12}
         render_kw.update(kwargs.pop("render_kw", None) or {})
         super().__init__(label, validators, render_kw=render_kw, **kwargs)
@@ -50,9 +53,7 @@ class ClinicDateField(StringField):
             try:
                 self.data = clock.parse_day(text)
             except ValueError as bad:
-                raise ValueError(
-                    "Enter the date as day, month and year, like 02 Dec 2026."
-                ) from bad
+                raise ValueError(self.message) from bad
 
     def pre_validate(self, form) -> None:
         # A date that could not be read keeps its own message; "required" would hide it.

@@ -21,6 +21,8 @@ def parse_money(value: Any, field: str, allow_zero: bool = True) -> Decimal:
     two places. Raises InvalidInput naming `field` for text that is not an amount, more
     than two decimal places, a negative amount (or zero when not allowed), or one too large
     to store."""
+    # Amounts arrive as text from forms and as text or numbers from JSON: this is where they
+    # are read, and a JSON true must not pass for 1 rupee.
     if isinstance(value, bool) or value is None:
         raise InvalidInput(f"{field}: give an amount", fields={field: "Give an amount in rupees."})
     try:

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qure.core import clock
 from qure.core.pagination import MAX_PER_PAGE
+
+
+class ClinicDay(fields.Date):
+    """A date as staff type it (ISO, "02 Dec 2026", 02/12/2026: see `clock.parse_day`),
+    read as a `date`; empty text is no date."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if not value.strip():
+            return None
+        try:
+            return clock.parse_day(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
 
 
 class ErrorBody(Schema):

@@ -12,6 +12,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, text, true
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core import phone as phones
+from qure.core.db import get_or_none, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import Page, check_bounds
 from qure.core.roles import Role
@@ -140,16 +141,14 @@ def _clean_birth(data: dict[str, Any], errors: dict[str, str], today: date) -> d
     if dob is not None and age is not None:
         errors["date_of_birth"] = "Give a date of birth or an approximate age, not both."
         return {}
-    if dob is not None:
-        if not isinstance(dob, date):
-            errors["date_of_birth"] = "Use a date (YYYY-MM-DD)."
-        elif dob > today:
+    if dob is not None:  # a `date`: the schema and form read it
+        if dob > today:
             errors["date_of_birth"] = "The date of birth cannot be in the future."
         elif clock.age_on(dob, today) > MAX_AGE:
             errors["date_of_birth"] = f"That makes the patient older than {MAX_AGE}."
         return {"date_of_birth": dob, "dob_estimated": False}
     if age is not None:
-        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE:
+        if not 0 <= age <= MAX_AGE:  # an int: the schema and form read it
             errors["age_years"] = f"A whole number of years from 0 to {MAX_AGE}."
             return {}
         day = min(today.day, 28) if today.month == 2 else today.day
@@ -258,8 +257,8 @@ def age_label(patient: Patient) -> str:
 
 def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
     """The patient with this id; NotFound otherwise (or when archived and not included)."""
-    patient = db.session.get(Patient, patient_id)
-    if patient is None or (patient.archived_at and not include_archived):
+    patient = get_or_raise(Patient, patient_id, "No such patient.", "patient_not_found")
+    if patient.archived_at and not include_archived:
         raise NotFound("No such patient.", "patient_not_found")
     return patient
 
@@ -267,9 +266,7 @@ def get_patient(patient_id: int, include_archived: bool = True) -> Patient:
 def on_file(patient_id: int | None) -> Patient | None:
     """The patient with this id if they are on file (not archived), else None: for pages
     where a patient is being chosen."""
-    if not isinstance(patient_id, int) or not 0 < patient_id < 2**63:
-        return None
-    patient = db.session.get(Patient, patient_id)
+    patient = get_or_none(Patient, patient_id)
     return patient if patient is not None and not patient.archived_at else None
 
 
@@ -446,10 +443,7 @@ def register(actor: User, data: dict[str, Any], confirm_new: bool = False) -> Pa
 
 def _locked(patient_id: int) -> Patient:
     # populate_existing: a row loaded earlier in this request is re-read under the lock.
-    patient = db.session.get(Patient, patient_id, with_for_update=True, populate_existing=True)
-    if patient is None:
-        raise NotFound("No such patient.", "patient_not_found")
-    return patient
+    return get_or_raise(Patient, patient_id, "No such patient.", "patient_not_found", lock=True)
 
 
 def update(actor: User, patient_id: int, data: dict[str, Any]) -> Patient:

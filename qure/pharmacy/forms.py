@@ -31,7 +31,10 @@ class MedicineForm(FlaskForm):
         "Unit price (₹)", validators=[DataRequired(), Length(max=20)], description="e.g. 12.50"
     )
     gst_rate = SelectField(
-        "GST rate", choices=[SelectChoice(str(r), f"{r}%") for r in GST_RATES], default="12"
+        "GST rate",
+        choices=[SelectChoice(str(r), f"{r}%") for r in GST_RATES],
+        coerce=int,
+        default=12,
     )
     hsn_code = StringField("HSN code", validators=[Optional(), Length(max=8)])
     reorder_level = IntegerField(
@@ -59,7 +62,7 @@ class MedicineForm(FlaskForm):
             getattr(self, key).data = getattr(medicine, key)
         self.manufacturer.data = medicine.manufacturer
         self.unit_price.data = str(medicine.unit_price)
-        self.gst_rate.data = str(medicine.gst_rate)
+        self.gst_rate.data = medicine.gst_rate
         self.hsn_code.data = medicine.hsn_code
         self.reorder_level.data = medicine.reorder_level
         self.is_active.data = medicine.is_active

@@ -26,6 +26,22 @@ class MedicineSchema(Schema):
     updated_at = fields.DateTime()
 
 
+class GstRate(fields.Integer):
+    """A GST rate in per cent, as a number or its text ("12"); which rates exist is the
+    service's rule."""
+
+    default_error_messages = {"invalid": "One of 0, 5, 12, 18 or 28 (per cent)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
+
+
 class MedicineInSchema(Schema):
     """What a client sends; the service checks every rule and names the field."""
 
@@ -36,7 +52,7 @@ class MedicineInSchema(Schema):
     strength = fields.String(metadata={"example": "625 mg"})
     manufacturer = fields.String(allow_none=True)
     unit_price = fields.Raw(metadata={"description": 'Rupees, e.g. "12.50"'})
-    gst_rate = fields.Raw(metadata={"enum": list(GST_RATES)})
+    gst_rate = GstRate(metadata={"enum": list(GST_RATES)})
     hsn_code = fields.String(allow_none=True)
     reorder_level = fields.Integer(strict=True)
     is_active = fields.Boolean()
@@ -48,7 +64,7 @@ class MedicineCreateSchema(MedicineInSchema):
     dosage_form = fields.String(required=True, metadata={"enum": list(DOSAGE_FORMS)})
     strength = fields.String(required=True)
     unit_price = fields.Raw(required=True)
-    gst_rate = fields.Raw(required=True)
+    gst_rate = GstRate(required=True, metadata={"enum": list(GST_RATES)})
 
 
 class MedicineArgs(PageArgs):

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from qure.auth.models import User
 from qure.core import audit
-from qure.core.db import constraint_name
-from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.db import constraint_name, get_or_raise
+from qure.core.errors import Conflict, InvalidInput
 from qure.core.money import parse_money
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
@@ -33,7 +33,6 @@ FIELDS = (
     "reorder_level",
     "is_active",
 )
-MAX_ID = 2**31 - 1
 HSN_RE = re.compile(r"^[0-9]{4,8}$")
 
 
@@ -93,10 +92,8 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         except InvalidInput as exc:
             errors.update(exc.fields)
     if given("gst_rate"):
-        rate = data.get("gst_rate")
-        if isinstance(rate, str) and rate.strip() in {str(r) for r in GST_RATES}:
-            rate = int(rate.strip())
-        if isinstance(rate, bool) or rate not in GST_RATES:
+        rate = data.get("gst_rate")  # an int: the schema and form read it
+        if rate not in GST_RATES:
             errors["gst_rate"] = "One of 0, 5, 12, 18 or 28 (per cent)."
         out["gst_rate"] = rate
     for key, limit in (("drug_class", 80), ("manufacturer", 120)):
@@ -109,11 +106,11 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         out["hsn_code"] = code
     if "reorder_level" in data:
         level = data.get("reorder_level")
-        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 10**6:
+        if level is None or not 0 <= level <= 10**6:
             errors["reorder_level"] = "A whole number from 0 to 1,000,000."
         out["reorder_level"] = level
     if "is_active" in data:
-        if not isinstance(data.get("is_active"), bool):
+        if data.get("is_active") is None:
             errors["is_active"] = "true or false."
         out["is_active"] = data.get("is_active")
     if errors:
@@ -128,10 +125,7 @@ def snapshot(medicine: Medicine) -> dict[str, Any]:
 
 def get_medicine(medicine_id: int) -> Medicine:
     """The medicine with this id; NotFound otherwise."""
-    medicine = db.session.get(Medicine, medicine_id) if 0 < medicine_id <= MAX_ID else None
-    if medicine is None:
-        raise NotFound("No such medicine.", "medicine_not_found")
-    return medicine
+    return get_or_raise(Medicine, medicine_id, "No such medicine.", "medicine_not_found")
 
 
 def search(
@@ -193,8 +187,9 @@ def update(actor: User, medicine_id: int, data: dict[str, Any]) -> Medicine:
     """Change some fields of a medicine (deactivate with is_active false). Raises NotFound,
     InvalidInput and Conflict `medicine_exists`."""
     values = clean(data, partial=True)
-    get_medicine(medicine_id)
-    medicine = db.session.get(Medicine, medicine_id, with_for_update=True, populate_existing=True)
+    medicine = get_or_raise(
+        Medicine, medicine_id, "No such medicine.", "medicine_not_found", lock=True
+    )
     before = snapshot(medicine)
     _save(medicine, values)
     old, new = audit.diff(before, snapshot(medicine))

@@ -215,6 +215,8 @@ def _dose_error(dose: Any) -> str | None:
 
 
 def _days_error(days: Any) -> str | None:
+    # A prescription's items arrive as the JSON body's own dicts (untyped, so that every
+    # bad item field is named in one answer): True is an int to Python, not a day count.
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         return f"Give a whole number of days from 1 to {MAX_DAYS}."
     return None
@@ -236,6 +238,7 @@ def _quantity_required(message: str) -> NoReturn:
 
 def _decimal(value: Any) -> Decimal | None:
     """A finite Decimal read from a Decimal, an int, a float or numeric text; None otherwise."""
+    # Doses and quantities come untyped inside a prescription's items (see `_days_error`).
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
         return None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qure.core.db import MAX_BIG_ID, MAX_ID
 from qure.core.schemas import PageArgs, page_schema
 from qure.prescriptions import dosing
 from qure.scheduling.schemas import PatientRef, PersonRef
@@ -65,8 +66,8 @@ class PrescriptionPatch(Schema):
 
 
 class PrescriptionArgs(PageArgs):
-    patient_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
-    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    patient_id = fields.Integer(validate=validate.Range(min=1, max=MAX_BIG_ID))
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 
 
 PrescriptionPage = page_schema(PrescriptionSchema, "PrescriptionPage")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import constraint_name
+from qure.core.db import constraint_name, get_or_none, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
@@ -28,7 +28,6 @@ from qure.visits import vitals
 from qure.visits.models import SHOWN as VISIT_SHOWN
 from qure.visits.models import NoteCategory, Visit, VisitStatus
 
-MAX_ID = 2**31 - 1
 MAX_ITEMS = 30
 ITEM_FIELDS = (
     "medicine_id",
@@ -55,14 +54,14 @@ SHOWN = (
 
 
 def get_prescription(prescription_id: int) -> Prescription:
-    found = (
-        db.session.get(Prescription, prescription_id, options=SHOWN)
-        if 0 < prescription_id <= MAX_ID
-        else None
+    """One prescription with what its pages show; NotFound otherwise."""
+    return get_or_raise(
+        Prescription,
+        prescription_id,
+        "No such prescription.",
+        "prescription_not_found",
+        options=SHOWN,
     )
-    if found is None:
-        raise NotFound("No such prescription.", "prescription_not_found")
-    return found
 
 
 def for_visit(visit_id: int) -> Prescription | None:
@@ -140,8 +139,10 @@ def plain(prescription: Prescription) -> dict[str, Any]:
 
 
 def _medicine(value: Any) -> Medicine | None:
-    valid = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
-    medicine = db.session.get(Medicine, value) if valid else None
+    # Items arrive as the JSON body's own dicts (untyped, so that every bad item field is
+    # named in one answer): an id may still be text, a float or a boolean here.
+    valid = isinstance(value, int) and not isinstance(value, bool)
+    medicine = get_or_none(Medicine, value) if valid else None
     return medicine if medicine is not None and medicine.is_active else None
 
 
@@ -261,20 +262,9 @@ def _check_allergies(
 
 def _locked_visit(visit_id: int) -> Visit:
     """The visit, its row locked, with what its pages show; NotFound when there is none."""
-    visit = (
-        db.session.get(
-            Visit,
-            visit_id,
-            with_for_update=True,
-            populate_existing=True,
-            options=VISIT_SHOWN,
-        )
-        if 0 < visit_id <= MAX_ID
-        else None
+    return get_or_raise(
+        Visit, visit_id, "No such visit.", "visit_not_found", lock=True, options=VISIT_SHOWN
     )
-    if visit is None:
-        raise NotFound("No such visit.", "visit_not_found")
-    return visit
 
 
 def _own_open_visit(actor: User, visit: Visit) -> None:
@@ -305,7 +295,7 @@ def create(actor: User, data: dict[str, Any]) -> Prescription:
     `visit_completed`, `prescription_exists`, `allergy_conflict`, and InvalidInput naming
     each bad item field. Returns the prescription."""
     visit_id = data.get("visit_id")
-    if not isinstance(visit_id, int) or isinstance(visit_id, bool):
+    if visit_id is None:
         raise InvalidInput("visit_id: give the visit", fields={"visit_id": "Give the visit."})
     # The visit row is locked first (as completing it does), so a prescription can never
     # land on a visit being completed at the same moment.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from qure.core.db import MAX_ID
 from qure.queue.models import TokenKind, TokenStatus
 from qure.scheduling.schemas import PersonRef
 
@@ -98,7 +99,7 @@ class TodaySchema(Schema):
 
 
 class TodayArgs(Schema):
-    doctor_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    doctor_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 
 
 class SummaryBlock(Schema):

@@ -104,11 +104,10 @@ def _publish(day: date, entry: QueueEntry) -> None:
         after_commit(partial(store.set_status, day, doctor_id, shown.token_number, status))
 
 
-def _urgency(urgent: Any, reason: Any) -> tuple[bool, str | None]:
-    if urgent in (None, False, "", "false", "0"):
+def _urgency(urgent: bool | None, reason: str | None) -> tuple[bool, str | None]:
+    """Whether a token is urgent, and why: an urgent one needs its reason."""
+    if not urgent:
         return False, None
-    if urgent not in (True, "true", "1", "on", "y"):
-        raise InvalidInput("urgent: true or false", fields={"urgent": "Give true or false."})
     why = plain_text(reason, "urgent_reason", 200)
     if not why:
         raise InvalidInput(
@@ -353,17 +352,16 @@ def queue_doctor(actor: User, doctor_id: Any) -> User:
     return get_doctor(doctor_id)
 
 
-def _entry(day: date, token_number: Any, lock: bool = False) -> QueueEntry:
-    valid = isinstance(token_number, int) and not isinstance(token_number, bool)
+def _entry(day: date, token_number: int, lock: bool = False) -> QueueEntry:
     # The patient comes in a second query: a locked row cannot be outer-joined.
     query = (
         select(QueueEntry)
-        .where(QueueEntry.day == day, QueueEntry.token_number == (token_number if valid else -1))
+        .where(QueueEntry.day == day, QueueEntry.token_number == token_number)
         .options(*SHOWN)
     )
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    entry = db.session.scalars(query).first() if valid and 0 < token_number <= MAX_TOKEN else None
+    entry = db.session.scalars(query).first() if 0 < token_number <= MAX_TOKEN else None
     if entry is None:
         raise NotFound(f"There is no token {token_number} today.", "token_not_found")
     return entry

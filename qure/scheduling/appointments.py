@@ -15,14 +15,13 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import constraint_name
-from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qure.core.db import constraint_name, get_or_none, get_or_raise
+from qure.core.errors import Conflict, Forbidden, InvalidInput
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients.models import Patient
-from qure.scheduling.doctors import MAX_ID
 from qure.scheduling.models import (
     ACTIVE_APPOINTMENT,
     ARRIVED,
@@ -81,9 +80,8 @@ def appointment_snapshot(appointment: Appointment) -> dict[str, Any]:
     }
 
 
-def bookable_patient(patient_id: Any) -> Patient:
-    valid = isinstance(patient_id, int) and not isinstance(patient_id, bool)
-    patient = db.session.get(Patient, patient_id) if valid and 0 < patient_id < 2**63 else None
+def bookable_patient(patient_id: int) -> Patient:
+    patient = get_or_none(Patient, patient_id)
     if patient is None:
         raise InvalidInput("patient_id: no such patient", fields={"patient_id": "No such patient."})
     if patient.archived_at:
@@ -195,13 +193,9 @@ def book(actor: User, data: dict[str, Any]) -> Appointment:
 
 def get_appointment(appointment_id: int, actor: User | None = None) -> Appointment:
     """One appointment; a DOCTOR may read only their own (Forbidden otherwise)."""
-    appointment = (
-        db.session.get(Appointment, appointment_id, options=SHOWN)
-        if 0 < appointment_id <= MAX_ID
-        else None
+    appointment = get_or_raise(
+        Appointment, appointment_id, "No such appointment.", "appointment_not_found", options=SHOWN
     )
-    if appointment is None:
-        raise NotFound("No such appointment.", "appointment_not_found")
     if actor is not None and actor.role == Role.DOCTOR and appointment.doctor_id != actor.id:
         raise Forbidden("A doctor reads only their own appointments.", "forbidden")
     return appointment
@@ -211,20 +205,14 @@ def locked_appointment(appointment_id: int, with_people: bool = False) -> Appoin
     """The appointment, its row locked (NotFound otherwise). `with_people` loads its patient
     and doctor in the same query (only the appointment's row is locked)."""
     options = [joinedload(Appointment.patient), joinedload(Appointment.doctor)]
-    found = (
-        db.session.get(
-            Appointment,
-            appointment_id,
-            with_for_update={"of": Appointment},
-            populate_existing=True,
-            options=options if with_people else None,
-        )
-        if 0 < appointment_id <= MAX_ID
-        else None
+    return get_or_raise(
+        Appointment,
+        appointment_id,
+        "No such appointment.",
+        "appointment_not_found",
+        lock=True,
+        options=options if with_people else (),
     )
-    if found is None:
-        raise NotFound("No such appointment.", "appointment_not_found")
-    return found
 
 
 # Who moves an appointment where (SPEC section 3 and 4): the front desk books, checks in
@@ -343,8 +331,8 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
     before = appointment_snapshot(appointment)
     new_slot_id = data.get("slot_id")
     if new_slot_id is not None and new_slot_id != appointment.slot_id:
-        ids = sorted([appointment.slot_id, new_slot_id]) if isinstance(new_slot_id, int) else []
-        locked = {i: locked_slot(i, "slot_id") for i in ids} if ids else {}
+        ids = sorted([appointment.slot_id, new_slot_id])
+        locked = {i: locked_slot(i, "slot_id") for i in ids}
         new_slot = locked.get(new_slot_id) or locked_slot(new_slot_id, "slot_id")
         old_slot = locked.get(appointment.slot_id) or locked_slot(appointment.slot_id)
         _check_slot_free(new_slot)

@@ -4,21 +4,18 @@ who may change a doctor's slots, and who is on duty on a day."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select
 
 from qure.auth.models import User
 from qure.core import clock
+from qure.core.db import get_or_none
 from qure.core.errors import Forbidden, InvalidInput
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.scheduling.models import (
     Slot,
 )
-
-MAX_ID = 2**31 - 1
-
 
 BOOKERS = (Role.ADMIN, Role.RECEPTION)  # who books, reschedules, cancels (SPEC section 0)
 
@@ -29,11 +26,11 @@ SCHEDULERS = (Role.ADMIN, Role.DOCTOR)  # who creates and blocks slots
 READERS = (Role.ADMIN, Role.RECEPTION, Role.DOCTOR)  # who reads appointments (a doctor: own)
 
 
-def get_doctor(doctor_id: Any, field: str = "doctor_id") -> User:
+def get_doctor(doctor_id: int | None, field: str = "doctor_id") -> User:
     """An active DOCTOR by id; InvalidInput naming `field` otherwise."""
-    if isinstance(doctor_id, bool) or not isinstance(doctor_id, int) or not 0 < doctor_id <= MAX_ID:
+    if doctor_id is None:
         raise InvalidInput(f"{field}: choose a doctor", fields={field: "Choose a doctor."})
-    doctor = db.session.get(User, doctor_id)
+    doctor = get_or_none(User, doctor_id)
     if doctor is None or doctor.role != Role.DOCTOR or not doctor.is_active:
         raise InvalidInput(f"{field}: no such doctor", fields={field: "No such active doctor."})
     return doctor

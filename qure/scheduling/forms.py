@@ -17,7 +17,9 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from qure.core import clock
 from qure.core.forms import ClinicDateField, ClinicDateTimeField
+from qure.scheduling.parsing import read_break_lines
 
 WEEKDAYS = [
     SelectChoice(str(i), label)
@@ -54,23 +56,24 @@ class SlotsForm(FlaskForm):
         if not field.data:
             raise ValidationError("Choose at least one weekday.")
 
+    def validate_breaks(self, field) -> None:
+        try:
+            read_break_lines(field.data or "")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
     def slot_data(self) -> dict:
-        """The form's values in the service's terms (bad break lines are left for the
-        service to refuse, naming the field)."""
-        breaks = []
-        for line in (self.breaks.data or "").splitlines():
-            if line.strip():
-                start, _, end = line.replace("\u2013", "-").partition("-")
-                breaks.append({"start": start.strip(), "end": end.strip()})
+        """The form's values in the service's terms: dates, times, ISO weekday numbers and
+        (start, end) breaks (whether each break ends after it starts is the service's rule)."""
         return {
             "doctor_id": self.doctor_id.data,
             "start_date": self.start_date.data,
             "end_date": self.end_date.data,
-            "weekdays": self.weekdays.data,
+            "weekdays": {int(day) for day in self.weekdays.data},
             "start_time": self.start_time.data,
             "end_time": self.end_time.data,
             "duration_minutes": int(self.duration_minutes.data),
-            "breaks": breaks,
+            "breaks": read_break_lines(self.breaks.data or ""),
         }
 
 
@@ -79,6 +82,17 @@ class BlockRangeForm(FlaskForm):
     start = ClinicDateTimeField("From", validators=[DataRequired()])
     end = ClinicDateTimeField("Until", validators=[DataRequired()])
     reason = StringField("Reason", validators=[DataRequired(), Length(max=200)])
+
+    def range_data(self, doctor_id: int | None) -> dict:
+        """The form's values in the service's terms: the typed wall-clock times are the
+        clinic's, so they become aware datetimes in its zone."""
+        zone = clock.clinic_tz()
+        return {
+            "doctor_id": doctor_id,
+            "start": self.start.data.replace(tzinfo=zone),
+            "end": self.end.data.replace(tzinfo=zone),
+            "reason": self.reason.data,
+        }
 
 
 class BlockSlotForm(FlaskForm):

@@ -1,5 +1,8 @@
-"""Reading what people type about time for the schedule: dates, clinic-local times,
-weekdays, breaks and instants, with a field error for each bad one. Pure: no database."""
+"""Reading what people type about time for the schedule: clinic-local times, weekdays,
+breaks and instants. The schemas and forms read with these (each raises ValueError with
+the message to show beside the field), so the services receive `time`, `date`,
+`datetime` and ISO weekday numbers; the calendar's range is a rule the services check
+with `in_calendar`. Pure: no database."""
 
 from __future__ import annotations
 
@@ -12,18 +15,23 @@ from qure.core import clock
 from qure.core.errors import InvalidInput
 
 WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+FULL_NAMES = {name.upper(): i for i, name in enumerate(calendar.day_name)}
+BAD_TIME = "Use a clinic-local time as HH:MM (24-hour)."
+BAD_DAY = "Use a date as YYYY-MM-DD."
+OUT_OF_CALENDAR = "Use a date between 1900 and 2199."
+BAD_WEEKDAYS = "Give weekdays as 1 (Monday) to 7 (Sunday) or MON to SUN."
+BAD_BREAK = "Give each break as a start and an end time, such as 13:00-14:00."
+BAD_INSTANT = "Use a date and time such as 2026-12-01T09:00 (clinic time)."
 
 
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-def parse_time(value: Any, field: str, errors: dict[str, str]) -> time | None:
-    if isinstance(value, time):
-        return value
-    match = TIME_RE.match(str(value or "").strip())
+def read_time(value: Any) -> time:
+    """A clinic-local time of day from HH:MM text (24-hour)."""
+    match = TIME_RE.match(value.strip()) if isinstance(value, str) else None
     if not match:
-        errors[field] = "Use a clinic-local time as HH:MM (24-hour)."
-        return None
+        raise ValueError(BAD_TIME)
     return time(int(match.group(1)), int(match.group(2)))
 
 
@@ -39,7 +47,7 @@ def in_calendar(day: date) -> bool:
 def check_days(**days: date | None) -> None:
     """InvalidInput naming each given date outside 1900-2199."""
     errors = {
-        field: "Use a date between 1900 and 2199."
+        field: OUT_OF_CALENDAR
         for field, day in days.items()
         if day is not None and not in_calendar(day)
     }
@@ -47,81 +55,50 @@ def check_days(**days: date | None) -> None:
         raise InvalidInput.naming(errors)
 
 
-def parse_date(value: Any, field: str, errors: dict[str, str]) -> date | None:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = date.fromisoformat(str(value or "").strip())
-        except ValueError:
-            errors[field] = "Use a date as YYYY-MM-DD."
-            return None
-    if not in_calendar(parsed):
-        errors[field] = "Use a date between 1900 and 2199."
-        return None
-    return parsed
-
-
-def parse_weekdays(value: Any, errors: dict[str, str]) -> set[int]:
-    """Weekdays as ISO numbers (1 = Monday ... 7 = Sunday) or names (MON ... SUN, or in
-    full);
-    every day when none are given. Returns Python weekday numbers (0 = Monday)."""
-    if value in (None, [], ""):
-        return set(range(7))
+def read_weekdays(value: Any) -> set[int]:
+    """ISO weekday numbers (1 = Monday ... 7 = Sunday) from a list of numbers or names
+    (MON ... SUN, or in full)."""
     if not isinstance(value, list):
-        value = [value]
+        raise ValueError(BAD_WEEKDAYS)
     days: set[int] = set()
     for item in value:
         text = str(item).strip().upper()
-        full = {name.upper(): i for i, name in enumerate(calendar.day_name)}
         if text in WEEKDAY_NAMES:
-            days.add(WEEKDAY_NAMES.index(text))
-        elif text in full:
-            days.add(full[text])
+            days.add(WEEKDAY_NAMES.index(text) + 1)
+        elif text in FULL_NAMES:
+            days.add(FULL_NAMES[text] + 1)
         elif text in {"1", "2", "3", "4", "5", "6", "7"}:
-            days.add(int(text) - 1)
+            days.add(int(text))
         else:
-            errors["weekdays"] = "Give weekdays as 1 (Monday) to 7 (Sunday) or MON to SUN."
-            return set()
+            raise ValueError(BAD_WEEKDAYS)
     return days
 
 
-def parse_breaks(value: Any, errors: dict[str, str]) -> list[tuple[time, time]]:
-    if value in (None, []):
-        return []
-    if not isinstance(value, list) or len(value) > 10:
-        errors["breaks"] = "Give at most 10 breaks, each {start, end} as HH:MM."
-        return []
+def read_break(start: Any, end: Any) -> tuple[time, time]:
+    """A break as (start, end) clinic-local times; whether it ends after it starts is the
+    service's rule."""
+    try:
+        return read_time(start), read_time(end)
+    except ValueError:
+        raise ValueError(BAD_BREAK) from None
+
+
+def read_break_lines(text: str) -> list[tuple[time, time]]:
+    """Breaks typed one per line, such as 13:00-14:00 (an en dash also separates)."""
     breaks = []
-    for item in value:
-        if not isinstance(item, dict):
-            errors["breaks"] = "Give each break as a start and an end time, such as 13:00-14:00."
-            return []
-        start = parse_time(item.get("start"), "breaks", errors)
-        end = parse_time(item.get("end"), "breaks", errors)
-        if start is None or end is None:
-            errors["breaks"] = "Give each break as a start and an end time, such as 13:00-14:00."
-            return []
-        if end <= start:
-            errors["breaks"] = "A break must end after it starts."
-            return []
-        breaks.append((start, end))
+    for line in text.splitlines():
+        if line.strip():
+            start, _, end = line.replace("\u2013", "-").partition("-")
+            breaks.append(read_break(start, end))
     return breaks
 
 
-def parse_instant(value: Any, field: str, errors: dict[str, str]) -> datetime | None:
+def read_instant(value: Any) -> datetime:
     """A datetime from ISO text; one without an offset is read as clinic-local time."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value or "").strip())
-        except ValueError:
-            errors[field] = "Use a date and time such as 2026-12-01T09:00 (clinic time)."
-            return None
-    if not in_calendar(moment.date()):
-        errors[field] = "Use a date between 1900 and 2199."
-        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError(BAD_INSTANT) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=clock.clinic_tz())
     return moment

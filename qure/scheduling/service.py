@@ -26,7 +26,6 @@ from qure.scheduling.appointments import (
 )
 from qure.scheduling.doctors import (
     BOOKERS,
-    MAX_ID,
     READERS,
     SCHEDULERS,
     doctors,
@@ -60,7 +59,6 @@ __all__ = [
     "APPOINTMENT_ACTIONS",
     "BOOKERS",
     "MAX_DAYS",
-    "MAX_ID",
     "MAX_SLOTS",
     "READERS",
     "RETURNED",

@@ -14,49 +14,44 @@ from sqlalchemy.orm import selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
+from qure.core.db import get_or_none, get_or_raise
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.pagination import Page, paginate
 from qure.extensions import db
-from qure.scheduling.doctors import MAX_ID, schedule_owner
+from qure.scheduling.doctors import schedule_owner
 from qure.scheduling.models import (
     SLOT_DURATIONS,
     Slot,
     SlotStatus,
 )
 from qure.scheduling.parsing import (
+    BAD_DAY,
+    BAD_INSTANT,
+    BAD_TIME,
+    BAD_WEEKDAYS,
+    OUT_OF_CALENDAR,
     check_days,
-    parse_breaks,
-    parse_date,
-    parse_instant,
-    parse_time,
-    parse_weekdays,
+    in_calendar,
 )
 
 MAX_DAYS = 92
 
 
 MAX_SLOTS = 3000
+MAX_BREAKS = 10
 # Every slot read here is shown with its doctor (the models raise on a lazy load); in a
 # second query, as slots are often read with their rows locked.
 WITH_DOCTOR = selectinload(Slot.doctor)
 
 
 def get_slot(slot_id: int) -> Slot:
-    slot = db.session.get(Slot, slot_id, options=[WITH_DOCTOR]) if 0 < slot_id <= MAX_ID else None
-    if slot is None:
-        raise NotFound("No such slot.", "slot_not_found")
-    return slot
+    """One slot with its doctor; NotFound otherwise."""
+    return get_or_raise(Slot, slot_id, "No such slot.", "slot_not_found", options=[WITH_DOCTOR])
 
 
-def locked_slot(slot_id: Any, field: str | None = None) -> Slot:
-    valid = isinstance(slot_id, int) and not isinstance(slot_id, bool) and 0 < slot_id <= MAX_ID
-    slot = (
-        db.session.get(
-            Slot, slot_id, with_for_update=True, populate_existing=True, options=[WITH_DOCTOR]
-        )
-        if valid
-        else None
-    )
+def locked_slot(slot_id: int, field: str | None = None) -> Slot:
+    """The slot, its row locked; InvalidInput naming `field` when given, else NotFound."""
+    slot = get_or_none(Slot, slot_id, lock=True, options=[WITH_DOCTOR])
     if slot is None:
         if field:
             raise InvalidInput(f"{field}: no such slot", fields={field: "No such slot."})
@@ -87,23 +82,33 @@ class SlotPlan:
 def plan_slots(actor: User, data: dict[str, Any]) -> SlotPlan:
     """Work out the slots a bulk creation asks for, without writing anything.
 
-    `data`: doctor_id, start_date, end_date, weekdays?, start_time, end_time,
-    duration_minutes (15 or 30), breaks? [{start, end}]. Slots that would start in the
-    past are left out (counted in `skipped_past`). Raises InvalidInput naming each bad
+    `data`: doctor_id (int), start_date and end_date (`date`), weekdays? (ISO numbers,
+    1 = Monday; every day when none), start_time and end_time (clinic-local `time`),
+    duration_minutes (15 or 30), breaks? [(start, end) times]. Slots that would start in
+    the past are left out (counted in `skipped_past`). Raises InvalidInput naming each bad
     field (more than 92 days or 3,000 slots included) and Forbidden for another doctor.
     """
     doctor = schedule_owner(actor, data.get("doctor_id"))
     errors: dict[str, str] = {}
-    first = parse_date(data.get("start_date"), "start_date", errors)
-    last = parse_date(data.get("end_date"), "end_date", errors)
-    opens = parse_time(data.get("start_time"), "start_time", errors)
-    closes = parse_time(data.get("end_time"), "end_time", errors)
-    weekdays = parse_weekdays(data.get("weekdays"), errors)
-    breaks = parse_breaks(data.get("breaks"), errors)
+    first, last = data.get("start_date"), data.get("end_date")
+    opens, closes = data.get("start_time"), data.get("end_time")
+    weekdays = set(data.get("weekdays") or range(1, 8))
+    breaks = data.get("breaks") or []
     duration = data.get("duration_minutes")
-    if isinstance(duration, str) and duration in ("15", "30"):
-        duration = int(duration)
-    if duration not in SLOT_DURATIONS or isinstance(duration, bool):
+    for field, day in (("start_date", first), ("end_date", last)):
+        if day is None or not in_calendar(day):
+            errors[field] = BAD_DAY if day is None else OUT_OF_CALENDAR
+    first, last = (None, None) if errors else (first, last)  # a bad date is not compared
+    for field, moment in (("start_time", opens), ("end_time", closes)):
+        if moment is None:
+            errors[field] = BAD_TIME
+    if not weekdays <= set(range(1, 8)):
+        errors["weekdays"] = BAD_WEEKDAYS
+    if len(breaks) > MAX_BREAKS:
+        errors["breaks"] = f"Give at most {MAX_BREAKS} breaks, each {{start, end}} as HH:MM."
+    elif any(end <= start for start, end in breaks):
+        errors["breaks"] = "A break must end after it starts."
+    if duration not in SLOT_DURATIONS:
         errors["duration_minutes"] = "Choose 15 or 30 minutes."
     if first and last:
         if last < first:
@@ -120,7 +125,7 @@ def plan_slots(actor: User, data: dict[str, Any]) -> SlotPlan:
     step = timedelta(minutes=duration)
     day = first
     while day <= last:
-        if day.weekday() in weekdays:
+        if day.isoweekday() in weekdays:
             start = datetime.combine(day, opens)
             stop = datetime.combine(day, closes)
             while start + step <= stop:
@@ -326,13 +331,17 @@ def set_blocked(actor: User, slot_id: int, blocked: bool, reason: str | None = N
 def block_range(actor: User, data: dict[str, Any]) -> dict[str, list[Slot]]:
     """Block every OPEN slot of a doctor that starts in [start, end), with a reason.
 
-    Booked slots in the range are left as they are and listed in `left_booked`. Returns
-    {blocked, left_booked}. Raises InvalidInput and Forbidden.
+    `data`: doctor_id (int), start and end (aware `datetime`s), reason. Booked slots in the
+    range are left as they are and listed in `left_booked`. Returns {blocked, left_booked}.
+    Raises InvalidInput and Forbidden.
     """
     doctor = schedule_owner(actor, data.get("doctor_id"))
     errors: dict[str, str] = {}
-    start = parse_instant(data.get("start"), "start", errors)
-    end = parse_instant(data.get("end"), "end", errors)
+    start, end = data.get("start"), data.get("end")
+    for field, moment in (("start", start), ("end", end)):
+        if moment is None or not in_calendar(moment.date()):
+            errors[field] = BAD_INSTANT if moment is None else OUT_OF_CALENDAR
+    start, end = (None, None) if errors else (start, end)  # a bad instant is not compared
     if start and end and end <= start:
         errors["end"] = "The end must be after the start."
     elif start and end and end - start > timedelta(days=MAX_DAYS):

@@ -140,12 +140,7 @@ def block_range():
     if request.method == "GET":
         form.doctor_id.data = _owner_id(int_arg("doctor_id"), doctors)
     elif form.validate_on_submit():
-        data = {
-            "doctor_id": g.actor.id if g.actor.role == Role.DOCTOR else form.doctor_id.data,
-            "start": form.start.data,
-            "end": form.end.data,
-            "reason": form.reason.data,
-        }
+        data = form.range_data(g.actor.id if g.actor.role == Role.DOCTOR else form.doctor_id.data)
         with transaction(form, catch=(InvalidInput,)) as outcome:
             result = service.block_range(g.actor, data)
         if outcome.failed:

@@ -9,8 +9,9 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from qure.core import clock
+from qure.core.forms import ClinicDateField
 from qure.visits.models import NoteCategory
+from qure.visits.service import BAD_DAY
 from qure.visits.vitals import fahrenheit
 
 
@@ -74,9 +75,7 @@ class WorkspaceForm(FlaskForm):
         render_kw={"autocomplete": "off", "list": "icd10-options", "spellcheck": "false"},
     )
     treatment_plan = TextAreaField("Treatment plan")
-    follow_up_date = StringField(
-        "Follow-up", render_kw={"placeholder": "DD Mon YYYY", "autocomplete": "off", "size": 12}
-    )
+    follow_up_date = ClinicDateField("Follow-up", message=BAD_DAY)
     note_category = SelectField("Note category", choices=CATEGORY_CHOICES, validate_choice=False)
     note_text = TextAreaField("New note", description="Saved with the rest of the visit.")
     # Shown in the prescription card, outside the <form> element: joined to it by id.
@@ -110,9 +109,7 @@ class WorkspaceForm(FlaskForm):
             getattr(self, name).data = "" if value is None else shown
         self.temperature_unit.data = unit
         for name in FINDING_NAMES:
-            value = getattr(visit, name)
-            is_date = name == "follow_up_date" and value is not None
-            getattr(self, name).data = clock.format_day(value) if is_date else value
+            getattr(self, name).data = getattr(visit, name)
         self.advice.data = prescription.notes if prescription is not None else None
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from qure.core.schemas import page_schema
+from qure.core.schemas import ClinicDay, page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 from qure.visits import vitals
 from qure.visits.models import NoteCategory, VisitStatus
+from qure.visits.service import BAD_DAY
 
 
 def _vitals(visit) -> dict:
@@ -76,7 +77,7 @@ class VisitPatch(Schema):
     diagnosis = fields.String(allow_none=True)
     icd10_code = fields.String(allow_none=True)
     treatment_plan = fields.String(allow_none=True)
-    follow_up_date = fields.Raw(allow_none=True, metadata={"format": "date"})
+    follow_up_date = ClinicDay(allow_none=True, error_messages={"invalid": BAD_DAY})
 
 
 class NoteIn(Schema):

@@ -6,7 +6,7 @@ visit is read-only, and notes written after completion are addenda.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import constraint_name
+from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
@@ -31,7 +31,6 @@ from qure.visits import icd10, vitals
 from qure.visits.models import SHOWN, NoteCategory, Visit, VisitNote, VisitStatus
 
 READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
-MAX_ID = 2**31 - 1
 TEXT_FIELDS = {
     "chief_complaint": 500,
     "symptom_duration": 100,
@@ -51,10 +50,7 @@ def get_visit(visit_id: int, actor: User | None = None) -> Visit:
     """A visit; NotFound otherwise, Forbidden for roles that do not read visits."""
     if actor is not None and actor.role not in READERS:
         raise Forbidden("Only doctors and admins read visits.", "forbidden")
-    visit = db.session.get(Visit, visit_id, options=SHOWN) if 0 < visit_id <= MAX_ID else None
-    if visit is None:
-        raise NotFound("No such visit.", "visit_not_found")
-    return visit
+    return get_or_raise(Visit, visit_id, "No such visit.", "visit_not_found", options=SHOWN)
 
 
 def in_progress_for(patient_id: int) -> Visit | None:
@@ -96,13 +92,13 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
 # ---- starting --------------------------------------------------------------------------
 
 
-def _own_token(actor: User, token_number: Any) -> QueueEntry:
+def _own_token(actor: User, token_number: int) -> QueueEntry:
     try:
-        entry = queue.get_token(token_number) if isinstance(token_number, int) else None
+        entry = queue.get_token(token_number)
     except NotFound:
-        entry = None
-    if entry is None:
-        raise InvalidInput("token_number: no such token", fields={"token_number": "No such token."})
+        raise InvalidInput(
+            "token_number: no such token", fields={"token_number": "No such token."}
+        ) from None
     if entry.doctor_id != actor.id or entry.status != TokenStatus.WITH_DOCTOR:
         raise Conflict(
             "Call the patient first: the token is not with you.",
@@ -112,20 +108,14 @@ def _own_token(actor: User, token_number: Any) -> QueueEntry:
     return entry
 
 
-def _own_appointment(actor: User, appointment_id: Any) -> Appointment:
+def _own_appointment(actor: User, appointment_id: int) -> Appointment:
     try:
-        appointment = (
-            appointments.get_appointment(appointment_id)
-            if isinstance(appointment_id, int) and not isinstance(appointment_id, bool)
-            else None
-        )
+        appointment = appointments.get_appointment(appointment_id)
     except NotFound:
-        appointment = None
-    if appointment is None:
         raise InvalidInput(
             "appointment_id: no such appointment",
             fields={"appointment_id": "No such appointment."},
-        )
+        ) from None
     if appointment.doctor_id != actor.id:
         raise Forbidden("This appointment is with another doctor.", "not_your_appointment")
     if appointment.status not in (
@@ -172,11 +162,8 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
             appointment_id = entry.appointment_id
         else:
             entry = None  # with another doctor, or no token: a visit outside the queue
-    try:
-        patient = patients.get_patient(patient_id) if isinstance(patient_id, int) else None
-    except NotFound:
-        patient = None
-    if patient is None or patient.archived_at:
+    patient = patients.on_file(patient_id)
+    if patient is None:
         raise InvalidInput("patient_id: no such patient", fields={"patient_id": "No such patient."})
     open_visit = in_progress_for(patient.id)
     if open_visit is not None:
@@ -205,9 +192,7 @@ def start(actor: User, data: dict[str, Any]) -> Visit:
     return visit
 
 
-def _todays_token(patient_id: Any) -> QueueEntry | None:
-    if not isinstance(patient_id, int) or isinstance(patient_id, bool):
-        return None
+def _todays_token(patient_id: int) -> QueueEntry | None:
     return queue.active_token(patient_id, clock.today())
 
 
@@ -300,9 +285,8 @@ def _in_progress(visit: Visit | None) -> Conflict:
 
 
 def _locked_own(actor: User, visit_id: int) -> Visit:
-    get_visit(visit_id)
-    visit = db.session.get(
-        Visit, visit_id, with_for_update=True, populate_existing=True, options=SHOWN
+    visit = get_or_raise(
+        Visit, visit_id, "No such visit.", "visit_not_found", lock=True, options=SHOWN
     )
     if visit.doctor_id != actor.id:
         raise Forbidden("Only the visit's doctor changes it.", "not_your_visit")
@@ -340,20 +324,11 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             errors["icd10_code"] = f"{NOT_A_CODE} {hint}" if hint else NOT_A_CODE
         out["icd10_code"] = code
     if "follow_up_date" in data:
-        when = data.get("follow_up_date")
-        if isinstance(when, str) and when.strip():
-            try:
-                when = clock.parse_day(when)
-            except ValueError:
-                errors["follow_up_date"] = BAD_DAY
-                when = None
+        when = data.get("follow_up_date")  # a `date` or None: the schema and form read it
         today = clock.today()
-        if when not in (None, "") and not isinstance(when, date):
-            errors.setdefault("follow_up_date", BAD_DAY)
-            when = None
-        elif isinstance(when, date) and not today < when <= today + timedelta(days=730):
+        if when is not None and not today < when <= today + timedelta(days=730):
             errors["follow_up_date"] = "A date after today, within two years."
-        out["follow_up_date"] = when or None
+        out["follow_up_date"] = when
     return out, errors
 
 

@@ -45,6 +45,8 @@ def fahrenheit(celsius: Decimal | None) -> Decimal | None:
 def _number(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
     if value is None or value == "":
         return None
+    # Vitals arrive untyped: the API's `vitals` is a free dict (each bad vital is named in
+    # one answer) and the workspace form sends them as typed text; True is not a number.
     if isinstance(value, bool):
         errors[field] = "Give a number."
         return None

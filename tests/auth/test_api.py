@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import jwt as pyjwt
+import pytest
 from sqlalchemy import func, select
 
 from qure.auth import service
@@ -447,6 +448,16 @@ def test_patch_deactivates_another_user(client, admin, reception):
     assert response.status_code == 200
     assert response.get_json()["is_active"] is False
     assert_error(login(client, reception.username), 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("flag", ["perhaps", 2, None, [True]])
+def test_patch_refuses_an_active_flag_that_is_not_true_or_false(client, admin, reception, flag):
+    response = client.patch(
+        f"/api/v1/users/{reception.id}", json={"is_active": flag}, headers=bearer(client, admin)
+    )
+    assert_error(response, 422, "invalid_input")
+    assert "is_active" in response.get_json()["error"]["fields"]
+    assert db.session.get(User, reception.id).is_active is True
 
 
 def test_patch_cannot_deactivate_oneself(client, admin):

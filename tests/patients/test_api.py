@@ -340,6 +340,8 @@ def test_a_bad_phone_is_422_saying_why(client, reception):
         ({"age_years": 40}, "date_of_birth"),
         ({"date_of_birth": None, "age_years": 131}, "age_years"),
         ({"date_of_birth": None, "age_years": -1}, "age_years"),
+        ({"date_of_birth": None, "age_years": "forty"}, "age_years"),
+        ({"date_of_birth": None, "age_years": True}, "age_years"),
         ({"date_of_birth": None}, "date_of_birth"),
         ({"sex": "Q"}, "sex"),
         ({"phone": "12345"}, "phone"),

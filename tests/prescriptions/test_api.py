@@ -259,6 +259,7 @@ def test_unknown_item_fields_are_refused(doc, visit, meds):
     [
         ({"items": []}, "visit_id"),
         ({"visit_id": "first"}, "visit_id"),
+        ({"visit_id": True}, "visit_id"),
         ({"visit_id": 1}, "items"),
         ({"visit_id": 1, "items": "Crocin"}, "items"),
         ({"visit_id": 1, "items": [], "notes": 5}, "notes"),

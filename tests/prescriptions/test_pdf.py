@@ -40,7 +40,7 @@ FINDINGS = {
     "symptom_duration": "5 days",
     "diagnosis": "Acute bronchitis",
     "icd10_code": "J20.9",
-    "follow_up_date": "2030-01-14",
+    "follow_up_date": date(2030, 1, 14),
     "vitals": {
         "bp_systolic": 130,
         "bp_diastolic": 85,

@@ -333,6 +333,9 @@ def test_walk_in_refusals(desk, doctor, reception, pharmacist):
     assert "patient_id" in body["fields"]
     body = error(desk.post("/walk-in", {"patient_id": other.id, "doctor_id": pharmacist.id}), 422)
     assert "doctor_id" in body["fields"]
+    for bad in ({"patient_id": True}, {"patient_id": "x"}, {"doctor_id": "x"}, {"urgent": "maybe"}):
+        body = error(desk.post("/walk-in", {"patient_id": other.id, **bad}), 422, "invalid_input")
+        assert list(body["fields"]) == list(bad)
     assert ok(desk.walk_in(other, doctor), 201)["token_number"] == 2
 
 

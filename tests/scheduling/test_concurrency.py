@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -127,10 +127,10 @@ def test_two_bulk_creations_for_one_doctor_at_once(app, doctor, durations):
                 {
                     "start_date": TOMORROW,
                     "end_date": TOMORROW + timedelta(days=6),
-                    "start_time": "09:00",
-                    "end_time": "17:00",
+                    "start_time": time(9, 0),
+                    "end_time": time(17, 0),
                     "duration_minutes": minutes,
-                    "breaks": [{"start": "13:00", "end": "14:00"}],
+                    "breaks": [(time(13, 0), time(14, 0))],
                 },
             )
             return result["created"], result["skipped"]
@@ -165,8 +165,8 @@ def test_two_bulk_creations_repeated(app, doctor):
             {
                 "start_date": TOMORROW,
                 "end_date": TOMORROW,
-                "start_time": "09:00",
-                "end_time": "13:00",
+                "start_time": time(9, 0),
+                "end_time": time(13, 0),
                 "duration_minutes": 15,
             },
         )["created"]

@@ -44,7 +44,28 @@ def window(doctor, **changes) -> dict:
         "duration_minutes": 30,
     }
     values.update(changes)
-    return {k: v for k, v in values.items() if v is not ...}
+    return {k: typed(k, v) for k, v in values.items() if v is not ...}
+
+
+def typed(key: str, value):
+    """A window's value as the edge hands it to the service: times as `time`, breaks as
+    (start, end) times (written here as HH:MM text, for reading)."""
+    if key in ("start_time", "end_time") and isinstance(value, str):
+        return time.fromisoformat(value)
+    if key == "breaks":
+        return [(time.fromisoformat(b["start"]), time.fromisoformat(b["end"])) for b in value]
+    return value
+
+
+def ranged(data: dict) -> dict:
+    """A block-range request as the edge hands it over: start and end (ISO text here, for
+    reading) as aware datetimes, clinic-local without an offset."""
+    out = dict(data)
+    for key in ("start", "end"):
+        if isinstance(out.get(key), str):
+            moment = datetime.fromisoformat(out[key])
+            out[key] = moment if moment.tzinfo else moment.replace(tzinfo=IST)
+    return out
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -165,25 +186,15 @@ def test_a_slot_just_after_midnight_belongs_to_its_clinic_day(doctor):
 
 def test_bulk_over_several_days_without_weekdays_makes_every_day(doctor):
     values = window(doctor, start_date=NEXT_MONDAY, end_date=NEXT_MONDAY + timedelta(days=6))
-    result = service.bulk_create(doctor, {**values, "end_time": "09:30"})
+    result = service.bulk_create(doctor, {**values, "end_time": time(9, 30)})
     assert result["created"] == 7
     assert [d for d, _ in local_times(result["slots"])] == [
         NEXT_MONDAY + timedelta(days=i) for i in range(7)
     ]
 
 
-@pytest.mark.parametrize(
-    "weekdays",
-    [
-        [1, 3, 5],
-        ["1", "3", "5"],
-        ["MON", "WED", "FRI"],
-        ["mon", "Wed", " fri "],
-        [5, "MON", 3],
-        ["FRI", "FRI", "MON", 3],
-    ],
-)
-def test_bulk_weekdays_as_iso_numbers_or_names(doctor, weekdays):
+@pytest.mark.parametrize("weekdays", [{1, 3, 5}, [5, 1, 3], [5, 5, 1, 3]])
+def test_bulk_weekdays_as_iso_numbers(doctor, weekdays):
     values = window(
         doctor,
         start_date=NEXT_MONDAY,
@@ -206,7 +217,7 @@ def test_bulk_weekday_seven_is_sunday(doctor):
         start_date=NEXT_MONDAY,
         end_date=NEXT_MONDAY + timedelta(days=6),
         end_time="09:30",
-        weekdays=[7, "SAT"],
+        weekdays={7, 6},
     )
     days = [d for d, _ in local_times(service.bulk_create(doctor, values)["slots"])]
     assert days == [date(2030, 1, 19), date(2030, 1, 20)]
@@ -214,7 +225,7 @@ def test_bulk_weekday_seven_is_sunday(doctor):
 
 def test_bulk_with_no_matching_weekday_creates_nothing(doctor):
     # Tomorrow is a Tuesday.
-    result = service.bulk_create(doctor, window(doctor, weekdays=["SUN"]))
+    result = service.bulk_create(doctor, window(doctor, weekdays={7}))
     assert result == {"created": 0, "skipped": 0, "slots": []}
     assert slots_of(doctor) == []
     assert events("SLOTS_CREATED") == []
@@ -250,7 +261,7 @@ def test_a_break_that_only_touches_a_slot_keeps_it(doctor):
     assert hhmm(service.bulk_create(doctor, values)["slots"]) == ["09:00", "09:30", "10:30"]
 
 
-@pytest.mark.parametrize("minutes", [0, 5, 10, 20, 45, 60, -15, None, "abc", True, 15.5])
+@pytest.mark.parametrize("minutes", [0, 5, 10, 20, 45, 60, -15, None])
 def test_only_fifteen_or_thirty_minute_slots(doctor, minutes):
     assert "duration_minutes" in bad_bulk(doctor, window(doctor, duration_minutes=minutes))
 
@@ -422,7 +433,7 @@ def test_an_admin_must_name_the_doctor(admin):
     assert "doctor_id" in bad_bulk(admin, {**window(admin), "doctor_id": None})
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2**31, "7", True, 99_999])
+@pytest.mark.parametrize("bad", [0, -1, 2**31, 99_999])
 def test_an_admin_naming_no_valid_doctor(admin, bad):
     assert "doctor_id" in bad_bulk(admin, {**window(admin), "doctor_id": bad})
 
@@ -442,30 +453,22 @@ def test_other_roles_may_not_create_slots(request, doctor, role):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("start_time", "9am"),
-        ("start_time", "25:00"),
-        ("start_time", "09:60"),
-        ("start_time", ""),
         ("start_time", None),
-        ("end_time", "17.00"),
-        ("end_time", "1700"),
-        ("start_date", "2030/01/08"),
-        ("start_date", "08-01-2030"),
+        ("end_time", None),
         ("start_date", None),
-        ("end_date", "tomorrow"),
-        ("weekdays", [0]),
-        ("weekdays", [8]),
-        ("weekdays", ["XYZ"]),
-        ("weekdays", [1, "funday"]),
-        ("breaks", [{"start": "13:00"}]),
+        ("start_date", date(1899, 12, 31)),
+        ("end_date", date(2200, 1, 1)),
+        ("weekdays", {0}),
+        ("weekdays", {8}),
+        ("weekdays", {1, 9}),
         ("breaks", [{"start": "14:00", "end": "13:00"}]),
-        ("breaks", [{"start": "lunch", "end": "13:00"}]),
-        ("breaks", ["13:00-14:00"]),
-        ("breaks", "lunch"),
+        ("breaks", [{"start": "13:00", "end": "13:00"}]),
         ("breaks", [{"start": "13:00", "end": "13:15"}] * 11),
     ],
 )
 def test_bad_fields_are_named(doctor, field, value):
+    """The rules on typed values; text that does not read as a time, date, weekday or
+    break is refused by the schema and the form (see test_api and test_views)."""
     fields = bad_bulk(doctor, window(doctor, **{field: value}))
     assert field in fields
     assert fields[field]
@@ -473,7 +476,7 @@ def test_bad_fields_are_named(doctor, field, value):
 
 def test_several_bad_fields_are_all_named(doctor):
     fields = bad_bulk(
-        doctor, window(doctor, start_time="x", end_time="y", duration_minutes=20, weekdays=[9])
+        doctor, window(doctor, start_time=None, end_time=None, duration_minutes=20, weekdays={9})
     )
     assert {"start_time", "end_time", "duration_minutes", "weekdays"} <= set(fields)
 
@@ -703,7 +706,8 @@ def test_block_a_range_leaves_booked_slots_alone(doctor, reception):
     appointment = make_appointment(make_patient(reception), slots[2], reception)  # 10:00
     service.set_blocked(doctor, slots[3].id, True, "Earlier block")  # 10:30
     result = service.block_range(
-        doctor, {"start": "2030-01-08T09:30", "end": "2030-01-08T11:00", "reason": "Surgery"}
+        doctor,
+        ranged({"start": "2030-01-08T09:30", "end": "2030-01-08T11:00", "reason": "Surgery"}),
     )
     assert [s.id for s in result["blocked"]] == [slots[1].id]
     assert [s.id for s in result["left_booked"]] == [slots[2].id]
@@ -730,12 +734,14 @@ def test_block_a_range_with_an_offset_and_for_an_admin(admin, doctor):
     # 03:30 UTC is 09:00 in Kolkata.
     result = service.block_range(
         admin,
-        {
-            "doctor_id": doctor.id,
-            "start": "2030-01-08T03:30:00+00:00",
-            "end": "2030-01-08T04:00:00Z",
-            "reason": "Leave",
-        },
+        ranged(
+            {
+                "doctor_id": doctor.id,
+                "start": "2030-01-08T03:30:00+00:00",
+                "end": "2030-01-08T04:00:00Z",
+                "reason": "Leave",
+            }
+        ),
     )
     assert [s.id for s in result["blocked"]] == [slots[0].id]
     assert [s.status for s in slots_of(other)] == ["OPEN", "OPEN"]
@@ -744,7 +750,7 @@ def test_block_a_range_with_an_offset_and_for_an_admin(admin, doctor):
 
 def test_block_a_range_with_nothing_in_it(doctor):
     result = service.block_range(
-        doctor, {"start": "2030-01-09T09:00", "end": "2030-01-09T12:00", "reason": "Leave"}
+        doctor, ranged({"start": "2030-01-09T09:00", "end": "2030-01-09T12:00", "reason": "Leave"})
     )
     assert result == {"blocked": [], "left_booked": []}
     assert events("SLOTS_BLOCKED") == []
@@ -755,7 +761,8 @@ def test_block_a_range_with_nothing_in_it(doctor):
     [
         ({"reason": ""}, "reason"),
         ({"reason": None}, "reason"),
-        ({"start": "tomorrow"}, "start"),
+        ({"start": None}, "start"),
+        ({"start": "1899-12-31T09:00"}, "start"),
         ({"end": None}, "end"),
         ({"end": "2030-01-08T09:00"}, "end"),
         ({"end": "2030-01-08T08:00"}, "end"),
@@ -765,7 +772,7 @@ def test_block_a_range_with_nothing_in_it(doctor):
 def test_block_a_range_bad_fields(doctor, changes, field):
     data = {"start": "2030-01-08T09:00", "end": "2030-01-08T12:00", "reason": "Leave", **changes}
     with pytest.raises(InvalidInput) as caught:
-        service.block_range(doctor, data)
+        service.block_range(doctor, ranged(data))
     assert field in caught.value.fields
 
 
@@ -774,9 +781,9 @@ def test_block_a_range_of_another_doctor(doctor, admin):
     make_slots(other, TOMORROW, "09:00", "10:00", 30)
     data = {"start": "2030-01-08T09:00", "end": "2030-01-08T12:00", "reason": "Leave"}
     with pytest.raises(Forbidden):
-        service.block_range(doctor, {**data, "doctor_id": other.id})
+        service.block_range(doctor, ranged({**data, "doctor_id": other.id}))
     with pytest.raises(InvalidInput) as caught:
-        service.block_range(admin, data)
+        service.block_range(admin, ranged(data))
     assert "doctor_id" in caught.value.fields
     assert [s.status for s in slots_of(other)] == ["OPEN", "OPEN"]
 
@@ -874,7 +881,7 @@ def test_two_patients_at_one_time_with_two_doctors(reception, doctor):
     assert book(reception, make_patient(reception), one_slot(other)).status == "SCHEDULED"
 
 
-@pytest.mark.parametrize("patient_id", [None, 0, -1, "1", 1.0, True, 2**63, 987_654_321])
+@pytest.mark.parametrize("patient_id", [None, 0, -1, 2**63, 987_654_321])
 def test_booking_an_unknown_patient(reception, doctor, patient_id):
     slot = one_slot(doctor)
     with pytest.raises(InvalidInput) as caught:
@@ -883,7 +890,7 @@ def test_booking_an_unknown_patient(reception, doctor, patient_id):
     assert refreshed(slot).status == "OPEN"
 
 
-@pytest.mark.parametrize("slot_id", [None, 0, "1", True, 2**31, 987_654_321])
+@pytest.mark.parametrize("slot_id", [None, 0, 2**31, 987_654_321])
 def test_booking_an_unknown_slot(reception, slot_id):
     patient = make_patient(reception)
     with pytest.raises(InvalidInput) as caught:

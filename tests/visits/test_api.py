@@ -284,6 +284,14 @@ def test_start_with_a_token_that_is_not_a_number(doc, called, token_number):
     assert "token_number" in body["fields"]
 
 
+@pytest.mark.parametrize("field", ["appointment_id", "patient_id"])
+@pytest.mark.parametrize("value", ["one", True, [1]])
+def test_start_with_an_id_that_is_not_a_number(doc, booked, field, value):
+    booked(0)
+    body = error(doc.start(**{field: value}), 422, "invalid_input")
+    assert field in body["fields"]
+
+
 def test_start_for_an_appointment(doc, booked):
     appointment = booked(1, reason="Knee pain")
     body = ok(doc.start(appointment_id=appointment.id), 201)
@@ -507,10 +515,19 @@ def test_icd10_codes_are_normalised_and_checked_against_the_who_table(doc, visit
     assert ok(doc.visit(visit["id"]))["icd10_code"] == "U07.1"
 
 
-@pytest.mark.parametrize("when", [20300114, True, ["2030-01-14"]])
+@pytest.mark.parametrize(
+    "when", [20300114, True, ["2030-01-14"], {"date": "2030-01-14"}, "next week", "2030-13-01"]
+)
 def test_a_follow_up_that_is_not_a_date_is_a_422_never_a_500(doc, visit, when):
     body = error(doc.change(visit["id"], follow_up_date=when), 422, "invalid_input")
-    assert "follow_up_date" in body["fields"]
+    assert body["fields"] == {"follow_up_date": "Use a date such as 02 Dec 2026 (or 2026-12-02)."}
+
+
+def test_a_follow_up_is_read_the_clinics_way(doc, visit):
+    assert ok(doc.change(visit["id"], follow_up_date="14 Jan 2030"))["follow_up_date"] == (
+        "2030-01-14"
+    )
+    assert ok(doc.change(visit["id"], follow_up_date=""))["follow_up_date"] is None
 
 
 def test_a_follow_up_can_be_cleared(doc, visit):
