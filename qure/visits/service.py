@@ -248,6 +248,11 @@ def call_next(
     entry = queue.call_next(actor, doctor_id)
     if not open_visit or actor.role != Role.DOCTOR:
         return entry, None
+    if entry.patient.archived_at is not None:
+        # The record was archived after the patient took a token: they are here and
+        # called all the same (refusing would put them back at the head, and every later
+        # call would fail on them); no visit opens on an archived record.
+        return entry, None
     return entry, open_for_token(actor, entry.token_number)
 
 

@@ -134,7 +134,7 @@ def save(visit_id: int):
     flash("Visit completed. The next patient can be called." if completing else "Saved.", "success")
     # "Add note" comes first in the form, so Enter in any box presses it: only a note
     # actually written brings the doctor back to the notes.
-    noted = request.form.get("save") == "note" and form.note_text.data.strip()
+    noted = request.form.get("save") == "note" and (form.note_text.data or "").strip()
     anchor = "#notes" if noted else ""
     return redirect(url_for(".workspace", visit_id=visit_id) + anchor)
 

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from qure.core import clock, outbox
 from qure.core.db import commit
@@ -1284,13 +1284,17 @@ def test_a_failure_while_opening_the_visit_leaves_the_token_not_called(doctor, r
     appointment = booked(0)
     number = queue.check_in(reception, appointment.id).token_number
     commit()
+    # The database refuses the visit (as a full disk or a lost connection would): the
+    # call and the visit are one transaction, so the call does not stand either.
     db.session.execute(
-        Patient.__table__.update()
-        .where(Patient.id == appointment.patient_id)
-        .values(archived_at=clock.now())
+        text(
+            "CREATE FUNCTION refuse_visit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$; "
+            "CREATE TRIGGER refuse_visit BEFORE INSERT ON visits "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_visit()"
+        )
     )
-    commit()
-    with pytest.raises(InvalidInput):
+    with pytest.raises(DBAPIError):
         service.call_next(doctor)
     db.session.rollback()
     row = token_row(number)
@@ -1300,3 +1304,25 @@ def test_a_failure_while_opening_the_visit_leaves_the_token_not_called(doctor, r
     assert redis_current(doctor.id) is None
     assert redis_status(number) == "WAITING"
     assert redis_store.client.zrange(f"q:{TODAY}:wait:{doctor.id}", 0, -1) == [b"%06d" % number]
+
+
+def test_an_archived_patient_is_called_without_a_visit_and_does_not_jam_the_queue(
+    doctor, reception, booked
+):
+    first, second = booked(0), booked(1)
+    numbers = [queue.check_in(reception, a.id).token_number for a in (first, second)]
+    commit()
+    db.session.execute(
+        Patient.__table__.update()
+        .where(Patient.id == first.patient_id)
+        .values(archived_at=clock.now())
+    )
+    commit()
+    entry, visit = service.call_next(doctor)
+    commit()
+    assert (entry.token_number, visit) == (numbers[0], None)
+    assert token_row(numbers[0]).status == "WITH_DOCTOR"
+    queue.set_status(doctor, numbers[0], "COMPLETED")
+    commit()
+    entry, visit = service.call_next(doctor)
+    assert entry.token_number == numbers[1] and visit.patient_id == second.patient_id

@@ -1344,3 +1344,16 @@ def test_doctor_sees_the_visit_history_with_diagnosis_and_medicines(client, clin
     assert "Crocin, Benadryl" in older
     assert f'<a href="/prescriptions/{prescription.id}">view</a>' in older
     assert 'id="prescriptions"' not in page
+
+
+def test_add_note_with_the_note_box_left_out_of_the_post_is_no_server_error(
+    client, clinic_now, doctor
+):
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+    url = f"/visits/{visit.id}"
+    data = workspace_values(page_text(client.get(url)))
+    data.pop("note_text", None)
+    response = client.post(url, data={**data, "save": "note"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(url)
