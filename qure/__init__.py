@@ -140,7 +140,14 @@ def _register_blueprints(app: Flask) -> None:
                 }
             },
             "security": [{"bearerAuth": []}],
-            "info": {"description": "Qure clinic API. See SPEC section 12 for conventions."},
+            "info": {
+                "description": (
+                    "Qure clinic API. Lists answer {items, page, per_page, total} and take "
+                    "?page= and ?per_page=; errors answer {error: {code, message, fields?, "
+                    "details?}} with a stable code; authenticate with a bearer token from "
+                    "/api/v1/auth/login."
+                )
+            },
         },
     )
     for blp in (

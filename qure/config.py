@@ -64,7 +64,7 @@ def from_environment() -> dict:
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
-        # The queue (SPEC section 4): how late an appointment patient may arrive and keep
+        # The queue: how late an appointment patient may arrive and keep
         # their slot's place, and when the day's queue closes (clinic-local HH:MM).
         "GRACE_MINUTES": _int("GRACE_MINUTES", 15),
         "CLINIC_OPENING_TIME": env.get("CLINIC_OPENING_TIME", "09:00"),

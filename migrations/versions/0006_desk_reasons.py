@@ -1,7 +1,7 @@
 """why an appointment was cancelled and why a token became a no-show
 
 Revision ID: 0006
-Revises: 0004 (to be re-chained after 0005 when the branches merge)
+Revises: 0005
 Create Date: 2026-12-02 06:10:00
 
 """

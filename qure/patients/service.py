@@ -25,7 +25,7 @@ MRN_RE = re.compile(r"^QC-?(\d{1,12})$", re.IGNORECASE)
 MAX_AGE = 130
 # With its country code (E.164 digits); the column's CHECK constraint holds the same rule.
 MIN_PHONE_DIGITS = 10
-EDITORS = (Role.ADMIN, Role.RECEPTION)  # who may register and edit patients (SPEC section 0)
+EDITORS = (Role.ADMIN, Role.RECEPTION)  # who may register and edit patients
 LIST_ITEM_MAX = 100
 LIST_MAX = 50
 FIELDS = (

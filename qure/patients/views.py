@@ -21,6 +21,9 @@ from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service
 from qure.patients.forms import ERROR_ALIASES, PatientForm
+from qure.prescriptions import service as prescriptions
+from qure.visits import service as visits
+from qure.visits.forms import StartForm
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PER_PAGE = 20
@@ -134,10 +137,6 @@ def register():
 @roles_required()
 def view(patient_id: int):
     patient = service.get_patient(patient_id)
-    from qure.prescriptions import service as prescriptions
-    from qure.visits import service as visits
-    from qure.visits.forms import StartForm
-
     clinical = g.actor.role in visits.READERS
     return render_template(
         "patients/view.html",

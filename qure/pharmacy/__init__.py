@@ -1,1 +1,1 @@
-"""The pharmacy: the medicine catalogue (SPEC section 7); stock comes with the pharmacy issue."""
+"""The pharmacy: the medicine catalogue; stock comes with the pharmacy issue."""

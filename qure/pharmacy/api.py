@@ -1,4 +1,4 @@
-"""`/api/v1/inventory/medicines`: the catalogue (SPEC section 7)."""
+"""`/api/v1/inventory/medicines`: the catalogue."""
 
 from __future__ import annotations
 

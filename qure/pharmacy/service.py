@@ -1,4 +1,4 @@
-"""The medicine catalogue (SPEC section 7): add, edit, find by name or ingredient."""
+"""The medicine catalogue: add, edit, find by name or ingredient."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, Medicine
 
-EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who manages the catalogue (SPEC section 0)
+EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who manages the catalogue
 FIELDS = (
     "name",
     "generic_name",

@@ -1,1 +1,1 @@
-"""Prescriptions (SPEC section 6)."""
+"""Prescriptions."""

@@ -1,4 +1,4 @@
-"""Allergy check for a prescription item (SPEC section 6).
+"""Allergy check for a prescription item.
 
 Pure text matching, no database. An allergy names a medicine when its words appear whole,
 in order and side by side, in the medicine's name, in one of its ingredients or in its

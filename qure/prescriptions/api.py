@@ -1,4 +1,4 @@
-"""`/api/v1/prescriptions` (SPEC section 6)."""
+"""`/api/v1/prescriptions`."""
 
 from __future__ import annotations
 

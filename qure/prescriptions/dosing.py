@@ -1,4 +1,4 @@
-"""Dose, frequency and quantity of a prescription item (SPEC section 6).
+"""Dose, frequency and quantity of a prescription item.
 
 Pure arithmetic: no database, no Flask. A frequency is one of the clinic's codes (OD, BD,
 TDS, QID, HS, STAT, SOS) or a pattern of doses through the day such as 1-0-1. Quantities
@@ -19,7 +19,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from qure.core.errors import InvalidInput
-from qure.pharmacy.models import DOSAGE_FORMS  # the one list of forms (SPEC section 7)
+from qure.pharmacy.models import DOSAGE_FORMS  # the one list of forms
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def quantity(
     days), unless `given`. For SOS, STAT and every form dispensed in packs the number of
     packs must be given. Raises InvalidInput naming each bad field at once (`dose` above 0,
     at most 100, two decimals; `duration_days` a whole number 1-365; `quantity` a whole
-    number 1-10000; `dosage_form` one of SPEC section 7), then naming `quantity` when it is
+    number 1-10000; `dosage_form` one of DOSAGE_FORMS), then naming `quantity` when it is
     required but missing or computes to more than 10000. Returns the given quantity when
     there is one, otherwise the computed one.
     """

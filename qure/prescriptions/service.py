@@ -1,4 +1,4 @@
-"""Prescriptions (SPEC section 6): written by the visit's doctor, checked against the
+"""Prescriptions: written by the visit's doctor, checked against the
 patient's allergies, printed as a PDF."""
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _medicine(value: Any) -> Medicine | None:
 
 
 def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
-    """Each item's medicine and model values (quantity computed where SPEC says so).
+    """Each item's medicine and model values (quantity computed where the dosing rules say so).
     Raises InvalidInput naming `items.N.field` for every bad field."""
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
         raise InvalidInput(

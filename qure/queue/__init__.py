@@ -1,1 +1,1 @@
-"""The day's queue: check-in, walk-in, tokens, call next, the waiting-room board (SPEC 4)."""
+"""The day's queue: check-in, walk-in, tokens, call next, the waiting-room board."""

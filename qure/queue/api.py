@@ -1,4 +1,4 @@
-"""`/api/v1/queue` (SPEC section 4)."""
+"""`/api/v1/queue`."""
 
 from __future__ import annotations
 

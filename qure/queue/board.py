@@ -1,4 +1,4 @@
-"""The waiting-room board (SPEC section 4): its JSON body, built from Redis once per queue
+"""The waiting-room board: its JSON body, built from Redis once per queue
 version and cached there, and the display key that opens it on an unattended screen
 (only the key's SHA-256 is kept, in `clinic_settings`)."""
 

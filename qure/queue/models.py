@@ -41,7 +41,7 @@ class TokenKind(enum.StrEnum):
 # A token in one of these is still in the queue (a patient holds at most one).
 ACTIVE_TOKEN = (TokenStatus.WAITING, TokenStatus.WITH_DOCTOR, TokenStatus.SKIPPED)
 
-# Order within a doctor's queue, lowest first (SPEC section 4). A recalled token goes
+# Order within a doctor's queue, lowest first. A recalled token goes
 # back to the head of the queue.
 TIER_RECALLED = 0
 TIER_URGENT = 1

@@ -1,4 +1,4 @@
-"""The day's queue (SPEC section 4): check-in, walk-in, call next, token moves, close-day.
+"""The day's queue: check-in, walk-in, call next, token moves, close-day.
 
 Every change writes `queue_entries` (and the audit outbox) in the caller's transaction.
 Redis follows: token numbers come from its per-day counter, a new or moved token is
@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -540,7 +541,7 @@ def _cannot_move(current: str, wanted: str) -> Conflict:
 
 
 def set_status(actor: User, token_number: int, status: Any, reason: Any = None) -> QueueEntry:
-    """Move one of today's tokens (SPEC section 4): WAITING -> WITH_DOCTOR | SKIPPED |
+    """Move one of today's tokens: WAITING -> WITH_DOCTOR | SKIPPED |
     NO_SHOW; WITH_DOCTOR -> COMPLETED | SKIPPED; SKIPPED -> WAITING (recall: to the head
     of the queue) | NO_SHOW. Reception may skip, mark no-show and recall; a doctor moves
     only their own queue's tokens. A token whose visit is still open completes only
@@ -803,6 +804,4 @@ def closing_due(now: datetime | None = None) -> date | None:
 
 
 def _config(name: str):
-    from flask import current_app
-
     return current_app.config[name]

@@ -1,4 +1,4 @@
-"""The live queue in Redis (SPEC section 4).
+"""The live queue in Redis.
 
 Per clinic day (`q:{day}:...`, every key expiring after two days):
 - `counter`: the day's token numbers, one sequence for the clinic (INCR);

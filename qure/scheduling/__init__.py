@@ -1,1 +1,1 @@
-"""Doctor slots and appointments (SPEC section 3)."""
+"""Doctor slots and appointments."""

@@ -1,4 +1,4 @@
-"""`/api/v1/slots` and `/api/v1/appointments` (SPEC section 3)."""
+"""`/api/v1/slots` and `/api/v1/appointments`."""
 
 from __future__ import annotations
 

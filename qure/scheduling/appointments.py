@@ -1,4 +1,4 @@
-"""Appointments (SPEC section 3): book, reschedule, cancel, and the one function that
+"""Appointments: book, reschedule, cancel, and the one function that
 changes an appointment's status (`move`, with its transition table and audit record),
 which the queue and visits call. The database makes the rules true (one active
 appointment per slot, no patient in two places at once); these functions give the
@@ -215,7 +215,7 @@ def locked_appointment(appointment_id: int, with_people: bool = False) -> Appoin
     )
 
 
-# Who moves an appointment where (SPEC section 3 and 4): the front desk books, checks in
+# Who moves an appointment where: the front desk books, checks in
 # and cancels; the queue follows its token (called, skipped, completed, no-show); the
 # visit completes it; closing the day marks the missed ones. A visit completed after its
 # day was closed shows the patient came after all (NO_SHOW -> COMPLETED).

@@ -1,4 +1,4 @@
-"""Who works the schedule (SPEC section 0 and 3): the clinic's doctors, who may book,
+"""Who works the schedule: the clinic's doctors, who may book,
 who may change a doctor's slots, and who is on duty on a day."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from qure.scheduling.models import (
     Slot,
 )
 
-BOOKERS = (Role.ADMIN, Role.RECEPTION)  # who books, reschedules, cancels (SPEC section 0)
+BOOKERS = (Role.ADMIN, Role.RECEPTION)  # who books, reschedules, cancels
 
 
 SCHEDULERS = (Role.ADMIN, Role.DOCTOR)  # who creates and blocks slots

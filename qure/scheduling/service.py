@@ -1,5 +1,5 @@
 """Scheduling's front door for its own HTML views and API: doctor slots and appointments
-(SPEC section 3), re-exported from the modules that hold them. Other domains import
+re-exported from the modules that hold them. Other domains import
 those modules directly: `scheduling.appointments` (book, move, ...), `scheduling.slots`,
 `scheduling.doctors`, `scheduling.parsing`."""
 

@@ -1,4 +1,4 @@
-"""Doctor slots (SPEC section 3): bulk creation over a date range, reading, blocking and
+"""Doctor slots: bulk creation over a date range, reading, blocking and
 unblocking. The exclusion constraint makes "no overlapping slots" true; these functions
 give the friendly answer first."""
 

@@ -1,1 +1,1 @@
-"""Visits: the doctor's consultation, vitals, notes, diagnosis (SPEC section 5)."""
+"""Visits: the doctor's consultation, vitals, notes, diagnosis."""

@@ -1,4 +1,4 @@
-"""`/api/v1/visits` (SPEC section 5) and a patient's visit history."""
+"""`/api/v1/visits` and a patient's visit history."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Visits (SPEC section 5): start, vitals and findings, notes, complete.
+"""Visits: start, vitals and findings, notes, complete.
 
 Only the visit's doctor changes a visit; any doctor (and an admin) reads it. A completed
 visit is read-only, and notes written after completion are addenda.
@@ -30,7 +30,7 @@ from qure.scheduling.models import Appointment, AppointmentStatus
 from qure.visits import icd10, vitals
 from qure.visits.models import SHOWN, NoteCategory, Visit, VisitNote, VisitStatus
 
-READERS = (Role.ADMIN, Role.DOCTOR)  # SPEC section 0: visits are read by admins and doctors
+READERS = (Role.ADMIN, Role.DOCTOR)  # visits are read by admins and doctors
 TEXT_FIELDS = {
     "chief_complaint": 500,
     "symptom_duration": 100,
