@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import request
+from flask import abort, request
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import StopValidation
@@ -87,6 +87,21 @@ class ClinicDateTimeField(StringField):
                 raise ValueError("Enter the date and time like 02 Dec 2026 13:00.") from bad
 
     pre_validate = ClinicDateField.pre_validate
+
+
+def confirmation_status(form: FlaskForm) -> int | None:
+    """The first step of a page that confirms an act with a reason (cancel, no-show): on
+    GET the form remembers where it was opened from (`back`); a POST that does not validate
+    is shown again with 422 (400 without its CSRF token). Returns the status to show the
+    page with, or None when the POST is valid and the act may run."""
+    if request.method == "GET":
+        form.back.data = request.args.get("back")
+        return 200
+    if form.validate_on_submit():
+        return None
+    if form.csrf_token.errors:
+        abort(400)
+    return 422
 
 
 class ActionForm(FlaskForm):

@@ -23,7 +23,7 @@ from wtforms.fields.choices import SelectChoice
 
 from qure.core import clock
 from qure.core.errors import DomainError
-from qure.core.forms import attach_errors, int_arg, small_int
+from qure.core.forms import attach_errors, confirmation_status, int_arg, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
@@ -289,14 +289,8 @@ def set_status(token: int):
 def no_show(token: int):
     """Confirm a no-show, with the reason (kept on the token and audited)."""
     form = NoShowForm()
-    status = 200
-    if request.method == "GET":
-        form.back.data = request.args.get("back")
-    elif not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
-        status = 422
-    else:
+    status = confirmation_status(form)
+    if status is None:
         with transaction(lambda error: _fields_or_flash(form, error)) as outcome:
             service.set_status(g.actor, token, TokenStatus.NO_SHOW, form.reason.data)
         if not outcome.failed:

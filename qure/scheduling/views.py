@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 
 from qure.core import clock
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.forms import ActionForm, attach_errors, int_arg
+from qure.core.forms import ActionForm, attach_errors, confirmation_status, int_arg
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
@@ -303,14 +303,8 @@ def _after_cancel(appointment_id: int, back: str | None) -> str:
 def cancel(appointment_id: int):
     """Confirm a cancellation, with the reason (kept on the appointment and audited)."""
     form = CancelForm()
-    status = 200
-    if request.method == "GET":
-        form.back.data = request.args.get("back")
-    elif not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
-        status = 422
-    else:
+    status = confirmation_status(form)
+    if status is None:
         with transaction(None, catch=(Conflict, InvalidInput)) as outcome:
             service.cancel(g.actor, appointment_id, form.reason.data)
         if not outcome.failed:
