@@ -190,16 +190,21 @@ def test_complete_saves_what_was_typed_and_a_draft_survives_a_reload(page, app, 
         assert queue.get_token(1).status == "COMPLETED"
 
 
-def test_signing_out_leaves_no_draft_in_a_shared_browser(page, app, morning_clinic):
+def open_visit_as_its_doctor(page, app) -> int:
+    """A visit in progress, its doctor signed in on its workspace; returns its id."""
     with app.app_context():
         doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
         patient = make_patient(full_name="Asha Menon")
         visit = visits.start(doctor, {"patient_id": patient.id})
         commit()
         login, visit_id = doctor.username, visit.id
-
     sign_in(page, login, PASSWORD)
     page.goto(f"/visits/{visit_id}")
+    return visit_id
+
+
+def test_signing_out_leaves_no_draft_in_a_shared_browser(page, app, morning_clinic):
+    visit_id = open_visit_as_its_doctor(page, app)
     page.get_by_label("Diagnosis").click()
     page.keyboard.type("Suspected tuberculosis")
     key = f"qure.visit-draft.{visit_id}"
@@ -212,15 +217,7 @@ def test_signing_out_leaves_no_draft_in_a_shared_browser(page, app, morning_clin
 
 
 def test_a_save_that_changes_nothing_still_drops_the_draft(page, app, morning_clinic):
-    with app.app_context():
-        doctor = make_user(Role.DOCTOR, full_name="Meera Sharma")
-        patient = make_patient(full_name="Asha Menon")
-        visit = visits.start(doctor, {"patient_id": patient.id})
-        commit()
-        login, visit_id = doctor.username, visit.id
-
-    sign_in(page, login, PASSWORD)
-    page.goto(f"/visits/{visit_id}")
+    visit_id = open_visit_as_its_doctor(page, app)
     page.get_by_label("ICD-10 code").fill("j029")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_label("ICD-10 code")).to_have_value("J02.9")
