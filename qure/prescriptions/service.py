@@ -46,10 +46,10 @@ ITEM_FIELDS = (
 # What a prescription's pages, PDF and answers show of it, loaded with it (the models
 # raise on a lazy load).
 SHOWN = (
-    selectinload(Prescription.patient),
-    selectinload(Prescription.doctor),
-    selectinload(Prescription.visit).selectinload(Visit.notes),
-    selectinload(Prescription.items).selectinload(PrescriptionItem.medicine),
+    joinedload(Prescription.patient, innerjoin=True),
+    joinedload(Prescription.doctor, innerjoin=True),
+    joinedload(Prescription.visit, innerjoin=True).selectinload(Visit.notes),
+    selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
 )
 
 

@@ -75,7 +75,10 @@ DONE = (TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.COMPLETED)
 MAX_TOKEN = 99_999
 # What a token's page and answer show of it, loaded with it (the models raise on a lazy
 # load): in second queries, because a token is often read with its row locked.
-SHOWN = (selectinload(QueueEntry.patient), selectinload(QueueEntry.doctor))
+SHOWN = (
+    joinedload(QueueEntry.patient, innerjoin=True),
+    joinedload(QueueEntry.doctor, innerjoin=True),
+)
 ATTEMPTS = 6
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -36,9 +36,9 @@ from qure.scheduling.slots import locked_slot
 # What an appointment's page and answer show of it, loaded with it (the models raise on
 # a lazy load).
 SHOWN = (
-    selectinload(Appointment.patient),
-    selectinload(Appointment.doctor),
-    selectinload(Appointment.slot),
+    joinedload(Appointment.patient, innerjoin=True),
+    joinedload(Appointment.doctor, innerjoin=True),
+    joinedload(Appointment.slot, innerjoin=True),
 )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
 
 from qure.auth.models import User
 from qure.extensions import db
@@ -123,7 +123,7 @@ class VisitNote(db.Model):
 # load): selectin, because a visit is often read with its row locked. Here, not in the
 # service, so that prescriptions can load a visit without depending on visits' service.
 SHOWN = (
-    selectinload(Visit.patient),
-    selectinload(Visit.doctor),
-    selectinload(Visit.notes).selectinload(VisitNote.author),
+    joinedload(Visit.patient, innerjoin=True),
+    joinedload(Visit.doctor, innerjoin=True),
+    selectinload(Visit.notes).joinedload(VisitNote.author, innerjoin=True),
 )
