@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
+from flask_jwt_extended import create_access_token
 from sqlalchemy import func, select
 
 from qure.auth import service
@@ -230,6 +232,25 @@ def test_a_token_signed_with_another_key_is_401(app, client, doctor):
     )
     response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert_error(response, 401, "unauthorized")
+
+
+def test_a_token_accepted_once_is_refused_once_it_expires(app, client, doctor):
+    # The app remembers tokens it has verified; expiry must still end them on time.
+    with app.test_request_context():
+        token = create_access_token(identity=doctor, expires_delta=timedelta(seconds=1))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    time.sleep(1.1)
+    error = assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "unauthorized")
+    assert error["message"] == "The token has expired."
+
+
+def test_a_remembered_token_is_not_valid_under_another_signing_key(app, client, doctor):
+    headers = bearer(client, doctor)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    app.config["JWT_SECRET_KEY"] = "another-signing-key-that-is-long-enough-0123456789"
+    assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "unauthorized")
 
 
 def test_a_browser_session_does_not_authenticate_the_api(client, admin):
