@@ -64,8 +64,13 @@ def get_prescription(prescription_id: int) -> Prescription:
     )
 
 
-def for_visit(visit_id: int) -> Prescription | None:
-    query = select(Prescription).where(Prescription.visit_id == visit_id).options(*SHOWN)
+# What `plain` reads: the items and their medicines (a caller holding the visit has its
+# patient, doctor and notes already).
+ITEMS = (selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),)
+
+
+def for_visit(visit_id: int, options: tuple = SHOWN) -> Prescription | None:
+    query = select(Prescription).where(Prescription.visit_id == visit_id).options(*options)
     return db.session.scalars(query).first()
 
 

@@ -414,7 +414,7 @@ def add_note(actor: User, visit_id: int, data: dict[str, Any]) -> VisitNote:
 def history_snapshot(visit: Visit) -> dict[str, Any]:
     """Everything about a completed visit, for the `visit_history` read model."""
     patient, doctor = visit.patient, visit.doctor
-    prescription = prescriptions.for_visit(visit.id)
+    prescription = prescriptions.for_visit(visit.id, prescriptions.ITEMS)
     return {
         "visit_id": visit.id,
         "timestamp": visit.completed_at.isoformat() if visit.completed_at else None,
@@ -466,10 +466,14 @@ def complete(actor: User, visit_id: int) -> Visit:
             fields={"diagnosis": "Record a diagnosis before completing the visit."},
         )
     visit.status, visit.completed_at = VisitStatus.COMPLETED, clock.now()
-    if visit.queue_entry_id:
-        queue.complete_for_visit(actor, visit.queue_entry_id)
-    if visit.appointment_id:
-        # Usually already completed with its token; a visit outside the queue moves it here.
+    token = queue.complete_for_visit(actor, visit.queue_entry_id) if visit.queue_entry_id else None
+    followed = (
+        token is not None
+        and token.status == TokenStatus.COMPLETED
+        and token.appointment_id == visit.appointment_id
+    )
+    if visit.appointment_id and not followed:
+        # Usually completed with its token just now; a visit outside the queue moves it here.
         appointments.complete_seen(actor, visit.appointment_id)
     db.session.flush()
     audit.record(
