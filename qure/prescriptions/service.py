@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import constraint_name, get_or_none, get_or_raise
+from qure.core.db import MAX_ID, constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
@@ -143,12 +143,24 @@ def plain(prescription: Prescription) -> dict[str, Any]:
 # ---- checking --------------------------------------------------------------------------
 
 
-def _medicine(value: Any) -> Medicine | None:
+def _medicine_id(value: Any) -> int | None:
     # Items arrive as the JSON body's own dicts (untyped, so that every bad item field is
     # named in one answer): an id may still be text, a float or a boolean here.
-    valid = isinstance(value, int) and not isinstance(value, bool)
-    medicine = get_or_none(Medicine, value) if valid else None
-    return medicine if medicine is not None and medicine.is_active else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return None
+
+
+def _medicines(items: list) -> dict[int, Medicine]:
+    """The active medicines the items name, by id, in one query."""
+    ids = {_medicine_id(item.get("medicine_id")) for item in items if isinstance(item, dict)}
+    ids.discard(None)
+    if not ids:
+        return {}
+    found = db.session.scalars(
+        select(Medicine).where(Medicine.id.in_(ids), Medicine.is_active.is_(True))
+    )
+    return {m.id: m for m in found}
 
 
 def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
@@ -160,6 +172,7 @@ def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
         )
     errors: dict[str, str] = {}
     cleaned: list[tuple[Medicine, dict[str, Any]]] = []
+    known = _medicines(items)
     for n, item in enumerate(items):
         where = f"items.{n}"
         if not isinstance(item, dict):
@@ -167,7 +180,7 @@ def clean_items(items: Any) -> list[tuple[Medicine, dict[str, Any]]]:
             continue
         for key in sorted(set(item) - set(ITEM_FIELDS)):
             errors[f"{where}.{key}"] = "Unknown field."
-        medicine = _medicine(item.get("medicine_id"))
+        medicine = known.get(_medicine_id(item.get("medicine_id")))
         if medicine is None:
             errors[f"{where}.medicine_id"] = "No such medicine in use."
         values: dict[str, Any] = {}
