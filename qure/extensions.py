@@ -50,8 +50,9 @@ csrf = CSRFProtect()
 class QureJWTManager(JWTManager):
     """Flask-JWT-Extended, remembering the tokens it has verified.
 
-    Decoding a token (three base64 and JSON passes and an HMAC) was a tenth of a simple
-    request's CPU, and a client sends the same token with every request. A verified
+    Flask-JWT-Extended decodes a token three times per request (twice unverified, once
+    with the HMAC: a few per cent of a request's CPU), and a client sends the same token
+    with every request. A verified
     token's claims are kept, per signing key, for as long as the token is valid: a hit
     past its `exp` is dropped and decoded again, so an expired token is refused exactly
     as before. Revocation is not decided here: the user lookup checks `ver` and

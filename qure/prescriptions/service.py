@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import MAX_ID, constraint_name, get_or_raise
+from qure.core.db import MAX_ID, constraint_name, get_or_none, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import paginate
 from qure.core.roles import Role
@@ -366,9 +366,7 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     InvalidInput."""
     found = get_prescription(prescription_id)
     _locked_visit(found.visit_id)  # the visit first, as in `create` and visits.complete
-    prescription = db.session.get(
-        Prescription, found.id, with_for_update=True, populate_existing=True, options=SHOWN
-    )
+    prescription = get_or_none(Prescription, found.id, lock=True, options=SHOWN)
     _own_open_visit(actor, prescription.visit)
     before = plain(prescription)
     if "items" in data:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.auth.models import User
 from qure.core import audit, clock
-from qure.core.db import after_commit, constraint_name, on_rollback
+from qure.core.db import after_commit, constraint_name, get_or_none, on_rollback
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.roles import Role
 from qure.core.text import plain_text
@@ -74,7 +74,7 @@ ACTION_OF = {
 DONE = (TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.COMPLETED)
 MAX_TOKEN = 99_999
 # What a token's page and answer show of it, loaded with it (the models raise on a lazy
-# load): in second queries, because a token is often read with its row locked.
+# load): joined into the token's own statement (a locked read locks only `queue_entries`).
 SHOWN = (
     joinedload(QueueEntry.patient, innerjoin=True),
     joinedload(QueueEntry.doctor, innerjoin=True),
@@ -357,14 +357,14 @@ def queue_doctor(actor: User, doctor_id: Any) -> User:
 
 
 def _entry(day: date, token_number: int, lock: bool = False) -> QueueEntry:
-    # The patient comes in a second query: a locked row cannot be outer-joined.
+    # The patient and doctor are inner-joined; a locked read locks the token's row only.
     query = (
         select(QueueEntry)
         .where(QueueEntry.day == day, QueueEntry.token_number == token_number)
         .options(*SHOWN)
     )
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(of=QueueEntry).execution_options(populate_existing=True)
     entry = db.session.scalars(query).first() if 0 < token_number <= MAX_TOKEN else None
     if entry is None:
         raise NotFound(f"There is no token {token_number} today.", "token_not_found")
@@ -616,13 +616,7 @@ def _no_open_visit(entry: QueueEntry) -> None:
 def complete_for_visit(actor: User, entry_id: int) -> QueueEntry | None:
     """Completing a visit completes its token (and the token's appointment) when the
     token is still WITH_DOCTOR; any other state is left as it is. Returns the entry."""
-    entry = db.session.get(
-        QueueEntry,
-        entry_id,
-        with_for_update=True,
-        populate_existing=True,
-        options=SHOWN,
-    )
+    entry = get_or_none(QueueEntry, entry_id, lock=True, options=SHOWN)
     if entry is None or entry.status != TokenStatus.WITH_DOCTOR:
         return entry
     _move(actor, entry, TokenStatus.COMPLETED)

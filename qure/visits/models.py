@@ -120,8 +120,10 @@ class VisitNote(db.Model):
 
 
 # What a visit's pages and answers show of it, loaded with it (the models raise on a lazy
-# load): selectin, because a visit is often read with its row locked. Here, not in the
-# service, so that prescriptions can load a visit without depending on visits' service.
+# load): the patient and doctor joined into the visit's own statement (a locked read locks
+# only `visits`: `get_or_none` asks FOR UPDATE OF the model), the notes in a second one.
+# Here, not in the service, so that prescriptions can load a visit without depending on
+# visits' service.
 SHOWN = (
     joinedload(Visit.patient, innerjoin=True),
     joinedload(Visit.doctor, innerjoin=True),

@@ -246,10 +246,14 @@ def test_a_token_accepted_once_is_refused_once_it_expires(app, client, doctor):
     assert error["message"] == "The token has expired."
 
 
-def test_a_remembered_token_is_not_valid_under_another_signing_key(app, client, doctor):
+def test_a_remembered_token_is_not_valid_under_another_signing_key(
+    app, client, doctor, monkeypatch
+):
     headers = bearer(client, doctor)
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
-    app.config["JWT_SECRET_KEY"] = "another-signing-key-that-is-long-enough-0123456789"
+    monkeypatch.setitem(
+        app.config, "JWT_SECRET_KEY", "another-signing-key-that-is-long-enough-0123456789"
+    )
     assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "unauthorized")
 
 
