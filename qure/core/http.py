@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -358,10 +359,33 @@ def transactional(view=None, *, commit_on: tuple[type[DomainError], ...] = ()):
     return decorate(view) if view is not None else decorate
 
 
+def _time_requests(app: Flask) -> None:
+    """Server-Timing on every response: the request's wall time and the CPU time of the
+    thread that served it, from the first before_request hook to the last after_request
+    hook (what the WSGI server itself spends is not in it)."""
+
+    def start() -> None:
+        g.timing_started = (time.perf_counter(), time.thread_time())
+
+    def finish(response):
+        started = g.get("timing_started")
+        if started is not None:
+            wall = (time.perf_counter() - started[0]) * 1000
+            cpu = (time.thread_time() - started[1]) * 1000
+            response.headers["Server-Timing"] = f"app;dur={wall:.2f}, cpu;dur={cpu:.2f}"
+        return response
+
+    app.before_request_funcs.setdefault(None, []).insert(0, start)
+    # after_request hooks run last-registered first: this one goes in first, so runs last.
+    app.after_request_funcs.setdefault(None, []).insert(0, finish)
+
+
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedInt
     # First of the before_request hooks (CSRF's included): nothing reads a bad body.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_unreadable)
+    if app.config.get("SERVER_TIMING"):
+        _time_requests(app)  # before even that, to time the whole request
 
     @app.before_request
     def _request_context() -> None:

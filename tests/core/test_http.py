@@ -355,3 +355,26 @@ def test_pages_seen_while_signed_in_are_never_cached(client, reception):
     sign_in(client, reception)
     for url in ("/home", "/patients/", f"/patients/{patient.id}"):
         assert client.get(url).headers["Cache-Control"] == "no-store", url
+
+
+# ---- Server-Timing (QURE_SERVER_TIMING, for benchmarks) --------------------------------
+
+TIMING = re.compile(r"^app;dur=(\d+\.\d\d), cpu;dur=(\d+\.\d\d)$")
+
+
+def test_server_timing_is_off_by_default(client):
+    assert "Server-Timing" not in client.get("/health").headers
+
+
+def test_server_timing_says_what_a_request_cost(app):
+    with other_app(app, SERVER_TIMING=True) as timed:
+        web = timed.test_client()
+        health = web.get("/health")
+        refused = web.post("/api/v1/auth/login", data=b"\xff", content_type="application/json")
+    for response in (health, refused):
+        found = TIMING.match(response.headers["Server-Timing"])
+        assert found, response.headers["Server-Timing"]
+        wall, cpu = float(found.group(1)), float(found.group(2))
+        assert 0 < wall < 5000
+        assert 0 <= cpu <= wall + 1
+    assert refused.status_code == 400  # a body the edge refuses is timed too
