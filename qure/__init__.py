@@ -18,7 +18,7 @@ from qure.auth.api import auth_blp, users_blp
 from qure.auth.models import User
 from qure.auth.views import bp as auth_bp
 from qure.core import http, jobs, templating
-from qure.core.db import install_session_hooks
+from qure.core.db import install_session_hooks, ping_idle_connections
 from qure.core.http import QureApi, error_response
 from qure.core.views import bp as core_bp
 from qure.extensions import csrf, db, jwt, login_manager, migrate, mongo, redis_store
@@ -190,6 +190,8 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     db.init_app(app)
+    with app.app_context():
+        ping_idle_connections(db.engine)  # creates no connection
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     redis_store.init_app(app)

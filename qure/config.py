@@ -90,7 +90,9 @@ class Defaults:
 
     SQLALCHEMY_ECHO = False
     SQLALCHEMY_ENGINE_OPTIONS = {
-        "pool_pre_ping": True,
+        # No pre-ping on every checkout (a round trip per request): core.db checks only
+        # the connections that sat idle (ping_idle_connections).
+        "pool_pre_ping": False,
         "pool_size": 10,
         "max_overflow": 10,
     }

@@ -8,12 +8,13 @@ only when the transaction ends without committing, however it ends.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, event, inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session
 
 from qure.core.errors import NotFound
@@ -131,3 +132,35 @@ def install_session_hooks() -> None:
         event.listen(Session, "after_commit", _run_callbacks)
         event.listen(Session, "after_soft_rollback", _drop_callbacks)
         event.listen(Session, "after_transaction_end", _transaction_end)
+
+
+# ---- the connection pool -------------------------------------------------------------------
+
+# A pooled connection unused this long is checked (SELECT 1) before a request gets it.
+IDLE_PING_SECONDS = 10.0
+
+
+def ping_idle_connections(engine) -> None:
+    """pool_pre_ping's check, but only for a connection that sat unused in the pool for
+    IDLE_PING_SECONDS: a database restart or a firewall's idle timeout shows on such a
+    connection, and it is replaced before a request uses it. A connection in steady use
+    is not checked: that saves every request a round trip. Should the database restart
+    under load, the request that meets a dead connection fails once and SQLAlchemy
+    replaces the pool's connections (as it does on any disconnect)."""
+
+    def mark_idle(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # new, or back from a request a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # whatever the driver raises for a dead connection
+            alive = False
+        if not alive:
+            raise DisconnectionError("a pooled connection went away while idle")  # retried
+
+    event.listen(engine, "checkin", mark_idle)
+    event.listen(engine, "checkout", ping_if_idle)

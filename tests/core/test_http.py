@@ -378,3 +378,44 @@ def test_server_timing_says_what_a_request_cost(app):
         assert 0 < wall < 5000
         assert 0 <= cpu <= wall + 1
     assert refused.status_code == 400  # a body the edge refuses is timed too
+
+
+# ---- pooled connections: checked only after sitting idle -------------------------------
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def _kill_backend(app, pid: int) -> None:
+    import psycopg
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.mark.concurrency
+def test_a_connection_that_died_while_idle_is_replaced_before_use(app, monkeypatch):
+    from qure.core import db as core_db
+
+    engine = db.engine
+    dead = _backend_pid(engine)
+    _kill_backend(app, dead)  # a database restart, or a firewall's idle timeout
+    monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.0)  # it sat idle long enough
+    assert _backend_pid(engine) != dead  # the pool checked it, dropped it, connected anew
+
+
+@pytest.mark.concurrency
+def test_a_connection_in_steady_use_is_not_pinged(app):
+    from sqlalchemy.exc import OperationalError
+
+    engine = db.engine
+    dead = _backend_pid(engine)
+    _kill_backend(app, dead)
+    # Back in the pool a moment ago: no round trip spent checking it, so the dead
+    # connection is met by the statement itself (the cost the saved round trip carries).
+    with pytest.raises(OperationalError):
+        _backend_pid(engine)
+    assert _backend_pid(engine) != dead  # and the pool replaced it
