@@ -189,6 +189,11 @@ def flashes(page: str) -> list[str]:
 
 
 def count_statements(app, action) -> int:
+    """How many SQL statements `action` sends (the tests' own savepoints left out)."""
+    return len(statements(app, action))
+
+
+def statements(app, action) -> list[str]:
     """The SQL statements `action` sends (the tests' own savepoints left out)."""
     seen = []
 
@@ -201,4 +206,4 @@ def count_statements(app, action) -> int:
         action()
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
-    return len(seen)
+    return seen

@@ -16,10 +16,9 @@ from enum import Enum
 from typing import Any
 
 from qure.core import clock
-from qure.core.db import after_commit
+from qure.core.db import add_at_commit, after_commit
 from qure.core.models import AUDIT_TOPIC, OutboxEvent
 from qure.core.tasks import schedule_relay
-from qure.extensions import db
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,9 @@ def record(
     """Write an audit outbox row in the current transaction and schedule the relay.
 
     `actor` is the User acting (or None); `user` overrides the recorded user (a failed
-    sign-in names the username tried). Returns the unflushed-then-flushed outbox row.
+    sign-in names the username tried). Returns the outbox row, which joins the session
+    at commit (`core.db.add_at_commit`): the request's outbox rows are written in one
+    INSERT by the commit's flush. A savepoint that rolls back drops the rows it recorded.
     """
     ctx = current_context()
     stamp = clock.now()
@@ -105,8 +106,7 @@ def record(
         "request_id": ctx.request_id,
     }
     row = OutboxEvent(topic=AUDIT_TOPIC, payload=payload)
-    db.session.add(row)
-    db.session.flush()
+    add_at_commit(row)
     after_commit(schedule_relay)
     return row
 
@@ -117,7 +117,6 @@ def publish(topic: str, document: dict) -> OutboxEvent:
     if topic == AUDIT_TOPIC:
         raise ValueError("audit records go through record()")
     row = OutboxEvent(topic=topic, payload=plain(document))
-    db.session.add(row)
-    db.session.flush()
+    add_at_commit(row)
     after_commit(schedule_relay)
     return row

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "qure_after_commit"
 _ON_ROLLBACK = "qure_on_rollback"
+_AT_COMMIT = "qure_at_commit"
+_MARKS = "qure_at_commit_marks"
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -43,6 +45,24 @@ def after_commit(callback: Callable[[], None]) -> None:
 def on_rollback(callback: Callable[[], None]) -> None:
     """Run `callback` if the current transaction ends without committing."""
     db.session.info.setdefault(_ON_ROLLBACK, []).append(callback)
+
+
+def add_at_commit(row: Any) -> None:
+    """Add `row` to the session when the transaction commits, not now: rows nothing in the
+    request reads back (the outbox) go into the commit's own flush, one INSERT for all of
+    them, instead of being flushed with each query that follows. A savepoint that rolls
+    back drops the rows added inside it, and a rollback drops them all."""
+    db.session.info.setdefault(_AT_COMMIT, []).append(row)
+
+
+def add_pending(session: Session | None = None) -> None:
+    """Put the rows `add_at_commit` holds into the session now (to read them back before
+    the commit; the next query's autoflush then writes them)."""
+    session = session or db.session
+    rows = session.info.pop(_AT_COMMIT, None)
+    if rows:
+        session.add_all(rows)
+        session.info.pop(_MARKS, None)  # a savepoint rolled back now drops them itself
 
 
 def commit() -> None:
@@ -112,17 +132,37 @@ def _run_callbacks(session) -> None:
 
 
 def _drop_callbacks(session, previous_transaction) -> None:
-    # A savepoint rolled back (a caught IntegrityError) leaves the outer transaction alive.
-    if not previous_transaction.nested:
+    # A savepoint rolled back (a caught IntegrityError) leaves the outer transaction alive,
+    # without the rows its work added for the commit.
+    if previous_transaction.nested:
+        mark = session.info.get(_MARKS, {}).pop(previous_transaction, None)
+        if mark is not None:
+            del session.info.get(_AT_COMMIT, [])[mark:]
+    else:
         session.info.pop(_AFTER_COMMIT, None)
 
 
+def _savepoint_mark(session, transaction) -> None:
+    if transaction.nested:
+        held = len(session.info.get(_AT_COMMIT, ()))
+        session.info.setdefault(_MARKS, {})[transaction] = held
+
+
+def _add_held_rows(session) -> None:
+    if not session.in_nested_transaction():  # the transaction's own commit, not a savepoint's
+        add_pending(session)
+
+
 def _transaction_end(session, transaction) -> None:
+    # (A savepoint's mark stays until the transaction ends: this event comes before
+    # after_soft_rollback, which needs it.)
     if transaction.nested or transaction.parent is not None:
         return
     # Still here after the root transaction ended: it did not commit (rollback, close, or a
     # failed COMMIT).
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_AT_COMMIT, None)
+    session.info.pop(_MARKS, None)
     _run(session.info.pop(_ON_ROLLBACK, []))
 
 
@@ -132,6 +172,8 @@ def install_session_hooks() -> None:
         event.listen(Session, "after_commit", _run_callbacks)
         event.listen(Session, "after_soft_rollback", _drop_callbacks)
         event.listen(Session, "after_transaction_end", _transaction_end)
+        event.listen(Session, "after_transaction_create", _savepoint_mark)
+        event.listen(Session, "before_commit", _add_held_rows)
 
 
 # ---- the connection pool -------------------------------------------------------------------

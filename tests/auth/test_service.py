@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from qure.auth import service
 from qure.auth.models import User
+from qure.core.db import add_pending
 from qure.core.errors import (
     Conflict,
     Forbidden,
@@ -40,6 +41,7 @@ def new_user_data(**fields) -> dict:
 
 def audits(action: str | None = None, user_id: int | None = None) -> list[dict]:
     """Audit outbox payloads, oldest first, optionally of one action on one user."""
+    add_pending()  # the rows this transaction writes at commit
     rows = db.session.scalars(
         select(OutboxEvent).where(OutboxEvent.topic == "audit_logs").order_by(OutboxEvent.id)
     ).all()

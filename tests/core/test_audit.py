@@ -7,14 +7,24 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 
 from qure.core import audit
+from qure.core.db import add_pending, commit
 from qure.core.models import OutboxEvent
+from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.patients.models import Patient
-from tests.helpers import bearer, make_patient, make_user
+from tests.helpers import (
+    bearer,
+    make_appointment,
+    make_patient,
+    make_slots,
+    make_user,
+    statements,
+)
 
 
 def _outbox_rows(action: str | None = None) -> list[OutboxEvent]:
+    add_pending()  # the rows this transaction writes at commit
     query = select(OutboxEvent).order_by(OutboxEvent.id)
     if action:
         query = query.where(OutboxEvent.payload["action"].astext == action)
@@ -22,6 +32,7 @@ def _outbox_rows(action: str | None = None) -> list[OutboxEvent]:
 
 
 def _count(model) -> int:
+    add_pending()  # the rows this transaction writes at commit
     return db.session.scalar(select(func.count()).select_from(model))
 
 
@@ -125,6 +136,8 @@ def test_plain_values_are_json(app):
         {"amount": Decimal("10.50"), "on": date(2024, 1, 2)},
         {"amount": Decimal("1180.00"), "role": Role.ADMIN, "tags": ("a", "b")},
     )
+    add_pending()
+    db.session.flush()
     db.session.expire(row)
     assert row.payload["changes"] == {
         "old": {"amount": "10.50", "on": "2024-01-02"},
@@ -187,3 +200,24 @@ def test_sign_in_is_audited_with_failed_attempts_naming_the_username(app, client
     (ok,) = _outbox_rows("USER_LOGIN")
     assert ok.payload["user"] == {"id": user.id, "name": user.full_name, "role": "DOCTOR"}
     assert ok.payload["resource"] == {"type": "user", "id": user.id}
+
+
+def test_a_request_writes_its_outbox_rows_in_one_insert(app, client, clinic_now, reception):
+    """Checking in writes two audit records (the token, the appointment): the commit's
+    flush writes both in one INSERT, not one round trip each."""
+    doctor = make_user(Role.DOCTOR)
+    appointment = make_appointment(make_patient(reception), make_slots(doctor)[0])
+    commit()
+    headers = bearer(client, reception)
+    before = _count(OutboxEvent)
+    sent = statements(
+        app,
+        lambda: client.post(
+            "/api/v1/queue/checkin", json={"appointment_id": appointment.id}, headers=headers
+        ),
+    )
+    inserts = [s for s in sent if s.startswith("INSERT INTO outbox")]
+    assert len(inserts) == 1, sent
+    assert _count(OutboxEvent) == before + 2
+    actions = [r.payload["action"] for r in _outbox_rows()[-2:]]
+    assert sorted(actions) == ["APPOINTMENT_CHECKED_IN", "TOKEN_ISSUED"]

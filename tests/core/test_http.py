@@ -383,6 +383,22 @@ def test_server_timing_says_what_a_request_cost(app):
 # ---- pooled connections: checked only after sitting idle -------------------------------
 
 
+@contextmanager
+def one_connection_pool(app):
+    """An engine of its own with a pool of one connection, set up as the app's is (the
+    app's own pool is shared by the other tests, which a killed connection would break)."""
+    from sqlalchemy import create_engine
+
+    from qure.core.db import ping_idle_connections
+
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    ping_idle_connections(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _backend_pid(engine) -> int:
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
@@ -396,26 +412,24 @@ def _kill_backend(app, pid: int) -> None:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-@pytest.mark.concurrency
 def test_a_connection_that_died_while_idle_is_replaced_before_use(app, monkeypatch):
     from qure.core import db as core_db
 
-    engine = db.engine
-    dead = _backend_pid(engine)
-    _kill_backend(app, dead)  # a database restart, or a firewall's idle timeout
-    monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.0)  # it sat idle long enough
-    assert _backend_pid(engine) != dead  # the pool checked it, dropped it, connected anew
+    with one_connection_pool(app) as engine:
+        dead = _backend_pid(engine)
+        _kill_backend(app, dead)  # a database restart, or a firewall's idle timeout
+        monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.0)  # it sat idle long enough
+        assert _backend_pid(engine) != dead  # the pool checked it, dropped it, connected anew
 
 
-@pytest.mark.concurrency
 def test_a_connection_in_steady_use_is_not_pinged(app):
     from sqlalchemy.exc import OperationalError
 
-    engine = db.engine
-    dead = _backend_pid(engine)
-    _kill_backend(app, dead)
-    # Back in the pool a moment ago: no round trip spent checking it, so the dead
-    # connection is met by the statement itself (the cost the saved round trip carries).
-    with pytest.raises(OperationalError):
-        _backend_pid(engine)
-    assert _backend_pid(engine) != dead  # and the pool replaced it
+    with one_connection_pool(app) as engine:
+        dead = _backend_pid(engine)
+        _kill_backend(app, dead)
+        # Back in the pool a moment ago: no round trip spent checking it, so the dead
+        # connection is met by the statement itself (the cost the saved round trip carries).
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != dead  # and the pool replaced it

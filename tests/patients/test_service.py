@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from qure.core import clock
+from qure.core.db import add_pending
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.models import OutboxEvent
 from qure.extensions import db
@@ -30,10 +31,12 @@ def data(**changes):
 
 
 def count(model) -> int:
+    add_pending()  # the rows this transaction writes at commit
     return db.session.scalar(select(func.count()).select_from(model))
 
 
 def audit_rows(patient_id: int, action: str | None = None) -> list[dict]:
+    add_pending()  # the rows this transaction writes at commit
     rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     return [
         r.payload

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from qure.core.db import add_pending
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.models import OutboxEvent
 from qure.extensions import db
@@ -40,10 +41,12 @@ def make_medicine(actor=None, **changes) -> Medicine:
 
 
 def count(model) -> int:
+    add_pending()  # the rows this transaction writes at commit
     return db.session.scalar(select(func.count()).select_from(model))
 
 
 def audit_rows(medicine_id: int | None = None, action: str | None = None) -> list[dict]:
+    add_pending()  # the rows this transaction writes at commit
     rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     return [
         r.payload

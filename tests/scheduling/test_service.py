@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from qure.core import clock
-from qure.core.db import constraint_name
+from qure.core.db import add_pending, constraint_name
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
@@ -106,6 +106,7 @@ def overlapping_pairs() -> int:
 
 
 def events(action: str) -> list[dict]:
+    add_pending()  # the rows this transaction writes at commit
     rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     return [r.payload for r in rows if r.payload["action"] == action]
 
