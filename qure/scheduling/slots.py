@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qure.auth.models import User
 from qure.core import audit, clock
@@ -41,7 +42,8 @@ MAX_SLOTS = 3000
 MAX_BREAKS = 10
 # Every slot read here is shown with its doctor (the models raise on a lazy load); in a
 # second query, as slots are often read with their rows locked.
-WITH_DOCTOR = selectinload(Slot.doctor)
+# The doctor joined into the slot's own statement (a slot always has one).
+WITH_DOCTOR = joinedload(Slot.doctor, innerjoin=True)
 
 
 def get_slot(slot_id: int) -> Slot:
@@ -189,17 +191,10 @@ def bulk_create(actor: User, data: dict[str, Any]) -> dict[str, Any]:
             }
             for start, end in plan.periods
         ]
-        statement = pg_insert(Slot).values(rows).on_conflict_do_nothing().returning(Slot.id)
-        ids = list(db.session.scalars(statement))
-        if ids:
-            created = list(
-                db.session.scalars(
-                    select(Slot)
-                    .options(WITH_DOCTOR)
-                    .where(Slot.id.in_(ids))
-                    .order_by(Slot.start_at)
-                )
-            )
+        statement = pg_insert(Slot).values(rows).on_conflict_do_nothing().returning(Slot)
+        created = sorted(db.session.scalars(statement), key=lambda slot: slot.start_at)
+        for slot in created:  # the rows come back whole; their doctor is the plan's
+            set_committed_value(slot, "doctor", plan.doctor)
     skipped = plan.skipped_past + len(plan.periods) - len(created)
     if created:
         audit.record(
