@@ -272,15 +272,25 @@ class Timed(Client):
             data = json.dumps(body)
         t0 = time.perf_counter()
         timing = None
-        try:
-            self.conn.request(method, path, data, headers)
-            response = self.conn.getresponse()
-            payload = response.read()
-            status = response.status
-            timing = response.getheader("Server-Timing")
-        except (OSError, http.client.HTTPException) as exc:
-            self.conn.close()
-            status, payload = 0, repr(exc).encode()
+        for attempt in (1, 2):
+            reused = self.conn.sock is not None
+            try:
+                self.conn.request(method, path, data, headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                status = response.status
+                timing = response.getheader("Server-Timing")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self.conn.close()
+                status, payload = 0, repr(exc).encode()
+                # A keep-alive connection the server closed while it sat idle: send again
+                # on a new one, as browsers do (the request never reached the app).
+                stale = isinstance(
+                    exc, BrokenPipeError | ConnectionResetError | http.client.RemoteDisconnected
+                )
+                if not (reused and stale and attempt == 1):
+                    break
         ms = (time.perf_counter() - t0) * 1000
         self.samples.append((kind, ms, status))
         if timing and (found := self.CPU.search(timing)):
