@@ -132,3 +132,139 @@ def test_no_list_sends_a_query_per_row(measure):
     many = measure(LARGE)
     grown = {url: (few[url], many[url]) for url in few if many[url] != few[url]}
     assert grown == {}, grown
+
+
+# ---- the clinic's journey through the API (bench/journey.py): statements per step --------
+
+# What each step of one patient's journey sends to PostgreSQL, savepoints included. A
+# change that adds a statement to the path every patient takes shows here first; lower a
+# figure when a change saves one.
+JOURNEY_STATEMENTS = {
+    "register": 4,
+    "slot": 3,
+    "book": 9,
+    "checkin": 9,
+    "next": 9,
+    "start": 7,
+    "vitals": 5,
+    "note": 5,
+    "prescription": 10,
+    "complete": 11,
+}
+
+
+def _all_statements(app, action) -> list[str]:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def keep(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    return seen
+
+
+@pytest.mark.concurrency  # real commits: no test savepoints among the app's own
+def test_the_journey_sends_the_statements_it_is_pinned_to(app, clinic_now):
+    reception = make_user(Role.RECEPTION)
+    doctor = make_user(Role.DOCTOR)
+    medicines = [
+        pharmacy.create(
+            None,
+            {
+                "name": f"Journey Medicine {n}",
+                "generic_name": "Paracetamol",
+                "dosage_form": "TABLET",
+                "strength": "500 mg",
+                "unit_price": "2.50",
+                "gst_rate": 12,
+            },
+        ).id
+        for n in (1, 2)
+    ]
+    commit()
+    api = app.test_client()
+    desk, doc = bearer(api, reception), bearer(api, doctor)
+
+    def journey(n: int) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        answers: dict[str, dict] = {}
+
+        def step(name, who, method, url, body, status):
+            def send():
+                response = api.open(url, method=method, json=body, headers=who)
+                assert response.status_code == status, (name, response.get_json())
+                answers[name] = response.get_json()
+
+            counts[name] = len(_all_statements(app, send))
+            return answers[name]
+
+        patient = step(
+            "register",
+            desk,
+            "POST",
+            "/api/v1/patients",
+            {
+                "full_name": f"Journey Patient {n}",
+                "date_of_birth": "1990-04-0" + str(n),
+                "sex": "F",
+                "phone": f"+9198200{n:05d}",
+                "confirm_new": True,
+            },
+            201,
+        )
+        start = f"{11 + n}:00"
+        slots = step(
+            "slot",
+            doc,
+            "POST",
+            "/api/v1/slots/bulk",
+            {
+                "start_date": TODAY.isoformat(),
+                "end_date": TODAY.isoformat(),
+                "start_time": start,
+                "end_time": f"{11 + n}:15",
+                "duration_minutes": 15,
+            },
+            201,
+        )
+        booked = step(
+            "book",
+            desk,
+            "POST",
+            "/api/v1/appointments",
+            {"patient_id": patient["id"], "slot_id": slots["slots"][0]["id"]},
+            201,
+        )
+        step(
+            "checkin", desk, "POST", "/api/v1/queue/checkin", {"appointment_id": booked["id"]}, 201
+        )
+        called = step("next", doc, "POST", "/api/v1/queue/next", {"open_visit": False}, 200)
+        visit = step(
+            "start", doc, "POST", "/api/v1/visits", {"token_number": called["token_number"]}, 201
+        )
+        url = f"/api/v1/visits/{visit['id']}"
+        step("vitals", doc, "PATCH", url, {"vitals": {"pulse": 80}, "diagnosis": "Fever"}, 200)
+        step("note", doc, "POST", f"{url}/notes", {"category": "SYMPTOM", "text": "Fever"}, 201)
+        items = [
+            {"medicine_id": m, "dose": "1", "frequency": "BD", "duration_days": 3}
+            for m in medicines
+        ]
+        step(
+            "prescription",
+            doc,
+            "POST",
+            "/api/v1/prescriptions",
+            {"visit_id": visit["id"], "items": items},
+            201,
+        )
+        step("complete", doc, "POST", f"{url}/complete", {}, 200)
+        return counts
+
+    journey(1)  # the first of each: connections opened, caches filled
+    assert journey(2) == JOURNEY_STATEMENTS
