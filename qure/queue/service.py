@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, text, tuple_, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -26,6 +26,7 @@ from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
+from qure.patients.models import Patient
 from qure.queue import store
 from qure.queue.loading import card, display, ensure_loaded, reload
 from qure.queue.models import (
@@ -40,7 +41,7 @@ from qure.queue.models import (
 )
 from qure.queue.store import QueueUnavailable
 from qure.scheduling import appointments
-from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
+from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids, on_duty_query
 from qure.scheduling.models import ARRIVED, Appointment, AppointmentStatus
 from qure.visits.models import Visit, VisitStatus
 
@@ -72,6 +73,7 @@ ACTION_OF = {
 }
 # What the day's queue lists as done (a skipped token may still be recalled).
 DONE = (TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.COMPLETED)
+STATUSES = tuple(s.value for s in TokenStatus)  # the keys of a queue's counts, in order
 MAX_TOKEN = 99_999
 # What a token's page and answer show of it, loaded with it (the models raise on a lazy
 # load): joined into the token's own statement (a locked read locks only `queue_entries`).
@@ -732,6 +734,98 @@ def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, An
             }
         )
     return {"date": day, "doctors": result}
+
+
+def _day_rows(day: date, doctor_id: int | None):
+    """One statement: each doctor of the day (on duty or holding tokens, by name) with
+    their tokens in database queue order, only the columns the day's answer shows; a
+    doctor without tokens is one row with no token."""
+    on_duty = on_duty_query(day, doctor_id)
+    holding = select(QueueEntry.doctor_id).where(QueueEntry.day == day)
+    if doctor_id is not None:
+        holding = holding.where(QueueEntry.doctor_id == doctor_id)
+    ids = union(on_duty, holding).subquery()
+    return db.session.execute(
+        select(
+            User.id.label("doctor_id"),
+            User.full_name.label("doctor_name"),
+            QueueEntry.id,
+            QueueEntry.token_number,
+            QueueEntry.kind,
+            QueueEntry.status,
+            QueueEntry.urgent,
+            QueueEntry.checked_in_at,
+            QueueEntry.called_at,
+            Patient.id.label("patient_id"),
+            Patient.full_name.label("patient_name"),
+        )
+        .join(ids, ids.c.doctor_id == User.id)
+        .outerjoin(QueueEntry, (QueueEntry.doctor_id == User.id) & (QueueEntry.day == day))
+        .outerjoin(Patient, Patient.id == QueueEntry.patient_id)
+        .order_by(
+            User.full_name, User.id, QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number
+        )
+    )
+
+
+def _plain_token(row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "token_number": row.token_number,
+        "display": display(row.token_number),
+        "kind": row.kind,
+        "status": row.status,
+        "urgent": row.urgent,
+        "patient": {"id": row.patient_id, "full_name": row.patient_name},
+        "checked_in_at": row.checked_in_at.isoformat(),
+    }
+
+
+def today_plain(doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
+    """The day's queue as JSON-ready values, what `GET /api/v1/queue/today` answers:
+    {date, doctors: [{doctor {id, full_name}, current, waiting, counts}]}, the doctors as
+    in `today`, each token lean (`_plain_token`; the current one with `called_at`, a
+    waiting one with its `position`), waiting tokens in the live order of Redis. One SQL
+    statement and one Redis round trip, whatever the number of tokens. Raises
+    InvalidInput for a `doctor_id` that is not a doctor's."""
+    day = day or clock.today()
+    queues: dict[int, dict[str, Any]] = {}
+    for row in _day_rows(day, doctor_id):
+        queue = queues.get(row.doctor_id)
+        if queue is None:
+            queue = queues[row.doctor_id] = {
+                "doctor": {"id": row.doctor_id, "full_name": row.doctor_name},
+                "current": None,
+                "waiting": [],
+                "counts": dict.fromkeys(STATUSES, 0),
+            }
+        if row.id is None:
+            continue
+        queue["counts"][row.status] += 1
+        if row.status == TokenStatus.WAITING:
+            queue["waiting"].append(_plain_token(row))
+        elif row.status == TokenStatus.WITH_DOCTOR:
+            queue["current"] = {**_plain_token(row), "called_at": row.called_at.isoformat()}
+    if doctor_id is not None and not queues:
+        get_doctor(doctor_id)  # an unknown doctor is a field error
+    if queues:
+        _place(day, queues)
+    return {"date": day.isoformat(), "doctors": list(queues.values())}
+
+
+def _place(day: date, queues: dict[int, dict[str, Any]]) -> None:
+    """Put each doctor's waiting tokens in the live order and number their positions."""
+    order = store.loaded_waiting_order(day, list(queues))
+    if order is None:
+        reload(day)
+        order = store.waiting_order(day, list(queues))
+    for doctor_id, queue in queues.items():
+        rank = {n: i for i, n in enumerate(order[doctor_id])}
+        waiting = queue["waiting"]
+        # Redis gives the live order; a row it does not list yet keeps the database order.
+        waiting.sort(key=lambda t: (t["token_number"] not in rank, rank.get(t["token_number"], 0)))
+        for i, token in enumerate(waiting, start=1):
+            token["position"] = i
 
 
 def front_desk(day: date | None = None) -> dict[str, Any]:

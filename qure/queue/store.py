@@ -397,6 +397,25 @@ def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
     }
 
 
+def loaded_waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]] | None:
+    """`waiting_order` and whether the day is loaded, in one round trip: None when the day
+    must be loaded from PostgreSQL first."""
+    try:
+        with _client().pipeline(transaction=False) as pipe:
+            pipe.exists(prefix(day) + "built")
+            for doctor_id in doctor_ids:
+                pipe.zrange(prefix(day) + f"wait:{doctor_id}", 0, -1)
+            built, *results = pipe.execute()
+    except RedisError:
+        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
+    if not built:
+        return None
+    return {
+        doctor_id: [int(_text(m)) for m in members]
+        for doctor_id, members in zip(doctor_ids, results, strict=True)
+    }
+
+
 def rank(day: date, doctor_id: int, token_number: int) -> int | None:
     """A waiting token's place in its doctor's live order (1 = called next), or None."""
     try:
