@@ -736,19 +736,20 @@ def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, An
     return {"date": day, "doctors": result}
 
 
-def _day_rows(day: date, doctor_id: int | None):
+def _day_rows(day: date, doctor_id: int | None) -> list[tuple]:
     """One statement: each doctor of the day (on duty or holding tokens, by name) with
-    their tokens in database queue order, only the columns the day's answer shows; a
-    doctor without tokens is one row with no token."""
+    their tokens in database queue order, only the columns the day's answer shows (see
+    `today_plain`); a doctor without tokens is one row with no token. Run as a plain
+    statement, without the ORM's work per row."""
     on_duty = on_duty_query(day, doctor_id)
     holding = select(QueueEntry.doctor_id).where(QueueEntry.day == day)
     if doctor_id is not None:
         holding = holding.where(QueueEntry.doctor_id == doctor_id)
     ids = union(on_duty, holding).subquery()
-    return db.session.execute(
+    query = (
         select(
-            User.id.label("doctor_id"),
-            User.full_name.label("doctor_name"),
+            User.id,
+            User.full_name,
             QueueEntry.id,
             QueueEntry.token_number,
             QueueEntry.kind,
@@ -756,8 +757,8 @@ def _day_rows(day: date, doctor_id: int | None):
             QueueEntry.urgent,
             QueueEntry.checked_in_at,
             QueueEntry.called_at,
-            Patient.id.label("patient_id"),
-            Patient.full_name.label("patient_name"),
+            Patient.id,
+            Patient.full_name,
         )
         .join(ids, ids.c.doctor_id == User.id)
         .outerjoin(QueueEntry, (QueueEntry.doctor_id == User.id) & (QueueEntry.day == day))
@@ -766,46 +767,49 @@ def _day_rows(day: date, doctor_id: int | None):
             User.full_name, User.id, QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number
         )
     )
-
-
-def _plain_token(row) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "token_number": row.token_number,
-        "display": display(row.token_number),
-        "kind": row.kind,
-        "status": row.status,
-        "urgent": row.urgent,
-        "patient": {"id": row.patient_id, "full_name": row.patient_name},
-        "checked_in_at": row.checked_in_at.isoformat(),
-    }
+    return db.session.connection().execute(query).all()
 
 
 def today_plain(doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
     """The day's queue as JSON-ready values, what `GET /api/v1/queue/today` answers:
     {date, doctors: [{doctor {id, full_name}, current, waiting, counts}]}, the doctors as
-    in `today`, each token lean (`_plain_token`; the current one with `called_at`, a
-    waiting one with its `position`), waiting tokens in the live order of Redis. One SQL
-    statement and one Redis round trip, whatever the number of tokens. Raises
-    InvalidInput for a `doctor_id` that is not a doctor's."""
+    in `today`. A token is lean: {id, token_number, display, kind, status, urgent, patient
+    {id, full_name}, checked_in_at}, the current one with `called_at`, a waiting one with
+    its `position` (waiting tokens in the live order of Redis). One SQL statement and one
+    Redis round trip, whatever the number of tokens. Raises InvalidInput for a
+    `doctor_id` that is not a doctor's."""
     day = day or clock.today()
     queues: dict[int, dict[str, Any]] = {}
     for row in _day_rows(day, doctor_id):
-        queue = queues.get(row.doctor_id)
+        doctor, name, token_id, number, kind, status, urgent, checked_in, called, patient, who = row
+        queue = queues.get(doctor)
         if queue is None:
-            queue = queues[row.doctor_id] = {
-                "doctor": {"id": row.doctor_id, "full_name": row.doctor_name},
+            queue = queues[doctor] = {
+                "doctor": {"id": doctor, "full_name": name},
                 "current": None,
                 "waiting": [],
                 "counts": dict.fromkeys(STATUSES, 0),
             }
-        if row.id is None:
+        if token_id is None:
             continue
-        queue["counts"][row.status] += 1
-        if row.status == TokenStatus.WAITING:
-            queue["waiting"].append(_plain_token(row))
-        elif row.status == TokenStatus.WITH_DOCTOR:
-            queue["current"] = {**_plain_token(row), "called_at": row.called_at.isoformat()}
+        queue["counts"][status] += 1
+        if status != TokenStatus.WAITING and status != TokenStatus.WITH_DOCTOR:
+            continue
+        token = {
+            "id": token_id,
+            "token_number": number,
+            "display": f"{number:03d}",
+            "kind": kind,
+            "status": status,
+            "urgent": urgent,
+            "patient": {"id": patient, "full_name": who},
+            "checked_in_at": checked_in.isoformat(),
+        }
+        if status == TokenStatus.WAITING:
+            queue["waiting"].append(token)
+        else:
+            token["called_at"] = called.isoformat()
+            queue["current"] = token
     if doctor_id is not None and not queues:
         get_doctor(doctor_id)  # an unknown doctor is a field error
     if queues:

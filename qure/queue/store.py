@@ -382,38 +382,32 @@ def _hash(card: TokenCard, status: str) -> dict[str, str]:
     return {**pairs, "doctor": str(card.doctor_id), "status": status}
 
 
-def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
-    """Each doctor's waiting token numbers, in queue order."""
-    try:
-        with _client().pipeline(transaction=False) as pipe:
-            for doctor_id in doctor_ids:
-                pipe.zrange(prefix(day) + f"wait:{doctor_id}", 0, -1)
-            results = pipe.execute()
-    except RedisError:
-        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
-    return {
-        doctor_id: [int(_text(m)) for m in members]
-        for doctor_id, members in zip(doctor_ids, results, strict=True)
-    }
+# Whether the day is loaded, then per doctor (ARGV) the waiting members in order, joined
+# by commas: one short reply, cheap to parse, however long the queues.
+_WAITING = """
+local out = {redis.call('EXISTS', KEYS[1] .. 'built')}
+for i, doctor in ipairs(ARGV) do
+  out[i + 1] = table.concat(redis.call('ZRANGE', KEYS[1] .. 'wait:' .. doctor, 0, -1), ',')
+end
+return out
+"""
 
 
 def loaded_waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]] | None:
-    """`waiting_order` and whether the day is loaded, in one round trip: None when the day
-    must be loaded from PostgreSQL first."""
-    try:
-        with _client().pipeline(transaction=False) as pipe:
-            pipe.exists(prefix(day) + "built")
-            for doctor_id in doctor_ids:
-                pipe.zrange(prefix(day) + f"wait:{doctor_id}", 0, -1)
-            built, *results = pipe.execute()
-    except RedisError:
-        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
+    """Each doctor's waiting token numbers, in queue order, in one round trip; None when
+    the day must be loaded from PostgreSQL first."""
+    built, *joined = _run(_WAITING, [prefix(day)], [str(d) for d in doctor_ids])
     if not built:
         return None
     return {
-        doctor_id: [int(_text(m)) for m in members]
-        for doctor_id, members in zip(doctor_ids, results, strict=True)
+        doctor_id: [int(m) for m in _text(members).split(",")] if members else []
+        for doctor_id, members in zip(doctor_ids, joined, strict=True)
     }
+
+
+def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
+    """Each doctor's waiting token numbers, in queue order (none for a day not loaded)."""
+    return loaded_waiting_order(day, doctor_ids) or {d: [] for d in doctor_ids}
 
 
 def rank(day: date, doctor_id: int, token_number: int) -> int | None:
