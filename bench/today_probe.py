@@ -11,12 +11,15 @@ in the database is measured, so that two versions of the code can be compared on
 same rows: run it once with `--seed`, note the clinic time zone it prints, and pass it
 as `--zone` to later runs (from this checkout or another one).
 
-Then, after a warm-up, three closed-loop scenarios: one client, `--clients` clients
-(default 16; the target is p95 <= 20 ms), and as many asking for one doctor's queue
-(`?doctor_id=`). Printed per scenario: p50/p95/p99, bytes per answer and the CPU each
-request cost in gunicorn (and PostgreSQL and Redis when embedded). Stores as
-bench/run.py (BENCH_DATABASE_URL / BENCH_REDIS_URL, else embedded ones under
-bench/.data/); results go to bench/results/today-*.json.
+Then, after a warm-up, closed-loop scenarios: one client, `--clients` clients (default
+16; the target is p95 <= 20 ms), as many asking for one doctor's queue (`?doctor_id=`),
+as many again while the queue moves `--moves` times a second (a token skipped and
+recalled, over and over: every move is a new queue version), and, for the floor under
+those figures, as many reading one token (`GET /api/v1/queue/{n}`). Printed per
+scenario: p50/p95/p99, bytes per answer and the CPU each request cost in gunicorn (and
+PostgreSQL and Redis when embedded). Stores as bench/run.py (BENCH_DATABASE_URL /
+BENCH_REDIS_URL, else embedded ones under bench/.data/); results go to
+bench/results/today-*.json.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -91,6 +95,24 @@ def seed_day(port, admin_token, reception_token, db_url, zone, doctors, tokens) 
         raise SystemExit(f"seeding failed: {errors}")
 
 
+class Mover(threading.Thread):
+    """Moves the queue `per_second` times a second while it runs: skips a waiting token,
+    then recalls it (so the day keeps its tokens, and every move is a new queue version)."""
+
+    def __init__(self, port: int, token: str, number: int, per_second: float):
+        super().__init__(daemon=True)
+        self.client = ql.Client(port, token)
+        self.number, self.pause, self.moves = number, 1 / per_second, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        path = f"/api/v1/queue/{self.number}/status"
+        while not self.stop.wait(self.pause) or self.moves % 2:  # ends with it waiting
+            status = "SKIPPED" if self.moves % 2 == 0 else "WAITING"
+            self.client.call("move", "PATCH", path, {"status": status})
+            self.moves += 1
+
+
 def scenario(port, token, clients: int, seconds: float, path: str, meter_roots) -> dict:
     """`clients` clients asking `path` in a closed loop for `seconds` (after 2 s warm-up)."""
     workers = [ql.Client(port, token) for _ in range(clients)]
@@ -127,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=400)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--moves", type=float, default=4.0, help="queue moves a second, last scenario")
     args = p.parse_args(argv)
 
     zone = args.zone or ql.morning_zone()
@@ -186,14 +209,27 @@ def main(argv: list[str] | None = None) -> int:
             base.postmaster_pid() if embedded else None,
             base.redis_pid(),
         )
+        moved = max(doctors, key=lambda d: len(d["waiting"]))["waiting"][-1]["token_number"]
         plans = {
-            "one_client": (1, URL),
-            f"{args.clients}_clients": (args.clients, URL),
-            f"{args.clients}_clients_one_doctor": (args.clients, f"{URL}?doctor_id={busiest}"),
+            "one_client": (1, URL, 0),
+            f"{args.clients}_clients": (args.clients, URL, 0),
+            f"{args.clients}_clients_one_doctor": (args.clients, f"{URL}?doctor_id={busiest}", 0),
+            f"{args.clients}_clients_while_the_queue_moves": (args.clients, URL, args.moves),
+            # What any signed-in read costs here: the floor under the figures above.
+            f"{args.clients}_clients_one_token": (args.clients, f"/api/v1/queue/{moved}", 0),
         }
-        for name, (clients, path) in plans.items():
-            base.say(f"\n== {name}: GET {path} for {args.seconds:g} s")
+        for name, (clients, path, moves) in plans.items():
+            extra = f", the queue moving {moves:g} times a second" if moves else ""
+            base.say(f"\n== {name}: GET {path} for {args.seconds:g} s{extra}")
+            mover = Mover(port, login["RECEPTION"], moved, moves) if moves else None
+            if mover:
+                mover.start()
             s = scenario(port, login["RECEPTION"], clients, args.seconds, path, roots)
+            if mover:
+                mover.stop.set()
+                mover.join(10)
+                s["moves"] = mover.moves
+                s["errors_seen"] += mover.client.errors
             if name == f"{args.clients}_clients":
                 ql.judge(s, TARGET_P95_MS)
             result["scenarios"][name] = s

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
@@ -12,7 +10,7 @@ from qure.core.errors import Unauthorized
 from qure.core.http import transaction, transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema
-from qure.queue import board, reports, service
+from qure.queue import board, overview, reports, service
 from qure.queue.schemas import (
     BoardSchema,
     CalledSchema,
@@ -125,9 +123,8 @@ def get_token(token: int):
 @blp.response(200, TodaySchema)
 def today(args):
     """Today's queue per doctor: current token, waiting tokens in order, counts."""
-    body = service.today_plain(args.get("doctor_id"))
-    # Already JSON-ready: sent as it is, without a schema's pass over every token.
-    return current_app.response_class(json.dumps(body, separators=(",", ":")), mimetype=JSON)
+    # Already JSON text (see `overview`): sent as it is, without a schema's pass over it.
+    return current_app.response_class(overview.today_text(args.get("doctor_id")), mimetype=JSON)
 
 
 @blp.get("/today/summary")

@@ -86,8 +86,8 @@ class UrgentIn(Schema):
     reason = fields.String(required=True)
 
 
-# The day's queue documents the answer `service.today_plain` builds: the view sends those
-# values as they are, so these schemas describe them and serialise nothing.
+# The day's queue documents the answer `overview.today` builds: the view sends it as it
+# is, so these schemas describe it and serialise nothing.
 
 
 class TodayToken(Schema):

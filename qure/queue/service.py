@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, text, tuple_, union
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -26,7 +26,6 @@ from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
-from qure.patients.models import Patient
 from qure.queue import store
 from qure.queue.loading import card, display, ensure_loaded, reload
 from qure.queue.models import (
@@ -41,7 +40,7 @@ from qure.queue.models import (
 )
 from qure.queue.store import QueueUnavailable
 from qure.scheduling import appointments
-from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids, on_duty_query
+from qure.scheduling.doctors import get_doctor, on_duty_doctor_ids
 from qure.scheduling.models import ARRIVED, Appointment, AppointmentStatus
 from qure.visits.models import Visit, VisitStatus
 
@@ -73,7 +72,6 @@ ACTION_OF = {
 }
 # What the day's queue lists as done (a skipped token may still be recalled).
 DONE = (TokenStatus.SKIPPED, TokenStatus.NO_SHOW, TokenStatus.COMPLETED)
-STATUSES = tuple(s.value for s in TokenStatus)  # the keys of a queue's counts, in order
 MAX_TOKEN = 99_999
 # What a token's page and answer show of it, loaded with it (the models raise on a lazy
 # load): joined into the token's own statement (a locked read locks only `queue_entries`).
@@ -734,102 +732,6 @@ def today(doctor_id: int | None = None, day: date | None = None) -> dict[str, An
             }
         )
     return {"date": day, "doctors": result}
-
-
-def _day_rows(day: date, doctor_id: int | None) -> list[tuple]:
-    """One statement: each doctor of the day (on duty or holding tokens, by name) with
-    their tokens in database queue order, only the columns the day's answer shows (see
-    `today_plain`); a doctor without tokens is one row with no token. Run as a plain
-    statement, without the ORM's work per row."""
-    on_duty = on_duty_query(day, doctor_id)
-    holding = select(QueueEntry.doctor_id).where(QueueEntry.day == day)
-    if doctor_id is not None:
-        holding = holding.where(QueueEntry.doctor_id == doctor_id)
-    ids = union(on_duty, holding).subquery()
-    query = (
-        select(
-            User.id,
-            User.full_name,
-            QueueEntry.id,
-            QueueEntry.token_number,
-            QueueEntry.kind,
-            QueueEntry.status,
-            QueueEntry.urgent,
-            QueueEntry.checked_in_at,
-            QueueEntry.called_at,
-            Patient.id,
-            Patient.full_name,
-        )
-        .join(ids, ids.c.doctor_id == User.id)
-        .outerjoin(QueueEntry, (QueueEntry.doctor_id == User.id) & (QueueEntry.day == day))
-        .outerjoin(Patient, Patient.id == QueueEntry.patient_id)
-        .order_by(
-            User.full_name, User.id, QueueEntry.tier, QueueEntry.sort_at, QueueEntry.token_number
-        )
-    )
-    return db.session.connection().execute(query).all()
-
-
-def today_plain(doctor_id: int | None = None, day: date | None = None) -> dict[str, Any]:
-    """The day's queue as JSON-ready values, what `GET /api/v1/queue/today` answers:
-    {date, doctors: [{doctor {id, full_name}, current, waiting, counts}]}, the doctors as
-    in `today`. A token is lean: {id, token_number, display, kind, status, urgent, patient
-    {id, full_name}, checked_in_at}, the current one with `called_at`, a waiting one with
-    its `position` (waiting tokens in the live order of Redis). One SQL statement and one
-    Redis round trip, whatever the number of tokens. Raises InvalidInput for a
-    `doctor_id` that is not a doctor's."""
-    day = day or clock.today()
-    queues: dict[int, dict[str, Any]] = {}
-    for row in _day_rows(day, doctor_id):
-        doctor, name, token_id, number, kind, status, urgent, checked_in, called, patient, who = row
-        queue = queues.get(doctor)
-        if queue is None:
-            queue = queues[doctor] = {
-                "doctor": {"id": doctor, "full_name": name},
-                "current": None,
-                "waiting": [],
-                "counts": dict.fromkeys(STATUSES, 0),
-            }
-        if token_id is None:
-            continue
-        queue["counts"][status] += 1
-        if status != TokenStatus.WAITING and status != TokenStatus.WITH_DOCTOR:
-            continue
-        token = {
-            "id": token_id,
-            "token_number": number,
-            "display": f"{number:03d}",
-            "kind": kind,
-            "status": status,
-            "urgent": urgent,
-            "patient": {"id": patient, "full_name": who},
-            "checked_in_at": checked_in.isoformat(),
-        }
-        if status == TokenStatus.WAITING:
-            queue["waiting"].append(token)
-        else:
-            token["called_at"] = called.isoformat()
-            queue["current"] = token
-    if doctor_id is not None and not queues:
-        get_doctor(doctor_id)  # an unknown doctor is a field error
-    if queues:
-        _place(day, queues)
-    return {"date": day.isoformat(), "doctors": list(queues.values())}
-
-
-def _place(day: date, queues: dict[int, dict[str, Any]]) -> None:
-    """Put each doctor's waiting tokens in the live order and number their positions."""
-    order = store.loaded_waiting_order(day, list(queues))
-    if order is None:
-        reload(day)
-        order = store.waiting_order(day, list(queues))
-    for doctor_id, queue in queues.items():
-        rank = {n: i for i, n in enumerate(order[doctor_id])}
-        waiting = queue["waiting"]
-        # Redis gives the live order; a row it does not list yet keeps the database order.
-        waiting.sort(key=lambda t: (t["token_number"] not in rank, rank.get(t["token_number"], 0)))
-        for i, token in enumerate(waiting, start=1):
-            token["position"] = i
 
 
 def front_desk(day: date | None = None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Per clinic day (`q:{day}:...`, every key expiring after two days):
 - `tok:{n}`: a hash per token (doctor, status, display number, initials, kind, urgent);
 - `cur:{doctor}`: the token the doctor is seeing;
 - `built`: set once the day's keys were loaded from PostgreSQL; `ver`: bumped on every
-  change (the board's cheap "anything new?" check); `board:{ver}`: the board, cached.
+  change (the board's cheap "anything new?" check); `board:{ver}`: the board, cached;
+  `today:{ver}:{variant}`: the day's queue as the API answers it, cached.
 
 PostgreSQL (`queue_entries`) is the truth. Every Redis answer that leads to a write is
 checked against the locked row, and a missing `built` marker (Redis restarted empty,
@@ -536,6 +537,36 @@ def claim_board_build(day: date, ver: str) -> bool:
 def cache_board(day: date, ver: str, body: str) -> None:
     with contextlib.suppress(RedisError):
         _client().set(prefix(day) + f"board:{ver}", body, ex=60)
+
+
+# The day's queue as the API answers it, cached per version and variant (ARGV[1]: which
+# doctors, and the stamp of what else it shows): whether the day is loaded, its version,
+# the cached text or nil.
+_TODAY = """
+local p = KEYS[1]
+local ver = redis.call('GET', p .. 'ver') or '0'
+local text = redis.call('GET', p .. 'today:' .. ver .. ':' .. ARGV[1])
+return {redis.call('EXISTS', p .. 'built'), ver, text}
+"""
+TODAY_TTL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class TodayProbe:
+    built: bool
+    version: str
+    cached: str | None
+
+
+def cached_today(day: date, variant: str) -> TodayProbe:
+    """The day's version and the queue text cached for it and `variant`, in one round trip."""
+    built, ver, text = _run(_TODAY, [prefix(day)], [variant])
+    return TodayProbe(bool(built), _text(ver), _text(text) if text is not None else None)
+
+
+def cache_today(day: date, ver: str, variant: str, text: str) -> None:
+    with contextlib.suppress(RedisError):
+        _client().set(prefix(day) + f"today:{ver}:{variant}", text, ex=TODAY_TTL_SECONDS)
 
 
 def forget_day(day: date) -> None:

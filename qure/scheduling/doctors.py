@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 
 from qure.auth.models import User
 from qure.core import clock
-from qure.core.db import get_or_none
+from qure.core.db import get_or_none, rows_stamp
 from qure.core.errors import Forbidden, InvalidInput
 from qure.core.roles import Role
 from qure.extensions import db
@@ -65,6 +65,15 @@ def on_duty_query(day: date, doctor_id: int | None = None) -> Select[tuple[int]]
         .group_by(Slot.doctor_id)
     )
     return query if doctor_id is None else query.where(Slot.doctor_id == doctor_id)
+
+
+def slots_stamp_query(day: date) -> Select[tuple[str]]:
+    """A short text that changes whenever a clinic day's slots do (created, removed,
+    booked, blocked), as a statement other reads may embed: for answers cached until the
+    doctors on duty change."""
+    first, last = clock.day_bounds(day)
+    query = select(rows_stamp(Slot)).select_from(Slot)
+    return query.where(Slot.start_at >= first, Slot.start_at < last)
 
 
 def on_duty_doctor_ids(day: date) -> list[int]:

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from qure.auth import service as auth
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.patients import service as patients
 from qure.queue import board
 from qure.queue.models import QueueEntry
 from qure.visits.models import Visit
@@ -851,21 +853,56 @@ def test_the_openapi_document_describes_today(client, desk, doc, doctor, book):
 
 
 def test_today_reads_in_as_many_statements_for_40_tokens_as_for_1(app, desk, doctor, book):
-    """One SQL statement for the day's rows, whatever their number (and what signing in
-    by bearer token costs)."""
+    """The signed-in user, the stamp of the day's doctors and names, then (when the
+    answer is not cached for this version) the day's rows: whatever their number."""
 
-    def statements() -> int:
-        assert desk.get("/today").status_code == 200  # warm
+    def statements() -> tuple[int, int]:
+        # After a change (the last walk-in) the answer is built; asked again, it is cached.
         db.session.expire_all()
-        return count_statements(app, lambda: desk.get("/today"))
+        built = count_statements(app, lambda: ok(desk.get("/today")))
+        db.session.expire_all()
+        return built, count_statements(app, lambda: ok(desk.get("/today")))
 
     other = make_user(Role.DOCTOR)
     ok(desk.check_in(book(0)), 201)
     few = statements()
     for i in range(39):
         ok(desk.walk_in(new_patient(desk.user), other if i % 2 else doctor), 201)
+    many = statements()
     assert sum(len(q["waiting"]) for q in desk.today()["doctors"]) == 40
-    assert statements() == few == STATEMENTS_OF_TODAY
+    assert many == few == (STATEMENTS_OF_TODAY + 1, STATEMENTS_OF_TODAY)
+
+
+def test_today_asked_again_shows_every_change(desk, doctor, book, admin):
+    """The answer is cached until the queue, or what it shows of doctors and patients,
+    changes: each change shows at once."""
+    ok(desk.check_in(book(0, full_name="Asha Devi Sharma")), 201)  # 1
+    first = desk.today()
+    assert desk.today() == first
+    patient_id = first["doctors"][0]["waiting"][0]["patient"]["id"]
+
+    ok(desk.walk_in(new_patient(desk.user), doctor), 201)  # 2
+    assert waiting_numbers(desk.queue_of(doctor)) == [1, 2]
+    ok(desk.post("/2/urgent", {"reason": "Fainted"}))
+    assert waiting_numbers(desk.queue_of(doctor)) == [2, 1]
+
+    patients.update(desk.user, patient_id, {"full_name": "Asha D. Sharma"})
+    commit()
+    assert desk.queue_of(doctor)["waiting"][1]["patient"]["full_name"] == "Asha D. Sharma"
+
+    auth.update_user(admin, doctor.id, {"full_name": "Dr Renamed"})
+    commit()
+    assert desk.queue_of(doctor)["doctor"]["full_name"] == "Dr Renamed"
+
+    newcomer = make_user(Role.DOCTOR)
+    make_slots(newcomer)
+    assert {q["doctor"]["id"] for q in desk.today()["doctors"]} == {doctor.id, newcomer.id}
+    auth.update_user(admin, newcomer.id, {"is_active": False})
+    commit()
+    assert [q["doctor"]["id"] for q in desk.today()["doctors"]] == [doctor.id]
+
+    redis_store.client.flushall()
+    assert waiting_numbers(desk.queue_of(doctor)) == [2, 1]
 
 
 def test_one_token(desk, doc, doctor, book):
