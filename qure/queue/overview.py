@@ -2,9 +2,10 @@
 current token, the waiting tokens in order and the counts per status, each token lean.
 
 Built from one SQL statement and one Redis round trip whatever the number of tokens, and
-cached in Redis as JSON text per queue version (every token change moves it) and per
-stamp of what else the answer shows (the day's slots, the doctors, the patients' names),
-so that desks asking again between changes cost one small statement and one Redis read.
+cached in Redis as JSON text per queue version (every change of the live order moves it)
+and per stamp of the rows the answer shows (the day's slots and tokens, the doctors, the
+patients), so that desks asking again between changes cost one small statement and one
+Redis read.
 The queue pages (`views.py`) read `service.today` instead: they show more of each token.
 """
 
@@ -14,7 +15,7 @@ import json
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, union
+from sqlalchemy import func, select, union
 
 from qure.auth.models import User
 from qure.core import clock
@@ -34,24 +35,26 @@ def today_text(doctor_id: int | None = None, day: date | None = None) -> str:
     """`today` as JSON text, from the cache when nothing it shows has changed since it was
     built. Raises InvalidInput for a `doctor_id` that is not a doctor's."""
     day = day or clock.today()
-    variant = f"{doctor_id or 'all'}:{_stamp(day)}"
-    found = store.cached_today(day, variant)
+    doctors, stamp = str(doctor_id or "all"), _stamp(day)
+    found = store.cached_today(day, doctors, stamp)
     if found.cached is not None:
         return found.cached
     text = json.dumps(today(doctor_id, day), separators=(",", ":"))
     if found.built:  # else `today` loaded the day, which moved its version on
-        # Built after the version was read: never older than what that version shows.
-        store.cache_today(day, found.version, variant, text)
+        # Built after the version and the stamp were read: never older than they say.
+        store.cache_today(day, found.version, doctors, stamp, text)
     return text
 
 
 def _stamp(day: date) -> str:
-    """What changes when the answer's doctors or names do, outside the queue's version:
-    the day's slots (who is on duty), the doctors (names, active) and the day's patients
-    (names). One statement."""
+    """What changes whenever a row the answer shows does: the day's slots (who is on
+    duty), the doctors (names, active), the day's tokens and their patients (names). The
+    queue's version alone would not do: a call moves it in Redis before its transaction
+    commits, and a token's new state may reach Redis only after others read the row. One
+    statement."""
     doctors = select(rows_stamp(User)).select_from(User).where(User.role == Role.DOCTOR)
     patients = (
-        select(rows_stamp(Patient))
+        select(func.concat(rows_stamp(QueueEntry), ":", rows_stamp(Patient)))
         .select_from(Patient)
         .join(QueueEntry, QueueEntry.patient_id == Patient.id)
         .where(QueueEntry.day == day)

@@ -7,7 +7,7 @@ Per clinic day (`q:{day}:...`, every key expiring after two days):
 - `cur:{doctor}`: the token the doctor is seeing;
 - `built`: set once the day's keys were loaded from PostgreSQL; `ver`: bumped on every
   change (the board's cheap "anything new?" check); `board:{ver}`: the board, cached;
-  `today:{ver}:{variant}`: the day's queue as the API answers it, cached.
+  `today:{doctors}`: the day's queue as the API answers it, cached for one version.
 
 PostgreSQL (`queue_entries`) is the truth. Every Redis answer that leads to a write is
 checked against the locked row, and a missing `built` marker (Redis restarted empty,
@@ -539,13 +539,20 @@ def cache_board(day: date, ver: str, body: str) -> None:
         _client().set(prefix(day) + f"board:{ver}", body, ex=60)
 
 
-# The day's queue as the API answers it, cached per version and variant (ARGV[1]: which
-# doctors, and the stamp of what else it shows): whether the day is loaded, its version,
-# the cached text or nil.
+# The day's queue as the API answers it, cached as one key per choice of doctors
+# (ARGV[1]) holding `{ver}:{stamp}` and a newline before the text, so that a new version
+# replaces the old one rather than piling up beside it. ARGV[2]: the stamp of what else
+# the answer shows. Returns whether the day is loaded, its version, and the text cached
+# for this version and stamp, or nil.
 _TODAY = """
 local p = KEYS[1]
 local ver = redis.call('GET', p .. 'ver') or '0'
-local text = redis.call('GET', p .. 'today:' .. ver .. ':' .. ARGV[1])
+local cached = redis.call('GET', p .. 'today:' .. ARGV[1])
+local text = false
+if cached then
+  local head = ver .. ':' .. ARGV[2] .. '\\n'
+  if string.sub(cached, 1, #head) == head then text = string.sub(cached, #head + 1) end
+end
 return {redis.call('EXISTS', p .. 'built'), ver, text}
 """
 TODAY_TTL_SECONDS = 60
@@ -558,15 +565,17 @@ class TodayProbe:
     cached: str | None
 
 
-def cached_today(day: date, variant: str) -> TodayProbe:
-    """The day's version and the queue text cached for it and `variant`, in one round trip."""
-    built, ver, text = _run(_TODAY, [prefix(day)], [variant])
+def cached_today(day: date, doctors: str, stamp: str) -> TodayProbe:
+    """The day's version and the queue text cached for it, for `doctors` ("all" or one
+    doctor's id) and `stamp`, in one round trip."""
+    built, ver, text = _run(_TODAY, [prefix(day)], [doctors, stamp])
     return TodayProbe(bool(built), _text(ver), _text(text) if text is not None else None)
 
 
-def cache_today(day: date, ver: str, variant: str, text: str) -> None:
+def cache_today(day: date, ver: str, doctors: str, stamp: str, text: str) -> None:
     with contextlib.suppress(RedisError):
-        _client().set(prefix(day) + f"today:{ver}:{variant}", text, ex=TODAY_TTL_SECONDS)
+        key = prefix(day) + f"today:{doctors}"
+        _client().set(key, f"{ver}:{stamp}\n{text}", ex=TODAY_TTL_SECONDS)
 
 
 def forget_day(day: date) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from qure.auth import service as auth
 from qure.core import clock
@@ -901,8 +901,21 @@ def test_today_asked_again_shows_every_change(desk, doctor, book, admin):
     commit()
     assert [q["doctor"]["id"] for q in desk.today()["doctors"]] == [doctor.id]
 
-    redis_store.client.flushall()
-    assert waiting_numbers(desk.queue_of(doctor)) == [2, 1]
+    # A change the database holds before Redis hears of it (a call commits after its
+    # Redis move) shows at once too.
+    db.session.execute(
+        update(QueueEntry).where(QueueEntry.token_number == 1).values(status="NO_SHOW")
+    )
+    commit()
+    assert desk.queue_of(doctor)["counts"]["NO_SHOW"] == 1
+
+    # One cached answer per choice of doctors, replaced by each new version.
+    cached = {k.decode() for k in redis_store.client.keys(f"q:{TODAY}:today:*")}
+    assert cached == {f"q:{TODAY}:today:all", f"q:{TODAY}:today:{doctor.id}"}
+
+    redis_store.client.flushdb()  # Redis lost the day: the answer is built again
+    assert waiting_numbers(desk.queue_of(doctor)) == [2]
+    assert redis_waiting(doctor.id) == [2]
 
 
 def test_one_token(desk, doc, doctor, book):
