@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, event, inspect
+from sqlalchemy import BigInteger, ColumnElement, event, func, inspect, literal_column
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -106,6 +106,16 @@ def get_or_raise(
     if row is None:
         raise NotFound(message, code)
     return row
+
+
+def rows_stamp(model: type) -> ColumnElement[str]:
+    """An aggregate over the rows a query selects of `model`'s table (not aliased) that
+    changes whenever one of them is inserted, updated or deleted: their count and the sum
+    of their PostgreSQL row versions (`xmin`, new on every write). Unlike a latest
+    `updated_at` (the start of its transaction), it cannot miss a write that committed
+    late. For answers cached until what they show changes."""
+    versions = literal_column(f"{model.__tablename__}.xmin::text::bigint")
+    return func.concat(func.count(), ".", func.sum(versions))
 
 
 def constraint_name(exc: IntegrityError) -> str | None:

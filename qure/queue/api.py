@@ -10,7 +10,7 @@ from qure.core.errors import Unauthorized
 from qure.core.http import transaction, transactional
 from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema
-from qure.queue import board, reports, service
+from qure.queue import board, overview, reports, service
 from qure.queue.schemas import (
     BoardSchema,
     CalledSchema,
@@ -25,6 +25,8 @@ from qure.queue.schemas import (
     WalkInIn,
 )
 from qure.visits import service as visits
+
+JSON = "application/json"
 
 blp = Blueprint("api_queue", __name__, url_prefix="/api/v1/queue", description="Queue")
 
@@ -121,7 +123,8 @@ def get_token(token: int):
 @blp.response(200, TodaySchema)
 def today(args):
     """Today's queue per doctor: current token, waiting tokens in order, counts."""
-    return service.today(args.get("doctor_id"))
+    # Already JSON text (see `overview`): sent as it is, without a schema's pass over it.
+    return current_app.response_class(overview.today_text(args.get("doctor_id")), mimetype=JSON)
 
 
 @blp.get("/today/summary")
@@ -145,7 +148,7 @@ def display():
         verify_jwt_in_request(optional=True)
         if get_current_user() is None:
             raise Unauthorized("Send X-Display-Key or a staff bearer token.", "unauthorized")
-    response = current_app.response_class(mimetype="application/json")
+    response = current_app.response_class(mimetype=JSON)
     response.set_etag(state.version)
     if request.if_none_match.contains(state.version):
         return response.make_conditional(request)

@@ -86,11 +86,43 @@ class UrgentIn(Schema):
     reason = fields.String(required=True)
 
 
+# The day's queue documents the answer `overview.today` builds: the view sends it as it
+# is, so these schemas describe it and serialise nothing.
+
+
+class TodayToken(Schema):
+    """A token in the day's queue, lean: its date and doctor are the enclosing ones."""
+
+    id = fields.Integer()
+    token_number = fields.Integer()
+    display = fields.String(metadata={"example": "007"})
+    kind = fields.String(metadata={"enum": [k.value for k in TokenKind]})
+    status = fields.String(metadata={"enum": [s.value for s in TokenStatus]})
+    urgent = fields.Boolean()
+    patient = fields.Nested(PersonRef)
+    checked_in_at = fields.DateTime()
+    position = fields.Integer(
+        metadata={"description": "Waiting tokens only: 1 = called next"},
+    )
+    called_at = fields.DateTime(metadata={"description": "The current token only"})
+
+
 class DoctorQueueSchema(Schema):
     doctor = fields.Nested(PersonRef)
-    current = fields.Nested(QueueTokenSchema, allow_none=True)
-    waiting = fields.List(fields.Nested(QueueTokenSchema))
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    current = fields.Nested(
+        TodayToken,
+        allow_none=True,
+        metadata={"description": "The token WITH_DOCTOR (with `called_at`), or null"},
+    )
+    waiting = fields.List(
+        fields.Nested(TodayToken),
+        metadata={"description": "WAITING tokens in queue order (each with `position`)"},
+    )
+    counts = fields.Dict(
+        keys=fields.String(metadata={"enum": [s.value for s in TokenStatus]}),
+        values=fields.Integer(),
+        metadata={"description": "Tokens per status, every status listed"},
+    )
 
 
 class TodaySchema(Schema):

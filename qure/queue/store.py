@@ -6,7 +6,8 @@ Per clinic day (`q:{day}:...`, every key expiring after two days):
 - `tok:{n}`: a hash per token (doctor, status, display number, initials, kind, urgent);
 - `cur:{doctor}`: the token the doctor is seeing;
 - `built`: set once the day's keys were loaded from PostgreSQL; `ver`: bumped on every
-  change (the board's cheap "anything new?" check); `board:{ver}`: the board, cached.
+  change (the board's cheap "anything new?" check); `board:{ver}`: the board, cached;
+  `today:{doctors}`: the day's queue as the API answers it, cached for one version.
 
 PostgreSQL (`queue_entries`) is the truth. Every Redis answer that leads to a write is
 checked against the locked row, and a missing `built` marker (Redis restarted empty,
@@ -382,19 +383,32 @@ def _hash(card: TokenCard, status: str) -> dict[str, str]:
     return {**pairs, "doctor": str(card.doctor_id), "status": status}
 
 
-def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
-    """Each doctor's waiting token numbers, in queue order."""
-    try:
-        with _client().pipeline(transaction=False) as pipe:
-            for doctor_id in doctor_ids:
-                pipe.zrange(prefix(day) + f"wait:{doctor_id}", 0, -1)
-            results = pipe.execute()
-    except RedisError:
-        raise QueueUnavailable("The live queue is unavailable for a moment; try again.") from None
+# Whether the day is loaded, then per doctor (ARGV) the waiting members in order, joined
+# by commas: one short reply, cheap to parse, however long the queues.
+_WAITING = """
+local out = {redis.call('EXISTS', KEYS[1] .. 'built')}
+for i, doctor in ipairs(ARGV) do
+  out[i + 1] = table.concat(redis.call('ZRANGE', KEYS[1] .. 'wait:' .. doctor, 0, -1), ',')
+end
+return out
+"""
+
+
+def loaded_waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]] | None:
+    """Each doctor's waiting token numbers, in queue order, in one round trip; None when
+    the day must be loaded from PostgreSQL first."""
+    built, *joined = _run(_WAITING, [prefix(day)], [str(d) for d in doctor_ids])
+    if not built:
+        return None
     return {
-        doctor_id: [int(_text(m)) for m in members]
-        for doctor_id, members in zip(doctor_ids, results, strict=True)
+        doctor_id: [int(m) for m in _text(members).split(",")] if members else []
+        for doctor_id, members in zip(doctor_ids, joined, strict=True)
     }
+
+
+def waiting_order(day: date, doctor_ids: list[int]) -> dict[int, list[int]]:
+    """Each doctor's waiting token numbers, in queue order (none for a day not loaded)."""
+    return loaded_waiting_order(day, doctor_ids) or {d: [] for d in doctor_ids}
 
 
 def rank(day: date, doctor_id: int, token_number: int) -> int | None:
@@ -523,6 +537,45 @@ def claim_board_build(day: date, ver: str) -> bool:
 def cache_board(day: date, ver: str, body: str) -> None:
     with contextlib.suppress(RedisError):
         _client().set(prefix(day) + f"board:{ver}", body, ex=60)
+
+
+# The day's queue as the API answers it, cached as one key per choice of doctors
+# (ARGV[1]) holding `{ver}:{stamp}` and a newline before the text, so that a new version
+# replaces the old one rather than piling up beside it. ARGV[2]: the stamp of what else
+# the answer shows. Returns whether the day is loaded, its version, and the text cached
+# for this version and stamp, or nil.
+_TODAY = """
+local p = KEYS[1]
+local ver = redis.call('GET', p .. 'ver') or '0'
+local cached = redis.call('GET', p .. 'today:' .. ARGV[1])
+local text = false
+if cached then
+  local head = ver .. ':' .. ARGV[2] .. '\\n'
+  if string.sub(cached, 1, #head) == head then text = string.sub(cached, #head + 1) end
+end
+return {redis.call('EXISTS', p .. 'built'), ver, text}
+"""
+TODAY_TTL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class TodayProbe:
+    built: bool
+    version: str
+    cached: str | None
+
+
+def cached_today(day: date, doctors: str, stamp: str) -> TodayProbe:
+    """The day's version and the queue text cached for it, for `doctors` ("all" or one
+    doctor's id) and `stamp`, in one round trip."""
+    built, ver, text = _run(_TODAY, [prefix(day)], [doctors, stamp])
+    return TodayProbe(bool(built), _text(ver), _text(text) if text is not None else None)
+
+
+def cache_today(day: date, ver: str, doctors: str, stamp: str, text: str) -> None:
+    with contextlib.suppress(RedisError):
+        key = prefix(day) + f"today:{doctors}"
+        _client().set(key, f"{ver}:{stamp}\n{text}", ex=TODAY_TTL_SECONDS)
 
 
 def forget_day(day: date) -> None:

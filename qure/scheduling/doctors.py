@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from qure.auth.models import User
 from qure.core import clock
-from qure.core.db import get_or_none
+from qure.core.db import get_or_none, rows_stamp
 from qure.core.errors import Forbidden, InvalidInput
 from qure.core.roles import Role
 from qure.extensions import db
@@ -54,8 +54,9 @@ def schedule_owner(actor: User, doctor_id: int | None) -> User:
     return get_doctor(doctor_id)
 
 
-def on_duty_doctor_ids(day: date) -> list[int]:
-    """Doctors with at least one slot on a clinic day (whatever its status)."""
+def on_duty_query(day: date, doctor_id: int | None = None) -> Select[tuple[int]]:
+    """The ids of the doctors with at least one slot on a clinic day (whatever its
+    status), as a statement other reads may embed; with `doctor_id`, that doctor's id only."""
     first, last = clock.day_bounds(day)
     query = (
         select(Slot.doctor_id)
@@ -63,4 +64,18 @@ def on_duty_doctor_ids(day: date) -> list[int]:
         .where(Slot.start_at >= first, Slot.start_at < last, User.is_active.is_(True))
         .group_by(Slot.doctor_id)
     )
-    return list(db.session.scalars(query))
+    return query if doctor_id is None else query.where(Slot.doctor_id == doctor_id)
+
+
+def slots_stamp_query(day: date) -> Select[tuple[str]]:
+    """A short text that changes whenever a clinic day's slots do (created, removed,
+    booked, blocked), as a statement other reads may embed: for answers cached until the
+    doctors on duty change."""
+    first, last = clock.day_bounds(day)
+    query = select(rows_stamp(Slot)).select_from(Slot)
+    return query.where(Slot.start_at >= first, Slot.start_at < last)
+
+
+def on_duty_doctor_ids(day: date) -> list[int]:
+    """Doctors with at least one slot on a clinic day (whatever its status)."""
+    return list(db.session.scalars(on_duty_query(day)))

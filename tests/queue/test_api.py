@@ -6,19 +6,23 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from qure.auth import service as auth
 from qure.core import clock
 from qure.core.db import commit
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
+from qure.patients import service as patients
 from qure.queue import board
 from qure.queue.models import QueueEntry
 from qure.visits.models import Visit
 from tests.helpers import (
+    NOW,
     TODAY,
     bearer,
+    count_statements,
     later,
     make_appointment,
     make_patient,
@@ -30,6 +34,7 @@ URL = "/api/v1/queue"
 IST = ZoneInfo("Asia/Kolkata")
 TOMORROW = TODAY + timedelta(days=1)
 DISPLAY_KEY = "a-long-display-key-123"
+STATEMENTS_OF_TODAY = 2  # the signed-in user, then the day's rows
 STATUSES = ("WAITING", "WITH_DOCTOR", "SKIPPED", "NO_SHOW", "COMPLETED")
 ALLOWED = {
     ("WAITING", "WITH_DOCTOR"),
@@ -55,6 +60,18 @@ TOKEN_KEYS = {
     "checked_in_at",
     "called_at",
     "completed_at",
+}
+
+# A token in the day's queue: its date and doctor are the enclosing ones.
+LEAN_KEYS = {
+    "id",
+    "token_number",
+    "display",
+    "kind",
+    "status",
+    "urgent",
+    "patient",
+    "checked_in_at",
 }
 
 
@@ -697,7 +714,8 @@ def test_today(client, desk, doc, doctor, book):
     assert mine["current"]["status"] == "WITH_DOCTOR"
     assert waiting_numbers(mine) == [2, 1]
     assert [t["position"] for t in mine["waiting"]] == [1, 2]
-    assert all(set(t) >= TOKEN_KEYS for t in mine["waiting"])
+    assert all(set(t) == LEAN_KEYS | {"position"} for t in mine["waiting"])
+    assert set(mine["current"]) == LEAN_KEYS | {"called_at"}
     assert mine["counts"] == {
         "WAITING": 2,
         "WITH_DOCTOR": 1,
@@ -713,6 +731,191 @@ def test_today(client, desk, doc, doctor, book):
     body = error(desk.get("/today", query_string={"doctor_id": desk.user.id}), 422)
     assert "doctor_id" in body["fields"]
     error(desk.get("/today", query_string={"doctor_id": "x"}), 422, "invalid_input")
+
+
+def test_today_tokens_say_what_the_desk_needs(desk, doc, doctor, book):
+    appointment = book(0, full_name="Asha Devi Sharma")
+    ok(desk.check_in(appointment), 201)  # 1
+    walker = new_patient(desk.user, full_name="Ravi Kumar")
+    ok(desk.walk_in(walker, doctor, urgent=True, urgent_reason="Chest pain"), 201)  # 2
+    ok(desk.walk_in(new_patient(desk.user), doctor), 201)  # 3
+    ok(doc.call())  # 2, urgent, goes first
+    ok(desk.move(3, "NO_SHOW"))
+
+    queue = desk.queue_of(doctor)
+    first, second = stored(1), stored(2)
+    assert queue["waiting"] == [
+        {
+            "id": first.id,
+            "token_number": 1,
+            "display": "001",
+            "kind": "APPOINTMENT",
+            "status": "WAITING",
+            "urgent": False,
+            "patient": {"id": appointment.patient_id, "full_name": "Asha Devi Sharma"},
+            "checked_in_at": first.checked_in_at.isoformat(),
+            "position": 1,
+        }
+    ]
+    assert queue["current"] == {
+        "id": second.id,
+        "token_number": 2,
+        "display": "002",
+        "kind": "WALK_IN",
+        "status": "WITH_DOCTOR",
+        "urgent": True,
+        "patient": {"id": walker.id, "full_name": "Ravi Kumar"},
+        "checked_in_at": second.checked_in_at.isoformat(),
+        "called_at": second.called_at.isoformat(),
+    }
+    assert datetime.fromisoformat(queue["current"]["called_at"]) == NOW
+    assert queue["counts"] == {
+        "WAITING": 1,
+        "WITH_DOCTOR": 1,
+        "SKIPPED": 0,
+        "NO_SHOW": 1,
+        "COMPLETED": 0,
+    }
+
+
+def test_today_follows_the_live_order(desk, doctor, book):
+    ok(desk.walk_in(new_patient(desk.user), doctor), 201)  # 1, walk-in at 10:00
+    ok(desk.check_in(book(1)), 201)  # 2, the 10:30 slot
+    ok(desk.check_in(book(0)), 201)  # 3, the 10:15 slot
+    ok(desk.walk_in(new_patient(desk.user), doctor), 201)  # 4
+    ok(desk.post("/4/urgent", {"reason": "Fainted"}))
+    ok(desk.move(1, "SKIPPED"))
+    ok(desk.move(1, "WAITING"))  # recalled: the head of the queue
+
+    queue = desk.queue_of(doctor)
+    assert waiting_numbers(queue) == [1, 4, 3, 2] == redis_waiting(doctor.id)
+    assert [t["position"] for t in queue["waiting"]] == [1, 2, 3, 4]
+    assert [t["urgent"] for t in queue["waiting"]] == [False, True, False, False]
+    assert queue["current"] is None
+    assert queue["counts"]["WAITING"] == 4
+
+
+def test_today_lists_the_doctors_of_the_day_by_name(client, desk, doctor, book):
+    on_duty = make_user(Role.DOCTOR, full_name="Aarti Bose")  # slots, no token yet
+    make_slots(on_duty)
+    holding = make_user(Role.DOCTOR, full_name="Zubin Shah")  # a token, no slot
+    make_user(Role.DOCTOR, full_name="Meera Iyer")  # neither: not of the day
+    ok(desk.walk_in(new_patient(desk.user), holding), 201)
+    ok(desk.check_in(book(0)), 201)
+
+    body = desk.today()
+    names = [q["doctor"]["full_name"] for q in body["doctors"]]
+    assert names == sorted([on_duty.full_name, holding.full_name, doctor.full_name])
+    (idle,) = [q for q in body["doctors"] if q["doctor"]["id"] == on_duty.id]
+    assert idle == {
+        "doctor": {"id": on_duty.id, "full_name": "Aarti Bose"},
+        "current": None,
+        "waiting": [],
+        "counts": dict.fromkeys(STATUSES, 0),
+    }
+    assert desk.today(on_duty.id)["doctors"] == [idle]
+
+
+def test_today_of_one_doctor(desk, doctor, book):
+    other = make_user(Role.DOCTOR)
+    ok(desk.walk_in(new_patient(desk.user), other), 201)  # 1
+    ok(desk.check_in(book(0)), 201)  # 2
+    ok(desk.walk_in(new_patient(desk.user), other), 201)  # 3
+
+    (queue,) = desk.today(other.id)["doctors"]
+    assert queue["doctor"]["id"] == other.id
+    assert waiting_numbers(queue) == [1, 3]
+    assert queue["counts"]["WAITING"] == 2
+    (mine,) = desk.today(doctor.id)["doctors"]
+    assert waiting_numbers(mine) == [2]
+    # A doctor with neither slots nor tokens today has no queue to show.
+    assert desk.today(make_user(Role.DOCTOR).id) == {"date": "2030-01-07", "doctors": []}
+    for wrong in (desk.user.id, 2_000_000_000):
+        body = error(desk.get("/today", query_string={"doctor_id": wrong}), 422, "invalid_input")
+        assert "doctor_id" in body["fields"]
+
+
+def test_today_of_an_empty_day(desk):
+    assert desk.today() == {"date": "2030-01-07", "doctors": []}
+
+
+def test_the_openapi_document_describes_today(client, desk, doc, doctor, book):
+    ok(desk.check_in(book(0)), 201)
+    ok(desk.check_in(book(1)), 201)
+    ok(doc.call())
+    (queue,) = desk.today()["doctors"]
+    shapes = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    token = set(shapes["TodayToken"]["properties"])
+    assert token == LEAN_KEYS | {"position", "called_at"}
+    assert set(queue["current"]) | set(queue["waiting"][0]) == token
+    assert set(shapes["DoctorQueue"]["properties"]) == set(queue)
+    assert set(shapes["Today"]["properties"]) == {"date", "doctors"}
+
+
+def test_today_reads_in_as_many_statements_for_40_tokens_as_for_1(app, desk, doctor, book):
+    """The signed-in user, the stamp of the day's doctors and names, then (when the
+    answer is not cached for this version) the day's rows: whatever their number."""
+
+    def statements() -> tuple[int, int]:
+        # After a change (the last walk-in) the answer is built; asked again, it is cached.
+        db.session.expire_all()
+        built = count_statements(app, lambda: ok(desk.get("/today")))
+        db.session.expire_all()
+        return built, count_statements(app, lambda: ok(desk.get("/today")))
+
+    other = make_user(Role.DOCTOR)
+    ok(desk.check_in(book(0)), 201)
+    few = statements()
+    for i in range(39):
+        ok(desk.walk_in(new_patient(desk.user), other if i % 2 else doctor), 201)
+    many = statements()
+    assert sum(len(q["waiting"]) for q in desk.today()["doctors"]) == 40
+    assert many == few == (STATEMENTS_OF_TODAY + 1, STATEMENTS_OF_TODAY)
+
+
+def test_today_asked_again_shows_every_change(desk, doctor, book, admin):
+    """The answer is cached until the queue, or what it shows of doctors and patients,
+    changes: each change shows at once."""
+    ok(desk.check_in(book(0, full_name="Asha Devi Sharma")), 201)  # 1
+    first = desk.today()
+    assert desk.today() == first
+    patient_id = first["doctors"][0]["waiting"][0]["patient"]["id"]
+
+    ok(desk.walk_in(new_patient(desk.user), doctor), 201)  # 2
+    assert waiting_numbers(desk.queue_of(doctor)) == [1, 2]
+    ok(desk.post("/2/urgent", {"reason": "Fainted"}))
+    assert waiting_numbers(desk.queue_of(doctor)) == [2, 1]
+
+    patients.update(desk.user, patient_id, {"full_name": "Asha D. Sharma"})
+    commit()
+    assert desk.queue_of(doctor)["waiting"][1]["patient"]["full_name"] == "Asha D. Sharma"
+
+    auth.update_user(admin, doctor.id, {"full_name": "Dr Renamed"})
+    commit()
+    assert desk.queue_of(doctor)["doctor"]["full_name"] == "Dr Renamed"
+
+    newcomer = make_user(Role.DOCTOR)
+    make_slots(newcomer)
+    assert {q["doctor"]["id"] for q in desk.today()["doctors"]} == {doctor.id, newcomer.id}
+    auth.update_user(admin, newcomer.id, {"is_active": False})
+    commit()
+    assert [q["doctor"]["id"] for q in desk.today()["doctors"]] == [doctor.id]
+
+    # A change the database holds before Redis hears of it (a call commits after its
+    # Redis move) shows at once too.
+    db.session.execute(
+        update(QueueEntry).where(QueueEntry.token_number == 1).values(status="NO_SHOW")
+    )
+    commit()
+    assert desk.queue_of(doctor)["counts"]["NO_SHOW"] == 1
+
+    # One cached answer per choice of doctors, replaced by each new version.
+    cached = {k.decode() for k in redis_store.client.keys(f"q:{TODAY}:today:*")}
+    assert cached == {f"q:{TODAY}:today:all", f"q:{TODAY}:today:{doctor.id}"}
+
+    redis_store.client.flushdb()  # Redis lost the day: the answer is built again
+    assert waiting_numbers(desk.queue_of(doctor)) == [2]
+    assert redis_waiting(doctor.id) == [2]
 
 
 def test_one_token(desk, doc, doctor, book):
