@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from qure.core import clock
 from qure.core.schemas import PageArgs, page_schema
 from qure.patients import service
 from qure.patients.models import BLOOD_GROUPS, SEXES
@@ -76,3 +79,48 @@ class PatientSearchArgs(PageArgs):
 
 
 PatientPage = page_schema(PatientSchema, "PatientPage", capped=True)
+
+
+CONTACT_FIELDS = tuple(ContactSchema._declared_fields)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def listed(rows) -> list[dict[str, Any]]:
+    """What `PatientSchema` dumps, for each row of a search page (`service.search`): built
+    directly, because the schema's per-field work costs a millisecond for 50 patients.
+    A test holds the two equal, field by field."""
+    today = clock.today()
+    out = []
+    for p in rows:
+        contact = p.emergency_contact
+        if contact is not None:
+            contact = {k: _text(contact[k]) for k in CONTACT_FIELDS if k in contact}
+        out.append(
+            {
+                "id": p.id,
+                "mrn": p.mrn,
+                "full_name": p.full_name,
+                "date_of_birth": _iso(p.date_of_birth),
+                "dob_estimated": p.dob_estimated,
+                "age": clock.age_on(p.date_of_birth, today),
+                "sex": p.sex,
+                "phone": p.phone,
+                "email": p.email,
+                "address": p.address,
+                "blood_group": p.blood_group,
+                "allergies": [_text(a) for a in p.allergies],
+                "chronic_conditions": [_text(c) for c in p.chronic_conditions],
+                "emergency_contact": contact,
+                "archived_at": _iso(p.archived_at),
+                "created_at": _iso(p.created_at),
+                "updated_at": _iso(p.updated_at),
+            }
+        )
+    return out
