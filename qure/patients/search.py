@@ -69,6 +69,9 @@ class Tier:
     key: str  # text in C collation
     source: str  # FROM ... WHERE ...
     params: dict = field(default_factory=dict)
+    # A set the tier reads twice (to count it and to show a page of it), computed once
+    # by the statement that reads it: `name AS MATERIALIZED (...)`.
+    cte: str | None = None
     # A cheaper superset of the tier (index entries only): when it stays under the limit,
     # the exact count is cheap too; when it does not, the count is capped anyway.
     rough: str | None = None
@@ -130,9 +133,9 @@ def _word_starts(words: list[str], params: dict) -> Tier:
         return Tier(
             "id",
             'name_search COLLATE "C"',
-            f"FROM (SELECT id, name_search FROM patients WHERE archived_at IS NULL "
-            f"AND {found} LIMIT {SET_MOST}) AS s "
-            'WHERE name_search COLLATE "C" NOT LIKE :prefix',
+            'FROM found WHERE name_search COLLATE "C" NOT LIKE :prefix',
+            cte="found AS MATERIALIZED (SELECT id, name_search FROM patients "
+            f"WHERE archived_at IS NULL AND {found} LIMIT {SET_MOST})",
         )
     # Short words only (the trigram index has nothing to look up): intersect word-index
     # ranges. The set first, then its patients by primary key: joined in one statement,
@@ -194,16 +197,41 @@ def _inside_a_word(params: dict) -> tuple[list[Tier], bool]:
     ], more
 
 
-def _count_first_two(first: Tier, second: Tier, params: dict) -> list[int]:
+def _count_first_two(second: Tier, params: dict) -> list[int]:
     """The counts of tiers 1 and 2 in one statement, the second counted no further than
     the room the first leaves under CAP + 1."""
-    room = "(SELECT :_room - n FROM first)"
-    sql = (
-        f"WITH first AS (SELECT {first.counted(':_room')} AS n) "
-        f"SELECT n, {second.counted(room)} FROM first"
-    )
+    sql = f"{_with(second)} SELECT first.n, second.n FROM first, second"
     row = db.session.execute(text(sql), {**params, "_room": CAP + 1}).one()
     return [row[0], row[1]]
+
+
+def _with(second: Tier) -> str:
+    """The WITH clause counting tiers 1 and 2: `first` and `second`, one row each (`n`)."""
+    room = "(SELECT :_room - n FROM first)"
+    ctes = [second.cte] if second.cte else []
+    ctes.append(f"first AS (SELECT {_name_starts().counted(':_room')} AS n)")
+    ctes.append(f"second AS (SELECT {second.counted(room)} AS n)")
+    return "WITH " + ", ".join(ctes)
+
+
+def _first_page(second: Tier, limit: int, params: dict) -> tuple[list[int], list]:
+    """The counts of tiers 1 and 2 and the rows of a first page that they hold, in one
+    statement. Tier 2's slice is read only when tier 1 leaves room on the page, and cut
+    here to the count (its rough count may have stopped it short of the rows read)."""
+    first = _name_starts()
+    sql = (
+        f"{_with(second)} SELECT first.n AS _n1, second.n AS _n2, page._tier, {SELECTED} "
+        f"FROM first CROSS JOIN second LEFT JOIN ({first.page(0)} UNION ALL "
+        f"(SELECT * FROM {second.page(1)} AS later WHERE (SELECT n FROM first) < :_limit1)"
+        ") AS page ON true LEFT JOIN patients p ON p.id = page._id "
+        'ORDER BY page._tier, page._key COLLATE "C", page._id'
+    )
+    bounds = {"_room": CAP + 1, "_limit0": limit, "_offset0": 0, "_limit1": limit, "_offset1": 0}
+    got = db.session.execute(text(sql), {**params, **bounds}).all()
+    counts = [got[0]._n1, got[0]._n2]
+    rows = [row for row in got if row._tier == 0]
+    rows += [row for row in got if row._tier == 1][: min(limit - len(rows), counts[1])]
+    return counts, rows
 
 
 def _count_inside(tiers: list[Tier], room: int, params: dict) -> list[int]:
@@ -253,8 +281,10 @@ def _page(counted: list[tuple[Tier, int]], offset: int, limit: int, params: dict
     if not slices:
         return []
     union = " UNION ALL ".join(sql for sql, _ in slices)
+    ctes = [tier.cte for tier, _ in counted if tier.cte]
     sql = (
-        f"SELECT {SELECTED} FROM ({union}) AS page JOIN patients p ON p.id = page._id "
+        ("WITH " + ", ".join(ctes) + " " if ctes else "")
+        + f"SELECT {SELECTED} FROM ({union}) AS page JOIN patients p ON p.id = page._id "
         'ORDER BY page._tier, page._key COLLATE "C", page._id'
     )
     return list(db.session.execute(text(sql), merged))
@@ -277,8 +307,14 @@ def find(query: str, offset: int, limit: int) -> tuple[list, int, bool]:
 
     first, second = _name_starts(), _word_starts(words, params)
     params.update(second.params)
-    counted = list(zip((first, second), _count_first_two(first, second, params), strict=True))
-    room = CAP + 1 - sum(count for _, count in counted)
+    if offset == 0:
+        # The first page (nearly every search): its rows from tiers 1 and 2 come with the
+        # counts. A later page needs the counts first to know where it starts.
+        counts, rows = _first_page(second, limit, params)
+    else:
+        counts, rows = _count_first_two(second, params), []
+    counted = list(zip((first, second), counts, strict=True))
+    room = CAP + 1 - sum(counts)
     words_left_out = False
     if room > 0 and len(words) == 1:
         # Inside a word only for one word: several words are each taken as the start of a
@@ -286,5 +322,8 @@ def find(query: str, offset: int, limit: int) -> tuple[list, int, bool]:
         inside, words_left_out = _inside_a_word(params)
         counted += zip(inside, _count_inside(inside, room, params), strict=False)
     total = sum(count for _, count in counted)
-    rows = _page(counted, offset, limit, params)
+    if offset > 0:
+        rows = _page(counted, offset, limit, params)
+    elif len(rows) < limit and len(counted) > 2:
+        rows += _page(counted[2:], 0, limit - len(rows), params)
     return rows, min(total, CAP), total > CAP or words_left_out

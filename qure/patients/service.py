@@ -367,16 +367,23 @@ def search(
         where = and_(condition, where)
         similarity = func.similarity(Patient.name_search, name)
         query = query.order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
+        # Ranking sorts every match anyway: counting them there reads the index once.
+        counted = func.count().over()
     else:
         query = query.order_by(Patient.id.desc())
-    counted = _capped_count(where)
+        counted = _capped_count(where)  # the newest first need not read every row
     rows = []
     # The count rides on the page's rows; past the cap there is no page (and a huge
-    # offset would overflow BIGINT), and a page with no rows says nothing of the count.
+    # offset would overflow BIGINT); a later page with no rows says nothing of the count.
     if offset < name_search.CAP:
-        page_query = query.add_columns(counted.label("_total"))
-        rows = db.session.execute(page_query.where(where).limit(per_page).offset(offset)).all()
-    found = rows[0]._total if rows else db.session.scalar(select(counted)) or 0
+        page_query = query.add_columns(counted.label("_total")).where(where)
+        rows = db.session.execute(page_query.limit(per_page).offset(offset)).all()
+    if rows:
+        found = rows[0]._total
+    elif offset == 0:
+        found = 0
+    else:
+        found = db.session.scalar(select(_capped_count(where))) or 0
     total, capped = min(found, name_search.CAP), found > name_search.CAP
     return Page(list(rows), page, per_page, total, capped)
 
