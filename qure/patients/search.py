@@ -16,13 +16,15 @@ A page reads only the index entries it shows, and counting stops at `CAP`: a com
 ("kumar") costs the same as a rare one. Past the cap the total is reported as capped and
 the user is asked to type more of the name.
 
-Round trips: the counts of tiers 1 and 2 come in one statement, the page (its slices of
-one or more tiers and their patients' columns) in another; only a query that reaches the
-inside-a-word tiers adds two more (the words containing it, then their counts).
+Round trips: a first page comes in one statement with the counts of tiers 1 and 2 (the
+rows of its slices with their patients' columns); a later page needs two (the counts,
+then the page). A one-word query that leaves room under the cap adds the words containing
+it, then their tiers' counts, then (when the page is not full yet) their rows.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -32,7 +34,9 @@ from qure.extensions import db
 CAP = 500
 SET_MOST = 5000  # patients matching every word of a multi-word query, read at most
 WORDS_MOST = 20  # words containing a fragment, looked at most
-TRIGRAM = 3  # a word this long or longer gives the trigram index something to look up
+# Three letters or digits in a row: a word the trigram index can look up (of "ab" or
+# "a.b.c" it has no trigram, and would read every entry).
+TRIGRAM = re.compile(r"[^\W_]{3}")
 
 # The columns a search result carries: what `PatientSchema` shows (not the search copies).
 COLUMNS = (
@@ -121,7 +125,7 @@ def _word_starts(words: list[str], params: dict) -> Tier:
             rough="SELECT 1 FROM patient_search_terms WHERE term LIKE :w0",
         )
     distinct = _needed(words)
-    if any(len(words[i]) >= TRIGRAM for i in distinct):
+    if any(TRIGRAM.search(words[i]) for i in distinct):
         # Every word starts a word of the name: " " + name holds " " + word. The trigram
         # index finds the names holding every word (ANDing its lists is far cheaper than
         # intersecting two word-index ranges of 11,000 entries); the word starts are
