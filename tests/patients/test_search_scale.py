@@ -215,3 +215,11 @@ def test_totals_stop_at_the_cap_in_every_tier():
     few = service.search("capa test 51")
     assert names(few) == [f"Capa Test {n}" for n in [51, *range(510, 520)]]
     assert (few.total, few.total_capped) == (11, False)
+
+
+def test_two_words_without_three_letters_in_a_row_are_found_by_the_word_index(reception):
+    make_patient(reception, full_name="Menon A.B. C.D.")
+    make_patient(reception, full_name="Menon A.B.")
+    found = service.search("c.d. a.b.")
+    assert (names(found), found.total) == (["Menon A.B. C.D."], 1)
+    assert names(service.search("a.b. menon")) == ["Menon A.B.", "Menon A.B. C.D."]
