@@ -5,8 +5,10 @@ order it is shown:
 
 1. the whole name starts with the query (`ix_patients_name_prefix`, byte order: the exact
    name comes before its continuations);
-2. otherwise, every query word starts a word of the name (`patient_search_terms`, one row
-   per word, kept by a trigger: the whole word "anil" comes before "anilkumar");
+2. otherwise, every query word starts a word of the name: for one word, from
+   `patient_search_terms` (one row per word, kept by a trigger: the whole word "anil"
+   comes before "anilkumar"); for several, the names the trigram index finds holding
+   every word, by name (the word starts checked on them);
 3. for a one-word query, the word occurs inside a word ("nandes" in Fernandes): the words
    containing it come from `search_words` (trigram index over distinct words, most
    similar first), their patients from the word index. Several words are each taken as
