@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -498,9 +499,16 @@ class CpuMeter:
     TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     def __init__(
-        self, gunicorn_pid: int | None, postmaster_pid: int | None, redis_pid: int | None = None
+        self,
+        gunicorn_pid: int | None,
+        postmaster_pid: int | None,
+        redis_pid: int | None = None,
+        backends: Callable[[], list[int]] | None = None,
     ):
         self.roots = {"gunicorn": gunicorn_pid, "postgres": postmaster_pid, "redis": redis_pid}
+        # A server of its own is measured whole; a shared one (BENCH_DATABASE_URL), by the
+        # backends serving the bench database (when they run on this machine).
+        self.backends = backends
         self.before: dict = {}
 
     @staticmethod
@@ -539,6 +547,8 @@ class CpuMeter:
 
     def _snapshot(self) -> dict:
         snap = {name: self._proc_seconds(self._tree(pid)) for name, pid in self.roots.items()}
+        if self.backends and not self.roots["postgres"]:
+            snap["postgres"] = self._proc_seconds(self.backends())
         t = os.times()
         snap["client"] = t.user + t.system
         snap["machine"] = self._machine()
@@ -608,6 +618,25 @@ def redis_pid() -> int | None:
         if key.startswith("redis:"):
             return getattr(server, "pid", None)
     return None
+
+
+def backend_pids(db_url: str) -> Callable[[], list[int]]:
+    """A function listing the pids of the server processes connected to the bench database
+    (this query's own left out)."""
+    import psycopg
+
+    def pids() -> list[int]:
+        try:
+            with psycopg.connect(_plain_pg_url(db_url)) as conn:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+        except psycopg.Error:
+            return []
+        return [r[0] for r in rows]
+
+    return pids
 
 
 def postmaster_pid() -> int | None:
@@ -926,6 +955,7 @@ def main(argv: list[str] | None = None) -> int:
                 gunicorn.proc.pid if gunicorn.proc else None,
                 postmaster_pid() if embedded else None,
                 redis_pid(),
+                backends=None if embedded else backend_pids(db_url),
             )
             summary = drive(
                 port,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, url_for
+from flask import g, jsonify, url_for
 from flask_smorest import Blueprint
 
 from qure.core.http import transactional
@@ -15,6 +15,7 @@ from qure.patients.schemas import (
     PatientPage,
     PatientSchema,
     PatientSearchArgs,
+    listed,
 )
 
 blp = Blueprint("api_patients", __name__, url_prefix="/api/v1/patients", description="Patients")
@@ -29,7 +30,8 @@ def search(args):
     page = service.search(
         args["q"], args["page"], args["per_page"], args["include_archived"], g.actor
     )
-    return page_body(page)
+    # Items built as PatientPage documents them (`listed`); a Response is sent as it is.
+    return jsonify({**page_body(page), "items": listed(page.items)})
 
 
 @blp.post("")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from qure.core import clock
 from qure.core.schemas import PageArgs, page_schema
 from qure.patients import service
 from qure.patients.models import BLOOD_GROUPS, SEXES
@@ -76,3 +79,45 @@ class PatientSearchArgs(PageArgs):
 
 
 PatientPage = page_schema(PatientSchema, "PatientPage", capped=True)
+
+
+CONTACT_FIELDS = tuple(ContactSchema._declared_fields)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def listed(rows) -> list[dict[str, Any]]:
+    """What `PatientSchema` dumps, for each row of a search page (`service.search`): built
+    directly, because the schema's per-field work costs a millisecond for 50 patients.
+    A test holds the two equal, field by field. (Dates and timestamps the table requires
+    are never None; list items are text or NULL, as the schema would give them.)"""
+    today = clock.today()
+    out = []
+    for p in rows:
+        contact = p.emergency_contact
+        if contact is not None:
+            contact = {k: _text(contact[k]) for k in CONTACT_FIELDS if k in contact}
+        out.append(
+            {
+                "id": p.id,
+                "mrn": p.mrn,
+                "full_name": p.full_name,
+                "date_of_birth": p.date_of_birth.isoformat(),
+                "dob_estimated": p.dob_estimated,
+                "age": clock.age_on(p.date_of_birth, today),
+                "sex": p.sex,
+                "phone": p.phone,
+                "email": p.email,
+                "address": p.address,
+                "blood_group": p.blood_group,
+                "allergies": list(p.allergies),
+                "chronic_conditions": list(p.chronic_conditions),
+                "emergency_contact": contact,
+                "archived_at": p.archived_at and p.archived_at.isoformat(),
+                "created_at": p.created_at.isoformat(),
+                "updated_at": p.updated_at.isoformat(),
+            }
+        )
+    return out

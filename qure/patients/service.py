@@ -320,16 +320,13 @@ def _is_number(q: str) -> bool:
     return bool(MRN_RE.match(q)) or _all_digits(q)
 
 
-def _in_order(ids: list[int]) -> list[Patient]:
-    found = {p.id: p for p in db.session.scalars(select(Patient).where(Patient.id.in_(ids)))}
-    return [found[i] for i in ids if i in found]
+LISTED = tuple(getattr(Patient, name) for name in name_search.COLUMNS)
 
 
-def _capped_count(where) -> tuple[int, bool]:
-    """How many patients match, counting no further than search.CAP (and whether more)."""
+def _capped_count(where):
+    """How many patients match, counting no further than search.CAP + 1."""
     matching = select(Patient.id).where(where).limit(name_search.CAP + 1).subquery()
-    found = db.session.scalar(select(func.count()).select_from(matching)) or 0
-    return min(found, name_search.CAP), found > name_search.CAP
+    return select(func.count()).select_from(matching).scalar_subquery()
 
 
 def search(
@@ -347,6 +344,10 @@ def search(
     digits (the last digits of a number find it). With no text, the most recent first.
     Totals stop at search.CAP with `total_capped` set.
 
+    The page's items are rows of the columns `PatientSchema` shows (`search.COLUMNS`,
+    read as attributes, as a Patient's are), not Patient objects: a list is read, never
+    changed.
+
     Raises InvalidInput for page bounds and Forbidden when anyone but an ADMIN asks for
     archived patients.
     """
@@ -357,22 +358,34 @@ def search(
     offset = (page - 1) * per_page
     name = normalise_name(q)
     if name and not include_archived and not _is_number(q):
-        ids, total, capped = name_search.find(name, offset, per_page)
-        return Page(_in_order(ids), page, per_page, total, capped)
+        rows, total, capped = name_search.find(name, offset, per_page)
+        return Page(rows, page, per_page, total, capped)
     where = true() if include_archived else Patient.archived_at.is_(None)
-    query = select(Patient)
+    query = select(*LISTED)
     if q:
         condition, rank = _search_conditions(q)
         where = and_(condition, where)
         similarity = func.similarity(Patient.name_search, name)
         query = query.order_by(rank, similarity.desc(), Patient.full_name, Patient.id)
+        # Ranking sorts every match anyway: counting them there reads the index once.
+        counted = func.count().over()
     else:
         query = query.order_by(Patient.id.desc())
-    total, capped = _capped_count(where)
-    # Past the last page there is nothing to fetch (and a huge offset overflows BIGINT).
-    page_query = query.where(where).limit(per_page).offset(offset)
-    items = db.session.scalars(page_query).all() if offset < total else []
-    return Page(list(items), page, per_page, total, capped)
+        counted = _capped_count(where)  # the newest first need not read every row
+    rows = []
+    # The count rides on the page's rows; past the cap there is no page (and a huge
+    # offset would overflow BIGINT); a later page with no rows says nothing of the count.
+    if offset < name_search.CAP:
+        page_query = query.add_columns(counted.label("_total")).where(where)
+        rows = db.session.execute(page_query.limit(per_page).offset(offset)).all()
+    if rows:
+        found = rows[0]._total
+    elif offset == 0:
+        found = 0
+    else:
+        found = db.session.scalar(select(_capped_count(where))) or 0
+    total, capped = min(found, name_search.CAP), found > name_search.CAP
+    return Page(list(rows), page, per_page, total, capped)
 
 
 def recent(limit: int = 8) -> list[Patient]:

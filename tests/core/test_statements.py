@@ -268,3 +268,46 @@ def test_the_journey_sends_the_statements_it_is_pinned_to(app, clinic_now):
 
     journey(1)  # the first of each: connections opened, caches filled
     assert journey(2) == JOURNEY_STATEMENTS
+
+
+SEARCHES = {
+    # the bearer token's user, then one statement: the counts and the first page together
+    "q=ravi+sharma": 2,
+    "q=ravi+sh": 2,
+    "q={mrn}": 2,
+    "q=98450": 2,
+    "q=": 2,
+    # one word: then the words holding it inside (none here; a common word fills the cap
+    # before, and skips this)
+    "q=sharma": 3,
+    # a later page: the counts, then the page
+    "q=sharma&page=2&per_page=1": 4,
+    "q=ravi+sharma&page=2&per_page=1": 3,
+    # past the last page of a number: the page (empty), then the count
+    "q=98450&page=9": 3,
+    # inside a word ("arma" in Sharma, Varma): the words holding it, their counts, their page
+    "q=arma": 5,
+}
+
+
+def test_the_patient_search_sends_a_fixed_number_of_statements(app, reception):
+    """Searches over tiers and kinds of text cost the same statements for 50 matches as
+    for 5 (pinned: the search endpoint is the front desk's busiest)."""
+    api = app.test_client()
+    headers = bearer(api, reception)
+    mrn = None
+    for n in range(LARGE):
+        last = ("Sharma", "Varma", "Sharmila")[n % 3]
+        patient = make_patient(reception, full_name=f"Ravi {last} {n}", phone=f"+91 98450 {n:05d}")
+        mrn = mrn or patient.mrn
+        if n + 1 not in (SMALL, LARGE):
+            continue
+        counts = {}
+        for query in SEARCHES:
+            url = f"/api/v1/patients?{query.format(mrn=mrn)}"
+            response = api.get(url, headers=headers)
+            assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
+            assert response.json["items"] or "page=" in query, url
+            db.session.expire_all()  # read as a request in production reads: nothing cached
+            counts[query] = count_statements(app, lambda u=url: api.get(u, headers=headers))
+        assert counts == SEARCHES, n + 1

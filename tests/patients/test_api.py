@@ -570,3 +570,49 @@ def test_only_an_admin_may_search_archived_patients(client, reception, admin):
     assert error(denied, 403, "forbidden")
     allowed = client.get(URL, query_string=query, headers=bearer(client, admin))
     assert allowed.status_code == 200
+
+
+def _documented(spec: dict, name: str) -> dict:
+    return spec["components"]["schemas"][name]
+
+
+def test_search_items_are_the_record_as_one_patient_reads(client, admin):
+    full = make_patient(
+        admin,
+        full_name="Listed Fullrecord",
+        email="listed@example.com",
+        address="12 MG Road, Pune",
+        blood_group="AB-",
+        allergies=["Penicillin", "Sulfa"],
+        chronic_conditions=["Asthma"],
+        emergency_contact={"name": "Asha Fullrecord", "phone": "98450 12345", "relation": "Sister"},
+    )
+    guessed = make_patient(admin, full_name="Listed Guessed", date_of_birth=None, age_years=40)
+    gone = make_patient(admin, full_name="Listed Archived")
+    client.delete(f"{URL}/{gone.id}", headers=bearer(client, admin))
+    headers = bearer(client, admin)
+
+    def one(patient_id):
+        return client.get(f"{URL}/{patient_id}", headers=headers).json
+
+    for query in ("q=listed", f"q={full.mrn}", "q=", "q=listed&include_archived=true"):
+        items = client.get(f"{URL}?{query}", headers=headers).json["items"]
+        assert items, query
+        for item in items:
+            assert item == one(item["id"]), query
+    by_name = client.get(f"{URL}?q=listed&include_archived=true", headers=headers).json
+    assert {p["id"] for p in by_name["items"]} == {full.id, guessed.id, gone.id}
+    assert next(p for p in by_name["items"] if p["id"] == gone.id)["archived_at"]
+    assert next(p for p in by_name["items"] if p["id"] == guessed.id)["dob_estimated"] is True
+
+
+def test_the_search_answer_has_the_documented_shape(client, reception):
+    make_patient(reception, full_name="Shape Check", allergies=["Latex"])
+    spec = client.get("/api/v1/openapi.json").json
+    ok = spec["paths"]["/api/v1/patients"]["get"]["responses"]["200"]
+    page_ref = ok["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    page = _documented(spec, page_ref)
+    item_ref = page["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
+    body = client.get(f"{URL}?q=shape", headers=bearer(client, reception)).json
+    assert set(body) == set(page["properties"])
+    assert set(body["items"][0]) == set(_documented(spec, item_ref)["properties"])
