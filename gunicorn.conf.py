@@ -39,9 +39,14 @@ bind = os.environ.get("GUNICORN_BIND") or (
 # CPUs: the classic 2 * cores + 1 was no better here. A sync worker serves one
 # request at a time, so it holds one PostgreSQL connection: 3 workers stay far below the
 # pool (10 + 10 overflow per process) and max_connections.
-# Sync workers need a buffering proxy (nginx) in front for clients on slow networks, and
-# they close the connection after each response (no keep-alive). Without such a proxy use
-# GUNICORN_THREADS=4 (gthread). Override the count with WEB_CONCURRENCY.
+# The clinic's journey (bench/journey.py, 16 clients, two runs each, issue 10):
+#   sync 3:          14.9, 13.6 journeys/s   step p95 176, 178 ms
+#   granian 3 x 1:   15.6, 13.9 journeys/s   step p95 212, 268 ms   (keep-alive, Rust I/O)
+#   gthread 3 x 4:   11.0, 11.2 journeys/s   step p95 350, 368 ms   (keep-alive)
+# Sync workers need a buffering proxy (nginx, the TLS proxy) in front for clients on slow
+# networks, and they close the connection after each response (no keep-alive); threads
+# (GUNICORN_THREADS) avoid that at a quarter of the throughput. Override the count with
+# WEB_CONCURRENCY.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 workers = int(os.environ.get("WEB_CONCURRENCY", CORES + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
