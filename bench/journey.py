@@ -36,7 +36,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,8 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as base  # bench/run.py: stores, CPU meter, search mix
-from queue_load import Client
+from queue_load import Client, together
+from visit_load import register
 
 STEPS = (
     "register",
@@ -100,7 +100,7 @@ class Checkout:
 
     def __init__(self, root: Path, label: str, args: argparse.Namespace):
         self.root, self.label, self.args = root, label, args
-        self.proc: subprocess.Popen | None = None
+        self.server: base.Gunicorn | None = None
         self.port = base.free_port()
         self.log = base.DATA / f"journey-{label}.log"
 
@@ -157,45 +157,19 @@ class Checkout:
         return [base.venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
 
     def start(self) -> None:
-        cmd = self.command()
-        say(f"[{self.label}] $ {Path(cmd[0]).name} {' '.join(cmd[1:])}")
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.root,
-            env=self.env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.server = base.Gunicorn(
+            self.env, self.port, root=self.root, cmd=self.command(), log=self.log
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited ({self.proc.returncode}); see {self.log}")
-            try:
-                if base.request("GET", self.port, "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise SystemExit(f"the server did not answer /health within 60 s; see {self.log}")
+        self.server.start()
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 25), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if self.server is not None:
+            self.server.stop()
 
     def meter(self, embedded: bool) -> base.CpuMeter:
+        proc = self.server.proc if self.server else None
         return base.CpuMeter(
-            self.proc.pid if self.proc else None,
+            proc.pid if proc else None,
             base.postmaster_pid() if embedded else None,
             base.redis_pid(),
         )
@@ -209,22 +183,7 @@ class Checkout:
         return json.loads(body)["access_token"]
 
     def user(self, admin: Client, role: str, name: str, **extra) -> int:
-        status, body, _ = admin.call(
-            "setup",
-            "POST",
-            "/api/v1/auth/register",
-            {
-                "username": name,
-                "email": f"{name}@bench.local",
-                "full_name": f"{role.title()} {name}",
-                "role": role,
-                "password": PASSWORD,
-                **extra,
-            },
-        )
-        if status != 201:
-            raise SystemExit(f"[{self.label}] could not create {name}: {status} {body[:200]!r}")
-        return json.loads(body)["id"]
+        return register(admin, role, name, PASSWORD, **extra)
 
 
 def checkout_database(db_url: str, label: str, embedded: bool) -> str:
@@ -439,16 +398,6 @@ class Desk:
         if status != 200:
             return "complete"
         return None
-
-
-def together(workers: list, target) -> float:
-    threads = [threading.Thread(target=target, args=(w,), daemon=True) for w in workers]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(900)
-    return time.monotonic() - started
 
 
 def percentiles(values: list[float]) -> dict:

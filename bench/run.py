@@ -246,23 +246,33 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn -c gunicorn.conf.py wsgi:app in its own process group; stop() kills it."""
 
-    def __init__(self, env: dict, port: int, wsgi: str = "wsgi:app"):
-        self.env, self.port, self.wsgi = env, port, wsgi
+    def __init__(
+        self,
+        env: dict,
+        port: int,
+        wsgi: str = "wsgi:app",
+        root: Path = ROOT,
+        cmd: list[str] | None = None,
+        log: Path | None = None,
+    ):
+        """`cmd` serves `root` with another server (bench/journey.py's --server)."""
+        self.env, self.port, self.wsgi, self.root, self.cmd = env, port, wsgi, root, cmd
         self.proc: subprocess.Popen | None = None
-        self.log = DATA / "gunicorn.log"
+        self.log = log or DATA / "gunicorn.log"
 
     def start(self) -> None:
-        if not (ROOT / "wsgi.py").exists():
-            (ROOT / "wsgi.py").write_text(
+        if not (self.root / "wsgi.py").exists():
+            (self.root / "wsgi.py").write_text(
                 '"""WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`."""\n\n'
                 "from qure import create_app\n\napp = create_app()\n"
             )
         DATA.mkdir(parents=True, exist_ok=True)
-        cmd = [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", self.wsgi]
-        say(f"$ gunicorn -c gunicorn.conf.py {self.wsgi}   (port {self.port}, log {self.log})")
+        cmd = self.cmd or [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", self.wsgi]
+        shown = " ".join([Path(cmd[0]).name, *cmd[1:]])
+        say(f"$ {shown}   (port {self.port}, log {self.log})")
         self.proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
@@ -271,7 +281,7 @@ class Gunicorn:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({self.proc.returncode}); see {self.log}")
+                raise SystemExit(f"the server exited ({self.proc.returncode}); see {self.log}")
             try:
                 status, body = request("GET", self.port, "/health")
                 if status == 200:
@@ -280,7 +290,7 @@ class Gunicorn:
             except OSError:
                 pass
             time.sleep(0.3)
-        raise SystemExit(f"gunicorn did not answer /health within 60 s; see {self.log}")
+        raise SystemExit(f"the server did not answer /health within 60 s; see {self.log}")
 
     def workers(self) -> int:
         try:

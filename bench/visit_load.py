@@ -37,7 +37,8 @@ from queue_load import (
 TARGETS = {"vitals": 50.0, "prescription": 50.0, "pdf_p50": 120.0, "pdf_p95": 250.0}
 
 
-def register(admin: Client, role: str, name: str, password: str, **extra) -> None:
+def register(admin: Client, role: str, name: str, password: str, **extra) -> int:
+    """Create a user through the API (as an admin); returns their id."""
     status, body, _ = admin.call(
         "setup",
         "POST",
@@ -53,6 +54,7 @@ def register(admin: Client, role: str, name: str, password: str, **extra) -> Non
     )
     if status != 201:
         raise SystemExit(f"could not create {name}: {status} {body[:200]!r}")
+    return json.loads(body)["id"]
 
 
 def login(port: int, name: str, password: str) -> str:

@@ -193,12 +193,13 @@ def count_statements(app, action) -> int:
     return len(statements(app, action))
 
 
-def statements(app, action) -> list[str]:
-    """The SQL statements `action` sends (the tests' own savepoints left out)."""
+def statements(app, action, savepoints: bool = False) -> list[str]:
+    """The SQL statements `action` sends; savepoints left out unless `savepoints` (the
+    tests' own are among them, except in tests that commit for real)."""
     seen = []
 
     def count(_conn, _cursor, statement, *_args):
-        if "SAVEPOINT" not in statement:
+        if savepoints or "SAVEPOINT" not in statement:
             seen.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", count)

@@ -22,6 +22,7 @@ from tests.helpers import (
     make_slots,
     make_user,
     sign_in,
+    statements,
 )
 
 SMALL, LARGE = 5, 50
@@ -153,22 +154,6 @@ JOURNEY_STATEMENTS = {
 }
 
 
-def _all_statements(app, action) -> list[str]:
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    def keep(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
-        action()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
-    return seen
-
-
 @pytest.mark.concurrency  # real commits: no test savepoints among the app's own
 def test_the_journey_sends_the_statements_it_is_pinned_to(app, clinic_now):
     reception = make_user(Role.RECEPTION)
@@ -201,7 +186,7 @@ def test_the_journey_sends_the_statements_it_is_pinned_to(app, clinic_now):
                 assert response.status_code == status, (name, response.get_json())
                 answers[name] = response.get_json()
 
-            counts[name] = len(_all_statements(app, send))
+            counts[name] = len(statements(app, send, savepoints=True))
             return answers[name]
 
         patient = step(
