@@ -24,6 +24,7 @@ from tests.helpers import NOW, make_user
 # SQLAlchemy's default, which the app's sessions use outside the rolled-back tests.
 SESSION_JOIN_DEFAULT = "conditional_savepoint"
 TABLES = (
+    "document_counters",
     "outbox",
     "prescription_items",
     "prescriptions",
