@@ -8,7 +8,11 @@ document store is new for every test. Tests marked `concurrency` or `e2e` commit
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import mongomock
 import pytest
@@ -41,16 +45,23 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def urls(tmp_path_factory):
+def urls():
+    """The test servers: TEST_DATABASE_URL / TEST_REDIS_URL, else embedded ones in a
+    folder of this run's own. Not under pytest's basetemp: pytest deletes all but the last
+    three of those, and a second pytest run started meanwhile would delete the folder of
+    this run's live PostgreSQL (which then stops: "could not open pg_control")."""
     database = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not database or not redis_url:
         from qure import embedded
 
+        folder = Path(tempfile.mkdtemp(prefix="qure-tests-"))
+        # Registered before the servers start, so it runs after they stop (atexit is LIFO).
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         if not database:
-            database = embedded.postgres_url(tmp_path_factory.mktemp("pg") / "data", "qure_test")
+            database = embedded.postgres_url(folder / "pg" / "data", "qure_test")
         if not redis_url:
-            redis_url = embedded.redis_url(tmp_path_factory.mktemp("redis") / "test.rdb")
+            redis_url = embedded.redis_url(folder / "redis" / "test.rdb")
     return database, redis_url
 
 
