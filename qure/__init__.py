@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from qure import cli, embedded
 from qure import config as settings
+from qure.admin.api import blp as settings_blp
 from qure.admin.views import bp as admin_bp
 from qure.auth import service as auth_service
 from qure.auth.api import auth_blp, users_blp
@@ -160,6 +161,7 @@ def _register_blueprints(app: Flask) -> None:
         medicines_blp,
         visits_blp,
         prescriptions_blp,
+        settings_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

@@ -59,6 +59,11 @@ def from_environment() -> dict:
         "CLINIC_PHONE": env.get("CLINIC_PHONE", "+91 20 4000 1234"),
         "CLINIC_REGISTRATION": env.get("CLINIC_REGISTRATION", "Clinic reg. MH/PMC/2024/0001"),
         "CLINIC_GSTIN": env.get("CLINIC_GSTIN", ""),
+        # Defaults of the clinic's settings page (admin): the saved values win.
+        "CLINIC_UPI_ID": env.get("CLINIC_UPI_ID", ""),
+        "CONSULTATION_FEE": env.get("CONSULTATION_FEE", "500.00"),
+        "CONSULTATION_GST_RATE": _int("CONSULTATION_GST_RATE", 0),
+        "DEFAULT_GST_RATE": _int("DEFAULT_GST_RATE", 18),
         "TEMPERATURE_UNIT": env.get("TEMPERATURE_UNIT", "C"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
