@@ -1,9 +1,12 @@
-"""Admin pages: the admin's home and user management."""
+"""Admin pages: the admin's home, user management, the display key and the clinic's
+settings."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from qure.admin import settings
+from qure.admin.forms import SettingsForm
 from qure.auth import service as users
 from qure.auth.forms import PasswordResetForm, UserCreateForm, UserEditForm
 from qure.core import outbox
@@ -135,3 +138,23 @@ def display_key():
         has_key=board.display_key_digest() is not None,
         set_at=board.display_key_set_at(),
     ), status
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def clinic_settings():
+    """The clinic's settings: what receipts print and what billing charges by default."""
+    status = 200
+    if request.method == "POST":
+        form = SettingsForm()
+        if form.validate_on_submit():
+            with transaction(form, catch=(InvalidInput,)) as outcome:
+                settings.update(g.actor, form.values())
+            if not outcome.failed:
+                flash("The settings are saved.", "success")
+                return redirect(url_for("admin.clinic_settings"))
+        status = 422
+    else:
+        current = settings.get_settings()
+        form = SettingsForm(data={k: str(v) for k, v in current.items()})
+    return render_template("admin/settings.html", form=form), status

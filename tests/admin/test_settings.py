@@ -14,7 +14,7 @@ from qure.core.db import add_pending
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db
-from tests.helpers import bearer, error, make_user
+from tests.helpers import bearer, error, flashes, form_post, make_user, page_text, sign_in
 
 URL = "/api/v1/settings"
 
@@ -125,3 +125,47 @@ def test_a_bad_value_is_refused_naming_its_field_and_nothing_is_saved(client, ad
     assert field in body["fields"], body
     assert saved() == {}
     assert audits() == []
+
+
+# ---- the admin's settings page ---------------------------------------------------------
+
+PAGE = "/admin/settings"
+FORM = {
+    "clinic_name": "Shanti Clinic",
+    "address": "4 FC Road, Pune 411004",
+    "phone": "+91 20 2553 0000",
+    "registration": "MH/PMC/2026/0042",
+    "gstin": "27AAPFU0939F1ZV",
+    "upi_id": "shanti@okaxis",
+    "consultation_fee": "600.00",
+    "consultation_gst_rate": "0",
+    "default_gst_rate": "18",
+}
+
+
+def test_the_page_shows_the_settings_and_saves_them(client, admin):
+    sign_in(client, admin)
+    page = page_text(client.get(PAGE))
+    assert "Clinic settings" in page and "GSTIN" in page
+    response = form_post(client, PAGE, FORM)
+    assert response.status_code == 302
+    followed = client.get(response.headers["Location"])
+    assert "The settings are saved." in flashes(followed.get_data(as_text=True))
+    assert 'value="Shanti Clinic"' in followed.get_data(as_text=True)
+    assert settings.get_settings()["consultation_fee"] == Decimal("600.00")
+    assert len(audits()) == 1
+
+
+def test_a_wrong_gstin_is_shown_beside_its_field_and_nothing_is_saved(client, admin):
+    sign_in(client, admin)
+    response = form_post(client, PAGE, {**FORM, "gstin": "27AAPFU0939F1ZW"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="gstin-error"' in html
+    assert "does not match" in html
+    assert saved() == {}
+
+
+def test_the_page_is_the_admins_alone(client):
+    sign_in(client, make_user(Role.RECEPTION))
+    assert client.get(PAGE).status_code == 403
