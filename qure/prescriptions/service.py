@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from qure.admin import settings as clinic_settings
 from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import MAX_ID, constraint_name, get_or_none, get_or_raise
@@ -476,13 +477,14 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
     findings as the visit records them (complaint, since when, the examination notes)."""
     visit, patient, doctor = prescription.visit, prescription.patient, prescription.doctor
     config = current_app.config
+    clinic = clinic_settings.get_settings()  # the admin's settings, the environment's by default
     rx = plain(prescription)
     return {
         "clinic": {
-            "name": config["CLINIC_NAME"],
-            "address": config["CLINIC_ADDRESS"],
-            "phone": config["CLINIC_PHONE"],
-            "registration": config["CLINIC_REGISTRATION"],
+            "name": clinic["clinic_name"],
+            "address": clinic["address"],
+            "phone": clinic["phone"],
+            "registration": clinic["registration"],
         },
         "doctor": {
             "full_name": doctor.full_name,

@@ -578,3 +578,17 @@ def test_the_print_needs_no_system_fonts(tmp_path):
     fonts = base_names(font_names(data))
     assert fonts <= SHIPPED, fonts
     assert any("NotoSansDevanagari" in font.replace("-", "") for font in fonts), fonts
+
+
+def test_the_print_carries_the_clinic_settings_an_admin_saved(client, reception, printed):
+    from qure.admin import settings
+
+    settings.update(
+        make_user(Role.ADMIN),
+        {"clinic_name": "Shanti Clinic", "address": "4 FC Road, Pune 411004", "phone": ""},
+    )
+    commit()
+    text = " ".join(pdf_text(pdf_of(print_as(client, reception, printed.id))).split())
+    assert "Shanti Clinic" in text
+    assert "4 FC Road, Pune 411004" in text
+    assert "Qure Clinic" not in text and "+91 20 4000 1234" not in text
