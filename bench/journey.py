@@ -28,7 +28,6 @@ bench/results/journey-*.json.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
@@ -224,39 +223,10 @@ class Timed(Client):
         self.cpu: list[tuple[str, float]] = []
 
     def call(self, kind, method, path, body=None, want=(200, 201), extra=None):
-        headers = {**self.headers, **(extra or {})}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body)
-        t0 = time.perf_counter()
-        timing = None
-        for attempt in (1, 2):
-            reused = self.conn.sock is not None
-            try:
-                self.conn.request(method, path, data, headers)
-                response = self.conn.getresponse()
-                payload = response.read()
-                status = response.status
-                timing = response.getheader("Server-Timing")
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                self.conn.close()
-                status, payload = 0, repr(exc).encode()
-                # A keep-alive connection the server closed while it sat idle: send again
-                # on a new one, as browsers do (the request never reached the app).
-                stale = isinstance(
-                    exc, BrokenPipeError | ConnectionResetError | http.client.RemoteDisconnected
-                )
-                if not (reused and stale and attempt == 1):
-                    break
-        ms = (time.perf_counter() - t0) * 1000
-        self.samples.append((kind, ms, status))
-        if timing and (found := self.CPU.search(timing)):
+        answer = super().call(kind, method, path, body, want, extra)
+        if self.timing and (found := self.CPU.search(self.timing)):
             self.cpu.append((kind, float(found.group(1))))
-        if status not in want and len(self.errors) < 5:
-            self.errors.append(f"{kind} {status}: {payload[:200]!r}")
-        return status, payload, None
+        return answer
 
 
 class Desk:

@@ -154,7 +154,7 @@ def update(actor: User, data: dict[str, Any]) -> dict[str, Any]:
         elif row.value != text:
             row.value, row.updated_by_id = text, actor.id
     db.session.flush()
-    after = get_settings()
+    after = {**before, **{key: _typed(key, text) for key, text in values.items()}}
     old, new = audit.diff(before, after)
     if new:
         audit.record(actor, "SETTINGS_UPDATED", ("settings", "clinic"), old, new)
