@@ -18,6 +18,8 @@ from qure.auth import service as auth_service
 from qure.auth.api import auth_blp, users_blp
 from qure.auth.models import User
 from qure.auth.views import bp as auth_bp
+from qure.billing.api import blp as billing_blp
+from qure.billing.api import notes_blp as credit_notes_blp
 from qure.core import http, jobs, templating
 from qure.core.db import install_session_hooks, ping_idle_connections
 from qure.core.http import QureApi, error_response
@@ -162,6 +164,8 @@ def _register_blueprints(app: Flask) -> None:
         visits_blp,
         prescriptions_blp,
         settings_blp,
+        billing_blp,
+        credit_notes_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

@@ -28,6 +28,12 @@ from tests.helpers import NOW, make_user
 # SQLAlchemy's default, which the app's sessions use outside the rolled-back tests.
 SESSION_JOIN_DEFAULT = "conditional_savepoint"
 TABLES = (
+    "day_closes",
+    "credit_note_lines",
+    "credit_notes",
+    "payments",
+    "invoice_lines",
+    "invoices",
     "document_counters",
     "outbox",
     "prescription_items",

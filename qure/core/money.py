@@ -253,3 +253,39 @@ def financial_year(day: date) -> str:
     1 April 2026 to 31 March 2027."""
     start = day.year if day.month >= 4 else day.year - 1
     return f"{start}-{(start + 1) % 100:02d}"
+
+
+# ---- credit notes: reversing part of a billed line ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reversal:
+    taxable: Decimal
+    cgst: Decimal
+    sgst: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.taxable + self.cgst + self.sgst
+
+
+def reverse(billed: LineAmounts, quantity: Decimal, already: Decimal, now: Decimal) -> Reversal:
+    """What refunding `now` more of a line billed for `quantity` (of which `already` was
+    refunded before) reverses of its taxable value, CGST and SGST.
+
+    Each amount is the line's amount for everything refunded so far, rounded half-up,
+    less its amount for what was refunded before: so refunds add up to exactly the line
+    once all of it is refunded, and never to more."""
+    if now <= 0 or already + now > quantity:
+        raise ValueError("a refund is more than one and at most what is left of the line")
+
+    def share(amount: Decimal, part: Decimal) -> Decimal:
+        return amount if part == quantity else round_money(amount * part / quantity)
+
+    after, before = already + now, already
+    return Reversal(
+        *(
+            share(amount, after) - share(amount, before)
+            for amount in (billed.taxable, billed.cgst, billed.sgst)
+        )
+    )

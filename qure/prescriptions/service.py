@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from qure.admin import settings as clinic_settings
 from qure.auth.models import User
+from qure.billing.invoiced import invoice_for_prescription
 from qure.core import audit, clock
 from qure.core.db import MAX_ID, constraint_name, get_or_none, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -73,6 +74,24 @@ ITEMS = (selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, 
 def for_visit(visit_id: int, options: tuple = SHOWN) -> Prescription | None:
     query = select(Prescription).where(Prescription.visit_id == visit_id).options(*options)
     return db.session.scalars(query).first()
+
+
+# What billing reads of a prescription: its visit with patient and doctor, its items and
+# their medicines.
+BILLED = (
+    joinedload(Prescription.visit, innerjoin=True).joinedload(Visit.patient, innerjoin=True),
+    joinedload(Prescription.visit, innerjoin=True).joinedload(Visit.doctor, innerjoin=True),
+    *ITEMS,
+)
+
+
+def for_billing(
+    prescription_id: int | None = None, visit_id: int | None = None
+) -> Prescription | None:
+    """The prescription with this id (or of this visit) as billing reads it, or None."""
+    if prescription_id is not None:
+        return get_or_none(Prescription, prescription_id, options=BILLED)
+    return for_visit(visit_id, options=BILLED)
 
 
 def list_prescriptions(
@@ -368,6 +387,13 @@ def update(actor: User, prescription_id: int, data: dict[str, Any]) -> Prescript
     found = get_prescription(prescription_id)
     _locked_visit(found.visit_id)  # the visit first, as in `create` and visits.complete
     prescription = get_or_none(Prescription, found.id, lock=True, options=SHOWN)
+    invoice_id = invoice_for_prescription(prescription.id)
+    if invoice_id is not None:
+        raise Conflict(
+            "This prescription has been invoiced; it cannot change.",
+            "prescription_invoiced",
+            details={"invoice_id": invoice_id},
+        )
     _own_open_visit(actor, prescription.visit)
     before = plain(prescription)
     if "items" in data:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -17,7 +17,7 @@ from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from qure.core.pagination import paginate
+from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
@@ -87,6 +87,20 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
         .options(joinedload(Visit.doctor))
     )
     return list(db.session.scalars(query))
+
+
+def completed_page(excluded: Select, page: int = 1, per_page: int = 50) -> Page:
+    """Completed visits, the latest completed first, without those whose ids `excluded`
+    selects (billing leaves out the visits it has billed), with patient and doctor."""
+    query = (
+        select(Visit)
+        .where(Visit.status == VisitStatus.COMPLETED, Visit.id.not_in(excluded))
+        .order_by(Visit.completed_at.desc(), Visit.id.desc())
+        .options(
+            joinedload(Visit.patient, innerjoin=True), joinedload(Visit.doctor, innerjoin=True)
+        )
+    )
+    return paginate(query, page, per_page)
 
 
 # ---- starting --------------------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""JSON shapes of invoices, payments, credit notes, takings and the day's close. Money is
+a string with two decimals ("1180.00"); the server computes every amount."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from qure.billing import service
+from qure.billing.models import InvoiceMode, InvoiceStatus, LineKind, PaymentMethod
+from qure.core.db import MAX_BIG_ID
+from qure.core.money import AMOUNT, PERCENT
+from qure.core.schemas import ClinicDay, PageArgs, page_schema
+from qure.scheduling.schemas import PatientRef, PersonRef
+
+
+def Amount(**kwargs) -> fields.Decimal:
+    return fields.Decimal(as_string=True, places=2, **kwargs)
+
+
+class LineSchema(Schema):
+    id = fields.Integer()
+    position = fields.Integer()
+    kind = fields.String()
+    description = fields.String()
+    hsn_sac = fields.String(allow_none=True)
+    medicine_id = fields.Integer(allow_none=True)
+    quantity = Amount()
+    unit_price = Amount()
+    gst_rate = fields.Integer()
+    value = Amount(metadata={"description": "quantity x unit price"})
+    discount = Amount(metadata={"description": "The line's share of the invoice discount"})
+    taxable = Amount()
+    cgst = Amount()
+    sgst = Amount()
+    total = Amount()
+    refunded_quantity = fields.Function(
+        lambda line: f"{service.refunded(line.invoice).get(line.id, 0):.2f}",
+        metadata={"description": "What credit notes have refunded of the quantity"},
+    )
+
+
+class DiscountSchema(Schema):
+    type = fields.String(attribute="discount_type")
+    value = Amount(attribute="discount_value")
+
+
+class PaymentSchema(Schema):
+    method = fields.String()
+    amount = Amount()
+    reference = fields.String(allow_none=True)
+    tendered = Amount(allow_none=True)
+    change = Amount(allow_none=True)
+    paid_on = fields.Date()
+    received_at = fields.DateTime()
+    received_by = fields.Nested(PersonRef)
+
+
+class CreditNoteRef(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    total = Amount()
+    method = fields.String()
+    created_at = fields.DateTime()
+
+
+class InvoiceSummary(Schema):
+    id = fields.Integer()
+    number = fields.String(allow_none=True)
+    mode = fields.String()
+    status = fields.String()
+    patient = fields.Nested(PatientRef)
+    visit_id = fields.Integer(allow_none=True)
+    prescription_id = fields.Integer(allow_none=True)
+    invoice_date = fields.Date()
+    total = Amount()
+    created_at = fields.DateTime()
+
+
+class InvoiceSchema(InvoiceSummary):
+    lines = fields.List(fields.Nested(LineSchema))
+    discount = fields.Function(
+        lambda invoice: DiscountSchema().dump(invoice) if invoice.discount_type else None,
+        metadata={"description": "{type: PERCENT | AMOUNT, value}, or null"},
+    )
+    subtotal = Amount()
+    discount_amount = Amount(attribute="discount")
+    taxable = Amount()
+    cgst = Amount()
+    sgst = Amount()
+    payment = fields.Nested(PaymentSchema, allow_none=True)
+    credit_notes = fields.List(fields.Nested(CreditNoteRef))
+    refundable = fields.Function(
+        lambda invoice: f"{service.refundable_amount(invoice):.2f}",
+        metadata={"description": "What credit notes may still refund"},
+    )
+    upi_link = fields.Function(
+        service.upi_link,
+        metadata={"description": "For a numbered unpaid invoice, when the clinic has a UPI ID"},
+    )
+    cancel_reason = fields.String(allow_none=True)
+    finalized_at = fields.DateTime(allow_none=True)
+    paid_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+
+
+class CreditNoteLineSchema(Schema):
+    id = fields.Integer()
+    line_id = fields.Integer(attribute="invoice_line_id")
+    description = fields.Function(lambda row: row.invoice_line.description)
+    quantity = Amount()
+    taxable = Amount()
+    cgst = Amount()
+    sgst = Amount()
+    total = Amount()
+
+
+class CreditNoteSchema(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    invoice_id = fields.Integer()
+    invoice_number = fields.Function(lambda note: note.invoice.number)
+    lines = fields.List(fields.Nested(CreditNoteLineSchema))
+    taxable = Amount()
+    cgst = Amount()
+    sgst = Amount()
+    total = Amount()
+    method = fields.String()
+    reason = fields.String()
+    created_at = fields.DateTime()
+    created_by = fields.Nested(PersonRef)
+
+
+class ToBillSchema(Schema):
+    visit_id = fields.Integer(attribute="id")
+    patient = fields.Nested(PatientRef)
+    doctor = fields.Nested(PersonRef)
+    diagnosis = fields.String(allow_none=True)
+    completed_at = fields.DateTime()
+
+
+class ByMethod(Schema):
+    CASH = Amount()
+    CARD = Amount()
+    UPI = Amount()
+
+
+class TakingsSchema(Schema):
+    date = fields.Date()
+    by_method = fields.Nested(ByMethod, metadata={"description": "Payments less refunds"})
+    payments_by_method = fields.Nested(ByMethod)
+    refunds_by_method = fields.Nested(ByMethod)
+    payments = Amount()
+    refunds = Amount()
+    net = Amount()
+
+
+class DayCloseSchema(Schema):
+    id = fields.Integer()
+    date = fields.Date(attribute="day")
+    expected = fields.Function(
+        lambda close: {
+            PaymentMethod.CASH.value: f"{close.expected_cash:.2f}",
+            PaymentMethod.CARD.value: f"{close.expected_card:.2f}",
+            PaymentMethod.UPI.value: f"{close.expected_upi:.2f}",
+        }
+    )
+    payments = Amount()
+    refunds = Amount()
+    cash_counted = Amount()
+    variance = Amount(metadata={"description": "cash counted - expected cash"})
+    note = fields.String(allow_none=True)
+    closed_by = fields.Nested(PersonRef)
+    closed_at = fields.DateTime()
+
+
+class DayReportSchema(Schema):
+    date = fields.Date()
+    closed = fields.Boolean()
+    by_method = fields.Nested(ByMethod, metadata={"description": "Expected: payments - refunds"})
+    payments = Amount()
+    refunds = Amount()
+    net = Amount()
+    close = fields.Nested(DayCloseSchema, allow_none=True)
+
+
+# ---- input: read loosely here, checked by the service (which names each bad field) -------
+
+
+class Loose(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class LineIn(Loose):
+    kind = fields.Raw(required=True, metadata={"enum": list(LineKind)})
+    description = fields.Raw(required=True, metadata={"example": "Wound dressing"})
+    quantity = fields.Raw(required=True, metadata={"example": "1"})
+    unit_price = fields.Raw(required=True, metadata={"example": "250.00"})
+    gst_rate = fields.Raw(metadata={"description": "0, 5, 12, 18 or 28; else the default"})
+    hsn_sac = fields.Raw(allow_none=True)
+    medicine_id = fields.Raw(allow_none=True)
+
+
+class DiscountIn(Loose):
+    type = fields.Raw(required=True, metadata={"enum": [PERCENT, AMOUNT]})
+    value = fields.Raw(required=True, metadata={"example": "10"})
+
+
+class InvoiceIn(Schema):
+    mode = fields.Raw(required=True, metadata={"enum": list(InvoiceMode)})
+    prescription_id = fields.Raw(metadata={"description": "AUTO"})
+    visit_id = fields.Raw(
+        allow_none=True,
+        metadata={"description": "AUTO: a visit without a prescription; MANUAL: optional"},
+    )
+    include_consultation = fields.Raw(metadata={"description": "AUTO; default true"})
+    patient_id = fields.Raw(metadata={"description": "MANUAL"})
+    items = fields.List(fields.Nested(LineIn), metadata={"description": "MANUAL"})
+    discount = fields.Nested(DiscountIn, allow_none=True)
+
+
+class InvoicePatch(Schema):
+    items = fields.List(fields.Nested(LineIn))
+    discount = fields.Nested(DiscountIn, allow_none=True)
+
+
+class InvoiceCancelIn(Schema):
+    reason = fields.Raw(required=True)
+
+
+class PayIn(Schema):
+    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
+    amount = fields.Raw(required=True, metadata={"description": "Exactly the total"})
+    reference = fields.Raw(allow_none=True, metadata={"description": "Needed for CARD, UPI"})
+    tendered = fields.Raw(allow_none=True, metadata={"description": "CASH: handed over"})
+
+
+class RefundItemIn(Loose):
+    line_id = fields.Raw(required=True)
+    quantity = fields.Raw(required=True)
+
+
+class CreditNoteIn(Schema):
+    items = fields.List(
+        fields.Nested(RefundItemIn),
+        metadata={"description": "Leave out to refund everything still refundable"},
+    )
+    reason = fields.Raw(required=True)
+    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
+
+
+class DayCloseIn(Schema):
+    date = fields.Raw(required=True, metadata={"example": "2026-12-02"})
+    cash_counted = fields.Raw(required=True, metadata={"example": "12500.00"})
+    note = fields.Raw(allow_none=True)
+
+
+class InvoiceArgs(PageArgs):
+    patient_id = fields.Integer(validate=validate.Range(min=1, max=MAX_BIG_ID))
+    status = fields.String(validate=validate.OneOf(list(InvoiceStatus)))
+    date = ClinicDay()
+    number = fields.String(validate=validate.Length(max=24))
+
+
+class DayArgs(Schema):
+    date = ClinicDay(metadata={"description": "Default: today"})
+
+
+class ReceiptArgs(Schema):
+    format = fields.String(
+        load_default="a4", validate=validate.OneOf(["a4", "thermal"]), metadata={"example": "a4"}
+    )
+
+
+InvoicePage = page_schema(InvoiceSummary, "InvoicePage")
+ToBillPage = page_schema(ToBillSchema, "ToBillPage")
+DayClosePage = page_schema(DayCloseSchema, "DayClosePage")
