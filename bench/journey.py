@@ -6,7 +6,10 @@
 
 The journey, per client, over and over: register → one 15-minute slot → book → check in →
 call next → start visit → vitals + diagnosis → note → prescription of two medicines →
-complete (10 requests; reception and the client's own doctors, each signed in once).
+complete → AUTO invoice of the visit → pay it (12 requests; reception and the client's own
+doctors, each signed in once). `--no-billing` stops at complete (to compare with commits
+before the billing counter); `--pause MS` makes each client wait between its requests, as
+desks do (the paced figure), instead of none (closed loop).
 
 Reported per client count: journeys/s, per-step p50/p95/p99, errors by step and status, and
 the CPU each journey cost in the app server, PostgreSQL and this client (from /proc); with
@@ -63,6 +66,8 @@ STEPS = (
     "note",
     "prescription",
     "complete",
+    "invoice",
+    "pay",
 )
 TARGETS = {
     "journey_ratio_16": 2.5,  # journeys/s at 16 clients against the commit before issue 10
@@ -217,12 +222,15 @@ class Timed(Client):
     """A Client that also keeps the app's own CPU per request (Server-Timing: cpu)."""
 
     CPU = re.compile(r"cpu;dur=([\d.]+)")
+    pause = 0.0  # seconds each client waits before a request (--pause)
 
     def __init__(self, port: int, token: str | None = None):
         super().__init__(port, token)
         self.cpu: list[tuple[str, float]] = []
 
     def call(self, kind, method, path, body=None, want=(200, 201), extra=None):
+        if self.pause:
+            time.sleep(self.pause)
         answer = super().call(kind, method, path, body, want, extra)
         if self.timing and (found := self.CPU.search(self.timing)):
             self.cpu.append((kind, float(found.group(1))))
@@ -233,7 +241,10 @@ class Desk:
     """One closed-loop client: a reception login and its own doctors (each serves only this
     client's patients, so Call next always calls the patient just checked in)."""
 
-    def __init__(self, port: int, reception: str, doctors: list[str], medicines, zone, seed):
+    def __init__(
+        self, port: int, reception: str, doctors: list[str], medicines, zone, seed, billing=True
+    ):
+        self.billing = billing
         self.reception = Timed(port, reception)
         self.doctors = [Timed(port, t) for t in doctors]
         self.medicines = medicines
@@ -356,7 +367,7 @@ class Desk:
             }
             for m in rng.sample(self.medicines, 2)
         ]
-        status, _, _ = doctor.call(
+        status, body, _ = doctor.call(
             "prescription",
             "POST",
             "/api/v1/prescriptions",
@@ -364,9 +375,29 @@ class Desk:
         )
         if status != 201:
             return "prescription"
+        prescription = json.loads(body)["id"]
         status, _, _ = doctor.call("complete", "POST", f"/api/v1/visits/{visit}/complete", {})
         if status != 200:
             return "complete"
+        if not self.billing:
+            return None
+        status, body, _ = desk.call(
+            "invoice",
+            "POST",
+            "/api/v1/billing",
+            {"mode": "AUTO", "prescription_id": prescription},
+        )
+        if status != 201:
+            return "invoice"
+        invoice = json.loads(body)
+        status, _, _ = desk.call(
+            "pay",
+            "POST",
+            f"/api/v1/billing/{invoice['id']}/pay",
+            {"method": "UPI", "amount": invoice["total"], "reference": f"J{self.count}"},
+        )
+        if status != 200:
+            return "pay"
         return None
 
 
@@ -408,7 +439,15 @@ def journey_level(app: Checkout, clients: int, embedded: bool, medicines, zone, 
             app.user(admin, "DOCTOR", name, registration_number=f"JB-{run_id}-{i}-{j}")
             doctors.append(app.login(name))
         desks.append(
-            Desk(app.port, app.login(reception_name), doctors, medicines, zone, 10 * clients + i)
+            Desk(
+                app.port,
+                app.login(reception_name),
+                doctors,
+                medicines,
+                zone,
+                10 * clients + i,
+                billing=not args.no_billing,
+            )
         )
     say(f"[{app.label}] == journey: {clients} clients ({per_desk} doctors each)")
     warm = time.monotonic() + args.warmup
@@ -712,6 +751,10 @@ def parse_args(argv):
         default=120.0,
         help="journeys/s the slots must last for: sets the doctors per client (120)",
     )
+    p.add_argument(
+        "--pause", type=float, default=0.0, help="ms each client waits before a request (0)"
+    )
+    p.add_argument("--no-billing", action="store_true", help="end the journey at complete")
     p.add_argument("--baseline", help="also measure this commit, in a temporary worktree")
     p.add_argument("--rounds", type=int, default=1, help="with --baseline: alternate N times")
     args = p.parse_args(argv)
@@ -723,6 +766,7 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    Timed.pause = args.pause / 1000
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     base.DATA.mkdir(parents=True, exist_ok=True)
     started = datetime.now().astimezone()

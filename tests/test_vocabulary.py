@@ -16,13 +16,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from qure.billing.models import InvoiceMode, InvoiceStatus, LineKind, PaymentMethod
 from qure.extensions import db
 from qure.queue.models import TokenKind, TokenStatus
 from qure.scheduling.models import AppointmentStatus, SlotStatus
 from qure.visits.models import NoteCategory, VisitStatus
 
+# A line's kind (LineKind) is not among the words: OTHER is also a medicine's form.
 QURE = Path(__file__).resolve().parents[1] / "qure"
-VOCABULARY = (SlotStatus, AppointmentStatus, TokenStatus, TokenKind, VisitStatus, NoteCategory)
+VOCABULARY = (
+    SlotStatus,
+    AppointmentStatus,
+    TokenStatus,
+    TokenKind,
+    VisitStatus,
+    NoteCategory,
+    InvoiceStatus,
+    InvoiceMode,
+    PaymentMethod,
+)
 WORDS = {member.value for enum in VOCABULARY for member in enum}
 QUOTED = re.compile(r"""(['"])(""" + "|".join(sorted(WORDS)) + r""")\1""")
 
@@ -70,6 +82,11 @@ def test_templates_name_statuses_by_their_members():
         ("ck_queue_kind", TokenKind),
         ("ck_visits_status", VisitStatus),
         ("ck_visit_notes_category", NoteCategory),
+        ("ck_invoices_status", InvoiceStatus),
+        ("ck_invoices_mode", InvoiceMode),
+        ("ck_invoice_lines_kind", LineKind),
+        ("ck_payments_method", PaymentMethod),
+        ("ck_credit_notes_method", PaymentMethod),
     ],
 )
 def test_the_database_allows_exactly_the_members(constraint, enum):

@@ -208,14 +208,16 @@ class DiscountIn(Loose):
 
 class InvoiceIn(Schema):
     mode = fields.Raw(required=True, metadata={"enum": list(InvoiceMode)})
-    prescription_id = fields.Raw(metadata={"description": "AUTO"})
+    prescription_id = fields.Raw(metadata={"description": "AUTO: the prescription to bill"})
     visit_id = fields.Raw(
         allow_none=True,
         metadata={"description": "AUTO: a visit without a prescription; MANUAL: optional"},
     )
     include_consultation = fields.Raw(metadata={"description": "AUTO; default true"})
-    patient_id = fields.Raw(metadata={"description": "MANUAL"})
-    items = fields.List(fields.Nested(LineIn), metadata={"description": "MANUAL"})
+    patient_id = fields.Raw(metadata={"description": "MANUAL: the patient billed"})
+    items = fields.List(
+        fields.Nested(LineIn), metadata={"description": "MANUAL: the lines, in order"}
+    )
     discount = fields.Nested(DiscountIn, allow_none=True)
 
 
