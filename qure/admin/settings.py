@@ -9,8 +9,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from qure.admin.models import ClinicSetting
 from qure.auth.models import User
@@ -93,6 +94,23 @@ def get_settings() -> dict[str, Any]:
     return {k: _typed(k, saved.get(KEY_PREFIX + k, _default(k))) for k in FIELDS}
 
 
+def clinic_name() -> str:
+    """The clinic's saved name for a page's header and title, read once per request. An
+    error page rendered while the database is away still has a header: the environment's
+    name then."""
+    if has_request_context() and "clinic_name" in g:
+        return g.clinic_name
+    try:
+        name = db.session.scalar(
+            select(ClinicSetting.value).where(ClinicSetting.key == KEY_PREFIX + "clinic_name")
+        ) or _default("clinic_name")
+    except SQLAlchemyError:
+        name = _default("clinic_name")
+    if has_request_context():
+        g.clinic_name = name
+    return name
+
+
 def clean(data: dict[str, Any]) -> dict[str, str]:
     """The settings in `data` as the text they are stored as. Raises InvalidInput naming
     every bad field (and unknown ones)."""
@@ -154,6 +172,8 @@ def update(actor: User, data: dict[str, Any]) -> dict[str, Any]:
         elif row.value != text:
             row.value, row.updated_by_id = text, actor.id
     db.session.flush()
+    if has_request_context():
+        g.pop("clinic_name", None)  # a page rendered after this request's save shows it
     after = {**before, **{key: _typed(key, text) for key, text in values.items()}}
     old, new = audit.diff(before, after)
     if new:

@@ -18,6 +18,7 @@ from qure.queue import board
 from qure.queue.forms import DisplayKeyForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.add_app_template_global(settings.clinic_name, "clinic_name")
 
 
 @bp.get("/")

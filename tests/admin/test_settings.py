@@ -169,3 +169,18 @@ def test_a_wrong_gstin_is_shown_beside_its_field_and_nothing_is_saved(client, ad
 def test_the_page_is_the_admins_alone(client):
     sign_in(client, make_user(Role.RECEPTION))
     assert client.get(PAGE).status_code == 403
+
+
+def test_every_page_and_the_board_carry_the_saved_clinic_name(client, admin, app):
+    sign_in(client, admin)
+    assert "Qure Clinic" in page_text(client.get("/", follow_redirects=True))  # the default
+    form_post(client, PAGE, FORM)
+    receptionist = make_user(Role.RECEPTION)
+    other = app.test_client()
+    sign_in(other, receptionist)
+    home = other.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "<title>" in home and "· Shanti Clinic</title>" in home
+    assert "<span>Shanti Clinic</span>" in home
+    assert "Qure Clinic" not in home
+    board = other.get("/queue/board").get_data(as_text=True)
+    assert "<h1>Shanti Clinic · Now serving</h1>" in board

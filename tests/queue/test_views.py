@@ -1011,7 +1011,7 @@ def test_desk_pages_cost_the_same_statements_for_two_patients_or_eight(
     add(3)
     many = count_statements(app, lambda: client.get(url))
     assert many == few, (few, many)
-    assert few <= 5, few
+    assert few <= 6, few  # one of them the header's clinic name (the admin's settings)
 
 
 @pytest.mark.parametrize(
