@@ -12,9 +12,28 @@ from qure.core.money import AMOUNT, PERCENT
 from qure.core.schemas import ClinicDay, PageArgs, page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 
-def Amount(**kwargs) -> fields.Decimal:
-    return fields.Decimal(as_string=True, places=2, **kwargs)
+
+def _text(description: str | None = None, **extra) -> dict:
+    """What the OpenAPI document says of a field answered as text."""
+    return {"type": "string", **({"description": description} if description else {}), **extra}
+
+
+def Amount(metadata: dict | None = None, **kwargs) -> fields.Decimal:
+    """Money as a string with two decimals ("1180.00"), and documented so: apispec would
+    call a Decimal field a number whatever it answers."""
+    documented = _text(pattern=MONEY_PATTERN, example="1180.00", **(metadata or {}))
+    return fields.Decimal(as_string=True, places=2, metadata=documented, **kwargs)
+
+
+def _by_method() -> dict:
+    return {
+        "type": "object",
+        "properties": {m.value: _text(pattern=MONEY_PATTERN) for m in PaymentMethod},
+        "required": [m.value for m in PaymentMethod],
+        "additionalProperties": False,
+    }
 
 
 class LineSchema(Schema):
@@ -35,7 +54,7 @@ class LineSchema(Schema):
     total = Amount()
     refunded_quantity = fields.Function(
         lambda line: f"{service.refunded(line.invoice).get(line.id, 0):.2f}",
-        metadata={"description": "What credit notes have refunded of the quantity"},
+        metadata=_text("What credit notes have refunded of the quantity", pattern=MONEY_PATTERN),
     )
 
 
@@ -80,7 +99,16 @@ class InvoiceSchema(InvoiceSummary):
     lines = fields.List(fields.Nested(LineSchema))
     discount = fields.Function(
         lambda invoice: DiscountSchema().dump(invoice) if invoice.discount_type else None,
-        metadata={"description": "{type: PERCENT | AMOUNT, value}, or null"},
+        metadata={
+            "description": "{type: PERCENT | AMOUNT, value}, or null",
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "type": {"type": "string", "enum": [PERCENT, AMOUNT]},
+                "value": _text(pattern=MONEY_PATTERN),
+            },
+            "additionalProperties": False,
+        },
     )
     subtotal = Amount()
     discount_amount = Amount(attribute="discount")
@@ -91,11 +119,13 @@ class InvoiceSchema(InvoiceSummary):
     credit_notes = fields.List(fields.Nested(CreditNoteRef))
     refundable = fields.Function(
         lambda invoice: f"{service.refundable_amount(invoice):.2f}",
-        metadata={"description": "What credit notes may still refund"},
+        metadata=_text("What credit notes may still refund", pattern=MONEY_PATTERN),
     )
     upi_link = fields.Function(
         service.upi_link,
-        metadata={"description": "For a numbered unpaid invoice, when the clinic has a UPI ID"},
+        metadata=_text(
+            "For a numbered unpaid invoice, when the clinic has a UPI ID", nullable=True
+        ),
     )
     cancel_reason = fields.String(allow_none=True)
     finalized_at = fields.DateTime(allow_none=True)
@@ -106,7 +136,7 @@ class InvoiceSchema(InvoiceSummary):
 class CreditNoteLineSchema(Schema):
     id = fields.Integer()
     line_id = fields.Integer(attribute="invoice_line_id")
-    description = fields.Function(lambda row: row.invoice_line.description)
+    description = fields.Function(lambda row: row.invoice_line.description, metadata=_text())
     quantity = Amount()
     taxable = Amount()
     cgst = Amount()
@@ -118,7 +148,7 @@ class CreditNoteSchema(Schema):
     id = fields.Integer()
     number = fields.String()
     invoice_id = fields.Integer()
-    invoice_number = fields.Function(lambda note: note.invoice.number)
+    invoice_number = fields.Function(lambda note: note.invoice.number, metadata=_text())
     lines = fields.List(fields.Nested(CreditNoteLineSchema))
     taxable = Amount()
     cgst = Amount()
@@ -162,7 +192,8 @@ class DayCloseSchema(Schema):
             PaymentMethod.CASH.value: f"{close.expected_cash:.2f}",
             PaymentMethod.CARD.value: f"{close.expected_card:.2f}",
             PaymentMethod.UPI.value: f"{close.expected_upi:.2f}",
-        }
+        },
+        metadata={"description": "Payments less refunds per method", **_by_method()},
     )
     payments = Amount()
     refunds = Amount()
