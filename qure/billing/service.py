@@ -201,7 +201,7 @@ def _decimal(value: Any, field: str, errors: dict[str, str], lowest: Decimal, hi
     if number < lowest or number > highest:
         errors[field] = f"Give a number from {lowest} to {highest}."
         return None
-    return number.quantize(money.CENT)
+    return number.copy_abs().quantize(money.CENT)  # never lowest >= 0: "-0" is 0
 
 
 def _rate(value: Any, field: str, errors: dict[str, str], default: int) -> int | None:

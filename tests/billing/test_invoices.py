@@ -221,6 +221,13 @@ def test_client_totals_are_never_read(desk, patient):
     assert refused["fields"] == {"total": "Unknown field."}
 
 
+def test_minus_zero_is_zero(desk, patient):
+    """A price typed "-0" is free, not "-0.00" on the invoice (nor in its sums)."""
+    body = made(manual(desk, patient, [line("OTHER", "Leaflet", "2", "-0", 18)]))
+    assert (body["lines"][0]["unit_price"], body["lines"][0]["value"]) == ("0.00", "0.00")
+    assert (body["subtotal"], body["total"]) == ("0.00", "0.00")
+
+
 # ---- AUTO ------------------------------------------------------------------------------
 
 

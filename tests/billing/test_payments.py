@@ -421,6 +421,11 @@ def test_a_past_day_is_closed_with_what_it_took(desk):
     assert ok(desk.get("/day-close", date="2030-01-07"))["closed"] is False
 
 
+def test_no_cash_counted_as_minus_zero(desk):
+    close = ok(desk.post("/day-close", {"date": "2030-01-07", "cash_counted": "-0"}), 201)
+    assert (close["cash_counted"], close["variance"]) == ("0.00", "0.00")
+
+
 # ---- the audit trail of money ---------------------------------------------------------------
 
 
