@@ -214,6 +214,15 @@ def _rate(value: Any, field: str, errors: dict[str, str], default: int) -> int |
     return int(text_value)
 
 
+def _text(value: Any, field: str, limit: int) -> str | None:
+    """Text as typed (see `plain_text`), or None for none. Raises InvalidInput naming
+    `field` for anything that is not text: a number, a list or an object would otherwise
+    be stored as its Python spelling ("['a']")."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput.naming({field: "Give text."})
+    return plain_text(value, field, limit)
+
+
 def _money(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
     try:
         return money.parse_money(value, field)
@@ -241,7 +250,7 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
         if kind not in set(LineKind):
             errors[f"{at}.kind"] = "Choose one of " + ", ".join(LineKind) + "."
         try:
-            description = plain_text(item.get("description"), f"{at}.description", 200)
+            description = _text(item.get("description"), f"{at}.description", 200)
         except InvalidInput as error:
             errors.update(error.fields)
             description = ""
@@ -562,7 +571,7 @@ def finalize(actor: User, invoice_id: int) -> Invoice:
 def cancel(actor: User, invoice_id: int, data: dict[str, Any]) -> Invoice:
     """DRAFT or PENDING -> CANCELLED with a `reason` (a number it had stays used). Raises
     NotFound, Conflict `already_paid` / `invoice_cancelled`, InvalidInput `reason`."""
-    reason = plain_text(data.get("reason"), "reason", 300)
+    reason = _text(data.get("reason"), "reason", 300)
     if not reason:
         raise InvalidInput.naming({"reason": "Say why the invoice is cancelled."})
     invoice = _locked(invoice_id)
@@ -609,7 +618,7 @@ def _clean_payment(data: dict[str, Any]) -> dict[str, Any]:
         errors["method"] = "Choose CASH, CARD or UPI."
     amount = _money(data.get("amount"), "amount", errors)
     try:
-        reference = plain_text(data.get("reference"), "reference", 100)
+        reference = _text(data.get("reference"), "reference", 100)
     except InvalidInput as error:
         errors.update(error.fields)
         reference = None
@@ -775,7 +784,7 @@ def issue_credit_note(actor: User, invoice_id: int, data: dict[str, Any]) -> Cre
     if method not in set(PaymentMethod):
         errors["method"] = "Choose how the money goes back: CASH, CARD or UPI."
     try:
-        reason = plain_text(data.get("reason"), "reason", 300)
+        reason = _text(data.get("reason"), "reason", 300)
     except InvalidInput as error:
         errors.update(error.fields)
         reason = "?"
@@ -927,7 +936,7 @@ def close_day(actor: User, data: dict[str, Any]) -> DayClose:
         errors["date"] = "That day has not come yet."
     counted = _money(data.get("cash_counted"), "cash_counted", errors)
     try:
-        note = plain_text(data.get("note"), "note", 500)
+        note = _text(data.get("note"), "note", 500)
     except InvalidInput as error:
         errors.update(error.fields)
     if errors:

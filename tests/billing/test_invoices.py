@@ -407,6 +407,8 @@ GOOD = {"kind": "LAB", "description": "CBC", "quantity": "1", "unit_price": "100
         ({"items": [{**GOOD, "unit_price": [1]}]}, "items.0.unit_price"),
         ({"items": [{**GOOD, "kind": "FOOD"}]}, "items.0.kind"),
         ({"items": [{**GOOD, "description": " "}]}, "items.0.description"),
+        ({"items": [{**GOOD, "description": ["CBC"]}]}, "items.0.description"),
+        ({"items": [{**GOOD, "description": 42}]}, "items.0.description"),
         ({"items": [{**GOOD, "hsn_sac": "12"}]}, "items.0.hsn_sac"),
         ({"items": [{**GOOD, "medicine_id": 999999}]}, "items.0.medicine_id"),
         ({"items": [{k: v for k, v in GOOD.items() if k != "quantity"}]}, "items.0.quantity"),
@@ -472,6 +474,9 @@ def test_cancelling_a_draft_or_a_pending_invoice_with_a_reason(desk, patient):
         assert "reason" in error(no_reason, 422, "invalid_input")["fields"]
         missing = desk.post(f"/{body['id']}/cancel", {})
         assert "reason" in error(missing, 422, "invalid_input")["fields"]
+        for wrong in (5, ["Billed twice"], {"text": "Billed twice"}, True):
+            typed = desk.post(f"/{body['id']}/cancel", {"reason": wrong})
+            assert error(typed, 422, "invalid_input")["fields"] == {"reason": "Give text."}
         cancelled = made(desk.post(f"/{body['id']}/cancel", {"reason": "Billed twice"}), 200)
         assert (cancelled["status"], cancelled["cancel_reason"]) == ("CANCELLED", "Billed twice")
         assert cancelled["number"] == body["number"]  # a cancelled number stays used

@@ -131,6 +131,8 @@ def test_card_and_upi_need_the_reference(desk, patient, method):
         ({"method": "CHEQUE"}, "method"),
         ({"method": None}, "method"),
         ({"tendered": "lots"}, "tendered"),
+        ({"method": "CARD", "reference": ["TXN-1"]}, "reference"),
+        ({"method": "UPI", "reference": 412345678901}, "reference"),
         ({"surprise": 1}, "surprise"),
     ],
 )
@@ -313,6 +315,8 @@ def test_a_refund_of_more_than_is_left_names_the_item(desk, patient):
         assert field in fields, (items, fields)
     no_reason = refund(desk, bill["id"], reason=" ")
     assert "reason" in error(no_reason, 422, "invalid_input")["fields"]
+    typed = refund(desk, bill["id"], reason=["Returned"])
+    assert error(typed, 422, "invalid_input")["fields"] == {"reason": "Give text."}
     no_method = refund(desk, bill["id"], method="BARTER")
     assert "method" in error(no_method, 422, "invalid_input")["fields"]
     assert db.session.scalar(select(func.count()).select_from(CreditNote)) == 1
@@ -406,6 +410,7 @@ def test_the_day_close(desk, patient, reception):
         ({"date": "2030-01-07", "cash_counted": "many"}, "cash_counted"),
         ({"date": "2030-01-07"}, "cash_counted"),
         ({"date": "2030-01-07", "cash_counted": "1", "note": "x" * 501}, "note"),
+        ({"date": "2030-01-07", "cash_counted": "1", "note": {"text": "short"}}, "note"),
         ({"date": "2030-01-07", "cash_counted": "1", "extra": 1}, "extra"),
     ],
 )
