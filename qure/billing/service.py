@@ -33,7 +33,7 @@ from qure.billing.models import (
 )
 from qure.billing.numbering import CREDIT_NOTE, INVOICE, next_number
 from qure.core import audit, clock, money
-from qure.core.db import constraint_name, get_or_raise
+from qure.core.db import constraint_name, get_or_raise, max_id
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
@@ -234,7 +234,8 @@ def _money(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
 def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
     """Invoice lines as typed ({kind, description, quantity, unit_price, gst_rate?,
     hsn_sac?, medicine_id?}), checked and typed; a line without a rate takes
-    `default_rate`. Raises InvalidInput naming each bad field (`items.2.quantity`)."""
+    `default_rate`. Raises InvalidInput naming each bad field (`items.2.quantity`). A
+    typed line is never a prescription's item (only AUTO links those), whatever it says."""
     if not isinstance(items, list) or not items:
         raise InvalidInput.naming({"items": "Add at least one line."})
     if len(items) > MAX_LINES:
@@ -266,6 +267,10 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
         ):
             errors[f"{at}.medicine_id"] = "Give the medicine's id."
             medicine_id = None
+        elif medicine_id is not None and not 0 < medicine_id <= max_id(Medicine):
+            # No such row; asked of PostgreSQL, an id past the key's range fails the query.
+            errors[f"{at}.medicine_id"] = "No such medicine."
+            medicine_id = None
         lines.append(
             {
                 "kind": kind,
@@ -277,7 +282,6 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
                 "gst_rate": _rate(item.get("gst_rate"), f"{at}.gst_rate", errors, default_rate),
                 "hsn_sac": hsn,
                 "medicine_id": medicine_id,
-                "prescription_item_id": item.get("prescription_item_id"),
             }
         )
     wanted = {line["medicine_id"] for line in lines if line["medicine_id"] is not None}

@@ -386,6 +386,26 @@ def test_only_a_draft_changes(desk, patient):
     error(desk.patch("/999999", {"discount": None}), 404, "invoice_not_found")
 
 
+def test_a_typed_line_is_never_a_prescription_item(desk, patient, reception, doctor):
+    """Only AUTO links a line to the prescription's item; what a caller of the service
+    says of it (the API's schema drops the key) is not read, so no id reaches the
+    database's foreign key."""
+    para = medicine("Paracip", "2.50", 12)
+    _, prescription = completed_visit(doctor, [(para, 2)])
+    auto = made(desk.auto(prescription))
+    (item_id,) = [i.id for i in prescription.items]
+    body = made(manual(desk, patient, [GOOD]))
+    for linked in (item_id, 999999):
+        service.update(reception, body["id"], {"items": [{**GOOD, "prescription_item_id": linked}]})
+        commit()
+    db.session.expire_all()
+    rows = db.session.scalars(select(InvoiceLine).order_by(InvoiceLine.id)).all()
+    assert [(r.invoice_id, r.prescription_item_id) for r in rows if r.medicine_id] == [
+        (auto["id"], item_id)
+    ]
+    assert {r.prescription_item_id for r in rows if r.invoice_id == body["id"]} == {None}
+
+
 # ---- 422: each names its field, nothing is saved --------------------------------------------
 
 GOOD = {"kind": "LAB", "description": "CBC", "quantity": "1", "unit_price": "100", "gst_rate": 18}
@@ -411,6 +431,8 @@ GOOD = {"kind": "LAB", "description": "CBC", "quantity": "1", "unit_price": "100
         ({"items": [{**GOOD, "description": 42}]}, "items.0.description"),
         ({"items": [{**GOOD, "hsn_sac": "12"}]}, "items.0.hsn_sac"),
         ({"items": [{**GOOD, "medicine_id": 999999}]}, "items.0.medicine_id"),
+        ({"items": [{**GOOD, "medicine_id": 2**40}]}, "items.0.medicine_id"),
+        ({"items": [{**GOOD, "medicine_id": -1}]}, "items.0.medicine_id"),
         ({"items": [{k: v for k, v in GOOD.items() if k != "quantity"}]}, "items.0.quantity"),
         ({"items": []}, "items"),
         ({"items": "CBC"}, "items"),
