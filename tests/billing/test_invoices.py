@@ -4,7 +4,9 @@ finalising with gapless numbers, cancelling, who may do what, and the audit trai
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from qure.admin import settings as clinic_settings
 from qure.billing import service
 from qure.billing.models import Invoice, InvoiceLine
+from qure.core import clock
 from qure.core.db import commit
 from qure.core.roles import Role
 from qure.extensions import db
@@ -468,6 +471,20 @@ def test_a_patch_with_bad_input_changes_nothing(desk, patient):
     assert made(desk.get(f"/{body['id']}"), 200) == body
 
 
+def test_new_lines_below_the_amount_discount_change_nothing(desk, patient):
+    """The old lines are deleted (flushed) before the new ones are priced; a discount
+    then above the new subtotal rolls all of it back."""
+    body = made(manual(desk, patient, [GOOD], {"type": "AMOUNT", "value": "50"}))
+    cheaper = {"items": [{**GOOD, "unit_price": "10.00"}]}
+    fields = error(desk.patch(f"/{body['id']}", cheaper), 422, "invalid_input")["fields"]
+    assert set(fields) == {"discount"}
+    assert made(desk.get(f"/{body['id']}"), 200) == body
+    db.session.expire_all()
+    rows = db.session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == body["id"]))
+    assert [r.id for r in rows] == [body["lines"][0]["id"]]
+    assert audit_payloads("INVOICE_UPDATED") == []
+
+
 # ---- finalising and cancelling -------------------------------------------------------------
 
 
@@ -486,6 +503,48 @@ def test_finalising_numbers_the_invoices_of_the_financial_year_without_gaps(
     db.session.expire_all()
     assert made(desk.get(f"/{second['id']}"), 200)["number"] is None
     assert made(desk.post(f"/{second['id']}/finalize"), 200)["number"] == "INV/2029-30/000002"
+
+
+def test_the_financial_year_turns_on_1_april_in_the_clinics_time_zone(desk, patient):
+    """31 March 23:59 in Kolkata is still 2029-30; a minute later (18:30 UTC, still 31
+    March there) the year 2030-31 starts again at 000001. A credit note too."""
+    ids = [made(manual(desk, patient, [GOOD]))["id"] for _ in range(3)]
+    kolkata = ZoneInfo("Asia/Kolkata")
+    with clock.fixed(datetime(2030, 3, 31, 23, 59, tzinfo=kolkata)):
+        last = made(desk.post(f"/{ids[0]}/finalize"), 200)
+    with clock.fixed(datetime(2030, 3, 31, 18, 30, tzinfo=UTC)):
+        first = made(desk.post(f"/{ids[1]}/finalize"), 200)
+        made(desk.pay(first), 200)
+        note = desk.post(f"/{ids[1]}/credit-notes", {"reason": "Returned", "method": "CASH"})
+        assert made(note)["number"] == "CN/2030-31/000001"
+    with clock.fixed(datetime(2030, 4, 2, 9, 0, tzinfo=kolkata)):
+        second = made(desk.post(f"/{ids[2]}/finalize"), 200)
+    assert (last["number"], last["invoice_date"]) == ("INV/2029-30/000001", "2030-03-31")
+    assert (first["number"], first["invoice_date"]) == ("INV/2030-31/000001", "2030-04-01")
+    assert second["number"] == "INV/2030-31/000002"
+
+
+def test_to_bill_lists_completed_visits_not_yet_invoiced(desk, doctor):
+    para = medicine("Paracip", "2.50", 12)
+    older, _ = completed_visit(doctor, patient=make_patient(full_name="First Patient"))
+    newer, prescription = completed_visit(
+        doctor, [(para, 2)], patient=make_patient(full_name="Second Patient")
+    )
+    start_visit(doctor, make_patient())  # in progress: not yet
+
+    def listed():
+        return [
+            (v["visit_id"], v["patient"]["full_name"])
+            for v in made(desk.get("/to-bill"), 200)["items"]
+        ]
+
+    assert listed() == [(newer.id, "Second Patient"), (older.id, "First Patient")]
+    page = made(desk.get("/to-bill"), 200)["items"][0]
+    assert (page["doctor"]["id"], page["diagnosis"]) == (doctor.id, "Viral fever")
+    invoice = made(desk.auto(prescription))
+    assert listed() == [(older.id, "First Patient")]
+    made(desk.post(f"/{invoice['id']}/cancel", {"reason": "Redo"}), 200)
+    assert [v for v, _ in listed()] == [newer.id, older.id]
 
 
 def test_cancelling_a_draft_or_a_pending_invoice_with_a_reason(desk, patient):
