@@ -387,6 +387,8 @@ def _auto_lines(data: dict[str, Any], settings: dict[str, Any]):
         if prescription is None:
             raise NotFound("No such prescription.", "prescription_not_found")
         visit = prescription.visit
+        if visit_id is not None and visit_id != visit.id:
+            raise InvalidInput.naming({"visit_id": "The prescription is of another visit."})
     elif visit_id is not None:
         visit = visits.get_visit(visit_id)
         prescription = prescriptions.for_billing(visit_id=visit.id)

@@ -292,6 +292,16 @@ def test_auto_needs_a_completed_visit(desk, doctor):
     assert db.session.scalar(select(Invoice.id)) is None
 
 
+def test_auto_for_a_prescription_and_another_visit_is_refused(desk, doctor):
+    para = medicine("Paracip", "2.50", 12)
+    _, prescription = completed_visit(doctor, [(para, 2)])
+    other, _ = completed_visit(doctor)
+    both = desk.auto(prescription, visit_id=other.id)
+    assert set(error(both, 422, "invalid_input")["fields"]) == {"visit_id"}
+    same = made(desk.auto(prescription, visit_id=prescription.visit_id))
+    assert same["visit_id"] == prescription.visit_id
+
+
 def test_auto_of_what_does_not_exist(desk):
     error(desk.post("", {"mode": "AUTO", "prescription_id": 999999}), 404, "prescription_not_found")
     error(desk.post("", {"mode": "AUTO", "visit_id": 999999}), 404, "visit_not_found")
