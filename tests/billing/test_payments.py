@@ -336,6 +336,20 @@ def test_a_free_line_has_nothing_to_refund(desk, patient):
     )
 
 
+def test_who_refunds_and_who_reads_credit_notes(client, desk, patient, pharmacist, doctor, admin):
+    bill = paid(desk, patient, items=FOUR_RATES)
+    url = "/api/v1/credit-notes/{}"
+    reader, medic = Desk(client, pharmacist), Desk(client, doctor)
+    error(refund(reader, bill["id"]), 403, "forbidden")
+    error(refund(medic, bill["id"]), 403, "forbidden")
+    one = [{"line_id": bill["lines"][0]["id"], "quantity": 1}]
+    note = ok(refund(Desk(client, admin), bill["id"], one), 201)
+    assert ok(client.get(url.format(note["id"]), headers=reader.headers))["id"] == note["id"]
+    error(client.get(url.format(note["id"]), headers=medic.headers), 403, "forbidden")
+    assert client.get(url.format(note["id"])).status_code == 401
+    error(client.get(url.format(999999), headers=reader.headers), 404, "credit_note_not_found")
+
+
 # ---- the day's takings and its close --------------------------------------------------------
 
 
