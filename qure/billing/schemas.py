@@ -3,7 +3,9 @@ a string with two decimals ("1180.00"); the server computes every amount."""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from collections.abc import Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from qure.billing import service
 from qure.billing.models import InvoiceMode, InvoiceStatus, LineKind, PaymentMethod
@@ -222,6 +224,16 @@ class Loose(Schema):
         unknown = EXCLUDE
 
 
+class Shaped(fields.Nested):
+    """A nested object that, given anything else, names itself (`discount`, `items.0`):
+    marshmallow's own error would name `discount._schema`."""
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        if not isinstance(value, Mapping):
+            raise ValidationError("Give an object.")
+        return super()._deserialize(value, attr, data, partial=partial, **kwargs)
+
+
 class LineIn(Loose):
     kind = fields.Raw(required=True, metadata={"enum": list(LineKind)})
     description = fields.Raw(required=True, metadata={"example": "Wound dressing"})
@@ -246,15 +258,13 @@ class InvoiceIn(Schema):
     )
     include_consultation = fields.Raw(metadata={"description": "AUTO; default true"})
     patient_id = fields.Raw(metadata={"description": "MANUAL: the patient billed"})
-    items = fields.List(
-        fields.Nested(LineIn), metadata={"description": "MANUAL: the lines, in order"}
-    )
-    discount = fields.Nested(DiscountIn, allow_none=True)
+    items = fields.List(Shaped(LineIn), metadata={"description": "MANUAL: the lines, in order"})
+    discount = Shaped(DiscountIn, allow_none=True)
 
 
 class InvoicePatch(Schema):
-    items = fields.List(fields.Nested(LineIn))
-    discount = fields.Nested(DiscountIn, allow_none=True)
+    items = fields.List(Shaped(LineIn))
+    discount = Shaped(DiscountIn, allow_none=True)
 
 
 class InvoiceCancelIn(Schema):
@@ -275,7 +285,7 @@ class RefundItemIn(Loose):
 
 class CreditNoteIn(Schema):
     items = fields.List(
-        fields.Nested(RefundItemIn),
+        Shaped(RefundItemIn),
         metadata={"description": "Leave out to refund everything still refundable"},
     )
     reason = fields.Raw(required=True)

@@ -449,6 +449,10 @@ GOOD = {"kind": "LAB", "description": "CBC", "quantity": "1", "unit_price": "100
         ({"items": [{k: v for k, v in GOOD.items() if k != "quantity"}]}, "items.0.quantity"),
         ({"items": []}, "items"),
         ({"items": "CBC"}, "items"),
+        ({"items": ["CBC"]}, "items.0"),
+        ({"items": [GOOD, 5]}, "items.1"),
+        ({"items": [GOOD], "discount": "10"}, "discount"),
+        ({"items": [GOOD], "discount": ["PERCENT", 10]}, "discount"),
         ({"items": [GOOD], "discount": {"type": "PERCENT", "value": "101"}}, "discount.value"),
         ({"items": [GOOD], "discount": {"type": "PERCENT", "value": "-1"}}, "discount.value"),
         ({"items": [GOOD], "discount": {"type": "AMOUNT", "value": "ten"}}, "discount.value"),
@@ -464,6 +468,7 @@ def test_bad_input_names_its_field(desk, patient, change, field):
     response = desk.post("", body)
     fields = error(response, 422, "invalid_input")["fields"]
     assert field in fields, fields
+    assert not any("_schema" in name for name in fields), fields
     assert db.session.scalar(select(Invoice.id)) is None
 
 

@@ -310,6 +310,7 @@ def test_a_refund_of_more_than_is_left_names_the_item(desk, patient):
             "items.1.line_id",
         ),
         ([], "items"),
+        (["all"], "items.0"),
     ):
         fields = error(refund(desk, bill["id"], items), 422, "invalid_input")["fields"]
         assert field in fields, (items, fields)
