@@ -10,7 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from qure.billing import service
 from qure.billing.models import InvoiceMode, InvoiceStatus, LineKind, PaymentMethod
 from qure.core.db import MAX_BIG_ID
-from qure.core.money import AMOUNT, PERCENT
+from qure.core.money import AMOUNT, GST_RATES, PERCENT
 from qure.core.schemas import ClinicDay, PageArgs, page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 
@@ -234,53 +234,67 @@ class Shaped(fields.Nested):
         return super()._deserialize(value, attr, data, partial=partial, **kwargs)
 
 
+def _given(kind: str, required: bool = False, allow_none: bool = False, **documented):
+    """An input field read as given (the service checks it and names it when it is bad),
+    documented with the type it takes: amounts and quantities are text ("250.00"), a
+    JSON number is read too."""
+    if kind == "amount":
+        documented = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", **documented}
+    else:
+        documented = {"type": kind, **documented}
+    return fields.Raw(required=required, allow_none=allow_none, metadata=documented)
+
+
 class LineIn(Loose):
-    kind = fields.Raw(required=True, metadata={"enum": list(LineKind)})
-    description = fields.Raw(required=True, metadata={"example": "Wound dressing"})
-    quantity = fields.Raw(required=True, metadata={"example": "1"})
-    unit_price = fields.Raw(required=True, metadata={"example": "250.00"})
-    gst_rate = fields.Raw(metadata={"description": "0, 5, 12, 18 or 28; else the default"})
-    hsn_sac = fields.Raw(allow_none=True)
-    medicine_id = fields.Raw(allow_none=True)
+    kind = _given("string", required=True, enum=list(LineKind))
+    description = _given("string", required=True, maxLength=200, example="Wound dressing")
+    quantity = _given("amount", required=True, example="1", description="More than 0")
+    unit_price = _given("amount", required=True, example="250.00")
+    gst_rate = _given(
+        "integer", enum=list(GST_RATES), description="A GST slab; left out, the default rate"
+    )
+    hsn_sac = _given("string", allow_none=True, pattern="^[0-9]{4,8}$")
+    medicine_id = _given("integer", allow_none=True)
 
 
 class DiscountIn(Loose):
-    type = fields.Raw(required=True, metadata={"enum": [PERCENT, AMOUNT]})
-    value = fields.Raw(required=True, metadata={"example": "10"})
+    type = _given("string", required=True, enum=[PERCENT, AMOUNT])
+    value = _given("amount", required=True, example="10", description="A percentage or rupees")
 
 
 class InvoiceIn(Schema):
-    mode = fields.Raw(required=True, metadata={"enum": list(InvoiceMode)})
-    prescription_id = fields.Raw(metadata={"description": "AUTO: the prescription to bill"})
-    visit_id = fields.Raw(
+    mode = _given("string", required=True, enum=list(InvoiceMode))
+    prescription_id = _given("integer", description="AUTO: the prescription to bill")
+    visit_id = _given(
+        "integer",
         allow_none=True,
-        metadata={"description": "AUTO: a visit without a prescription; MANUAL: optional"},
+        description="AUTO: a visit without a prescription; MANUAL: optional",
     )
-    include_consultation = fields.Raw(metadata={"description": "AUTO; default true"})
-    patient_id = fields.Raw(metadata={"description": "MANUAL: the patient billed"})
+    include_consultation = _given("boolean", description="AUTO; default true")
+    patient_id = _given("integer", description="MANUAL: the patient billed")
     items = fields.List(Shaped(LineIn), metadata={"description": "MANUAL: the lines, in order"})
     discount = Shaped(DiscountIn, allow_none=True)
 
 
 class InvoicePatch(Schema):
-    items = fields.List(Shaped(LineIn))
-    discount = Shaped(DiscountIn, allow_none=True)
+    items = fields.List(Shaped(LineIn), metadata={"description": "Every line: replaces them"})
+    discount = Shaped(DiscountIn, allow_none=True, metadata={"description": "null removes it"})
 
 
 class InvoiceCancelIn(Schema):
-    reason = fields.Raw(required=True)
+    reason = _given("string", required=True, maxLength=300)
 
 
 class PayIn(Schema):
-    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
-    amount = fields.Raw(required=True, metadata={"description": "Exactly the total"})
-    reference = fields.Raw(allow_none=True, metadata={"description": "Needed for CARD, UPI"})
-    tendered = fields.Raw(allow_none=True, metadata={"description": "CASH: handed over"})
+    method = _given("string", required=True, enum=list(PaymentMethod))
+    amount = _given("amount", required=True, description="Exactly the total")
+    reference = _given("string", allow_none=True, maxLength=100, description="CARD, UPI: needed")
+    tendered = _given("amount", allow_none=True, description="CASH: handed over")
 
 
 class RefundItemIn(Loose):
-    line_id = fields.Raw(required=True)
-    quantity = fields.Raw(required=True)
+    line_id = _given("integer", required=True)
+    quantity = _given("amount", required=True, example="1")
 
 
 class CreditNoteIn(Schema):
@@ -288,14 +302,14 @@ class CreditNoteIn(Schema):
         Shaped(RefundItemIn),
         metadata={"description": "Leave out to refund everything still refundable"},
     )
-    reason = fields.Raw(required=True)
-    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
+    reason = _given("string", required=True, maxLength=300)
+    method = _given("string", required=True, enum=list(PaymentMethod))
 
 
 class DayCloseIn(Schema):
-    date = fields.Raw(required=True, metadata={"example": "2026-12-02"})
-    cash_counted = fields.Raw(required=True, metadata={"example": "12500.00"})
-    note = fields.Raw(allow_none=True)
+    date = _given("string", required=True, format="date", example="2026-12-02")
+    cash_counted = _given("amount", required=True, example="12500.00")
+    note = _given("string", allow_none=True, maxLength=500)
 
 
 class InvoiceArgs(PageArgs):

@@ -145,3 +145,59 @@ def test_the_answers_validate_against_their_schemas(client, reception, doctor, a
     docs.check("post", base + "/day-close", desk.post("/day-close", closing))  # 409
     docs.check("get", base + "/day-close", desk.get("/day-close"))
     docs.check("get", base + "/day-closes", desk.get("/day-closes"))
+
+
+REQUESTS = [
+    (
+        "post",
+        "/api/v1/billing",
+        {
+            "mode": "MANUAL",
+            "patient_id": 1,
+            "items": [
+                {"kind": "LAB", "description": "CBC", "quantity": "1", "unit_price": "300.00"},
+                {
+                    "kind": "MEDICINE",
+                    "description": "Paracip",
+                    "quantity": "10",
+                    "unit_price": "2.50",
+                    "gst_rate": 12,
+                    "hsn_sac": "30049011",
+                    "medicine_id": 4,
+                },
+            ],
+            "discount": {"type": "PERCENT", "value": "10"},
+        },
+    ),
+    ("post", "/api/v1/billing", {"mode": "AUTO", "prescription_id": 3}),
+    ("patch", "/api/v1/billing/{invoice_id}", {"items": [], "discount": None}),
+    ("post", "/api/v1/billing/{invoice_id}/cancel", {"reason": "Billed twice"}),
+    (
+        "post",
+        "/api/v1/billing/{invoice_id}/pay",
+        {"method": "CASH", "amount": "118.00", "tendered": "200"},
+    ),
+    (
+        "post",
+        "/api/v1/billing/{invoice_id}/credit-notes",
+        {"items": [{"line_id": 7, "quantity": "1"}], "reason": "Returned", "method": "UPI"},
+    ),
+    ("post", "/api/v1/billing/day-close", {"date": "2030-01-07", "cash_counted": "0.00"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), REQUESTS)
+def test_request_bodies_are_documented_with_their_types(client, method, path, body):
+    spec = client.get("/api/v1/openapi.json").json
+    schema = spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    components = _strict(spec["components"])
+    validator = Draft202012Validator({**_strict(schema), "components": components})
+    assert [e.message for e in validator.iter_errors(body)] == []
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    untyped = [
+        (shape, field)
+        for shape in (name, "LineIn", "DiscountIn", "RefundItemIn")
+        for field, prop in spec["components"]["schemas"][shape]["properties"].items()
+        if not {"type", "$ref", "anyOf"} & set(prop)
+    ]
+    assert untyped == []
