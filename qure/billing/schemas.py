@@ -3,18 +3,39 @@ a string with two decimals ("1180.00"); the server computes every amount."""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from collections.abc import Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from qure.billing import service
 from qure.billing.models import InvoiceMode, InvoiceStatus, LineKind, PaymentMethod
 from qure.core.db import MAX_BIG_ID
-from qure.core.money import AMOUNT, PERCENT
+from qure.core.money import AMOUNT, GST_RATES, PERCENT
 from qure.core.schemas import ClinicDay, PageArgs, page_schema
 from qure.scheduling.schemas import PatientRef, PersonRef
 
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 
-def Amount(**kwargs) -> fields.Decimal:
-    return fields.Decimal(as_string=True, places=2, **kwargs)
+
+def _text(description: str | None = None, **extra) -> dict:
+    """What the OpenAPI document says of a field answered as text."""
+    return {"type": "string", **({"description": description} if description else {}), **extra}
+
+
+def Amount(metadata: dict | None = None, **kwargs) -> fields.Decimal:
+    """Money as a string with two decimals ("1180.00"), and documented so: apispec would
+    call a Decimal field a number whatever it answers."""
+    documented = _text(pattern=MONEY_PATTERN, example="1180.00", **(metadata or {}))
+    return fields.Decimal(as_string=True, places=2, metadata=documented, **kwargs)
+
+
+def _by_method() -> dict:
+    return {
+        "type": "object",
+        "properties": {m.value: _text(pattern=MONEY_PATTERN) for m in PaymentMethod},
+        "required": [m.value for m in PaymentMethod],
+        "additionalProperties": False,
+    }
 
 
 class LineSchema(Schema):
@@ -35,7 +56,7 @@ class LineSchema(Schema):
     total = Amount()
     refunded_quantity = fields.Function(
         lambda line: f"{service.refunded(line.invoice).get(line.id, 0):.2f}",
-        metadata={"description": "What credit notes have refunded of the quantity"},
+        metadata=_text("What credit notes have refunded of the quantity", pattern=MONEY_PATTERN),
     )
 
 
@@ -80,7 +101,16 @@ class InvoiceSchema(InvoiceSummary):
     lines = fields.List(fields.Nested(LineSchema))
     discount = fields.Function(
         lambda invoice: DiscountSchema().dump(invoice) if invoice.discount_type else None,
-        metadata={"description": "{type: PERCENT | AMOUNT, value}, or null"},
+        metadata={
+            "description": "{type: PERCENT | AMOUNT, value}, or null",
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "type": {"type": "string", "enum": [PERCENT, AMOUNT]},
+                "value": _text(pattern=MONEY_PATTERN),
+            },
+            "additionalProperties": False,
+        },
     )
     subtotal = Amount()
     discount_amount = Amount(attribute="discount")
@@ -91,11 +121,13 @@ class InvoiceSchema(InvoiceSummary):
     credit_notes = fields.List(fields.Nested(CreditNoteRef))
     refundable = fields.Function(
         lambda invoice: f"{service.refundable_amount(invoice):.2f}",
-        metadata={"description": "What credit notes may still refund"},
+        metadata=_text("What credit notes may still refund", pattern=MONEY_PATTERN),
     )
     upi_link = fields.Function(
         service.upi_link,
-        metadata={"description": "For a numbered unpaid invoice, when the clinic has a UPI ID"},
+        metadata=_text(
+            "For a numbered unpaid invoice, when the clinic has a UPI ID", nullable=True
+        ),
     )
     cancel_reason = fields.String(allow_none=True)
     finalized_at = fields.DateTime(allow_none=True)
@@ -106,7 +138,7 @@ class InvoiceSchema(InvoiceSummary):
 class CreditNoteLineSchema(Schema):
     id = fields.Integer()
     line_id = fields.Integer(attribute="invoice_line_id")
-    description = fields.Function(lambda row: row.invoice_line.description)
+    description = fields.Function(lambda row: row.invoice_line.description, metadata=_text())
     quantity = Amount()
     taxable = Amount()
     cgst = Amount()
@@ -118,7 +150,7 @@ class CreditNoteSchema(Schema):
     id = fields.Integer()
     number = fields.String()
     invoice_id = fields.Integer()
-    invoice_number = fields.Function(lambda note: note.invoice.number)
+    invoice_number = fields.Function(lambda note: note.invoice.number, metadata=_text())
     lines = fields.List(fields.Nested(CreditNoteLineSchema))
     taxable = Amount()
     cgst = Amount()
@@ -162,7 +194,8 @@ class DayCloseSchema(Schema):
             PaymentMethod.CASH.value: f"{close.expected_cash:.2f}",
             PaymentMethod.CARD.value: f"{close.expected_card:.2f}",
             PaymentMethod.UPI.value: f"{close.expected_upi:.2f}",
-        }
+        },
+        metadata={"description": "Payments less refunds per method", **_by_method()},
     )
     payments = Amount()
     refunds = Amount()
@@ -191,70 +224,92 @@ class Loose(Schema):
         unknown = EXCLUDE
 
 
+class Shaped(fields.Nested):
+    """A nested object that, given anything else, names itself (`discount`, `items.0`):
+    marshmallow's own error would name `discount._schema`."""
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        if not isinstance(value, Mapping):
+            raise ValidationError("Give an object.")
+        return super()._deserialize(value, attr, data, partial=partial, **kwargs)
+
+
+def _given(kind: str, required: bool = False, allow_none: bool = False, **documented):
+    """An input field read as given (the service checks it and names it when it is bad),
+    documented with the type it takes: amounts and quantities are text ("250.00"), a
+    JSON number is read too."""
+    if kind == "amount":
+        documented = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", **documented}
+    else:
+        documented = {"type": kind, **documented}
+    return fields.Raw(required=required, allow_none=allow_none, metadata=documented)
+
+
 class LineIn(Loose):
-    kind = fields.Raw(required=True, metadata={"enum": list(LineKind)})
-    description = fields.Raw(required=True, metadata={"example": "Wound dressing"})
-    quantity = fields.Raw(required=True, metadata={"example": "1"})
-    unit_price = fields.Raw(required=True, metadata={"example": "250.00"})
-    gst_rate = fields.Raw(metadata={"description": "0, 5, 12, 18 or 28; else the default"})
-    hsn_sac = fields.Raw(allow_none=True)
-    medicine_id = fields.Raw(allow_none=True)
+    kind = _given("string", required=True, enum=list(LineKind))
+    description = _given("string", required=True, maxLength=200, example="Wound dressing")
+    quantity = _given("amount", required=True, example="1", description="More than 0")
+    unit_price = _given("amount", required=True, example="250.00")
+    gst_rate = _given(
+        "integer", enum=list(GST_RATES), description="A GST slab; left out, the default rate"
+    )
+    hsn_sac = _given("string", allow_none=True, pattern="^[0-9]{4,8}$")
+    medicine_id = _given("integer", allow_none=True)
 
 
 class DiscountIn(Loose):
-    type = fields.Raw(required=True, metadata={"enum": [PERCENT, AMOUNT]})
-    value = fields.Raw(required=True, metadata={"example": "10"})
+    type = _given("string", required=True, enum=[PERCENT, AMOUNT])
+    value = _given("amount", required=True, example="10", description="A percentage or rupees")
 
 
 class InvoiceIn(Schema):
-    mode = fields.Raw(required=True, metadata={"enum": list(InvoiceMode)})
-    prescription_id = fields.Raw(metadata={"description": "AUTO: the prescription to bill"})
-    visit_id = fields.Raw(
+    mode = _given("string", required=True, enum=list(InvoiceMode))
+    prescription_id = _given("integer", description="AUTO: the prescription to bill")
+    visit_id = _given(
+        "integer",
         allow_none=True,
-        metadata={"description": "AUTO: a visit without a prescription; MANUAL: optional"},
+        description="AUTO: a visit without a prescription; MANUAL: optional",
     )
-    include_consultation = fields.Raw(metadata={"description": "AUTO; default true"})
-    patient_id = fields.Raw(metadata={"description": "MANUAL: the patient billed"})
-    items = fields.List(
-        fields.Nested(LineIn), metadata={"description": "MANUAL: the lines, in order"}
-    )
-    discount = fields.Nested(DiscountIn, allow_none=True)
+    include_consultation = _given("boolean", description="AUTO; default true")
+    patient_id = _given("integer", description="MANUAL: the patient billed")
+    items = fields.List(Shaped(LineIn), metadata={"description": "MANUAL: the lines, in order"})
+    discount = Shaped(DiscountIn, allow_none=True)
 
 
 class InvoicePatch(Schema):
-    items = fields.List(fields.Nested(LineIn))
-    discount = fields.Nested(DiscountIn, allow_none=True)
+    items = fields.List(Shaped(LineIn), metadata={"description": "Every line: replaces them"})
+    discount = Shaped(DiscountIn, allow_none=True, metadata={"description": "null removes it"})
 
 
 class InvoiceCancelIn(Schema):
-    reason = fields.Raw(required=True)
+    reason = _given("string", required=True, maxLength=300)
 
 
 class PayIn(Schema):
-    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
-    amount = fields.Raw(required=True, metadata={"description": "Exactly the total"})
-    reference = fields.Raw(allow_none=True, metadata={"description": "Needed for CARD, UPI"})
-    tendered = fields.Raw(allow_none=True, metadata={"description": "CASH: handed over"})
+    method = _given("string", required=True, enum=list(PaymentMethod))
+    amount = _given("amount", required=True, description="Exactly the total")
+    reference = _given("string", allow_none=True, maxLength=100, description="CARD, UPI: needed")
+    tendered = _given("amount", allow_none=True, description="CASH: handed over")
 
 
 class RefundItemIn(Loose):
-    line_id = fields.Raw(required=True)
-    quantity = fields.Raw(required=True)
+    line_id = _given("integer", required=True)
+    quantity = _given("amount", required=True, example="1")
 
 
 class CreditNoteIn(Schema):
     items = fields.List(
-        fields.Nested(RefundItemIn),
+        Shaped(RefundItemIn),
         metadata={"description": "Leave out to refund everything still refundable"},
     )
-    reason = fields.Raw(required=True)
-    method = fields.Raw(required=True, metadata={"enum": list(PaymentMethod)})
+    reason = _given("string", required=True, maxLength=300)
+    method = _given("string", required=True, enum=list(PaymentMethod))
 
 
 class DayCloseIn(Schema):
-    date = fields.Raw(required=True, metadata={"example": "2026-12-02"})
-    cash_counted = fields.Raw(required=True, metadata={"example": "12500.00"})
-    note = fields.Raw(allow_none=True)
+    date = _given("string", required=True, format="date", example="2026-12-02")
+    cash_counted = _given("amount", required=True, example="12500.00")
+    note = _given("string", allow_none=True, maxLength=500)
 
 
 class InvoiceArgs(PageArgs):

@@ -33,7 +33,7 @@ from qure.billing.models import (
 )
 from qure.billing.numbering import CREDIT_NOTE, INVOICE, next_number
 from qure.core import audit, clock, money
-from qure.core.db import constraint_name, get_or_raise
+from qure.core.db import constraint_name, get_or_raise, max_id
 from qure.core.errors import Conflict, InvalidInput, NotFound
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
@@ -201,7 +201,7 @@ def _decimal(value: Any, field: str, errors: dict[str, str], lowest: Decimal, hi
     if number < lowest or number > highest:
         errors[field] = f"Give a number from {lowest} to {highest}."
         return None
-    return number.quantize(money.CENT)
+    return number.copy_abs().quantize(money.CENT)  # never lowest >= 0: "-0" is 0
 
 
 def _rate(value: Any, field: str, errors: dict[str, str], default: int) -> int | None:
@@ -212,6 +212,15 @@ def _rate(value: Any, field: str, errors: dict[str, str], default: int) -> int |
         errors[field] = "Choose a GST rate: " + ", ".join(f"{r}" for r in money.GST_RATES) + "."
         return None
     return int(text_value)
+
+
+def _text(value: Any, field: str, limit: int) -> str | None:
+    """Text as typed (see `plain_text`), or None for none. Raises InvalidInput naming
+    `field` for anything that is not text: a number, a list or an object would otherwise
+    be stored as its Python spelling ("['a']")."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput.naming({field: "Give text."})
+    return plain_text(value, field, limit)
 
 
 def _money(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
@@ -225,7 +234,8 @@ def _money(value: Any, field: str, errors: dict[str, str]) -> Decimal | None:
 def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
     """Invoice lines as typed ({kind, description, quantity, unit_price, gst_rate?,
     hsn_sac?, medicine_id?}), checked and typed; a line without a rate takes
-    `default_rate`. Raises InvalidInput naming each bad field (`items.2.quantity`)."""
+    `default_rate`. Raises InvalidInput naming each bad field (`items.2.quantity`). A
+    typed line is never a prescription's item (only AUTO links those), whatever it says."""
     if not isinstance(items, list) or not items:
         raise InvalidInput.naming({"items": "Add at least one line."})
     if len(items) > MAX_LINES:
@@ -241,7 +251,7 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
         if kind not in set(LineKind):
             errors[f"{at}.kind"] = "Choose one of " + ", ".join(LineKind) + "."
         try:
-            description = plain_text(item.get("description"), f"{at}.description", 200)
+            description = _text(item.get("description"), f"{at}.description", 200)
         except InvalidInput as error:
             errors.update(error.fields)
             description = ""
@@ -257,6 +267,10 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
         ):
             errors[f"{at}.medicine_id"] = "Give the medicine's id."
             medicine_id = None
+        elif medicine_id is not None and not 0 < medicine_id <= max_id(Medicine):
+            # No such row; asked of PostgreSQL, an id past the key's range fails the query.
+            errors[f"{at}.medicine_id"] = "No such medicine."
+            medicine_id = None
         lines.append(
             {
                 "kind": kind,
@@ -268,7 +282,6 @@ def clean_lines(items: Any, default_rate: int) -> list[dict[str, Any]]:
                 "gst_rate": _rate(item.get("gst_rate"), f"{at}.gst_rate", errors, default_rate),
                 "hsn_sac": hsn,
                 "medicine_id": medicine_id,
-                "prescription_item_id": item.get("prescription_item_id"),
             }
         )
     wanted = {line["medicine_id"] for line in lines if line["medicine_id"] is not None}
@@ -374,6 +387,8 @@ def _auto_lines(data: dict[str, Any], settings: dict[str, Any]):
         if prescription is None:
             raise NotFound("No such prescription.", "prescription_not_found")
         visit = prescription.visit
+        if visit_id is not None and visit_id != visit.id:
+            raise InvalidInput.naming({"visit_id": "The prescription is of another visit."})
     elif visit_id is not None:
         visit = visits.get_visit(visit_id)
         prescription = prescriptions.for_billing(visit_id=visit.id)
@@ -562,7 +577,7 @@ def finalize(actor: User, invoice_id: int) -> Invoice:
 def cancel(actor: User, invoice_id: int, data: dict[str, Any]) -> Invoice:
     """DRAFT or PENDING -> CANCELLED with a `reason` (a number it had stays used). Raises
     NotFound, Conflict `already_paid` / `invoice_cancelled`, InvalidInput `reason`."""
-    reason = plain_text(data.get("reason"), "reason", 300)
+    reason = _text(data.get("reason"), "reason", 300)
     if not reason:
         raise InvalidInput.naming({"reason": "Say why the invoice is cancelled."})
     invoice = _locked(invoice_id)
@@ -609,7 +624,7 @@ def _clean_payment(data: dict[str, Any]) -> dict[str, Any]:
         errors["method"] = "Choose CASH, CARD or UPI."
     amount = _money(data.get("amount"), "amount", errors)
     try:
-        reference = plain_text(data.get("reference"), "reference", 100)
+        reference = _text(data.get("reference"), "reference", 100)
     except InvalidInput as error:
         errors.update(error.fields)
         reference = None
@@ -775,7 +790,7 @@ def issue_credit_note(actor: User, invoice_id: int, data: dict[str, Any]) -> Cre
     if method not in set(PaymentMethod):
         errors["method"] = "Choose how the money goes back: CASH, CARD or UPI."
     try:
-        reason = plain_text(data.get("reason"), "reason", 300)
+        reason = _text(data.get("reason"), "reason", 300)
     except InvalidInput as error:
         errors.update(error.fields)
         reason = "?"
@@ -927,7 +942,7 @@ def close_day(actor: User, data: dict[str, Any]) -> DayClose:
         errors["date"] = "That day has not come yet."
     counted = _money(data.get("cash_counted"), "cash_counted", errors)
     try:
-        note = plain_text(data.get("note"), "note", 500)
+        note = _text(data.get("note"), "note", 500)
     except InvalidInput as error:
         errors.update(error.fields)
     if errors:

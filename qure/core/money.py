@@ -53,7 +53,9 @@ def parse_money(value: Any, field: str, allow_zero: bool = True) -> Decimal:
             f"{field}: out of range",
             fields={field: f"Give an amount from {lowest} to {MAX_AMOUNT}."},
         )
-    return amount.quantize(CENT)
+    # "-0" is not below zero, but Decimal keeps its sign: without copy_abs() it would be
+    # stored as 0 and answered, and carried into sums, as "-0.00".
+    return amount.copy_abs().quantize(CENT)
 
 
 # ---- invoice arithmetic (SPEC 8): one module for invoices and credit notes alike ------------

@@ -18,6 +18,7 @@ from qure.core.money import (
     discount_amount,
     financial_year,
     in_words,
+    parse_money,
     price,
 )
 
@@ -155,3 +156,10 @@ def test_totals_in_words_use_indian_numbering(amount, words):
 )
 def test_the_financial_year_runs_april_to_march(day, year):
     assert financial_year(day) == year
+
+
+@pytest.mark.parametrize("text", ["-0", "-0.00", "-0.0", -0.0])
+def test_minus_zero_is_read_as_zero(text):
+    """Decimal keeps the sign of -0; an amount typed so is 0.00, never "-0.00"."""
+    amount = parse_money(text, "amount")
+    assert amount == 0 and not amount.is_signed() and f"{amount}" == "0.00"

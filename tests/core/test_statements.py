@@ -136,6 +136,7 @@ def test_no_list_sends_a_query_per_row(measure):
 
 
 # ---- the clinic's journey through the API (bench/journey.py): statements per step --------
+# (the journey ends at the billing counter: the AUTO invoice, finalised, paid)
 
 # What each step of one patient's journey sends to PostgreSQL, savepoints included. A
 # change that adds a statement to the path every patient takes shows here first; lower a
@@ -151,6 +152,16 @@ JOURNEY_STATEMENTS = {
     "note": 5,
     "prescription": 10,
     "complete": 11,
+    # the user; settings; the prescription and its items; an invoice already? then the
+    # invoice and its lines in a savepoint (a second desk's is a 409), the audit record
+    "invoice": 10,
+    # the user; the invoice locked, its lines, its credit notes; the year's counter; the
+    # invoice; the audit record; settings (the answer's UPI link)
+    "finalize": 8,
+    # the user; the invoice locked, its lines, its credit notes; the day's takings lock
+    # and close; the payment in a savepoint (an Idempotency-Key's twin is a 409); the
+    # invoice; the audit record
+    "pay": 11,
 }
 
 
@@ -248,7 +259,14 @@ def test_the_journey_sends_the_statements_it_is_pinned_to(app, clinic_now):
             {"visit_id": visit["id"], "items": items},
             201,
         )
+        prescription = answers["prescription"]
         step("complete", doc, "POST", f"{url}/complete", {}, 200)
+        body = {"mode": "AUTO", "prescription_id": prescription["id"]}
+        invoice = step("invoice", desk, "POST", "/api/v1/billing", body, 201)
+        bill = f"/api/v1/billing/{invoice['id']}"
+        step("finalize", desk, "POST", f"{bill}/finalize", {}, 200)
+        pay = {"method": "UPI", "amount": invoice["total"], "reference": f"UPI-{n}"}
+        step("pay", desk, "POST", f"{bill}/pay", pay, 200)
         return counts
 
     journey(1)  # the first of each: connections opened, caches filled
