@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from qure.admin import settings
 from qure.billing import service
 from qure.billing.models import (
     CreditNote,
@@ -25,6 +26,7 @@ from qure.billing.models import (
     Payment,
     PaymentMethod,
 )
+from qure.billing.qr import qr_svg
 from qure.core.db import commit
 from qure.extensions import db
 from tests.billing.helpers import completed_visit, medicine
@@ -651,3 +653,53 @@ def test_the_receipt_and_credit_note_pdfs_open_from_the_pages(client, reception)
         assert response.status_code == 200, path
         assert response.mimetype == "application/pdf"
         assert response.data.startswith(b"%PDF")
+
+
+def test_an_unpaid_invoice_shows_the_upi_qr_code_for_its_amount(client, admin, reception):
+    settings.update(admin, {"upi_id": "shanti.clinic@okaxis"})
+    patient = make_patient()
+    commit()
+    sign_in(client, reception)
+    invoice_id = manual_invoice(client, patient)
+    url = f"/billing/{invoice_id}"
+    assert "<svg" not in page_text(client.get(url))  # a draft has no number to pay yet
+    form_post(client, f"{url}/finalize", {}, page=url)
+    page = page_text(client.get(url))
+    pay = section(page, "pay")
+    link = service.upi_link(the_invoice(invoice_id))
+    assert link.startswith("upi://pay?pa=shanti.clinic@okaxis&") and "&am=295.00&" in link
+    assert str(qr_svg(link)) in pay
+    assert "Scan with any UPI app to pay ₹295.00 for INV/2029-30/000001." in text_of(pay)
+
+
+def test_the_pay_button_pressed_twice_answers_the_first_payment(client, reception):
+    patient = make_patient()
+    commit()
+    sign_in(client, reception)
+    invoice_id = manual_invoice(client, patient)
+    url = f"/billing/{invoice_id}"
+    form_post(client, f"{url}/finalize", {}, page=url)
+    key = input_value(page_text(client.get(url)), "key")
+    assert key
+    body = {"method": "CASH", "tendered": "300", "amount": "295.00", "key": key}
+    first = form_post(client, f"{url}/pay", body, page=url, follow_redirects=True)
+    second = form_post(client, f"{url}/pay", body, page=url, follow_redirects=True)
+    for response in (first, second):
+        assert "Paid: ₹295.00 by cash. Give ₹5.00 change." in flashes(page_text(response))
+    assert len(db.session.scalars(select(Payment.id)).all()) == 1
+
+
+def test_a_bad_cash_count_is_named_beside_the_field_and_nothing_is_closed(client, reception):
+    sign_in(client, reception)
+    refused = form_post(
+        client,
+        "/billing/day-close",
+        {"date": "2030-01-07", "cash_counted": "12,5O", "note": "Counted twice"},
+        page="/billing/day-close",
+    )
+    assert refused.status_code == 422
+    page = page_text(refused)
+    assert "Give an amount such as 120.50." in section(page, "close-form")
+    assert input_value(page, "cash_counted") == "12,5O"
+    assert "Counted twice" in section(page, "close-form")
+    assert db.session.scalar(select(DayClose.id)) is None
