@@ -528,7 +528,8 @@ def create(actor: User, data: dict[str, Any]) -> Invoice:
     return invoice
 
 
-def _draft(invoice: Invoice) -> None:
+def ensure_draft(invoice: Invoice) -> None:
+    """Raises Conflict `invoice_not_draft` unless the invoice is a DRAFT."""
     if invoice.status != InvoiceStatus.DRAFT:
         raise Conflict(
             f"This invoice is {invoice.status.lower()}: only a draft can be changed.",
@@ -541,7 +542,7 @@ def update(actor: User, invoice_id: int, data: dict[str, Any]) -> Invoice:
     removes it). Raises NotFound, Conflict `invoice_not_draft`, InvalidInput. Returns the
     invoice, priced again."""
     invoice = _locked(invoice_id)
-    _draft(invoice)
+    ensure_draft(invoice)
     before = plain(invoice)
     lines = None
     if "items" in data:
@@ -592,7 +593,7 @@ def finalize(actor: User, invoice_id: int) -> Invoice:
     """DRAFT -> PENDING: the invoice takes the next number of the financial year (no gaps:
     a counter row under lock). Raises NotFound, Conflict `invoice_not_draft`."""
     invoice = _locked(invoice_id)
-    _draft(invoice)
+    ensure_draft(invoice)
     _finalize(actor, invoice)
     db.session.flush()
     return invoice

@@ -40,7 +40,7 @@ from qure.billing.forms import (
 from qure.billing.models import InvoiceMode, InvoiceStatus, PaymentMethod
 from qure.billing.qr import qr_svg
 from qure.core import clock, money
-from qure.core.errors import DomainError, InvalidInput
+from qure.core.errors import Conflict, DomainError, InvalidInput
 from qure.core.forms import ActionForm, attach_errors, int_arg, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
@@ -394,9 +394,10 @@ def edit(invoice_id: int):
     form.rate_choices(_default_rate())
     if not _checked(form):
         return _invoice_page(invoice_id, 422, edit=form)
-    if found.status != InvoiceStatus.DRAFT:
-        flash(f"This invoice is {found.status.lower()}: only a draft can be changed.", "error")
-        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    try:
+        service.ensure_draft(found)
+    except Conflict as error:
+        return _refused(error, invoice_id)
     manual = found.mode == InvoiceMode.MANUAL
     if "more" in request.form and manual:
         form.add_rows()
@@ -711,7 +712,7 @@ def close_day():
     with transaction(None) as outcome:
         service.close_day(g.actor, data)
     if isinstance(outcome.error, InvalidInput):
-        attach_errors(form, outcome.error)
+        attach_errors(form, outcome.error, {"date": "day"})  # the hidden day: above the form
         return _day_close_page(day, form, 422)
     if outcome.failed:
         flash(outcome.error.message, "error")
