@@ -20,6 +20,7 @@ from qure.auth.models import User
 from qure.auth.views import bp as auth_bp
 from qure.billing.api import blp as billing_blp
 from qure.billing.api import notes_blp as credit_notes_blp
+from qure.billing.views import bp as billing_bp
 from qure.core import http, jobs, templating
 from qure.core.db import install_session_hooks, ping_idle_connections
 from qure.core.http import QureApi, error_response
@@ -127,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
         queue_bp,
         pharmacy_bp,
         visits_bp,
+        billing_bp,
     ):
         app.register_blueprint(bp)
     api = QureApi(

@@ -9,6 +9,7 @@ from flask_login import current_user, login_user, logout_user
 
 from qure.auth import service
 from qure.auth.forms import LoginForm
+from qure.billing import service as billing
 from qure.core.errors import TooManyAttempts, Unauthorized
 from qure.core.forms import ActionForm
 from qure.core.http import transaction
@@ -74,9 +75,11 @@ def home():
     if role == Role.ADMIN:
         return redirect(url_for("admin.index"))
     recent = patients.recent(8) if role == Role.RECEPTION else []
+    # The front desk bills too: how many completed visits wait for their invoice.
+    to_bill = billing.to_bill(1, 1).total if role == Role.RECEPTION else 0
     template = {
         Role.RECEPTION: "auth/home_reception.html",
         Role.DOCTOR: "auth/home_doctor.html",
         Role.PHARMACIST: "auth/home_pharmacist.html",
     }[role]
-    return render_template(template, recent=recent)
+    return render_template(template, recent=recent, to_bill=to_bill)

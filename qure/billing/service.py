@@ -313,6 +313,51 @@ def clean_discount(value: Any) -> tuple[str | None, Decimal | None]:
     return (kind, amount) if amount else (None, None)
 
 
+def price_lines(lines: list[money.Line], discount) -> money.Priced:
+    """Lines priced with a discount (type, value) shared before tax, as an invoice holds
+    them. Raises InvalidInput `discount` for one above the subtotal, `items` for a total
+    too large to store."""
+    subtotal = sum((money.line_value(r.quantity, r.unit_price) for r in lines), Decimal("0.00"))
+    if subtotal > money.MAX_AMOUNT:
+        raise InvalidInput.naming({"items": "The invoice's total is too large."})
+    priced = money.price(lines, money.discount_amount(subtotal, *discount))
+    if priced.total > money.MAX_AMOUNT:
+        raise InvalidInput.naming({"items": "The invoice's total is too large."})
+    return priced
+
+
+def preview(items: Any, discount: Any) -> dict[str, Any]:
+    """What saving these lines (as `clean_lines` reads them) with this discount ({type,
+    value} or None) would price, without saving anything: each line as typed with its
+    value, discount share, taxable value, CGST, SGST and total, and the invoice's totals.
+    Raises InvalidInput naming each bad field, as saving would."""
+    lines = clean_lines(items, clinic_settings.get_settings()["default_gst_rate"])
+    priced = price_lines(
+        [money.Line(line["quantity"], line["unit_price"], line["gst_rate"]) for line in lines],
+        clean_discount(discount),
+    )
+    return {
+        "lines": [
+            {
+                **line,
+                "value": amounts.value,
+                "discount": amounts.discount,
+                "taxable": amounts.taxable,
+                "cgst": amounts.cgst,
+                "sgst": amounts.sgst,
+                "total": amounts.total,
+            }
+            for line, amounts in zip(lines, priced.lines, strict=True)
+        ],
+        "subtotal": priced.subtotal,
+        "discount": priced.discount,
+        "taxable": priced.taxable,
+        "cgst": priced.cgst,
+        "sgst": priced.sgst,
+        "total": priced.total,
+    }
+
+
 def _fill(invoice: Invoice, lines: list[dict[str, Any]] | None, discount) -> None:
     """Price the invoice: its lines (replaced when given) with the discount shared before
     tax, every amount from core.money. Raises InvalidInput `discount` for one above the
@@ -324,13 +369,7 @@ def _fill(invoice: Invoice, lines: list[dict[str, Any]] | None, discount) -> Non
         invoice.lines = [InvoiceLine(position=n, **line) for n, line in enumerate(lines, 1)]
     invoice.discount_type, invoice.discount_value = discount
     rows = invoice.lines
-    subtotal = sum((money.line_value(r.quantity, r.unit_price) for r in rows), Decimal("0.00"))
-    if subtotal > money.MAX_AMOUNT:
-        raise InvalidInput.naming({"items": "The invoice's total is too large."})
-    amount = money.discount_amount(subtotal, *discount)
-    priced = money.price([money.Line(r.quantity, r.unit_price, r.gst_rate) for r in rows], amount)
-    if priced.total > money.MAX_AMOUNT:
-        raise InvalidInput.naming({"items": "The invoice's total is too large."})
+    priced = price_lines([money.Line(r.quantity, r.unit_price, r.gst_rate) for r in rows], discount)
     for row, amounts in zip(rows, priced.lines, strict=True):
         row.value, row.discount, row.taxable = amounts.value, amounts.discount, amounts.taxable
         row.cgst, row.sgst, row.total = amounts.cgst, amounts.sgst, amounts.total
@@ -504,7 +543,8 @@ def create(actor: User, data: dict[str, Any]) -> Invoice:
     return invoice
 
 
-def _draft(invoice: Invoice) -> None:
+def ensure_draft(invoice: Invoice) -> None:
+    """Raises Conflict `invoice_not_draft` unless the invoice is a DRAFT."""
     if invoice.status != InvoiceStatus.DRAFT:
         raise Conflict(
             f"This invoice is {invoice.status.lower()}: only a draft can be changed.",
@@ -517,7 +557,7 @@ def update(actor: User, invoice_id: int, data: dict[str, Any]) -> Invoice:
     removes it). Raises NotFound, Conflict `invoice_not_draft`, InvalidInput. Returns the
     invoice, priced again."""
     invoice = _locked(invoice_id)
-    _draft(invoice)
+    ensure_draft(invoice)
     before = plain(invoice)
     lines = None
     if "items" in data:
@@ -568,7 +608,7 @@ def finalize(actor: User, invoice_id: int) -> Invoice:
     """DRAFT -> PENDING: the invoice takes the next number of the financial year (no gaps:
     a counter row under lock). Raises NotFound, Conflict `invoice_not_draft`."""
     invoice = _locked(invoice_id)
-    _draft(invoice)
+    ensure_draft(invoice)
     _finalize(actor, invoice)
     db.session.flush()
     return invoice

@@ -29,6 +29,7 @@ NAV = (
     ("My queue", "queue.doctor_queue"),
     ("Schedule", "scheduling.week"),
     ("Medicines", "pharmacy.medicines"),
+    ("Billing", "billing.index"),
     ("Users", "admin.user_list"),
 )
 
