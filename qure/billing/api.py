@@ -197,7 +197,9 @@ def pay(body, invoice_id: int):
 @blp.response(200, content_type="application/pdf", description="A4, or an 80 mm roll")
 @blp.alt_response(404, schema=ErrorSchema)
 def receipt(args, invoice_id: int):
-    """The receipt as a PDF (`?format=thermal` for an 80 mm thermal printer)."""
+    """The receipt as a PDF (`?format=thermal` for an 80 mm thermal printer): PAID or
+    UNPAID in large letters, the UPI QR code on an unpaid one when the clinic's UPI ID is
+    set. A DRAFT prints too, without a number, marked "DRAFT - not a tax invoice"."""
     return _pdf(*receipts.receipt_pdf(invoice_id, thermal=args["format"] == "thermal"))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flask import current_app, render_template
 from weasyprint import CSS, HTML
+from weasyprint.formatting_structure.boxes import MarginBox
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -56,27 +57,57 @@ _cache = threading.local()
 
 def _styles(static_folder: str, stylesheet: str) -> tuple[CSS, FontConfiguration]:
     """The parsed stylesheet and the font configuration holding its @font-face fonts, made
-    once per thread: parsing them for every document costs a third of its time. The
-    sheet's base is its own URL, so `url(../fonts/...)` names a file beside css/."""
+    once per thread and stylesheet (a prescription and a receipt in turn parse neither
+    again): parsing them for every document costs a third of its time. The sheet's base
+    is its own URL, so `url(../fonts/...)` names a file beside css/."""
+    sheets = getattr(_cache, "sheets", None)
+    if sheets is None:
+        sheets = _cache.sheets = {}
     key = (static_folder, stylesheet)
-    if getattr(_cache, "key", None) != key:
+    if key not in sheets:
         fonts = FontConfiguration()
         path = (Path(static_folder) / stylesheet).resolve()
-        _cache.styles = CSS(
+        styles = CSS(
             string=path.read_text(encoding="utf-8"),
             base_url=STATIC_BASE + stylesheet,
             url_fetcher=StaticOnlyFetcher(static_folder),
             font_config=fonts,
         )
-        _cache.fonts, _cache.key = fonts, key
-    return _cache.styles, _cache.fonts
+        sheets[key] = (styles, fonts)
+    return sheets[key]
 
 
-def render_pdf(template: str, stylesheet: str = "css/pdf.css", **values) -> bytes:
+def _cut_to_content(document) -> None:
+    """A roll (a thermal printer's paper) has no page height: its one page, laid out
+    taller than any receipt, is cut below the last thing printed on it plus the page's
+    bottom margin. Content is placed from the top, so only the page box shrinks."""
+    if len(document.pages) != 1:
+        return  # longer than the tall page: printed as it is, in pieces
+    page = document.pages[0]
+    box = page._page_box
+    bottom = max(
+        (
+            child.position_y + child.margin_height()
+            for child in box.children
+            if not isinstance(child, MarginBox)  # a page number at the foot of the page
+        ),
+        default=0,
+    )
+    page.height = min(page.height, bottom + box.margin_bottom)
+
+
+def render_pdf(
+    template: str, stylesheet: str = "css/pdf.css", roll: bool = False, **values
+) -> bytes:
     """Render a template (under templates/pdf/) with plain values, styled by a static
-    stylesheet, to PDF bytes."""
+    stylesheet, to PDF bytes. With `roll`, the one page is as tall as its content (the
+    stylesheet gives the roll's width and a page taller than any such document)."""
     html = render_template(template, **values)
     static = current_app.static_folder
     styles, fonts = _styles(static, stylesheet)
     document = HTML(string=html, base_url=STATIC_BASE, url_fetcher=StaticOnlyFetcher(static))
-    return document.write_pdf(stylesheets=[styles], font_config=fonts)
+    if not roll:
+        return document.write_pdf(stylesheets=[styles], font_config=fonts)
+    rendered = document.render(stylesheets=[styles], font_config=fonts)
+    _cut_to_content(rendered)
+    return rendered.write_pdf()
