@@ -22,7 +22,7 @@ from qure.admin import settings as clinic_settings
 from qure.auth.models import User
 from qure.billing import service
 from qure.billing.models import CreditNote, Invoice, InvoiceStatus, PaymentMethod
-from qure.billing.qr import qr_svg
+from qure.billing.qr import qr_png
 from qure.core import clock, money, phone
 from qure.core.money import PERCENT
 from qure.core.templating import clinic_datetime
@@ -169,7 +169,7 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
         ],
         "refunded": rupees(refunded),
         "refundable": rupees(service.refundable_amount(invoice)),
-        "qr": qr_svg(link) if link else None,
+        "qr": link,  # the UPI link its QR code (the image "upi-qr.png") encodes
         "upi_id": settings["upi_id"],
         "footer": "Thank you. This is a computer-generated document; no signature is needed.",
     }
@@ -188,7 +188,8 @@ def receipt_pdf(invoice_id: int, thermal: bool = False) -> tuple[bytes, str]:
 
     invoice = service.get_invoice(invoice_id)
     values = receipt_values(invoice, thermal)
-    pdf = render_pdf("pdf/receipt.html", STYLESHEET, roll=thermal, **values)
+    images = {"upi-qr.png": qr_png(values["qr"])} if values["qr"] else None
+    pdf = render_pdf("pdf/receipt.html", STYLESHEET, roll=thermal, images=images, **values)
     name = _file_part(invoice.number) if invoice.number else f"draft-{invoice.id}"
     return pdf, f"receipt-{name}{'-thermal' if thermal else ''}.pdf"
 

@@ -31,16 +31,24 @@ log = logging.getLogger(__name__)
 # A base that names nothing on the network: relative URLs in templates resolve under it,
 # and the fetcher maps it to the static folder.
 STATIC_BASE = "https://pdf.qure.invalid/static/"
+# Images a document is given in memory (a QR code drawn for it) are named under this base.
+MEMORY_BASE = "https://pdf.qure.invalid/memory/"
 
 
 class StaticOnlyFetcher(URLFetcher):
-    """Serves files under the app's static folder; refuses every other URL."""
+    """Serves files under the app's static folder, and the in-memory images the document
+    was given (`images`: name -> PNG bytes, at MEMORY_BASE + name); refuses every other
+    URL."""
 
-    def __init__(self, static_folder: str) -> None:
+    def __init__(self, static_folder: str, images: dict[str, bytes] | None = None) -> None:
         super().__init__(allowed_protocols=("https",))
         self.root = Path(static_folder).resolve()
+        self.images = images or {}
 
     def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        if url.startswith(MEMORY_BASE) and url[len(MEMORY_BASE) :] in self.images:
+            body = self.images[url[len(MEMORY_BASE) :]]
+            return URLFetcherResponse(url, body=body, headers={"Content-Type": "image/png"})
         if not url.startswith(STATIC_BASE):
             log.warning("PDF rendering refused a resource outside the app's static files")
             raise ValueError("only the app's static files may be used in a PDF")
@@ -97,15 +105,22 @@ def _cut_to_content(document) -> None:
 
 
 def render_pdf(
-    template: str, stylesheet: str = "css/pdf.css", roll: bool = False, **values
+    template: str,
+    stylesheet: str = "css/pdf.css",
+    roll: bool = False,
+    images: dict[str, bytes] | None = None,
+    **values,
 ) -> bytes:
     """Render a template (under templates/pdf/) with plain values, styled by a static
     stylesheet, to PDF bytes. With `roll`, the one page is as tall as its content (the
-    stylesheet gives the roll's width and a page taller than any such document)."""
-    html = render_template(template, **values)
+    stylesheet gives the roll's width and a page taller than any such document).
+    `images` are PNGs made for this document (name -> bytes); the template shows one as
+    `<img src="{{ memory_base }}name">`."""
+    html = render_template(template, memory_base=MEMORY_BASE, **values)
     static = current_app.static_folder
     styles, fonts = _styles(static, stylesheet)
-    document = HTML(string=html, base_url=STATIC_BASE, url_fetcher=StaticOnlyFetcher(static))
+    fetcher = StaticOnlyFetcher(static, images)
+    document = HTML(string=html, base_url=STATIC_BASE, url_fetcher=fetcher)
     if not roll:
         return document.write_pdf(stylesheets=[styles], font_config=fonts)
     rendered = document.render(stylesheets=[styles], font_config=fonts)

@@ -5,9 +5,6 @@ code decodes to exactly the payment link; and what a user typed prints as text."
 
 from __future__ import annotations
 
-import os
-import statistics
-import time
 from decimal import Decimal
 from io import BytesIO
 
@@ -456,41 +453,3 @@ def test_a_devanagari_name_prints_in_the_shipped_font(desk, clinic):
         assert squeezed("पट्टी") in squeezed(pdf_text(data))
         fonts = base_names(font_names(data))
         assert "Qure-Noto-Sans-Devanagari" in fonts and fonts <= SHIPPED, fonts
-
-
-# ---- how long a receipt takes (opt-in: QURE_BENCH_RECEIPTS=1) ---------------------------------
-
-
-@pytest.mark.skipif(not os.environ.get("QURE_BENCH_RECEIPTS"), reason="a measurement, not a test")
-def test_bench_the_warm_receipt(desk, clinic, billed, doctor):
-    """Prints the warm p50 of one A4 receipt (the brief: at or under 120 ms), of the roll,
-    and, interleaved with them, of the A5 prescription as a yardstick for this machine."""
-    from qure.billing.qr import qr_svg
-    from qure.prescriptions import service as prescriptions
-
-    _, prescription = completed_visit(doctor, [(medicine("Benchol", "4.00", 12), 5)])
-    invoice_id = billed["id"]
-    jobs = {
-        "A4 receipt, unpaid with QR": lambda: receipts.receipt_pdf(invoice_id),
-        "A4 receipt, QR drawn afresh": lambda: (
-            qr_svg.cache_clear(),
-            receipts.receipt_pdf(invoice_id),
-        ),
-        "80 mm roll, unpaid with QR": lambda: receipts.receipt_pdf(invoice_id, thermal=True),
-        "A5 prescription (yardstick)": lambda: prescriptions.print_pdf(prescription.id),
-    }
-    wall: dict[str, list[float]] = {name: [] for name in jobs}
-    cpu: dict[str, list[float]] = {name: [] for name in jobs}
-    for job in jobs.values():
-        job(), job()  # warm: the stylesheet, its fonts, the templates
-    for _ in range(20):
-        for name, job in jobs.items():
-            started, used = time.perf_counter(), time.process_time()
-            job()
-            wall[name].append((time.perf_counter() - started) * 1000)
-            cpu[name].append((time.process_time() - used) * 1000)
-    for name in jobs:
-        print(
-            f"\n{name}: wall p50 {statistics.median(wall[name]):.1f} ms "
-            f"(min {min(wall[name]):.1f}), CPU p50 {statistics.median(cpu[name]):.1f} ms"
-        )
