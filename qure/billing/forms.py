@@ -43,10 +43,7 @@ DISCOUNT_CHOICES = [
 
 def short(value: Decimal | None) -> str:
     """2.00 -> "2", 1.50 -> "1.5": a quantity as a person writes it."""
-    if value is None:
-        return ""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return "" if value is None else money.quantity_text(value)
 
 
 def _amount(label: str, **kwargs) -> StringField:

@@ -51,26 +51,6 @@ BANNERS = {
 }
 
 
-def rupees(amount: Decimal) -> str:
-    """An amount as Indian receipts print it, grouped in lakhs and crores: 102340.5 ->
-    "1,02,340.50"; a negative amount keeps its sign."""
-    text = f"{money.round_money(abs(amount)):.2f}"
-    whole, paise = text.split(".")
-    if len(whole) > 3:
-        head, tail = whole[:-3], whole[-3:]
-        groups = []
-        while len(head) > 2:
-            head, groups = head[:-2], [head[-2:], *groups]
-        whole = ",".join([head, *groups, tail]) if head else ",".join([*groups, tail])
-    return ("-" if amount < 0 else "") + f"{whole}.{paise}"
-
-
-def quantity(value: Decimal) -> str:
-    """10.00 -> "10", 1.50 -> "1.5"."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _clinic(settings: dict[str, Any]) -> dict[str, str]:
     return {
         "name": settings["clinic_name"],
@@ -111,7 +91,7 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
     refunded = sum((note.total for note in invoice.credit_notes), Decimal("0.00"))
     discount_label = None
     if invoice.discount_type == PERCENT and invoice.discount_value is not None:
-        discount_label = f"{quantity(invoice.discount_value)}%"
+        discount_label = f"{money.quantity_text(invoice.discount_value)}%"
     return {
         "thermal": thermal,
         "title": TITLES[status],
@@ -130,21 +110,21 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
                 "n": n,
                 "description": line.description,
                 "hsn_sac": line.hsn_sac,
-                "quantity": quantity(line.quantity),
-                "unit_price": rupees(line.unit_price),
-                "value": rupees(line.value),
-                "discount": rupees(line.discount),
+                "quantity": money.quantity_text(line.quantity),
+                "unit_price": money.grouped(line.unit_price),
+                "value": money.grouped(line.value),
+                "discount": money.grouped(line.discount),
                 "has_discount": line.discount > 0,
-                "taxable": rupees(line.taxable),
+                "taxable": money.grouped(line.taxable),
                 "gst_rate": line.gst_rate,
-                "cgst": rupees(line.cgst),
-                "sgst": rupees(line.sgst),
-                "total": rupees(line.total),
+                "cgst": money.grouped(line.cgst),
+                "sgst": money.grouped(line.sgst),
+                "total": money.grouped(line.total),
             }
             for n, line in enumerate(invoice.lines, 1)
         ],
         "totals": {
-            name: rupees(getattr(invoice, name))
+            name: money.grouped(getattr(invoice, name))
             for name in ("subtotal", "discount", "taxable", "cgst", "sgst", "total")
         },
         "discount_label": discount_label,
@@ -152,8 +132,8 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
         "payment": {
             "method": METHODS[PaymentMethod(payment.method)],
             "reference": payment.reference,
-            "tendered": rupees(payment.tendered) if payment.tendered is not None else None,
-            "change": rupees(payment.change) if payment.change is not None else None,
+            "tendered": money.grouped(payment.tendered) if payment.tendered is not None else None,
+            "change": money.grouped(payment.change) if payment.change is not None else None,
             "received_at": clinic_datetime(payment.received_at),
         }
         if payment is not None and status == InvoiceStatus.PAID
@@ -163,12 +143,12 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
                 "number": note.number,
                 "date": clock.format_day(note.issued_on),
                 "method": METHODS[PaymentMethod(note.method)],
-                "total": rupees(note.total),
+                "total": money.grouped(note.total),
             }
             for note in invoice.credit_notes
         ],
-        "refunded": rupees(refunded),
-        "refundable": rupees(service.refundable_amount(invoice)),
+        "refunded": money.grouped(refunded),
+        "refundable": money.grouped(service.refundable_amount(invoice)),
         "qr": link,  # the UPI link its QR code (the image "upi-qr.png") encodes
         "upi_id": settings["upi_id"],
         "footer": "Thank you. This is a computer-generated document; no signature is needed.",
@@ -210,16 +190,17 @@ def credit_note_values(note: CreditNote) -> dict[str, Any]:
                 "description": line.invoice_line.description,
                 "hsn_sac": line.invoice_line.hsn_sac,
                 "gst_rate": line.invoice_line.gst_rate,
-                "quantity": quantity(line.quantity),
-                "taxable": rupees(line.taxable),
-                "cgst": rupees(line.cgst),
-                "sgst": rupees(line.sgst),
-                "total": rupees(line.total),
+                "quantity": money.quantity_text(line.quantity),
+                "taxable": money.grouped(line.taxable),
+                "cgst": money.grouped(line.cgst),
+                "sgst": money.grouped(line.sgst),
+                "total": money.grouped(line.total),
             }
             for n, line in enumerate(note.lines, 1)
         ],
         "totals": {
-            name: rupees(getattr(note, name)) for name in ("taxable", "cgst", "sgst", "total")
+            name: money.grouped(getattr(note, name))
+            for name in ("taxable", "cgst", "sgst", "total")
         },
         "in_words": money.in_words(note.total),
         "reason": note.reason,

@@ -56,19 +56,7 @@ PER_PAGE = 50
 
 def rupees(value: Decimal | None) -> str:
     """An amount with two places and Indian digit grouping: 102340.5 -> "1,02,340.50"."""
-    if value is None:
-        return ""
-    amount = money.round_money(Decimal(value))
-    sign = "-" if amount < 0 else ""
-    whole, paise = f"{abs(amount):.2f}".split(".")
-    head, tail = whole[:-3], whole[-3:]
-    groups = []
-    while len(head) > 2:
-        groups.insert(0, head[-2:])
-        head = head[:-2]
-    if head:
-        groups.insert(0, head)
-    return sign + ",".join([*groups, tail]) + "." + paise
+    return "" if value is None else money.grouped(value)
 
 
 bp.add_app_template_filter(rupees, "rupees")

@@ -234,6 +234,23 @@ def _indian(n: int) -> list[str]:
     return words + _below_thousand(n)
 
 
+def grouped(amount: Decimal) -> str:
+    """An amount as Indian bills write it, grouped in lakhs and crores with two places:
+    102340.5 -> "1,02,340.50"; a negative one with a minus sign (U+2212) before it."""
+    amount = round_money(Decimal(amount))
+    whole, paise = f"{abs(amount):.2f}".split(".")
+    head, groups = whole[:-3], [whole[-3:]]
+    while head:
+        head, groups = head[:-2], [head[-2:], *groups]
+    return ("\u2212" if amount < 0 else "") + ",".join(groups) + "." + paise
+
+
+def quantity_text(value: Decimal) -> str:
+    """A quantity without trailing zeros: 10.00 -> "10", 1.50 -> "1.5"."""
+    text = f"{Decimal(value):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def in_words(amount: Decimal) -> str:
     """ "Rupees One Lakh Two Thousand Three Hundred Forty and Fifty Paise Only" for
     102340.50, as Indian receipts print a total."""

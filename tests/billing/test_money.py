@@ -17,9 +17,11 @@ from qure.core.money import (
     allocate,
     discount_amount,
     financial_year,
+    grouped,
     in_words,
     parse_money,
     price,
+    quantity_text,
 )
 
 CONSULTATION = Line(D("1"), D("500.00"), 0)
@@ -163,3 +165,22 @@ def test_minus_zero_is_read_as_zero(text):
     """Decimal keeps the sign of -0; an amount typed so is 0.00, never "-0.00"."""
     amount = parse_money(text, "amount")
     assert amount == 0 and not amount.is_signed() and f"{amount}" == "0.00"
+
+
+def test_amounts_are_grouped_as_indian_bills_write_them():
+    assert grouped(D("0")) == "0.00"
+    assert grouped(D("999.5")) == "999.50"
+    assert grouped(D("1000")) == "1,000.00"
+    assert grouped(D("102340.50")) == "1,02,340.50"
+    assert grouped(D("12345678.9")) == "1,23,45,678.90"
+    assert grouped(D("-90.28")) == "\u221290.28"
+    assert grouped(D("-0.004")) == "0.00"  # rounds to nothing: no sign
+
+
+def test_quantities_lose_their_trailing_zeros():
+    assert [quantity_text(D(q)) for q in ("10.00", "1.50", "3", "0.25")] == [
+        "10",
+        "1.5",
+        "3",
+        "0.25",
+    ]

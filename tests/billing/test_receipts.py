@@ -5,7 +5,6 @@ code decodes to exactly the payment link; and what a user typed prints as text."
 
 from __future__ import annotations
 
-from decimal import Decimal
 from io import BytesIO
 
 import pypdfium2
@@ -14,7 +13,7 @@ import zxingcpp
 from pypdf import PdfReader
 
 from qure.admin import settings as clinic_settings
-from qure.billing import receipts, service
+from qure.billing import service
 from qure.core import phone
 from qure.core.db import commit
 from tests.billing.helpers import Desk, completed_visit, medicine
@@ -214,15 +213,6 @@ def test_a_large_total_is_grouped_in_lakhs_and_written_in_words(desk, clinic):
     text = pdf_text(pdf_of(receipt(desk, invoice["id"])))
     assert "₹ 1,02,340.50" in text
     assert "Rupees One Lakh Two Thousand Three Hundred Forty and Fifty Paise Only" in text
-
-
-def test_rupees_groups_as_indian_receipts_do():
-    assert receipts.rupees(Decimal("0")) == "0.00"
-    assert receipts.rupees(Decimal("999.5")) == "999.50"
-    assert receipts.rupees(Decimal("1000")) == "1,000.00"
-    assert receipts.rupees(Decimal("102340.50")) == "1,02,340.50"
-    assert receipts.rupees(Decimal("12345678.9")) == "1,23,45,678.90"
-    assert receipts.rupees(Decimal("-90.28")) == "-90.28"
 
 
 # ---- drafts and cancelled invoices ------------------------------------------------------------

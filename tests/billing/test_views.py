@@ -232,7 +232,7 @@ def test_a_visit_is_billed_discounted_paid_refunded_and_the_day_closed(client, d
     page = page_text(closed)
     assert "07 Jan 2030 is closed." in flashes(page)
     close = text_of(section(page, "close"))
-    assert "Cash expected ₹475.20 Cash counted ₹470.00 Variance ₹-5.20" in close
+    assert "Cash expected ₹475.20 Cash counted ₹470.00 Variance ₹5.20 short" in close
     assert f"Closed by {reception.full_name}" in close
     assert "close-form" not in page
     row = db.session.scalars(select(DayClose)).one()
