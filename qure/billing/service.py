@@ -16,6 +16,7 @@ from urllib.parse import quote
 from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qure.admin import settings as clinic_settings
 from qure.auth.models import User
@@ -74,6 +75,7 @@ SHOWN = (
     joinedload(Invoice.payment).joinedload(Payment.received_by, innerjoin=True),
     selectinload(Invoice.credit_notes).selectinload(CreditNote.lines),
 )
+LOCKED = SHOWN[:-1]  # credit notes: see _locked
 NOTE_SHOWN = (
     joinedload(CreditNote.invoice, innerjoin=True).joinedload(Invoice.patient, innerjoin=True),
     joinedload(CreditNote.created_by, innerjoin=True),
@@ -87,10 +89,22 @@ def get_invoice(invoice_id: int) -> Invoice:
 
 
 def _locked(invoice_id: int) -> Invoice:
-    """The invoice, its row locked (FOR UPDATE OF invoices) until the transaction ends."""
-    return get_or_raise(
-        Invoice, invoice_id, "No such invoice.", "invoice_not_found", lock=True, options=SHOWN
+    """The invoice, its row locked (FOR UPDATE OF invoices) until the transaction ends.
+
+    Only a PAID invoice can have credit notes: for any other the list is known to be
+    empty and is not asked for (one statement less on the way to paying)."""
+    invoice = get_or_raise(
+        Invoice, invoice_id, "No such invoice.", "invoice_not_found", lock=True, options=LOCKED
     )
+    if invoice.status == InvoiceStatus.PAID:  # read again, with everything it shows
+        return db.session.scalars(
+            select(Invoice)
+            .where(Invoice.id == invoice.id)
+            .options(*SHOWN)
+            .execution_options(populate_existing=True)
+        ).one()
+    set_committed_value(invoice, "credit_notes", [])
+    return invoice
 
 
 def refunded(invoice: Invoice) -> dict[int, Decimal]:
@@ -498,10 +512,9 @@ def create(actor: User, data: dict[str, Any]) -> Invoice:
     discount = clean_discount(data.get("discount"))
     now = clock.now()
     if mode == InvoiceMode.AUTO:
+        # A visit already billed is found by the partial unique indexes at the INSERT
+        # (below), not by a SELECT first: one statement less for every invoice.
         visit, prescription, lines = _auto_lines(data, settings)
-        existing = _existing_auto(visit.id)
-        if existing is not None:
-            raise _invoice_exists(existing)
         invoice = Invoice(
             mode=InvoiceMode.AUTO,
             patient_id=visit.patient_id,
@@ -536,7 +549,8 @@ def create(actor: User, data: dict[str, Any]) -> Invoice:
             db.session.flush()
     except IntegrityError as exc:
         if constraint_name(exc) in ("uq_invoices_prescription", "uq_invoices_auto_visit"):
-            # Another desk made it a moment ago; its commit is what we waited on.
+            # Billed before, or by another desk a moment ago (its commit is what the INSERT
+            # waited on): the savepoint keeps the transaction usable to say which invoice.
             raise _invoice_exists(_existing_auto(invoice.visit_id)) from None
         raise
     audit.record(actor, "INVOICE_CREATED", ("invoice", invoice.id), None, plain(invoice))
@@ -734,20 +748,21 @@ def pay(
         idempotency_key=idempotency_key,
         request_digest=_digest(invoice_id, data) if idempotency_key else None,
     )
+    db.session.add(payment)
+    invoice.payment = payment
+    _move(invoice, InvoiceStatus.PAID)
+    invoice.paid_at = now
+    # One flush: the invoice's UPDATE (numbered too, when it was a DRAFT) and the payment.
+    # No savepoint: the one conflict left (the same Idempotency-Key used at this moment for
+    # another invoice) ends the whole request; the invoice's lock rules out the rest.
     try:
-        with db.session.begin_nested():
-            db.session.add(payment)
-            db.session.flush()
+        db.session.flush()
     except IntegrityError as exc:
         if constraint_name(exc) == "payments_idempotency_key_key":
             raise Conflict(
                 "This Idempotency-Key was used with another request.", "idempotency_key_reused"
             ) from None
         raise
-    invoice.payment = payment
-    _move(invoice, InvoiceStatus.PAID)
-    invoice.paid_at = now
-    db.session.flush()
     audit.record(
         actor,
         "INVOICE_PAID",

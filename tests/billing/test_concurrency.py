@@ -87,6 +87,23 @@ def test_twenty_replays_of_one_idempotency_key_make_one_payment(app, reception):
     assert count(Payment) == 1
 
 
+def test_one_idempotency_key_sent_for_ten_invoices_at_once_pays_one(app, reception):
+    """A client reusing its key across invoices, all at the same moment: the unique key
+    pays one, the others are told the key is taken, and nothing of theirs stays."""
+    patient = make_patient()
+    invoices = [pending(reception, patient) for _ in range(10)]
+
+    def job(invoice):
+        body = {"method": "UPI", "amount": f"{invoice.total}", "reference": f"UPI-{invoice.id}"}
+        return lambda actor: service.pay(actor, invoice.id, body, "shared-key")[0].id
+
+    results = run_together(app, reception.id, [job(i) for i in invoices], now=NOW)
+    assert sorted(codes(results)) == ["idempotency_key_reused"] * 9 + ["ok"]
+    assert count(Payment) == 1
+    paid = db.session.scalars(select(Invoice.id).where(Invoice.status == InvoiceStatus.PAID))
+    assert list(paid) == [r for r in results if isinstance(r, int)]
+
+
 def test_ten_auto_invoices_for_one_prescription_make_one(app, reception, doctor):
     para = medicine("Paracip", "2.50", 12)
     _, prescription = completed_visit(doctor, [(para, 10)])

@@ -152,16 +152,15 @@ JOURNEY_STATEMENTS = {
     "note": 5,
     "prescription": 10,
     "complete": 11,
-    # the user; settings; the prescription and its items; an invoice already? then the
-    # invoice and its lines in a savepoint (a second desk's is a 409), the audit record
-    "invoice": 10,
-    # the user; the invoice locked, its lines, its credit notes; the year's counter; the
-    # invoice; the audit record; settings (the answer's UPI link)
-    "finalize": 8,
-    # the user; the invoice locked, its lines, its credit notes; the day's takings lock
-    # and close; the payment in a savepoint (an Idempotency-Key's twin is a 409); the
-    # invoice; the audit record
-    "pay": 11,
+    # the user; settings; the prescription and its items; the invoice and its lines in a
+    # savepoint (a visit billed before, or by a second desk, is a 409), the audit record
+    "invoice": 9,
+    # the user; the invoice locked and its lines (no credit notes: it is not PAID); the
+    # year's counter; the invoice; the audit record; settings (the answer's UPI link)
+    "finalize": 7,
+    # the user; the invoice locked and its lines; the day's takings lock and close; the
+    # invoice and the payment in one flush; the audit record
+    "pay": 8,
 }
 
 
