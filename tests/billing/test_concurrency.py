@@ -23,11 +23,6 @@ pytestmark = pytest.mark.concurrency
 LINE = {"kind": "PROCEDURE", "description": "Dressing", "quantity": "1", "unit_price": "100"}
 
 
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
-
 def draft(actor, patient, items=None) -> int:
     invoice = service.create(
         actor, {"mode": "MANUAL", "patient_id": patient.id, "items": items or [LINE]}

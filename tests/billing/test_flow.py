@@ -3,14 +3,7 @@ finalising, payment, a credit note, the takings and the day's close."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.billing.helpers import Desk, completed_visit, medicine
-
-
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
 
 
 def test_a_visit_is_billed_paid_refunded_and_the_day_closed(client, doctor, reception):

@@ -24,21 +24,6 @@ from tests.helpers import bearer, error, make_patient
 from tests.prescriptions.test_service import audit_payloads, item, start_visit
 
 
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
-
-@pytest.fixture
-def desk(client, reception):
-    return Desk(client, reception)
-
-
-@pytest.fixture
-def patient(app):
-    return make_patient(full_name="Meera Iyer")
-
-
 def line(kind, description, quantity, unit_price, gst_rate=None, **extra) -> dict:
     out = {"kind": kind, "description": description, "quantity": quantity}
     out["unit_price"] = unit_price

@@ -73,11 +73,6 @@ class Documented:
         return body
 
 
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
-
 def test_every_billing_operation_is_documented(client):
     paths = client.get("/api/v1/openapi.json").json["paths"]
     documented = {

@@ -13,23 +13,8 @@ from qure.billing.models import CreditNote, CreditNoteLine, DayClose, Payment
 from qure.core.db import commit
 from qure.extensions import db
 from tests.billing.helpers import Desk
-from tests.helpers import error, make_patient
+from tests.helpers import error
 from tests.prescriptions.test_service import audit_payloads
-
-
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
-
-@pytest.fixture
-def desk(client, reception):
-    return Desk(client, reception)
-
-
-@pytest.fixture
-def patient(app):
-    return make_patient(full_name="Meera Iyer")
 
 
 def ok(response, status: int = 200) -> dict:

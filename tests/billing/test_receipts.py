@@ -16,7 +16,7 @@ from qure.admin import settings as clinic_settings
 from qure.billing import service
 from qure.core import phone
 from qure.core.db import commit
-from tests.billing.helpers import Desk, completed_visit, medicine
+from tests.billing.helpers import completed_visit, medicine
 from tests.helpers import bearer, error, make_patient
 from tests.prescriptions.test_pdf import SHIPPED, base_names, font_names
 
@@ -70,20 +70,10 @@ def save_settings(admin, **changes):
     commit()
 
 
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
-
 @pytest.fixture
 def clinic(admin):
     save_settings(admin, **CLINIC)
     return CLINIC
-
-
-@pytest.fixture
-def desk(client, reception):
-    return Desk(client, reception)
 
 
 @pytest.fixture

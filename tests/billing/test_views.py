@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from qure.admin import settings
@@ -31,12 +30,6 @@ from qure.core.db import commit
 from qure.extensions import db
 from tests.billing.helpers import completed_visit, medicine
 from tests.helpers import flashes, form_post, make_patient, page_text, sign_in
-
-
-@pytest.fixture(autouse=True)
-def _monday_ten_oclock(clinic_now):
-    return clinic_now
-
 
 # ---- helpers -------------------------------------------------------------------------------
 
