@@ -66,4 +66,8 @@ def test_a_visit_is_billed_paid_refunded_and_the_day_closed(client, doctor, rece
     assert takings["net"] == "475.20"
 
     closed = desk.post("/day-close", {"date": "2030-01-07", "cash_counted": "0"})
-    assert closed.status_code in (201, 422), closed.get_json()
+    assert closed.status_code == 201, closed.get_json()
+    close = closed.get_json()
+    assert (close["cash_counted"], close["variance"]) == ("0.00", "90.28")  # 0 - (-90.28)
+    report = desk.get("/day-close", date="2030-01-07").get_json()
+    assert report["closed"] is True and report["net"] == "475.20"
