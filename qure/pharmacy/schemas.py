@@ -5,7 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from qure.core.schemas import PageArgs, page_schema
-from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES
+from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, DrugSchedule
+
+SCHEDULES = [s.value for s in DrugSchedule]
 
 
 class MedicineSchema(Schema):
@@ -22,6 +24,7 @@ class MedicineSchema(Schema):
     hsn_code = fields.String(allow_none=True)
     reorder_level = fields.Integer()
     is_active = fields.Boolean()
+    schedule = fields.String(metadata={"enum": SCHEDULES})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -56,6 +59,9 @@ class MedicineInSchema(Schema):
     hsn_code = fields.String(allow_none=True)
     reorder_level = fields.Integer(strict=True)
     is_active = fields.Boolean()
+    schedule = fields.String(
+        metadata={"enum": SCHEDULES, "description": "Drugs and Cosmetics Rules schedule"}
+    )
 
 
 class MedicineCreateSchema(MedicineInSchema):

@@ -17,7 +17,7 @@ from qure.core.money import parse_money
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.extensions import db
-from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, Medicine
+from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, DrugSchedule, Medicine
 
 EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who manages the catalogue
 FIELDS = (
@@ -32,6 +32,7 @@ FIELDS = (
     "hsn_code",
     "reorder_level",
     "is_active",
+    "schedule",
 )
 HSN_RE = re.compile(r"^[0-9]{4,8}$")
 
@@ -109,6 +110,11 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         if level is None or not 0 <= level <= 10**6:
             errors["reorder_level"] = "A whole number from 0 to 1,000,000."
         out["reorder_level"] = level
+    if "schedule" in data:
+        schedule = str(data.get("schedule") or "").strip().upper()
+        if schedule not in set(DrugSchedule):
+            errors["schedule"] = "One of " + ", ".join(DrugSchedule) + "."
+        out["schedule"] = schedule
     if "is_active" in data:
         if data.get("is_active") is None:
             errors["is_active"] = "true or false."
