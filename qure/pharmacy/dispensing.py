@@ -401,7 +401,7 @@ def returns(actor: User, dispensing_id: int, data: dict[str, Any]) -> dict[str, 
     if errors:
         raise InvalidInput.naming(errors)
     dispensing = get_or_raise(
-        Dispensing, dispensing_id, "No such dispensing.", "dispensing_not_found"
+        Dispensing, dispensing_id, "No such dispensing.", "dispensing_not_found", options=SHOWN
     )
     rows = {
         row.id: row
