@@ -236,10 +236,11 @@ register_blp = Blueprint(
     responses={
         "200": {
             "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/H1RegisterPage"}},
                 "text/csv": {
                     "schema": {"type": "string"},
                     "example": "Date,Patient,Address,Prescriber,...",
-                }
+                },
             }
         }
     }

@@ -12,6 +12,13 @@ from qure.prescriptions.models import DispenseStatus
 SCHEDULES = [s.value for s in DrugSchedule]
 
 
+def Money(example: str = "12.50", **kwargs) -> fields.Decimal:
+    """Rupees as a string with two decimals, documented so (apispec would call a Decimal
+    field a number whatever it answers)."""
+    documented = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": example}
+    return fields.Decimal(as_string=True, places=2, metadata=documented, **kwargs)
+
+
 class MedicineSchema(Schema):
     id = fields.Integer()
     name = fields.String()
@@ -21,7 +28,7 @@ class MedicineSchema(Schema):
     dosage_form = fields.String(metadata={"enum": list(DOSAGE_FORMS)})
     strength = fields.String()
     manufacturer = fields.String(allow_none=True)
-    unit_price = fields.Decimal(as_string=True, places=2, metadata={"example": "12.50"})
+    unit_price = Money()
     gst_rate = fields.Integer(metadata={"enum": list(GST_RATES)})
     hsn_code = fields.String(allow_none=True)
     reorder_level = fields.Integer()
@@ -112,7 +119,7 @@ class BatchSchema(Schema):
     expiry_date = fields.Date()
     mfg_date = fields.Date(allow_none=True)
     supplier = fields.String(allow_none=True)
-    purchase_price = fields.Decimal(as_string=True, places=2, allow_none=True)
+    purchase_price = Money("1.80", allow_none=True)
     received_by_id = fields.Integer()
     received_at = fields.DateTime()
     expired = fields.Boolean(metadata={"description": "On or after its expiry date (clinic date)"})
