@@ -45,7 +45,9 @@ blp = Blueprint(
 def list_medicines(args):
     """Find medicines by name, ingredient or class (every word must appear), with each
     one's usable stock (batches not expired on the clinic's date) and next expiry."""
-    page = stock.inventory(args["q"], not args["include_inactive"], args["page"], args["per_page"])
+    page = stock.inventory(
+        args["q"], not args["include_inactive"], args["page"], args["per_page"], args.get("stock")
+    )
     return page_body(page)
 
 

@@ -85,6 +85,13 @@ class MedicineCreateSchema(MedicineInSchema):
 class MedicineArgs(PageArgs):
     q = fields.String(load_default="", validate=validate.Length(max=120))
     include_inactive = fields.Boolean(load_default=False)
+    stock = fields.String(
+        validate=validate.OneOf(["low", "out", "expiring"]),
+        metadata={
+            "description": "low: at or below the reorder level; out: no usable stock; "
+            "expiring: usable stock expiring within 30 days"
+        },
+    )
 
 
 MedicinePage = page_schema(MedicineSchema, "MedicinePage")

@@ -134,14 +134,8 @@ def get_medicine(medicine_id: int) -> Medicine:
     return get_or_raise(Medicine, medicine_id, "No such medicine.", "medicine_not_found")
 
 
-def search(
-    q: str | None = None,
-    active_only: bool = True,
-    page: int = 1,
-    per_page: int = 50,
-) -> Page:
-    """Medicines whose name, ingredients or class contain every word typed (any case,
-    accents ignored); names starting with the text first, then by name."""
+def search_query(q: str | None = None, active_only: bool = True):
+    """The query of `search` (to page, or to join more to)."""
     words = search_form((q or "").replace("\x00", "")[:120]).split()[:6]
     query = select(Medicine)
     if active_only:
@@ -153,8 +147,18 @@ def search(
         # search_text begins with the accent-free name.
         starts = Medicine.search_text.startswith(" ".join(words), autoescape=True)
         query = query.order_by(case((starts, 0), else_=1))
-    query = query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
-    return paginate(query, page, per_page)
+    return query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
+
+
+def search(
+    q: str | None = None,
+    active_only: bool = True,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page:
+    """Medicines whose name, ingredients or class contain every word typed (any case,
+    accents ignored); names starting with the text first, then by name."""
+    return paginate(search_query(q, active_only), page, per_page)
 
 
 def _save(medicine: Medicine, values: dict[str, Any]) -> None:

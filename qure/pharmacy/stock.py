@@ -188,18 +188,40 @@ def medicine_row(medicine: Medicine, usable: int, next_expiry: date | None) -> d
     return row
 
 
+STOCK_FILTERS = ("low", "out", "expiring")
+
+
 def inventory(
     q: str | None = None,
     active_only: bool = True,
     page: int = 1,
     per_page: int = 50,
+    stock_filter: str | None = None,
 ) -> Page:
     """The catalogue search (`service.search`) answering each medicine's usable stock and
-    next expiry too (one more statement for the page)."""
-    found = catalogue.search(q, active_only, page, per_page)
-    stock = levels([m.id for m in found.items])
-    found.items = [medicine_row(m, *stock.get(m.id, (0, None))) for m in found.items]
-    return found
+    next expiry too; `stock_filter` keeps the low (at or below the reorder level), out
+    (no usable stock) or expiring (usable stock expiring within 30 days) ones."""
+    if stock_filter is None:
+        found = catalogue.search(q, active_only, page, per_page)
+        stock = levels([m.id for m in found.items])
+        found.items = [medicine_row(m, *stock.get(m.id, (0, None))) for m in found.items]
+        return found
+    if stock_filter not in STOCK_FILTERS:
+        raise InvalidInput.naming({"stock": "One of low, out or expiring."})
+    usable = _usable()
+    stock = func.coalesce(usable.c.usable, 0)
+    query = (
+        catalogue.search_query(q, active_only)
+        .add_columns(stock, usable.c.next_expiry)
+        .outerjoin(usable, usable.c.medicine_id == Medicine.id)
+    )
+    if stock_filter == "low":
+        query = query.where(stock <= Medicine.reorder_level)
+    elif stock_filter == "out":
+        query = query.where(stock == 0)
+    else:
+        query = query.where(usable.c.next_expiry <= clock.today() + timedelta(days=30))
+    return _rows_page(query, page, per_page)
 
 
 def low_stock(page: int = 1, per_page: int = 50) -> Page:

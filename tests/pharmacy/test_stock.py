@@ -317,3 +317,29 @@ def test_inventory_bad_input_and_roles(client, pharmacist, doctor, reception, ad
         headers=bearer(client, pharmacist),
     )
     assert error(nothing, 404, "medicine_not_found")
+
+
+def test_the_inventory_filters_by_stock(client, pharmacist):
+    out = medicine("Outofit", "1.00", 0, reorder_level=5)
+    low = medicine("Lowish", "1.00", 0, reorder_level=5)
+    soon = medicine("Soonish", "1.00", 0, reorder_level=5)
+    plenty = medicine("Plenty", "1.00", 0, reorder_level=5)
+    stocked(pharmacist, low, ("L-1", 5, 100))
+    stocked(pharmacist, soon, ("S-1", 50, 20))
+    stocked(pharmacist, plenty, ("P-1", 50, 200))
+
+    def names(stock_filter, q=None):
+        return [m["name"] for m in stock.inventory(q, stock_filter=stock_filter).items]
+
+    assert names(None) == ["Lowish", "Outofit", "Plenty", "Soonish"]
+    assert names("low") == ["Lowish", "Outofit"]
+    assert names("out") == ["Outofit"]
+    assert names("expiring") == ["Soonish"]
+    assert names("low", q="low") == ["Lowish"]
+    row = stock.inventory(stock_filter="expiring").items[0]
+    assert (row["usable_stock"], row["next_expiry"]) == (50, in_days(20))
+    assert out.id and plenty.id
+    answer = client.get(f"{INVENTORY}/medicines?stock=out", headers=bearer(client, pharmacist))
+    assert [m["name"] for m in answer.get_json()["items"]] == ["Outofit"]
+    refused = client.get(f"{INVENTORY}/medicines?stock=none", headers=bearer(client, pharmacist))
+    assert error(refused, 422, "invalid_input")
