@@ -81,6 +81,14 @@ def test_earliest_expiry_first_across_batches_never_an_expired_one(doctor, recep
     ]
     assert all(isinstance(d["timestamp"], str) and "T" in d["timestamp"] for d in docs)
     assert docs[0]["batch"]["expiry_date"] == in_days(10).isoformat()
+    (audited,) = [
+        row.payload
+        for row in db.session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "audit_logs"))
+        if row.payload["action"] == "STOCK_DISPENSED"
+    ]
+    assert audited["resource"] == {"type": "dispensing", "id": done["id"]}
+    assert audited["user"]["id"] == pharmacist.id
+    assert [i["quantity"] for i in audited["changes"]["new"]["items"]] == [4, 3, 2]
 
     with pytest.raises(Conflict) as caught:
         dispensing.dispense(pharmacist, {"prescription_id": prescription.id})
