@@ -29,6 +29,7 @@ from qure.extensions import csrf, db, jwt, login_manager, migrate, mongo, redis_
 from qure.patients.api import blp as patients_blp
 from qure.patients.views import bp as patients_bp
 from qure.pharmacy.api import blp as medicines_blp
+from qure.pharmacy.api import dispensing_blp, inventory_blp, register_blp
 from qure.pharmacy.views import bp as pharmacy_bp
 from qure.prescriptions.api import blp as prescriptions_blp
 from qure.queue.api import blp as queue_blp
@@ -163,6 +164,9 @@ def _register_blueprints(app: Flask) -> None:
         appointments_blp,
         queue_blp,
         medicines_blp,
+        inventory_blp,
+        dispensing_blp,
+        register_blp,
         visits_blp,
         prescriptions_blp,
         settings_blp,

@@ -17,7 +17,7 @@ from qure.core.money import parse_money
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.extensions import db
-from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, Medicine
+from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, DrugSchedule, Medicine
 
 EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who manages the catalogue
 FIELDS = (
@@ -32,6 +32,7 @@ FIELDS = (
     "hsn_code",
     "reorder_level",
     "is_active",
+    "schedule",
 )
 HSN_RE = re.compile(r"^[0-9]{4,8}$")
 
@@ -109,6 +110,11 @@ def clean(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         if level is None or not 0 <= level <= 10**6:
             errors["reorder_level"] = "A whole number from 0 to 1,000,000."
         out["reorder_level"] = level
+    if "schedule" in data:
+        schedule = str(data.get("schedule") or "").strip().upper()
+        if schedule not in set(DrugSchedule):
+            errors["schedule"] = "One of " + ", ".join(DrugSchedule) + "."
+        out["schedule"] = schedule
     if "is_active" in data:
         if data.get("is_active") is None:
             errors["is_active"] = "true or false."
@@ -128,14 +134,8 @@ def get_medicine(medicine_id: int) -> Medicine:
     return get_or_raise(Medicine, medicine_id, "No such medicine.", "medicine_not_found")
 
 
-def search(
-    q: str | None = None,
-    active_only: bool = True,
-    page: int = 1,
-    per_page: int = 50,
-) -> Page:
-    """Medicines whose name, ingredients or class contain every word typed (any case,
-    accents ignored); names starting with the text first, then by name."""
+def search_query(q: str | None = None, active_only: bool = True):
+    """The query of `search` (to page, or to join more to)."""
     words = search_form((q or "").replace("\x00", "")[:120]).split()[:6]
     query = select(Medicine)
     if active_only:
@@ -147,8 +147,18 @@ def search(
         # search_text begins with the accent-free name.
         starts = Medicine.search_text.startswith(" ".join(words), autoescape=True)
         query = query.order_by(case((starts, 0), else_=1))
-    query = query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
-    return paginate(query, page, per_page)
+    return query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
+
+
+def search(
+    q: str | None = None,
+    active_only: bool = True,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page:
+    """Medicines whose name, ingredients or class contain every word typed (any case,
+    accents ignored); names starting with the text first, then by name."""
+    return paginate(search_query(q, active_only), page, per_page)
 
 
 def _save(medicine: Medicine, values: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema, page_body
+from qure.pharmacy import dispensing
 from qure.prescriptions import service
 from qure.prescriptions.schemas import (
     PrescriptionArgs,
@@ -47,7 +48,10 @@ def create(body):
 @blp.arguments(PrescriptionArgs, location="query")
 @blp.response(200, PrescriptionPage)
 def list_prescriptions(args):
-    """Prescriptions newest first, by patient and/or doctor."""
+    """Prescriptions newest first, by patient and/or doctor; or, with
+    `status=awaiting_dispense`, those the pharmacy has to dispense, oldest first."""
+    if args.get("status") == "awaiting_dispense":
+        return page_body(dispensing.to_dispense(args["page"], args["per_page"]))
     page = service.list_prescriptions(
         args.get("patient_id"), args.get("doctor_id"), args["page"], args["per_page"]
     )

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, SmallInteger, String, func
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -16,10 +28,31 @@ from qure.pharmacy.models import Medicine
 from qure.visits.models import Visit
 
 
+class DispenseStatus(enum.StrEnum):
+    """How much of a prescription the pharmacy has handed over (kept by
+    `qure.pharmacy.dispensing`, the one place it changes)."""
+
+    AWAITING = "AWAITING"
+    PARTIALLY_DISPENSED = "PARTIALLY_DISPENSED"
+    DISPENSED = "DISPENSED"
+
+
 class Prescription(db.Model):
     """One per visit (a unique constraint), written by the visit's doctor."""
 
     __tablename__ = "prescriptions"
+    __table_args__ = (
+        CheckConstraint(
+            "dispense_status IN ('AWAITING', 'PARTIALLY_DISPENSED', 'DISPENSED')",
+            name="ck_prescriptions_dispense_status",
+        ),
+        Index(
+            "ix_prescriptions_to_dispense",
+            "created_at",
+            "id",
+            postgresql_where=text("dispense_status <> 'DISPENSED'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), nullable=False, unique=True)
@@ -30,6 +63,12 @@ class Prescription(db.Model):
     # "medicine_id:allergy" of every allergy match the doctor overrode with a reason.
     allergy_overrides: Mapped[list[str]] = mapped_column(
         ARRAY(String(200)), nullable=False, default=list, server_default="{}"
+    )
+    dispense_status: Mapped[str] = mapped_column(
+        String(20),
+        nullable=False,
+        default=DispenseStatus.AWAITING,
+        server_default=DispenseStatus.AWAITING,
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from qure.core.db import MAX_BIG_ID, MAX_ID
 from qure.core.schemas import PageArgs, page_schema
 from qure.prescriptions import dosing
+from qure.prescriptions.models import DispenseStatus
 from qure.scheduling.schemas import PatientRef, PersonRef
 
 
@@ -36,6 +37,7 @@ class PrescriptionSchema(Schema):
     doctor = fields.Nested(PersonRef)
     notes = fields.String(allow_none=True)
     allergy_override_reason = fields.String(allow_none=True)
+    dispense_status = fields.String(metadata={"enum": [s.value for s in DispenseStatus]})
     created_at = fields.DateTime()
     items = fields.List(fields.Nested(ItemSchema))
 
@@ -66,6 +68,13 @@ class PrescriptionPatch(Schema):
 
 
 class PrescriptionArgs(PageArgs):
+    status = fields.String(
+        validate=validate.OneOf(["awaiting_dispense"]),
+        metadata={
+            "description": "awaiting_dispense: a PAID invoice and not fully dispensed, "
+            "oldest first (patient and doctor filters do not apply)"
+        },
+    )
     patient_id = fields.Integer(validate=validate.Range(min=1, max=MAX_BIG_ID))
     doctor_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from qure.core.db import commit
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import service as pharmacy
+from qure.pharmacy import stock
 from qure.prescriptions import service as prescriptions
 from qure.queue import service as queue
 from qure.visits import service as visits
@@ -64,6 +67,16 @@ class Clinic:
                 "gst_rate": 12,
             },
         )
+        # A batch expiring soon: the expiring lists show it.
+        stock.stock_in(
+            self.reception,
+            {
+                "medicine_id": medicine.id,
+                "batches": [
+                    {"batch_number": "B1", "quantity": 1, "expiry_date": TODAY + timedelta(20)}
+                ],
+            },
+        )
         visit = visits.start(self.doctor, {"patient_id": self.regular.id})
         item = {"medicine_id": medicine.id, "dose": 1, "frequency": "BD", "duration_days": 2}
         prescriptions.create(self.doctor, {"visit_id": visit.id, "items": [item]})
@@ -92,6 +105,12 @@ def api_lists(clinic: Clinic) -> list[tuple[str, str]]:
         ("admin", "/api/v1/patients"),
         ("admin", "/api/v1/inventory/medicines"),
         ("admin", "/api/v1/prescriptions"),
+        ("admin", "/api/v1/prescriptions?status=awaiting_dispense"),
+        ("admin", "/api/v1/inventory/medicines?stock=expiring"),
+        ("admin", "/api/v1/inventory/low-stock"),
+        ("admin", "/api/v1/inventory/expiring?days=30"),
+        ("admin", "/api/v1/inventory/expired"),
+        ("admin", "/api/v1/pharmacy/h1-register"),
         ("admin", f"/api/v1/patients/{clinic.regular.id}/visits"),
     ]
 

@@ -99,6 +99,7 @@ def test_the_json_shape(client, doctor):
         "hsn_code": "3004",
         "reorder_level": 20,
         "is_active": True,
+        "schedule": "NONE",
     }
 
 

@@ -34,6 +34,7 @@ PRESCRIPTION_KEYS = {
     "doctor",
     "notes",
     "allergy_override_reason",
+    "dispense_status",
     "created_at",
     "items",
 }

@@ -1,0 +1,487 @@
+"""Stock: batches received (stock-in), adjusted with a reason, and what is usable.
+
+A batch is expired on and after its expiry date, on the clinic's date (`clock.today()`):
+its stock then counts as none everywhere (usable stock, low stock, dispensing). Every
+change of a batch's quantity is a `stock_movements` document (IN, OUT, ADJUSTMENT,
+RETURN) written through the outbox in the same transaction, and an audit record."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from qure.auth.models import User
+from qure.core import audit, clock
+from qure.core.db import constraint_name, get_or_raise
+from qure.core.errors import Conflict, InvalidInput
+from qure.core.money import parse_money
+from qure.core.pagination import Page, paginate
+from qure.core.roles import Role
+from qure.extensions import db
+from qure.pharmacy import service as catalogue
+from qure.pharmacy.models import AdjustmentReason, Batch, Medicine, MovementType
+
+EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who receives and adjusts stock
+MOVEMENTS_TOPIC = "stock_movements"
+MAX_BATCHES = 50
+MAX_QUANTITY = 1_000_000
+EXPIRING_DAYS = (30, 60, 90)
+
+
+# ---- input -----------------------------------------------------------------------------
+
+
+def whole_number(value: Any, field: str, errors: dict[str, str], low: int, high: int) -> int:
+    """A whole number from `low` to `high` (an int, or its digits as text)."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        errors[field] = f"A whole number from {low:,} to {high:,}."
+        return 0
+    return number
+
+
+def _day(value: Any, field: str, errors: dict[str, str], required: bool) -> date | None:
+    if isinstance(value, date):
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors[field] = "Give the date."
+        return None
+    try:
+        return clock.parse_day(str(value))
+    except ValueError:
+        errors[field] = "Not a date (e.g. 2030-06-30 or 30/06/2030)."
+        return None
+
+
+def _text(value: Any, field: str, errors: dict[str, str], high: int) -> str | None:
+    cleaned = " ".join(str(value or "").split())
+    if "\x00" in cleaned or len(cleaned) > high:
+        errors[field] = f"At most {high} characters."
+    return cleaned or None
+
+
+def _clean_batch(raw: Any, at: str, today: date, errors: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        errors[at] = "Give the batch's number, quantity and expiry date."
+        return {}
+    for key in sorted(set(raw) - BATCH_FIELDS):
+        errors[f"{at}.{key}"] = "Unknown field."
+    number = _text(raw.get("batch_number"), f"{at}.batch_number", errors, 40)
+    if not number:
+        errors[f"{at}.batch_number"] = "Give the batch number printed on the pack."
+    quantity = whole_number(raw.get("quantity"), f"{at}.quantity", errors, 1, MAX_QUANTITY)
+    expiry = _day(raw.get("expiry_date"), f"{at}.expiry_date", errors, required=True)
+    mfg = _day(raw.get("mfg_date"), f"{at}.mfg_date", errors, required=False)
+    if expiry is not None and expiry <= today:
+        errors[f"{at}.expiry_date"] = "This stock has expired: it cannot be received."
+    if mfg is not None and mfg > today:
+        errors[f"{at}.mfg_date"] = "The manufacturing date is in the future."
+    if mfg is not None and expiry is not None and mfg > expiry:
+        errors[f"{at}.mfg_date"] = "The manufacturing date is after the expiry date."
+    price = None
+    if raw.get("purchase_price") not in (None, ""):
+        try:
+            price = parse_money(raw.get("purchase_price"), f"{at}.purchase_price")
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+    return {
+        "batch_number": (number or "").upper(),
+        "quantity": quantity,
+        "expiry_date": expiry,
+        "mfg_date": mfg,
+        "supplier": _text(raw.get("supplier"), f"{at}.supplier", errors, 120),
+        "purchase_price": price,
+    }
+
+
+BATCH_FIELDS = frozenset(
+    {"batch_number", "quantity", "expiry_date", "mfg_date", "supplier", "purchase_price"}
+)
+
+
+# ---- movements -------------------------------------------------------------------------
+
+
+def movement(
+    kind: MovementType,
+    actor: User | None,
+    batch: Batch,
+    medicine: Medicine,
+    quantity: int,
+    **extra: Any,
+) -> None:
+    """Publish one `stock_movements` document through the outbox (in this transaction).
+    `quantity` is what moved (signed for an ADJUSTMENT); `balance` the batch's quantity
+    after it. The timestamp becomes a BSON date when shipped; dates go as ISO text."""
+    audit.publish(
+        MOVEMENTS_TOPIC,
+        {
+            "type": kind,
+            "timestamp": clock.now(),
+            "day": clock.today(),
+            "medicine": {"id": medicine.id, "name": medicine.name, "strength": medicine.strength},
+            "batch": {
+                "id": batch.id,
+                "batch_number": batch.batch_number,
+                "expiry_date": batch.expiry_date,
+            },
+            "quantity": quantity,
+            "balance": batch.quantity,
+            "user": audit.actor_of(actor),
+            **extra,
+        },
+    )
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def is_expired(batch: Batch, today: date | None = None) -> bool:
+    return batch.expiry_date <= (today or clock.today())
+
+
+def levels(medicine_ids: list[int] | None = None) -> dict[int, tuple[int, date | None]]:
+    """Per medicine id: its usable stock and its next expiry (None without usable stock)."""
+    query = (
+        select(Batch.medicine_id, func.sum(Batch.quantity), func.min(Batch.expiry_date))
+        .where(Batch.quantity > 0, Batch.expiry_date > clock.today())
+        .group_by(Batch.medicine_id)
+    )
+    if medicine_ids is not None:
+        if not medicine_ids:
+            return {}
+        query = query.where(Batch.medicine_id.in_(medicine_ids))
+    return {mid: (int(total), soonest) for mid, total, soonest in db.session.execute(query)}
+
+
+def _usable():
+    """Per medicine: usable stock and next expiry, as a subquery."""
+    return (
+        select(
+            Batch.medicine_id.label("medicine_id"),
+            func.sum(Batch.quantity).label("usable"),
+            func.min(Batch.expiry_date).label("next_expiry"),
+        )
+        .where(Batch.quantity > 0, Batch.expiry_date > clock.today())
+        .group_by(Batch.medicine_id)
+        .subquery()
+    )
+
+
+def medicine_row(medicine: Medicine, usable: int, next_expiry: date | None) -> dict[str, Any]:
+    """A medicine as the inventory shows it: its catalogue fields and its stock."""
+    row = {c.key: getattr(medicine, c.key) for c in Medicine.__mapper__.column_attrs}
+    row.update(
+        usable_stock=usable,
+        next_expiry=next_expiry,
+        low_stock=usable <= medicine.reorder_level,
+    )
+    return row
+
+
+STOCK_FILTERS = ("low", "out", "expiring")
+
+
+def inventory(
+    q: str | None = None,
+    active_only: bool = True,
+    page: int = 1,
+    per_page: int = 50,
+    stock_filter: str | None = None,
+) -> Page:
+    """The catalogue search (`service.search`) answering each medicine's usable stock and
+    next expiry too; `stock_filter` keeps the low (at or below the reorder level), out
+    (no usable stock) or expiring (usable stock expiring within 30 days) ones."""
+    if stock_filter is None:
+        found = catalogue.search(q, active_only, page, per_page)
+        stock = levels([m.id for m in found.items])
+        found.items = [medicine_row(m, *stock.get(m.id, (0, None))) for m in found.items]
+        return found
+    if stock_filter not in STOCK_FILTERS:
+        raise InvalidInput.naming({"stock": "One of low, out or expiring."})
+    usable = _usable()
+    stock = func.coalesce(usable.c.usable, 0)
+    query = (
+        catalogue.search_query(q, active_only)
+        .add_columns(stock, usable.c.next_expiry)
+        .outerjoin(usable, usable.c.medicine_id == Medicine.id)
+    )
+    if stock_filter == "low":
+        query = query.where(stock <= Medicine.reorder_level)
+    elif stock_filter == "out":
+        query = query.where(stock == 0)
+    else:
+        query = query.where(usable.c.next_expiry <= clock.today() + timedelta(days=30))
+    return _rows_page(query, page, per_page)
+
+
+def low_stock(page: int = 1, per_page: int = 50) -> Page:
+    """Every active medicine whose usable stock is at or below its reorder level: zero
+    stock, expired stock only, and no batch at all included. Emptiest first."""
+    usable = _usable()
+    stock = func.coalesce(usable.c.usable, 0)
+    query = (
+        select(Medicine, stock, usable.c.next_expiry)
+        .outerjoin(usable, usable.c.medicine_id == Medicine.id)
+        .where(Medicine.is_active.is_(True), stock <= Medicine.reorder_level)
+        .order_by(stock, func.lower(Medicine.name), Medicine.id)
+    )
+    return _rows_page(query, page, per_page)
+
+
+def _rows_page(query, page: int, per_page: int) -> Page:
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    found = Page([], page, per_page, total or 0)
+    if (page - 1) * per_page < found.total:
+        rows = db.session.execute(query.limit(per_page).offset((page - 1) * per_page))
+        found.items = [medicine_row(m, int(s), e) for m, s, e in rows]
+    return found
+
+
+BATCH_SHOWN = (joinedload(Batch.medicine, innerjoin=True),)
+
+
+def batches(medicine_id: int, page: int = 1, per_page: int = 50) -> Page:
+    """A medicine's batches, earliest expiry first (empty ones included)."""
+    catalogue.get_medicine(medicine_id)
+    query = (
+        select(Batch)
+        .where(Batch.medicine_id == medicine_id)
+        .order_by(Batch.expiry_date, Batch.id)
+        .options(*BATCH_SHOWN)
+    )
+    return paginate(query, page, per_page)
+
+
+def expiring(days: int, page: int = 1, per_page: int = 50) -> Page:
+    """Batches still holding stock that expire within `days` (30, 60 or 90) and have not
+    expired yet, soonest first."""
+    if days not in EXPIRING_DAYS:
+        raise InvalidInput.naming({"days": "One of 30, 60 or 90."})
+    today = clock.today()
+    query = (
+        select(Batch)
+        .where(
+            Batch.quantity > 0,
+            Batch.expiry_date > today,
+            Batch.expiry_date <= today + timedelta(days=days),
+        )
+        .order_by(Batch.expiry_date, Batch.id)
+        .options(*BATCH_SHOWN)
+    )
+    return paginate(query, page, per_page)
+
+
+def expired(page: int = 1, per_page: int = 50) -> Page:
+    """Expired batches still holding stock (to be disposed of), oldest expiry first."""
+    query = (
+        select(Batch)
+        .where(Batch.quantity > 0, Batch.expiry_date <= clock.today())
+        .order_by(Batch.expiry_date, Batch.id)
+        .options(*BATCH_SHOWN)
+    )
+    return paginate(query, page, per_page)
+
+
+def alert_counts() -> dict[str, int]:
+    """The counts the home pages show: low stock, expiring within 30 days, expired."""
+    today = clock.today()
+    usable = _usable()
+    low = db.session.scalar(
+        select(func.count())
+        .select_from(Medicine)
+        .outerjoin(usable, usable.c.medicine_id == Medicine.id)
+        .where(
+            Medicine.is_active.is_(True),
+            func.coalesce(usable.c.usable, 0) <= Medicine.reorder_level,
+        )
+    )
+    soon, gone = db.session.execute(
+        select(
+            func.count(case((Batch.expiry_date > today, 1))),
+            func.count(case((Batch.expiry_date <= today, 1))),
+        ).where(Batch.quantity > 0, Batch.expiry_date <= today + timedelta(days=30))
+    ).one()
+    return {"low_stock": low or 0, "expiring_30": soon or 0, "expired": gone or 0}
+
+
+def get_batch(batch_id: int) -> Batch:
+    return get_or_raise(Batch, batch_id, "No such batch.", "batch_not_found", options=BATCH_SHOWN)
+
+
+def batch_row(batch: Batch, today: date | None = None) -> dict[str, Any]:
+    """A batch as the API and pages show it."""
+    return {
+        "id": batch.id,
+        "medicine_id": batch.medicine_id,
+        "medicine": batch.medicine,
+        "batch_number": batch.batch_number,
+        "quantity": batch.quantity,
+        "expiry_date": batch.expiry_date,
+        "mfg_date": batch.mfg_date,
+        "supplier": batch.supplier,
+        "purchase_price": batch.purchase_price,
+        "received_by_id": batch.received_by_id,
+        "received_at": batch.received_at,
+        "expired": is_expired(batch, today),
+    }
+
+
+# ---- changing --------------------------------------------------------------------------
+
+
+def stock_in(actor: User, data: dict[str, Any]) -> list[Batch]:
+    """Receive one or more batches of a medicine {medicine_id, batches: [{batch_number,
+    quantity, expiry_date, mfg_date?, supplier?, purchase_price?}]} (one supplier's
+    delivery). Refuses expired stock, a manufacturing date after expiry (or in the
+    future), a quantity under 1 and a batch number the medicine already has, naming
+    `batches.N.field` (InvalidInput); NotFound for the medicine. Publishes IN movements."""
+    errors: dict[str, str] = {}
+    for key in sorted(set(data) - {"medicine_id", "batches"}):
+        errors[key] = "Unknown field."
+    medicine_id = data.get("medicine_id")
+    if not isinstance(medicine_id, int) or isinstance(medicine_id, bool):
+        errors["medicine_id"] = "Choose the medicine."
+    raw = data.get("batches")
+    if not isinstance(raw, list) or not raw:
+        errors["batches"] = "Give at least one batch."
+        raw = []
+    elif len(raw) > MAX_BATCHES:
+        errors["batches"] = f"At most {MAX_BATCHES} batches at once."
+        raw = []
+    today = clock.today()
+    cleaned = [_clean_batch(b, f"batches.{n}", today, errors) for n, b in enumerate(raw)]
+    if errors:
+        raise InvalidInput.naming(errors)
+    medicine = catalogue.get_medicine(medicine_id)
+    numbers = [b["batch_number"] for b in cleaned]
+    taken = set(
+        db.session.scalars(
+            select(Batch.batch_number).where(
+                Batch.medicine_id == medicine.id, Batch.batch_number.in_(numbers)
+            )
+        )
+    )
+    seen: set[str] = set()
+    for n, number in enumerate(numbers):
+        if number in taken:
+            errors[f"batches.{n}.batch_number"] = "This medicine already has this batch."
+        elif number in seen:
+            errors[f"batches.{n}.batch_number"] = "This batch number is given twice."
+        seen.add(number)
+    if errors:
+        raise InvalidInput.naming(errors)
+    now = clock.now()
+    received = [
+        Batch(
+            medicine_id=medicine.id,
+            medicine=medicine,
+            received_by_id=actor.id,
+            received_at=now,
+            **values,
+        )
+        for values in cleaned
+    ]
+    try:
+        with db.session.begin_nested():
+            db.session.add_all(received)
+    except IntegrityError as exc:  # received at the same moment by someone else
+        if constraint_name(exc) == "uq_batches_medicine_number":
+            raise Conflict(
+                "This medicine already has one of these batches.",
+                "batch_exists",
+                fields={"batches": "This medicine already has one of these batches."},
+            ) from None
+        raise
+    for batch in received:
+        audit.record(
+            actor,
+            "STOCK_RECEIVED",
+            ("batch", batch.id),
+            None,
+            {"medicine_id": medicine.id, **{k: getattr(batch, k) for k in sorted(BATCH_FIELDS)}},
+        )
+        movement(MovementType.IN, actor, batch, medicine, batch.quantity)
+    return received
+
+
+def adjust(actor: User, batch_id: int, data: dict[str, Any]) -> Batch:
+    """Change a batch's quantity by `delta` (signed) for a `reason` (DAMAGED,
+    EXPIRED_DISPOSAL, COUNT_CORRECTION, RETURN_TO_SUPPLIER), under the batch's row lock.
+    Conflict `stock_below_zero` when the result would be below zero. Publishes an
+    ADJUSTMENT movement (signed)."""
+    errors: dict[str, str] = {}
+    for key in sorted(set(data) - {"delta", "reason", "note"}):
+        errors[key] = "Unknown field."
+    delta = whole_number(data.get("delta"), "delta", errors, -MAX_QUANTITY, MAX_QUANTITY)
+    if "delta" not in errors and delta == 0:
+        errors["delta"] = "Give how many units to add (+) or take away (-)."
+    reason = data.get("reason")
+    if reason not in set(AdjustmentReason):
+        errors["reason"] = "One of " + ", ".join(AdjustmentReason) + "."
+    note = _text(data.get("note"), "note", errors, 300)
+    if errors:
+        raise InvalidInput.naming(errors)
+    batch = get_or_raise(
+        Batch, batch_id, "No such batch.", "batch_not_found", lock=True, options=BATCH_SHOWN
+    )
+    before = batch.quantity
+    if before + delta < 0:
+        raise Conflict(
+            f"The batch holds {before}: it cannot go below zero.",
+            "stock_below_zero",
+            fields={"delta": f"The batch holds {before}; take away at most that."},
+            details={"quantity": before},
+        )
+    batch.quantity = before + delta
+    db.session.flush()
+    audit.record(
+        actor,
+        "BATCH_ADJUSTED",
+        ("batch", batch.id),
+        {"quantity": before},
+        {"quantity": batch.quantity, "delta": delta, "reason": reason, "note": note},
+    )
+    movement(MovementType.ADJUSTMENT, actor, batch, batch.medicine, delta, reason=reason, note=note)
+    return batch
+
+
+def lock_usable(medicine_ids: list[int]) -> list[Batch]:
+    """The usable batches (not expired, holding stock) of these medicines, locked FOR
+    UPDATE in one statement in (expiry_date, id) order: every dispensing takes its locks
+    in that one order, so two never deadlock."""
+    if not medicine_ids:
+        return []
+    query = (
+        select(Batch)
+        .where(
+            Batch.medicine_id.in_(sorted(set(medicine_ids))),
+            and_(Batch.quantity > 0, Batch.expiry_date > clock.today()),
+        )
+        .order_by(Batch.expiry_date, Batch.id)
+        .with_for_update(of=Batch)
+        .execution_options(populate_existing=True)
+    )
+    return list(db.session.scalars(query))
+
+
+def lock_batches(batch_ids: list[int]) -> dict[int, Batch]:
+    """These batches, locked FOR UPDATE in (expiry_date, id) order (see `lock_usable`)."""
+    query = (
+        select(Batch)
+        .where(Batch.id.in_(sorted(set(batch_ids))))
+        .order_by(Batch.expiry_date, Batch.id)
+        .with_for_update(of=Batch)
+        .execution_options(populate_existing=True)
+        .options(*BATCH_SHOWN)
+    )
+    return {b.id: b for b in db.session.scalars(query)}
