@@ -7,7 +7,14 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES
+from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, DrugSchedule
+
+SCHEDULE_LABELS = {
+    DrugSchedule.NONE: "None (over the counter or not scheduled)",
+    DrugSchedule.H: "Schedule H (prescription only)",
+    DrugSchedule.H1: "Schedule H1 (prescription only, kept in the H1 register)",
+    DrugSchedule.X: "Schedule X (narcotic and psychotropic, registered)",
+}
 
 
 class MedicineForm(FlaskForm):
@@ -36,6 +43,12 @@ class MedicineForm(FlaskForm):
         coerce=int,
         default=12,
     )
+    schedule = SelectField(
+        "Schedule",
+        choices=[SelectChoice(s.value, SCHEDULE_LABELS[s]) for s in DrugSchedule],
+        default=DrugSchedule.NONE.value,
+        description="Drugs and Cosmetics Rules; H1 and X dispensings go to the H1 register.",
+    )
     hsn_code = StringField("HSN code", validators=[Optional(), Length(max=8)])
     reorder_level = IntegerField(
         "Reorder level", default=0, validators=[Optional(), NumberRange(min=0, max=10**6)]
@@ -52,6 +65,7 @@ class MedicineForm(FlaskForm):
             "manufacturer": self.manufacturer.data,
             "unit_price": self.unit_price.data,
             "gst_rate": self.gst_rate.data,
+            "schedule": self.schedule.data,
             "hsn_code": self.hsn_code.data,
             "reorder_level": self.reorder_level.data or 0,
             "is_active": bool(self.is_active.data),
@@ -63,6 +77,7 @@ class MedicineForm(FlaskForm):
         self.manufacturer.data = medicine.manufacturer
         self.unit_price.data = str(medicine.unit_price)
         self.gst_rate.data = medicine.gst_rate
+        self.schedule.data = medicine.schedule
         self.hsn_code.data = medicine.hsn_code
         self.reorder_level.data = medicine.reorder_level
         self.is_active.data = medicine.is_active

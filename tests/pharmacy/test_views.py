@@ -197,6 +197,7 @@ def test_pharmacist_adds_a_medicine(client, pharmacist):
     assert medicine.unit_price == Decimal("9.80")
     assert (medicine.gst_rate, medicine.hsn_code, medicine.reorder_level) == (12, "3004", 20)
     assert medicine.is_active is True
+    assert medicine.schedule == "NONE"  # the form's default
     assert medicine.created_by_id == pharmacist.id
     page = page_text(client.get(response.headers["Location"]))
     assert "Saved Amoxil 500 mg." in page
@@ -446,3 +447,16 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, url):
     response = client.get(url)
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login")
+
+
+def test_the_form_marks_an_h1_medicine_and_shows_it_again(client, pharmacist):
+    sign_in(client, pharmacist)
+    response = form_post(client, NEW, {**FORM, "schedule": "H1"})
+    assert response.status_code == 302, page_text(response)[:2000]
+    (medicine,) = medicines_in_db()
+    assert medicine.schedule == "H1"
+    edit = page_text(client.get(f"/pharmacy/medicines/{medicine.id}/edit"))
+    assert '<option selected value="H1">' in field_block(edit, "schedule")
+    refused = form_post(client, NEW, {**FORM, "name": "Other", "schedule": "Z"})
+    assert refused.status_code == 422
+    assert "Not a valid choice" in field_block(page_text(refused), "schedule")
