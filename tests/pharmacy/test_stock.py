@@ -3,17 +3,17 @@ and by the API."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from qure.core import clock
+from qure.core import clock, outbox
 from qure.core.db import add_pending
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.models import OutboxEvent
-from qure.extensions import db
+from qure.extensions import db, mongo
 from qure.pharmacy import service as catalogue
 from qure.pharmacy import stock
 from qure.pharmacy.models import Batch, DrugSchedule
@@ -46,6 +46,25 @@ def test_a_medicine_carries_its_schedule(app):
         catalogue.update(None, h1.id, {"schedule": "Q"})
     assert set(caught.value.fields) == {"schedule"}
     assert catalogue.update(None, h1.id, {"schedule": "X"}).schedule == DrugSchedule.X
+
+
+def test_movements_reach_mongodb_with_bson_dates(pharmacist, clinic_now):
+    """What the relay ships is storable and queryable by time: the timestamp a BSON date
+    (aware datetimes come back from MongoDB as UTC), the day and expiry as ISO text."""
+    para = medicine("Paracip", "2.50", 12)
+    stocked(pharmacist, para, ("PC-7", 40, 90))
+    db.session.commit()
+    outbox.relay()
+    (document,) = mongo.db["stock_movements"].find({"type": "IN"})
+    assert isinstance(document["timestamp"], datetime)
+    assert document["timestamp"].replace(tzinfo=UTC) == clinic_now.astimezone(UTC)
+    assert (document["day"], document["quantity"], document["balance"]) == (
+        clinic_now.date().isoformat(),
+        40,
+        40,
+    )
+    assert document["batch"]["batch_number"] == "PC-7"
+    assert document["batch"]["expiry_date"] == in_days(90).isoformat()
 
 
 # ---- stock-in --------------------------------------------------------------------------
