@@ -275,12 +275,14 @@ def test_the_h1_register_has_an_entry_for_an_h1_medicine_only(
     )
 
     url = "/api/v1/pharmacy/h1-register"
-    listed = client.get(f"{url}?from=2030-01-07&to=2030-01-07", headers=bearer(client, doctor))
+    for outsider in (doctor, reception):  # patients' addresses: the pharmacy's record
+        assert client.get(url, headers=bearer(client, outsider)).status_code == 403
+    listed = client.get(f"{url}?from=2030-01-07&to=2030-01-07", headers=bearer(client, pharmacist))
     assert listed.status_code == 200
     (row,) = listed.get_json()["items"]
     assert (row["patient_name"], row["quantity"], row["schedule"]) == ("Ravi Kumar", 5, "H1")
     assert (
-        client.get(f"{url}?from=2030-01-08", headers=bearer(client, doctor)).get_json()["items"]
+        client.get(f"{url}?from=2030-01-08", headers=bearer(client, pharmacist)).get_json()["items"]
         == []
     )
     headers = {**bearer(client, pharmacist), "Accept": "text/csv"}
