@@ -13,7 +13,6 @@ says so and why."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -88,7 +87,7 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
     word, css = STAMPS[status]
     payment = invoice.payment
     link = service.upi_link(invoice, settings)
-    refunded = sum((note.total for note in invoice.credit_notes), Decimal("0.00"))
+    refunded = service.refunded_amount(invoice)
     discount_label = None
     if invoice.discount_type == PERCENT and invoice.discount_value is not None:
         discount_label = f"{money.quantity_text(invoice.discount_value)}%"

@@ -116,11 +116,16 @@ def refunded(invoice: Invoice) -> dict[int, Decimal]:
     return out
 
 
+def refunded_amount(invoice: Invoice) -> Decimal:
+    """What the invoice's credit notes have refunded, in all."""
+    return sum((n.total for n in invoice.credit_notes), Decimal("0.00"))
+
+
 def refundable_amount(invoice: Invoice) -> Decimal:
     """What credit notes may still refund of a PAID invoice (0 for any other)."""
     if invoice.status != InvoiceStatus.PAID:
         return Decimal("0.00")
-    return invoice.total - sum((n.total for n in invoice.credit_notes), Decimal("0.00"))
+    return invoice.total - refunded_amount(invoice)
 
 
 def line_refunds(invoice: Invoice) -> dict[int, dict[str, Decimal]]:
@@ -338,6 +343,23 @@ def price_lines(lines: list[money.Line], discount) -> money.Priced:
     if priced.total > money.MAX_AMOUNT:
         raise InvalidInput.naming({"items": "The invoice's total is too large."})
     return priced
+
+
+def line_items(invoice: Invoice) -> list[dict[str, Any]]:
+    """An invoice's own lines as `clean_lines` reads them: an AUTO draft's lines priced
+    again under another discount (its lines are the prescription's, never typed)."""
+    return [
+        {
+            "kind": line.kind,
+            "description": line.description,
+            "hsn_sac": line.hsn_sac,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "gst_rate": line.gst_rate,
+            "medicine_id": line.medicine_id,
+        }
+        for line in invoice.lines
+    ]
 
 
 def preview(items: Any, discount: Any) -> dict[str, Any]:

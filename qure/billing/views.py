@@ -306,12 +306,13 @@ def make_invoice(visit_id: int):
 def _invoice_page(invoice_id: int, status: int = 200, **forms):
     invoice = service.get_invoice(invoice_id)
     values = _invoice(invoice)
+    settings = clinic_settings.get_settings()  # once: the default GST rate and the UPI ID
     edit = forms.get("edit")
     if edit is None and invoice.status == InvoiceStatus.DRAFT:
         edit = InvoiceForm(formdata=None)
         edit.fill(values, extra_rows=1 if invoice.mode == InvoiceMode.MANUAL else 0)
     if edit is not None:
-        edit.rate_choices(_default_rate())
+        edit.rate_choices(settings["default_gst_rate"])
     pay = forms.get("pay")
     if pay is None:
         pay = PayForm(formdata=None)
@@ -320,7 +321,7 @@ def _invoice_page(invoice_id: int, status: int = 200, **forms):
     if refund is None:
         refund = RefundForm(formdata=None)
         refund.fill(values["lines"])
-    link = service.upi_link(invoice)
+    link = service.upi_link(invoice, settings)
     return render_template(
         "billing/invoice.html",
         invoice=values,
@@ -356,18 +357,7 @@ def _lines_and_discount(form: InvoiceForm, invoice=None):
     """What the form asks the service: the typed rows (a MANUAL invoice) or the draft's
     own lines (AUTO: only the discount is changed here), and the discount."""
     if invoice is not None and invoice.mode == InvoiceMode.AUTO:
-        items = [
-            {
-                "kind": line.kind,
-                "description": line.description,
-                "hsn_sac": line.hsn_sac,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "gst_rate": line.gst_rate,
-                "medicine_id": line.medicine_id,
-            }
-            for line in invoice.lines
-        ]
+        items = service.line_items(invoice)
         return items, list(range(len(items))), form.discount()
     items, rows = form.items()
     return items, rows, form.discount()

@@ -30,8 +30,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from qure.auth.models import User
 from qure.billing import invoiced
 from qure.core import audit, clock
-from qure.core.db import get_or_raise, max_id
-from qure.core.errors import Conflict, InvalidInput, NotFound
+from qure.core.db import get_or_raise
+from qure.core.errors import Conflict, InvalidInput
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.extensions import db
@@ -101,18 +101,14 @@ LOCKED = (
 def _locked_prescription(prescription_id: Any) -> Prescription:
     if not isinstance(prescription_id, int) or isinstance(prescription_id, bool):
         raise InvalidInput.naming({"prescription_id": "Choose the prescription."})
-    found = None
-    if 0 < prescription_id <= max_id(Prescription):
-        found = db.session.scalars(
-            select(Prescription)
-            .where(Prescription.id == prescription_id)
-            .options(*LOCKED)
-            .with_for_update(of=Prescription)
-            .execution_options(populate_existing=True)
-        ).first()
-    if found is None:
-        raise NotFound("No such prescription.", "prescription_not_found")
-    return found
+    return get_or_raise(
+        Prescription,
+        prescription_id,
+        "No such prescription.",
+        "prescription_not_found",
+        lock=True,
+        options=LOCKED,
+    )
 
 
 def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
