@@ -30,6 +30,7 @@ from qure.patients.api import blp as patients_blp
 from qure.patients.views import bp as patients_bp
 from qure.pharmacy.api import blp as medicines_blp
 from qure.pharmacy.api import dispensing_blp, inventory_blp, register_blp
+from qure.pharmacy.counter import bp as dispensing_bp
 from qure.pharmacy.views import bp as pharmacy_bp
 from qure.prescriptions.api import blp as prescriptions_blp
 from qure.queue.api import blp as queue_blp
@@ -128,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
         scheduling_bp,
         queue_bp,
         pharmacy_bp,
+        dispensing_bp,
         visits_bp,
         billing_bp,
     ):

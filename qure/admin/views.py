@@ -14,6 +14,7 @@ from qure.core.errors import Conflict, Forbidden, InvalidInput
 from qure.core.http import transaction
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.patients import service as patients_service
+from qure.pharmacy import stock
 from qure.queue import board
 from qure.queue.forms import DisplayKeyForm
 
@@ -31,6 +32,7 @@ def index():
         labels=ROLE_LABELS,
         patients=patients_service.count_on_file(),
         backlog=outbox.backlog(),
+        stock_alerts=stock.alert_counts(),
     )
 
 

@@ -15,6 +15,7 @@ from qure.core.forms import ActionForm
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
+from qure.pharmacy import dispensing, stock
 
 bp = Blueprint("auth", __name__)
 
@@ -77,9 +78,18 @@ def home():
     recent = patients.recent(8) if role == Role.RECEPTION else []
     # The front desk bills too: how many completed visits wait for their invoice.
     to_bill = billing.to_bill(1, 1).total if role == Role.RECEPTION else 0
+    pharmacist = role == Role.PHARMACIST
+    to_dispense = dispensing.to_dispense(1, 1).total if pharmacist else 0
+    stock_alerts = stock.alert_counts() if pharmacist else None
     template = {
         Role.RECEPTION: "auth/home_reception.html",
         Role.DOCTOR: "auth/home_doctor.html",
         Role.PHARMACIST: "auth/home_pharmacist.html",
     }[role]
-    return render_template(template, recent=recent, to_bill=to_bill)
+    return render_template(
+        template,
+        recent=recent,
+        to_bill=to_bill,
+        to_dispense=to_dispense,
+        stock_alerts=stock_alerts,
+    )

@@ -218,11 +218,18 @@ class RefundForm(FlaskForm):
         validate_choice=False,
     )
 
-    def fill(self, lines: list[dict[str, Any]]) -> None:
+    def fill(self, lines: list[dict[str, Any]], chosen: dict[int, str] | None = None) -> None:
+        """A row per line with something left to refund; `chosen` (line id -> quantity)
+        ticks rows ahead, as the pharmacy's "offer the credit note" for a returned item."""
+        chosen = chosen or {}
         for line in lines:
             if line["refundable"] > 0:
                 self.lines.append_entry(
-                    {"line_id": str(line["id"]), "quantity": short(line["refundable"])}
+                    {
+                        "line_id": str(line["id"]),
+                        "quantity": chosen.get(line["id"]) or short(line["refundable"]),
+                        "chosen": line["id"] in chosen,
+                    }
                 )
 
     def items(self) -> tuple[list[dict[str, Any]], list[int]]:

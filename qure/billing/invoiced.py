@@ -61,3 +61,40 @@ def paid_lines_for_prescription(
     for item_id, quantity in rows:
         paid[item_id] = paid.get(item_id, Decimal(0)) + quantity
     return paid
+
+
+def paid_invoice_lines(prescription_id: int) -> dict[int, dict]:
+    """Per prescription item id, the PAID invoice's line that bills it: {invoice_id,
+    invoice_number, line_id, refundable} (refundable: its quantity less what credit notes
+    refunded), so that a returned item can be offered its credit note. Empty without a
+    PAID invoice."""
+    refunded = (
+        select(func.coalesce(func.sum(CreditNoteLine.quantity), 0))
+        .where(CreditNoteLine.invoice_line_id == InvoiceLine.id)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(
+            InvoiceLine.prescription_item_id,
+            Invoice.id,
+            Invoice.number,
+            InvoiceLine.id,
+            InvoiceLine.quantity - refunded,
+        )
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(
+            Invoice.prescription_id == prescription_id,
+            Invoice.status == InvoiceStatus.PAID,
+            InvoiceLine.prescription_item_id.is_not(None),
+        )
+        .order_by(InvoiceLine.id)
+    )
+    return {
+        item_id: {
+            "invoice_id": invoice_id,
+            "invoice_number": number,
+            "line_id": line_id,
+            "refundable": refundable,
+        }
+        for item_id, invoice_id, number, line_id, refundable in rows
+    }

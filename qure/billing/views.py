@@ -320,7 +320,9 @@ def _invoice_page(invoice_id: int, status: int = 200, **forms):
     refund = forms.get("refund")
     if refund is None:
         refund = RefundForm(formdata=None)
-        refund.fill(values["lines"])
+        refund.fill(values["lines"], _offered_refund())
+        if refund.lines and any(row.form.chosen.data for row in refund.lines):
+            refund.reason.data = "Returned unopened at the pharmacy"
     link = service.upi_link(invoice, settings)
     return render_template(
         "billing/invoice.html",
@@ -336,6 +338,13 @@ def _invoice_page(invoice_id: int, status: int = 200, **forms):
         upi_qr=qr_svg(link) if link else None,
         action=ActionForm(),
     ), status
+
+
+def _offered_refund() -> dict[int, str]:
+    """`?refund_line=<id>&refund_qty=<n>`: the line and quantity the pharmacy's record of
+    a returned item offers to refund (ticked, not issued: the desk still confirms)."""
+    line, quantity = int_arg("refund_line"), int_arg("refund_qty")
+    return {line: str(quantity)} if line and quantity else {}
 
 
 @bp.get("/<int:invoice_id>")

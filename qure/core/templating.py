@@ -28,6 +28,8 @@ NAV = (
     ("Queue", "queue.index"),
     ("My queue", "queue.doctor_queue"),
     ("Schedule", "scheduling.week"),
+    ("Dispense", "dispensing.queue"),
+    ("Stock", "pharmacy.inventory"),
     ("Medicines", "pharmacy.medicines"),
     ("Billing", "billing.index"),
     ("Users", "admin.user_list"),

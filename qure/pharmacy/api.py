@@ -7,7 +7,7 @@ from flask import Response, g, request, url_for
 from flask_smorest import Blueprint
 
 from qure.core.http import transactional
-from qure.core.roles import Role, api_roles
+from qure.core.roles import api_roles
 from qure.core.schemas import ErrorSchema, PageArgs, page_body
 from qure.pharmacy import dispensing, service, stock
 from qure.pharmacy.schemas import (
@@ -225,9 +225,7 @@ def return_items(body, dispensing_id: int):
 
 # ---- the H1 register -------------------------------------------------------------------
 
-# The register names patients and their addresses: the pharmacy's legal record, read by the
-# pharmacist who keeps it and the admin who answers for it (and an inspector through them).
-REGISTER_READERS = (Role.ADMIN, Role.PHARMACIST)
+REGISTER_READERS = dispensing.REGISTER_READERS
 
 register_blp = Blueprint(
     "api_pharmacy", __name__, url_prefix="/api/v1/pharmacy", description="Dispensing"

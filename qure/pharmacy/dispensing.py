@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from qure.auth.models import User
 from qure.billing import invoiced
-from qure.core import audit, clock
+from qure.core import audit, clock, money
 from qure.core.db import get_or_raise
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.pagination import Page, paginate
@@ -47,7 +47,11 @@ from qure.pharmacy.models import (
 )
 from qure.prescriptions.models import DispenseStatus, Prescription, PrescriptionItem
 
-DISPENSERS = (Role.PHARMACIST,)  # SPEC section 0: dispensing is the licensed role's act
+DISPENSERS = (Role.PHARMACIST,)  # dispensing is the licensed pharmacist's act
+COUNTER = (Role.PHARMACIST, Role.ADMIN)  # who sees what is to dispense
+# The register names patients and their addresses: the pharmacy's legal record, read by the
+# pharmacist who keeps it and the admin who answers for it (and an inspector through them).
+REGISTER_READERS = (Role.ADMIN, Role.PHARMACIST)
 MAX_RETURN_ITEMS = 100
 MAX_REGISTER_DAYS = 366
 
@@ -141,34 +145,7 @@ def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
         raise Conflict("Everything on this prescription has been handed over.", "already_dispensed")
 
     needed = [item for item in prescription.items if left[item.id]]
-    batches = stock.lock_usable([item.medicine_id for item in needed])
-    by_medicine: dict[int, list[Batch]] = defaultdict(list)
-    for batch in batches:
-        by_medicine[batch.medicine_id].append(batch)
-    available = {batch.id: batch.quantity for batch in batches}
-    plan: list[tuple[PrescriptionItem, Batch, int]] = []
-    short = []
-    for item in needed:
-        need = left[item.id]
-        usable = sum(available[b.id] for b in by_medicine[item.medicine_id])
-        for batch in by_medicine[item.medicine_id]:
-            take = min(need, available[batch.id])
-            if take:
-                plan.append((item, batch, take))
-                available[batch.id] -= take
-                need -= take
-            if not need:
-                break
-        if need:
-            short.append(
-                {
-                    "prescription_item_id": item.id,
-                    "medicine_id": item.medicine_id,
-                    "medicine": item.medicine.name,
-                    "due": left[item.id],
-                    "available": usable,
-                }
-            )
+    plan, short = _plan(needed, left, stock.lock_usable([item.medicine_id for item in needed]))
     if short and (not allow_partial or not plan):
         names = ", ".join(s["medicine"] for s in short)
         raise Conflict(
@@ -240,6 +217,41 @@ def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
     return plain(dispensing, status, outstanding(prescription, left))
 
 
+def _plan(
+    needed: list[PrescriptionItem], left: dict[int, int], batches: list[Batch]
+) -> tuple[list[tuple[PrescriptionItem, Batch, int]], list[dict[str, Any]]]:
+    """What to take from which batch (`batches` are usable, in (expiry_date, id) order):
+    earliest expiry first, as many batches as each item needs; and what is short."""
+    by_medicine: dict[int, list[Batch]] = defaultdict(list)
+    for batch in batches:
+        by_medicine[batch.medicine_id].append(batch)
+    available = {batch.id: batch.quantity for batch in batches}
+    plan: list[tuple[PrescriptionItem, Batch, int]] = []
+    short = []
+    for item in needed:
+        need = left[item.id]
+        usable = sum(available[b.id] for b in by_medicine[item.medicine_id])
+        for batch in by_medicine[item.medicine_id]:
+            take = min(need, available[batch.id])
+            if take:
+                plan.append((item, batch, take))
+                available[batch.id] -= take
+                need -= take
+            if not need:
+                break
+        if need:
+            short.append(
+                {
+                    "prescription_item_id": item.id,
+                    "medicine_id": item.medicine_id,
+                    "medicine": item.medicine.name,
+                    "due": left[item.id],
+                    "available": usable,
+                }
+            )
+    return plan, short
+
+
 def _register_entry(
     actor: User,
     prescription: Prescription,
@@ -266,15 +278,112 @@ def _register_entry(
     )
 
 
+def preview(prescription_id: int) -> dict[str, Any]:
+    """What `dispense` would do now, nothing locked or changed, for the dispense screen:
+    per item what was prescribed, paid, handed over and is due, the batches it would come
+    from (earliest expiry first, never an expired one) and what is short. `paid` is False
+    without a PAID invoice; `ready` when something can be handed over."""
+    prescription = get_or_raise(
+        Prescription,
+        prescription_id,
+        "No such prescription.",
+        "prescription_not_found",
+        options=(
+            joinedload(Prescription.patient, innerjoin=True),
+            joinedload(Prescription.doctor, innerjoin=True),
+            selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
+        ),
+    )
+    paid = invoiced.paid_lines_for_prescription(prescription.id)
+    given = handed_over(prescription.id)
+    left = due(prescription, paid or {}, given)
+    needed = [item for item in prescription.items if left[item.id]]
+    plan, short = _plan(needed, left, stock.usable_batches([i.medicine_id for i in needed]))
+    short_of = {s["prescription_item_id"]: s for s in short}
+    items = []
+    for item in prescription.items:
+        taken = [
+            {"batch_number": b.batch_number, "expiry_date": b.expiry_date, "quantity": q}
+            for i, b, q in plan
+            if i.id == item.id
+        ]
+        missing = short_of.get(item.id)
+        items.append(
+            {
+                "prescription_item_id": item.id,
+                "medicine": _medicine(item.medicine),
+                "dose": item.dose,
+                "frequency": item.frequency,
+                "duration_days": item.duration_days,
+                "route": item.route,
+                "instructions": item.instructions,
+                "prescribed": item.quantity,
+                "paid": min(item.quantity, int((paid or {}).get(item.id, 0))),
+                "handed_over": given.get(item.id, 0),
+                "due": left[item.id],
+                "batches": taken,
+                "short": missing["due"] - missing["available"] if missing else 0,
+            }
+        )
+    patient, doctor = prescription.patient, prescription.doctor
+    return {
+        "prescription": {
+            "id": prescription.id,
+            "created_at": prescription.created_at,
+            "visit_id": prescription.visit_id,
+            "dispense_status": prescription.dispense_status,
+            "notes": prescription.notes,
+        },
+        "patient": {
+            "id": patient.id,
+            "full_name": patient.full_name,
+            "mrn": patient.mrn,
+            "sex": patient.sex,
+            "date_of_birth": patient.date_of_birth,
+            "allergies": list(patient.allergies or []),
+        },
+        "doctor": {
+            "full_name": doctor.full_name,
+            "registration_number": doctor.registration_number,
+        },
+        "invoice_id": invoiced.invoice_for_prescription(prescription.id),
+        "paid": paid is not None,
+        "items": items,
+        "short": bool(short),
+        "ready": bool(plan),
+        "due": any(left.values()),
+        "dispensings": for_prescription(prescription.id),
+    }
+
+
+def _quantity(value) -> str | None:
+    return None if value is None else money.quantity_text(value)
+
+
+def _medicine(medicine: Medicine) -> dict[str, Any]:
+    return {
+        "id": medicine.id,
+        "name": medicine.name,
+        "strength": medicine.strength,
+        "dosage_form": medicine.dosage_form,
+        "schedule": medicine.schedule,
+    }
+
+
 # ---- reading ---------------------------------------------------------------------------
 
 
 def plain(dispensing: Dispensing, status: str, left: list[dict[str, Any]] | None) -> dict[str, Any]:
     """A dispensing as the API and pages show it (items with their batch and medicine
-    loaded): per item the batch and quantity taken, and what is still due."""
+    loaded): per item the batch and quantity taken and the PAID invoice's line that billed
+    it (the line a credit note for a returned item names), and what is still due."""
+    lines = invoiced.paid_invoice_lines(dispensing.prescription_id)
+    first = next(iter(lines.values()), None)
     return {
         "id": dispensing.id,
         "prescription_id": dispensing.prescription_id,
+        "invoice_id": first["invoice_id"] if first else None,
+        "invoice_number": first["invoice_number"] if first else None,
         "dispensed_by": {
             "id": dispensing.dispensed_by.id,
             "full_name": dispensing.dispensed_by.full_name,
@@ -286,19 +395,15 @@ def plain(dispensing: Dispensing, status: str, left: list[dict[str, Any]] | None
             {
                 "id": row.id,
                 "prescription_item_id": row.prescription_item_id,
-                "medicine": {
-                    "id": row.batch.medicine.id,
-                    "name": row.batch.medicine.name,
-                    "strength": row.batch.medicine.strength,
-                    "dosage_form": row.batch.medicine.dosage_form,
-                    "schedule": row.batch.medicine.schedule,
-                },
+                "medicine": _medicine(row.batch.medicine),
                 "batch_id": row.batch_id,
                 "batch_number": row.batch.batch_number,
                 "expiry_date": row.batch.expiry_date,
                 "quantity": row.quantity,
                 "returned_quantity": row.returned_quantity,
                 "returnable": row.quantity - row.returned_quantity,
+                "invoice_line_id": lines.get(row.prescription_item_id, {}).get("line_id"),
+                "refundable": _quantity(lines.get(row.prescription_item_id, {}).get("refundable")),
             }
             for row in dispensing.items
         ],
@@ -509,6 +614,12 @@ def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
     # A spreadsheet would run a cell starting with = + - @ as a formula.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def h1_register_entries(start: date, end: date) -> Iterator[H1RegisterEntry]:
+    """Every entry from `start` to `end`, in the order written (for printing)."""
+    start, end = register_range(start, end)
+    yield from db.session.scalars(_register_query(start, end))
 
 
 def h1_register_csv(start: date | None = None, end: date | None = None) -> Iterator[str]:

@@ -194,6 +194,14 @@ class DispensedItemSchema(Schema):
     quantity = fields.Integer()
     returned_quantity = fields.Integer()
     returnable = fields.Integer()
+    invoice_line_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "The PAID invoice's line that billed it (for a credit note)"},
+    )
+    refundable = fields.String(
+        allow_none=True,
+        metadata={"description": "What of that line a credit note may still refund, e.g. 2"},
+    )
 
 
 class OutstandingSchema(Schema):
@@ -206,6 +214,8 @@ class OutstandingSchema(Schema):
 class DispensingSchema(Schema):
     id = fields.Integer()
     prescription_id = fields.Integer()
+    invoice_id = fields.Integer(allow_none=True, metadata={"description": "Its PAID invoice"})
+    invoice_number = fields.String(allow_none=True)
     dispensed_by = fields.Nested(PharmacistRef)
     dispensed_at = fields.DateTime()
     partial = fields.Boolean()

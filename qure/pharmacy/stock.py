@@ -7,7 +7,8 @@ RETURN) written through the outbox in the same transaction, and an audit record.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -48,7 +49,31 @@ def whole_number(value: Any, field: str, errors: dict[str, str], low: int, high:
     return number
 
 
-def _day(value: Any, field: str, errors: dict[str, str], required: bool) -> date | None:
+MONTH_YEAR = re.compile(r"(?P<month>0?[1-9]|1[0-2])\s*[/.-]\s*(?P<year>(?:19|20)\d{2})")
+
+
+def pack_month(text: str, last_day: bool) -> date | None:
+    """A month as a pack prints it ("EXP 06/2031", "MFG 01-2030", "Jun 2031"): its last
+    day for an expiry (a pack is good through its month; the clinic treats the batch as
+    expired on that day), its first for a manufacturing date. None if it is no month."""
+    typed = " ".join(text.upper().replace("EXP", " ").replace("MFG", " ").split())
+    found = MONTH_YEAR.fullmatch(typed)
+    if found:
+        year, month = int(found["year"]), int(found["month"])
+    else:
+        try:
+            parsed = datetime.strptime(typed.title(), "%b %Y")
+        except ValueError:
+            return None
+        year, month = parsed.year, parsed.month
+    if not last_day:
+        return date(year, month, 1)
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _day(
+    value: Any, field: str, errors: dict[str, str], required: bool, last_day: bool = False
+) -> date | None:
     if isinstance(value, date):
         return value
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -58,8 +83,10 @@ def _day(value: Any, field: str, errors: dict[str, str], required: bool) -> date
     try:
         return clock.parse_day(str(value))
     except ValueError:
-        errors[field] = "Not a date (e.g. 2030-06-30 or 30/06/2030)."
-        return None
+        month = pack_month(str(value), last_day) if isinstance(value, str) else None
+        if month is None:
+            errors[field] = "Not a date (e.g. 30/06/2030, or 06/2030 as the pack prints it)."
+        return month
 
 
 def _text(value: Any, field: str, errors: dict[str, str], high: int) -> str | None:
@@ -79,7 +106,7 @@ def _clean_batch(raw: Any, at: str, today: date, errors: dict[str, str]) -> dict
     if not number:
         errors[f"{at}.batch_number"] = "Give the batch number printed on the pack."
     quantity = whole_number(raw.get("quantity"), f"{at}.quantity", errors, 1, MAX_QUANTITY)
-    expiry = _day(raw.get("expiry_date"), f"{at}.expiry_date", errors, required=True)
+    expiry = _day(raw.get("expiry_date"), f"{at}.expiry_date", errors, required=True, last_day=True)
     mfg = _day(raw.get("mfg_date"), f"{at}.mfg_date", errors, required=False)
     if expiry is not None and expiry <= today:
         errors[f"{at}.expiry_date"] = "This stock has expired: it cannot be received."
@@ -459,6 +486,12 @@ def lock_usable(medicine_ids: list[int]) -> list[Batch]:
     """The usable batches (not expired, holding stock) of these medicines, locked FOR
     UPDATE in one statement in (expiry_date, id) order: every dispensing takes its locks
     in that one order, so two never deadlock."""
+    return usable_batches(medicine_ids, lock=True)
+
+
+def usable_batches(medicine_ids: list[int], lock: bool = False) -> list[Batch]:
+    """The usable batches of these medicines in (expiry_date, id) order, the order
+    dispensing takes them in; with `lock`, FOR UPDATE (see `lock_usable`)."""
     if not medicine_ids:
         return []
     query = (
@@ -468,9 +501,9 @@ def lock_usable(medicine_ids: list[int]) -> list[Batch]:
             and_(Batch.quantity > 0, Batch.expiry_date > clock.today()),
         )
         .order_by(Batch.expiry_date, Batch.id)
-        .with_for_update(of=Batch)
-        .execution_options(populate_existing=True)
     )
+    if lock:
+        query = query.with_for_update(of=Batch).execution_options(populate_existing=True)
     return list(db.session.scalars(query))
 
 
