@@ -167,6 +167,17 @@ def returns(dispensing_id: int):
     return redirect(url_for(".record", dispensing_id=dispensing_id) + "#returned")
 
 
+@bp.get("/dispensings/<int:dispensing_id>/slip.pdf")
+@roles_required()
+def slip(dispensing_id: int):
+    """The dispensing slip handed over with the medicines: A5, or `?format=thermal` for an
+    80 mm roll; batch numbers and expiry dates as a pharmacy labels what it hands over."""
+    from qure.pharmacy.slips import slip_pdf  # WeasyPrint loads at the first print
+
+    pdf, name = slip_pdf(dispensing_id, thermal=request.args.get("format") == "thermal")
+    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=name)
+
+
 # ---- the Schedule H1 register ------------------------------------------------------------
 
 
