@@ -22,6 +22,7 @@ from qure.pharmacy.schemas import (
     H1Args,
     H1Page,
     InventoryMedicinePage,
+    InventoryMedicineSchema,
     MedicineArgs,
     MedicineCreateSchema,
     MedicineInSchema,
@@ -67,11 +68,13 @@ def create_medicine(body):
 
 @blp.get("/<int:medicine_id>")
 @api_roles()
-@blp.response(200, MedicineSchema)
+@blp.response(200, InventoryMedicineSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_medicine(medicine_id: int):
-    """One medicine."""
-    return service.get_medicine(medicine_id)
+    """One medicine, with its usable stock (batches not expired on the clinic's date) and
+    next expiry."""
+    medicine = service.get_medicine(medicine_id)
+    return stock.medicine_row(medicine, *stock.levels([medicine.id]).get(medicine.id, (0, None)))
 
 
 @blp.patch("/<int:medicine_id>")

@@ -30,6 +30,7 @@ from qure.core.forms import ActionForm, attach_errors, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.pharmacy import service as pharmacy
+from qure.pharmacy import stock
 from qure.prescriptions import service as prescriptions
 from qure.prescriptions.allergy import allergy_matches, warning
 from qure.visits import icd10, service, vitals
@@ -62,6 +63,13 @@ def _workspace(visit, status: int = 200, **forms):
     prescription = prescriptions.for_visit(visit.id)
     mq = request.args.get("mq", "").strip()[:80]
     found = pharmacy.search(mq, True, 1, 10).items if mq else []
+    chosen = forms.get("chosen")
+    # Usable stock (not expired on the clinic's date) beside every medicine on the page,
+    # so the doctor sees a stock-out before saving: one query for all of them.
+    shown = [m.id for m in found] + ([chosen.id] if chosen else [])
+    if prescription:
+        shown += [item.medicine_id for item in prescription.items]
+    in_stock = stock.levels(shown) if shown else {}
     workspace = forms.get("workspace")
     if workspace is None:
         workspace = WorkspaceForm(formdata=None)
@@ -82,8 +90,9 @@ def _workspace(visit, status: int = 200, **forms):
         note=forms.get("note") or NoteForm(formdata=None),
         item=forms.get("item") or ItemForm(formdata=None),
         allergy=forms.get("allergy"),
-        chosen=forms.get("chosen"),
-        chosen_badge=_allergy_badge(patient, forms["chosen"]) if forms.get("chosen") else None,
+        chosen=chosen,
+        chosen_badge=_allergy_badge(patient, chosen) if chosen else None,
+        in_stock={mid: {"usable": n, "next_expiry": e} for mid, (n, e) in in_stock.items()},
         mq=mq,
         found=[(m, _allergy_badge(patient, m)) for m in found],
         editable=visit.status == VisitStatus.IN_PROGRESS and visit.doctor_id == g.actor.id,

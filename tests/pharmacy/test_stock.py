@@ -277,6 +277,8 @@ def test_the_inventory_api(client, pharmacist, doctor, reception):
     listed = client.get(f"{INVENTORY}/medicines?q=parac", headers=bearer(client, doctor))
     (row,) = listed.get_json()["items"]
     assert (row["usable_stock"], row["next_expiry"], row["low_stock"]) == (60, "2030-03-31", False)
+    one = client.get(f"{INVENTORY}/medicines/{para.id}", headers=bearer(client, doctor))
+    assert (one.get_json()["usable_stock"], one.get_json()["next_expiry"]) == (60, "2030-03-31")
 
     batches = client.get(
         f"{INVENTORY}/batches?medicine_id={para.id}", headers=bearer(client, reception)

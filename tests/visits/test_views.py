@@ -1357,3 +1357,40 @@ def test_add_note_with_the_note_box_left_out_of_the_post_is_no_server_error(
     response = client.post(url, data={**data, "save": "note"})
     assert response.status_code == 302
     assert response.headers["Location"].endswith(url)
+
+
+def test_the_builder_shows_usable_stock_so_a_stock_out_is_seen_before_saving(
+    client, clinic_now, doctor, pharmacist
+):
+    from qure.pharmacy import stock
+
+    meds = make_medicines()
+    soon = clock.today() + timedelta(days=200)
+    stock.stock_in(
+        pharmacist,
+        {
+            "medicine_id": meds["amoxil"].id,
+            "batches": [
+                {"batch_number": "AM1", "quantity": 1200, "expiry_date": soon},
+                {"batch_number": "AM2", "quantity": 34, "expiry_date": soon},
+            ],
+        },
+    )
+    commit()
+    visit = start_visit(doctor)
+    sign_in(client, doctor)
+    url = f"/visits/{visit.id}"
+
+    page = page_text(client.get(f"{url}?mq=a"))
+    choices = re.search(r'<ul class="plain choices">.*?</ul>', page, re.S).group(0)
+    amoxil = re.search(r"<li>.*?Amoxil.*?</li>", choices, re.S).group(0)
+    crocin = re.search(r"<li>.*?Crocin.*?</li>", choices, re.S).group(0)
+    assert "in stock 1,234" in amoxil
+    assert "out of stock" in crocin
+
+    chosen = page_text(client.get(choose_url(visit, meds["crocin"])))
+    assert re.search(r"<h3>Crocin 500 mg.*out of stock.*</h3>", chosen, re.S)
+
+    assert add_item(client, visit, meds["amoxil"], frequency="BD").status_code == 302
+    rx = section(page_text(client.get(url)), "prescription")
+    assert "in stock 1,234" in rx
