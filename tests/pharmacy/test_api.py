@@ -100,6 +100,9 @@ def test_the_json_shape(client, doctor):
         "reorder_level": 20,
         "is_active": True,
         "schedule": "NONE",
+        "usable_stock": 0,  # no batch received: out of stock, at its reorder level
+        "next_expiry": None,
+        "low_stock": True,
     }
 
 
