@@ -64,7 +64,7 @@ def queue():
             "created_at": p.created_at,
             "patient": {"full_name": p.patient.full_name, "mrn": p.patient.mrn},
             "doctor": p.doctor.full_name,
-            "items": [
+            "medicines": [
                 {"name": i.medicine.name, "strength": i.medicine.strength, "quantity": i.quantity}
                 for i in p.items
             ],

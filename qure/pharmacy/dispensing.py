@@ -35,6 +35,7 @@ from qure.core.errors import Conflict, InvalidInput
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.extensions import db
+from qure.patients.models import Patient
 from qure.pharmacy import stock
 from qure.pharmacy.models import (
     REGISTERED,
@@ -214,7 +215,7 @@ def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
             dispensing_id=dispensing.id,
             prescription_id=prescription.id,
         )
-    return plain(dispensing, status, outstanding(prescription, left))
+    return plain(dispensing, status, outstanding(prescription, left), prescription.patient)
 
 
 def _plan(
@@ -373,7 +374,12 @@ def _medicine(medicine: Medicine) -> dict[str, Any]:
 # ---- reading ---------------------------------------------------------------------------
 
 
-def plain(dispensing: Dispensing, status: str, left: list[dict[str, Any]] | None) -> dict[str, Any]:
+def plain(
+    dispensing: Dispensing,
+    status: str,
+    left: list[dict[str, Any]] | None,
+    patient: Patient,
+) -> dict[str, Any]:
     """A dispensing as the API and pages show it (items with their batch and medicine
     loaded): per item the batch and quantity taken and the PAID invoice's line that billed
     it (the line a credit note for a returned item names), and what is still due."""
@@ -382,6 +388,7 @@ def plain(dispensing: Dispensing, status: str, left: list[dict[str, Any]] | None
     return {
         "id": dispensing.id,
         "prescription_id": dispensing.prescription_id,
+        "patient": {"id": patient.id, "full_name": patient.full_name, "mrn": patient.mrn},
         "invoice_id": first["invoice_id"] if first else None,
         "invoice_number": first["invoice_number"] if first else None,
         "dispensed_by": {
@@ -428,12 +435,18 @@ def get_dispensing(dispensing_id: int) -> dict[str, Any]:
         select(Prescription)
         .where(Prescription.id == dispensing.prescription_id)
         .options(
-            selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True)
+            joinedload(Prescription.patient, innerjoin=True),
+            selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
         )
     ).one()
     paid = invoiced.paid_lines_for_prescription(prescription.id) or {}
     left = due(prescription, paid, handed_over(prescription.id))
-    return plain(dispensing, prescription.dispense_status, outstanding(prescription, left))
+    return plain(
+        dispensing,
+        prescription.dispense_status,
+        outstanding(prescription, left),
+        prescription.patient,
+    )
 
 
 def for_prescription(prescription_id: int) -> list[int]:

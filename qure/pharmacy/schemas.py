@@ -211,9 +211,16 @@ class OutstandingSchema(Schema):
     quantity = fields.Integer(metadata={"description": "Still due"})
 
 
+class DispensedPatientRef(Schema):
+    id = fields.Integer()
+    full_name = fields.String()
+    mrn = fields.String()
+
+
 class DispensingSchema(Schema):
     id = fields.Integer()
     prescription_id = fields.Integer()
+    patient = fields.Nested(DispensedPatientRef)
     invoice_id = fields.Integer(allow_none=True, metadata={"description": "Its PAID invoice"})
     invoice_number = fields.String(allow_none=True)
     dispensed_by = fields.Nested(PharmacistRef)
