@@ -68,11 +68,12 @@ def seed_demo_command(bulk: int):
     created = demo.seed_patients()
     slots = demo.seed_schedule()
     medicines = demo.seed_medicines()
+    batches = demo.seed_stock()
     display_key = demo.seed_display_key()
     db.session.commit()
     click.echo(
         f"Demo patients added: {created}. Demo doctor's slots added: {slots}. "
-        f"Medicines added: {medicines}."
+        f"Medicines added: {medicines}. Stock batches added: {batches}."
     )
     if bulk:
         added = demo.bulk_patients(bulk, progress=True)
@@ -213,6 +214,7 @@ def serve_command(host: str, port: int):
         demo.seed_patients()
     demo.seed_schedule()  # the demo doctor always has the coming two weeks of slots
     demo.seed_medicines()
+    demo.seed_stock(fresh_only=True)  # a new demo's pharmacy, never one in use
     display_key = demo.seed_display_key()
     db.session.commit()
     if mongo.embedded:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from datetime import time as clock_time
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -22,12 +23,14 @@ from sqlalchemy import func, select, text
 from qure.auth import service as users
 from qure.auth.models import User
 from qure.core import audit, clock
+from qure.core.money import round_money
 from qure.extensions import db
 from qure.patients import service as patients
 from qure.patients.models import Patient
 from qure.pharmacy import service as pharmacy
+from qure.pharmacy import stock
 from qure.pharmacy.catalogue import COMMON_MEDICINES
-from qure.pharmacy.models import Medicine
+from qure.pharmacy.models import Batch, DrugSchedule, Medicine, MovementType
 from qure.queue import board
 from qure.scheduling import service as scheduling
 
@@ -381,9 +384,21 @@ def seed_schedule(days: int = 14) -> int:
     return result["created"]
 
 
+# Ingredients of the demo catalogue on Schedule H1 of the Drugs and Cosmetics Rules (the
+# 2013 list: third- and fourth-generation cephalosporins, newer fluoroquinolones, tramadol,
+# the benzodiazepines, ...): a medicine with one of them is added as an H1 medicine.
+H1_INGREDIENTS = frozenset({"Alprazolam", "Cefixime", "Ceftriaxone", "Levofloxacin", "Tramadol"})
+DEMO_REORDER_LEVEL = 20
+
+
+def demo_schedule(generic_name: str) -> DrugSchedule:
+    """H1 when one of the medicine's ingredients is on Schedule H1, else NONE."""
+    return DrugSchedule.H1 if H1_INGREDIENTS & set(generic_name.split(" + ")) else DrugSchedule.NONE
+
+
 def seed_medicines() -> int:
-    """Add the common medicines (qure.pharmacy.catalogue) the catalogue lacks; returns how
-    many were added."""
+    """Add the common medicines (qure.pharmacy.catalogue) the catalogue lacks, those with a
+    Schedule H1 ingredient as H1 medicines; returns how many were added."""
 
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     have = {
@@ -408,11 +423,132 @@ def seed_medicines() -> int:
                 "unit_price": price,
                 "gst_rate": gst,
                 "hsn_code": "3004",
-                "reorder_level": 20,
+                "reorder_level": DEMO_REORDER_LEVEL,
+                "schedule": demo_schedule(generic),
             },
         )
         added += 1
     return added
+
+
+# Demo stock: who delivered it, and the three medicines the pharmacy's alerts point at.
+SUPPLIERS = (
+    "Shree Ganesh Pharma Distributors",
+    "Sai Medical Agencies",
+    "Navkar Pharma Wholesale",
+    "Apollo Pharmacy Supply",
+)
+LOW_STOCK = ("Dolo 650", "650 mg", "TABLET")  # two small batches: at its reorder level
+EXPIRING_SOON = ("Cetzine", "10 mg", "TABLET")  # one batch expires in three weeks
+EXPIRED_ON_SHELF = ("Brufen", "400 mg", "TABLET")  # one batch expired last month, not disposed
+
+
+def _demo_batches(name: str, strength: str, form: str, price: Decimal, today: date) -> list:
+    """The batches a demo medicine is stocked with: (number, quantity, expiry, supplier,
+    purchase price), the same for the same medicine on the same day. Numbers read like
+    the packs' ("AM2411": letters of the name, then a year and a month)."""
+    rng = random.Random(f"{name}|{strength}|{form}")  # a text seed: the same on every run
+    prefix = "".join(c for c in name.upper() if c.isalpha())[:2]
+    key = (name, strength, form)
+    # The expired batch on the shelf is the third of its medicine's.
+    count = 2 if key in (LOW_STOCK, EXPIRED_ON_SHELF) else rng.choice((2, 3))
+    rows = []
+    for k in range(count):
+        number = f"{prefix}{24 + k}{rng.randint(1, 12):02d}"  # the year makes each distinct
+        quantity = rng.randint(20, 300)
+        expiry = today + timedelta(days=rng.randint(61, 730))  # 2 to 24 months ahead
+        cost = round_money(price * Decimal(rng.choice(("0.68", "0.72", "0.75"))))
+        rows.append([number, quantity, expiry, rng.choice(SUPPLIERS), cost])
+    if key == LOW_STOCK:
+        rows[0][1], rows[1][1] = 8, DEMO_REORDER_LEVEL - 8
+    elif key == EXPIRING_SOON:
+        rows[0][2] = today + timedelta(days=21)
+    return [tuple(row) for row in rows]
+
+
+def seed_stock(fresh_only: bool = False) -> int:
+    """Stock every demo medicine (qure.pharmacy.catalogue) that has never had a batch with
+    2 or 3 batches received by the demo pharmacist, as `stock.stock_in` receives them
+    (audited, one IN movement each): quantities 20-300, expiring 2 to 24 months from
+    today. So that each of the pharmacy's alerts has something to show, Dolo 650 is left at
+    its reorder level, a batch of Cetzine expires within 30 days, and Brufen keeps a batch
+    that expired last month (written directly: stock-in refuses expired stock). A medicine
+    that has a batch is left alone, so a second run adds nothing; with `fresh_only`
+    nothing is added once the pharmacy holds any batch at all (`flask serve` stocks a new
+    demo, never a pharmacy in use). Returns the batches added."""
+    pharmacist = db.session.scalar(select(User).where(User.username == "pharma"))
+    if pharmacist is None or not pharmacist.is_active:
+        return 0
+    if fresh_only and db.session.scalar(select(Batch.id).limit(1)) is not None:
+        return 0
+    today = clock.today()
+    medicines = {
+        (m.name.lower(), m.strength.lower(), m.dosage_form): m
+        for m in db.session.scalars(select(Medicine))
+    }
+    stocked = set(db.session.scalars(select(Batch.medicine_id).distinct()))
+    added = 0
+    for name, _, _, form, strength, _, price, _ in COMMON_MEDICINES:
+        medicine = medicines.get((name.lower(), strength.lower(), form))
+        if medicine is None or medicine.id in stocked:
+            continue
+        rows = _demo_batches(name, strength, form, Decimal(price), today)
+        received = stock.stock_in(
+            pharmacist,
+            {
+                "medicine_id": medicine.id,
+                "batches": [
+                    {
+                        "batch_number": number,
+                        "quantity": quantity,
+                        "expiry_date": expiry,
+                        "mfg_date": expiry - timedelta(days=730),
+                        "supplier": supplier,
+                        "purchase_price": cost,
+                    }
+                    for number, quantity, expiry, supplier, cost in rows
+                ],
+            },
+        )
+        added += len(received)
+        if (name, strength, form) == EXPIRED_ON_SHELF:
+            _expired_batch(pharmacist, medicine, rows[-1][3], rows[-1][4], today)
+            added += 1
+    return added
+
+
+def _expired_batch(
+    pharmacist: User, medicine: Medicine, supplier: str, cost: Decimal, today: date
+) -> None:
+    """A batch that expired last month with stock still on the shelf, received (audited,
+    an IN movement) as if before it expired."""
+    expiry = today - timedelta(days=25)
+    prefix = "".join(c for c in medicine.name.upper() if c.isalpha())[:2]
+    batch = Batch(
+        medicine_id=medicine.id,
+        medicine=medicine,
+        batch_number=f"{prefix}2309",
+        quantity=40,
+        expiry_date=expiry,
+        mfg_date=expiry - timedelta(days=730),
+        supplier=supplier,
+        purchase_price=cost,
+        received_by_id=pharmacist.id,
+        received_at=clock.now(),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    audit.record(
+        pharmacist,
+        "STOCK_RECEIVED",
+        ("batch", batch.id),
+        None,
+        {
+            "medicine_id": medicine.id,
+            **{k: getattr(batch, k) for k in sorted(stock.BATCH_FIELDS)},
+        },
+    )
+    stock.movement(MovementType.IN, pharmacist, batch, medicine, batch.quantity)
 
 
 def seed_display_key() -> str | None:

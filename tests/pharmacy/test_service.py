@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from qure.core.db import add_pending
 from qure.core.errors import Conflict, InvalidInput, NotFound
-from qure.core.models import OutboxEvent
+from qure.core.models import AUDIT_TOPIC, OutboxEvent
 from qure.extensions import db
 from qure.pharmacy import service
 from qure.pharmacy.catalogue import COMMON_MEDICINES
@@ -47,7 +47,9 @@ def count(model) -> int:
 
 def audit_rows(medicine_id: int | None = None, action: str | None = None) -> list[dict]:
     add_pending()  # the rows this transaction writes at commit
-    rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    rows = db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.topic == AUDIT_TOPIC).order_by(OutboxEvent.id)
+    ).all()
     return [
         r.payload
         for r in rows
