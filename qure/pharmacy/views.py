@@ -206,6 +206,10 @@ def adjust(batch_id: int):
     if request.method == "GET":
         if request.args.get("reason") in REASON_LABELS:
             form.reason.data = request.args["reason"]
+        if form.reason.data == AdjustmentReason.EXPIRED_DISPOSAL:
+            # Disposing of an expired batch takes all of it: offered, still to confirm.
+            held = stock.get_batch(batch_id).quantity
+            form.delta.data = str(-held) if held else ""
         return _adjust_page(batch_id, form)
     if not form.validate_on_submit():
         if form.csrf_token.errors:
