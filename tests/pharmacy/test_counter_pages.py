@@ -455,3 +455,19 @@ def test_doctors_and_reception_may_not_read_the_register(client, request, role, 
     for url in (REGISTER, f"{REGISTER}.csv", f"{REGISTER}.pdf"):
         assert client.get(url).status_code == 403, url
     assert db.session.scalar(select(func.count()).select_from(H1RegisterEntry)) == 1
+
+
+def test_a_stale_return_of_an_item_already_back_says_why(client, pharmacist, handed_over):
+    """Two tabs: all of LATER comes back in one; the other, drawn before, asks for one more.
+    The row is no longer on the form, so its message is shown above it."""
+    done, _ = handed_over
+    sign_in(client, pharmacist)
+    stale = return_data(page_text(client.get(record_url(done))), {"LATER": "1"})
+    url = f"{record_url(done)}/returns"
+    everything = return_data(page_text(client.get(record_url(done))), {"LATER": "2"})
+    assert form_post(client, url, everything, page=record_url(done)).status_code == 302
+    response = form_post(client, url, stale, page=record_url(done))
+    assert response.status_code == 422
+    assert "At most 0 can come back." in page_text(response)
+    later = db.session.get(Batch, done["items"][1]["batch_id"])
+    assert quantity_of(later) == 10

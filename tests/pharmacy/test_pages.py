@@ -511,3 +511,32 @@ def test_the_empty_pages_say_so(client, pharmacist):
     assert "None." in page_text(client.get(ALERTS, query_string={"tab": "expired"}))
     assert "Nothing to dispense" in page_text(client.get("/pharmacy/dispense"))
     assert counts(page_text(client.get("/home"))) == ("0", "0", "0")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{STOCK}?page=-1",
+        f"{STOCK}?page=99999999999999999999",
+        f"{STOCK}?q=%00&stock=%00",
+        f"{STOCK}?q=%C2%B2",
+        f"{ALERTS}?tab=%00",
+        f"{ALERTS}?tab=30&page=99999999999999999999",
+        "/pharmacy/dispense?page=abc",
+        "/pharmacy/dispense?page=99999999999999999999",
+        "/pharmacy/h1-register?page=99999999999999999999",
+    ],
+)
+def test_odd_input_never_fails(client, pharmacist, shelf, url):
+    sign_in(client, pharmacist)
+    assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize(
+    "query", ["start=%00", "end=" + "9" * 500, "start=2030-01-07&end=2099-01-01", "start=0"]
+)
+def test_odd_register_days_answer_422_not_500(client, pharmacist, query):
+    sign_in(client, pharmacist)
+    assert client.get(f"/pharmacy/h1-register?{query}").status_code == 422, query
+    assert client.get(f"/pharmacy/h1-register.csv?{query}").status_code == 422, query
+    assert client.get(f"/pharmacy/h1-register.pdf?{query}").status_code == 422, query
