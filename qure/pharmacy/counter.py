@@ -124,6 +124,13 @@ def _record_page(dispensing_id: int, form: ReturnForm | None = None, status: int
         form = ReturnForm(formdata=None)
         form.fill(record["items"])
     rows = {entry.form.item_id.data: entry.form for entry in form.items}
+    # A row the page no longer shows (its item came back meanwhile, from another tab):
+    # its message above the form, or the 422 would say nothing.
+    shown = {str(item["id"]) for item in record["items"] if item["returnable"] > 0}
+    for item_id, row in rows.items():
+        for message in row.quantity.errors if item_id not in shown else ():
+            if message not in form.form_errors:
+                form.form_errors.append(message)
     returned = [item for item in record["items"] if item["returned_quantity"]]
     return render_template(
         "pharmacy/dispensing.html",
