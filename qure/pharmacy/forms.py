@@ -201,9 +201,10 @@ class AdjustForm(FlaskForm):
 
 
 class DispenseForm(FlaskForm):
-    """Confirm the dispensing shown; `allow_partial` when stock is short."""
+    """Confirm the dispensing shown; `allow_partial` is the button offered when stock is
+    short ("Dispense what is in stock"): one press, no box to tick first."""
 
-    allow_partial = BooleanField("Hand over what is in stock now; the rest later")
+    allow_partial = BooleanField("Dispense what is in stock")
 
 
 class ReturnRowForm(Form):
