@@ -94,6 +94,20 @@ def get_settings() -> dict[str, Any]:
     return {k: _typed(k, saved.get(KEY_PREFIX + k, _default(k))) for k in FIELDS}
 
 
+def letterhead(settings: dict[str, Any] | None = None) -> dict[str, str]:
+    """What a printed document's header names (templates/pdf/_clinic_header.html): the
+    clinic's name, address, phone, GSTIN and registration, from `settings` (read when not
+    given)."""
+    settings = settings if settings is not None else get_settings()
+    return {
+        "name": settings["clinic_name"],
+        "address": settings["address"],
+        "phone": settings["phone"],
+        "gstin": settings["gstin"],
+        "registration": settings["registration"],
+    }
+
+
 def clinic_name() -> str:
     """The clinic's saved name for a page's header and title, read once per request. An
     error page rendered while the database is away still has a header: the environment's

@@ -50,16 +50,6 @@ BANNERS = {
 }
 
 
-def _clinic(settings: dict[str, Any]) -> dict[str, str]:
-    return {
-        "name": settings["clinic_name"],
-        "address": settings["address"],
-        "phone": settings["phone"],
-        "gstin": settings["gstin"],
-        "registration": settings["registration"],
-    }
-
-
 def _patient(patient) -> dict[str, str]:
     return {
         "full_name": patient.full_name,
@@ -96,7 +86,7 @@ def receipt_values(invoice: Invoice, thermal: bool = False) -> dict[str, Any]:
         "title": TITLES[status],
         "banner": BANNERS.get(status),
         "stamp": {"word": word, "css": css},
-        "clinic": _clinic(settings),
+        "clinic": clinic_settings.letterhead(settings),
         "invoice": {
             "number": invoice.number,
             "date": clock.format_day(invoice.invoice_date),
@@ -178,7 +168,7 @@ def credit_note_values(note: CreditNote) -> dict[str, Any]:
     settings = clinic_settings.get_settings()
     invoice = note.invoice
     return {
-        "clinic": _clinic(settings),
+        "clinic": clinic_settings.letterhead(settings),
         "number": note.number,
         "date": clock.format_day(note.issued_on),
         "invoice": {"number": invoice.number, "date": clock.format_day(invoice.invoice_date)},

@@ -255,20 +255,10 @@ def register_pdf():
     if days is None:
         abort(422)
     start, end = days
-    settings = clinic_settings.get_settings()
     pdf = render_pdf(
         "pdf/h1_register.html",
         "css/register.css",
-        clinic={
-            key: settings[name]
-            for key, name in (
-                ("name", "clinic_name"),
-                ("address", "address"),
-                ("phone", "phone"),
-                ("gstin", "gstin"),
-                ("registration", "registration"),
-            )
-        },
+        clinic=clinic_settings.letterhead(),
         start=clock.format_day(start),
         end=clock.format_day(end),
         entries=_entries(dispensing.h1_register_entries(start, end)),

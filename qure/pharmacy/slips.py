@@ -46,16 +46,6 @@ WARNINGS = {
 FOOTER = "Keep this slip: it names the batch and expiry of every medicine handed over."
 
 
-def _clinic(settings: dict[str, Any]) -> dict[str, str]:
-    return {
-        "name": settings["clinic_name"],
-        "address": settings["address"],
-        "phone": settings["phone"],
-        "gstin": settings["gstin"],
-        "registration": settings["registration"],
-    }
-
-
 def _prescription(prescription_id: int) -> Prescription:
     return db.session.scalars(
         select(Prescription)
@@ -129,7 +119,7 @@ def slip_values(dispensing_id: int, thermal: bool = False) -> dict[str, Any]:
     return {
         "thermal": thermal,
         "title": "Dispensing slip",
-        "clinic": _clinic(clinic_settings.get_settings()),
+        "clinic": clinic_settings.letterhead(),
         "dispensing": {
             "number": done["id"],
             "prescription_number": prescription.id,
