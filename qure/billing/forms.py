@@ -24,6 +24,7 @@ from wtforms.fields.choices import SelectChoice
 from qure.billing.models import LineKind, PaymentMethod
 from qure.core import money
 from qure.core.errors import DomainError
+from qure.core.forms import add_error, attach_row_errors
 
 EMPTY_ROWS = 3  # empty rows a new invoice starts with, and "Add more lines" adds
 KIND_CHOICES = [SelectChoice(kind.value, kind.value.title()) for kind in LineKind]
@@ -48,10 +49,6 @@ def short(value: Decimal | None) -> str:
 
 def _amount(label: str, **kwargs) -> StringField:
     return StringField(label, render_kw={"inputmode": "decimal", "autocomplete": "off"}, **kwargs)
-
-
-def _add_error(field, message: str) -> None:
-    field.errors = [*list(field.errors or []), message]
 
 
 class LineForm(Form):
@@ -153,13 +150,13 @@ class InvoiceForm(FlaskForm):
                 row = self.lines[rows[n]].form if n < len(rows) else None
                 field = getattr(row, parts[2], None) if row is not None else None
                 if field is not None and parts[2] != "medicine_id":
-                    _add_error(field, message)
+                    add_error(field, message)
                     continue
                 self.form_errors.append(f"Line {rows[n] + 1 if n < len(rows) else n}: {message}")
             elif name == "discount.type":
-                _add_error(self.discount_type, message)
+                add_error(self.discount_type, message)
             elif name in ("discount", "discount.value"):
-                _add_error(self.discount_value, message)
+                add_error(self.discount_value, message)
             elif name == "items":
                 self.form_errors.append(message)
             else:
@@ -244,21 +241,15 @@ class RefundForm(FlaskForm):
         return items, [n for n, _ in chosen]
 
     def attach(self, error: DomainError, rows: list[int]) -> None:
-        for name, message in error.fields.items():
-            parts = name.split(".")
-            if parts[0] == "items" and len(parts) == 3 and parts[1].isdigit():
-                n = int(parts[1])
-                if n < len(rows):
-                    row = self.lines[rows[n]].form
-                    _add_error(row.quantity if parts[2] == "quantity" else row.chosen, message)
-                    continue
-            field = getattr(self, name, None)
-            if name in ("reason", "method") and field is not None:
-                _add_error(field, message)
-            else:
-                self.form_errors.append(message)
-        if not error.fields:
-            self.form_errors.append(error.message)
+        attach_row_errors(
+            self,
+            error,
+            "items",
+            self.lines,
+            rows,
+            lambda row, part: row.quantity if part == "quantity" else row.chosen,
+            top=("reason", "method"),
+        )
 
 
 class DayCloseForm(FlaskForm):

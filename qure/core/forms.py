@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from flask import abort, request
 from flask_wtf import FlaskForm
@@ -123,3 +125,39 @@ def attach_errors(form: FlaskForm, error: DomainError, aliases: dict[str, str] |
     if not error.fields:
         form.form_errors.append(error.message)
     return form
+
+
+def add_error(field, message: str) -> None:
+    """One more message beside `field` (once: the same message twice shows once)."""
+    if message not in (field.errors or []):
+        field.errors = [*list(field.errors or []), message]
+
+
+def attach_row_errors(
+    form: FlaskForm,
+    error: DomainError,
+    collection: str,
+    entries,
+    rows: list[int],
+    row_field: Callable[[Any, str], Any],
+    top: tuple[str, ...] = (),
+) -> None:
+    """A service's errors on a form of rows: `<collection>.N.part` beside the field
+    `row_field(sub-form, part)` of the row that sent item N (`rows[N]` is its index in
+    `entries`, the FieldList), a name in `top` beside that field of `form`, and the rest
+    above the form (with the error's message when it names no field)."""
+    for name, message in error.fields.items():
+        parts = name.split(".")
+        field = None
+        if parts[0] == collection and len(parts) == 3 and parts[1].isdigit():
+            n = int(parts[1])
+            if n < len(rows):
+                field = row_field(entries[rows[n]].form, parts[2])
+        elif name in top:
+            field = getattr(form, name, None)
+        if field is not None:
+            add_error(field, message)
+        else:
+            form.form_errors.append(message)
+    if not error.fields:
+        form.form_errors.append(error.message)

@@ -201,6 +201,14 @@ def _register_days(form: RegisterRangeForm) -> tuple[date, date] | None:
         return None
 
 
+def _asked_days() -> tuple[date, date]:
+    """The days of a download's link (made by the register's page): 422 if unreadable."""
+    days = _register_days(RegisterRangeForm(request.args))
+    if days is None:
+        abort(422)
+    return days
+
+
 def _entries(entries) -> list[dict[str, Any]]:
     return [
         {key: getattr(e, key) for _, key in dispensing.CSV_COLUMNS} | {"id": e.id} for e in entries
@@ -231,11 +239,7 @@ def register():
 @bp.get("/h1-register.csv")
 @roles_required(*dispensing.REGISTER_READERS)
 def register_csv():
-    form = RegisterRangeForm(request.args)
-    days = _register_days(form)
-    if days is None:
-        abort(422)
-    start, end = days
+    start, end = _asked_days()
     name = f"h1-register-{start.isoformat()}-{end.isoformat()}.csv"
     return Response(
         "".join(dispensing.h1_register_csv(start, end)),
@@ -250,11 +254,7 @@ def register_pdf():
     """The register for printing: A4 landscape, every entry of the range."""
     from qure.core.pdf import render_pdf  # WeasyPrint loads at the first print
 
-    form = RegisterRangeForm(request.args)
-    days = _register_days(form)
-    if days is None:
-        abort(422)
-    start, end = days
+    start, end = _asked_days()
     pdf = render_pdf(
         "pdf/h1_register.html",
         "css/register.css",

@@ -19,7 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from qure.core.errors import DomainError
-from qure.core.forms import ClinicDateField
+from qure.core.forms import ClinicDateField, attach_row_errors
 from qure.pharmacy.models import DOSAGE_FORMS, GST_RATES, AdjustmentReason, DrugSchedule
 
 STOCK_IN_ROWS = 3  # empty rows the stock-in form starts with, and "Add rows" adds
@@ -104,10 +104,6 @@ class MedicineForm(FlaskForm):
         self.is_active.data = medicine.is_active
 
 
-def _add_error(field, message: str) -> None:
-    field.errors = [*list(field.errors or []), message]
-
-
 def _text(value: str | None) -> str:
     return (value or "").strip()
 
@@ -163,22 +159,14 @@ class StockInForm(FlaskForm):
     def attach(self, error: DomainError, rows: list[int]) -> None:
         """`batches.2.quantity` beside the third filled row's quantity; a supplier's
         error once beside the supplier."""
-        for name, message in error.fields.items():
-            parts = name.split(".")
-            if parts[0] == "batches" and len(parts) == 3 and parts[1].isdigit():
-                n = int(parts[1])
-                if parts[2] == "supplier":
-                    if message not in self.supplier.errors:
-                        _add_error(self.supplier, message)
-                    continue
-                row = self.batches[rows[n]].form if n < len(rows) else None
-                field = getattr(row, parts[2], None) if row is not None else None
-                if field is not None:
-                    _add_error(field, message)
-                    continue
-            self.form_errors.append(message)
-        if not error.fields:
-            self.form_errors.append(error.message)
+        attach_row_errors(
+            self,
+            error,
+            "batches",
+            self.batches,
+            rows,
+            lambda row, part: self.supplier if part == "supplier" else getattr(row, part, None),
+        )
 
 
 class AdjustForm(FlaskForm):
@@ -237,19 +225,9 @@ class ReturnForm(FlaskForm):
         return wanted, [n for n, _ in rows]
 
     def attach(self, error: DomainError, rows: list[int]) -> None:
-        for name, message in error.fields.items():
-            parts = name.split(".")
-            if parts[0] == "items" and len(parts) == 3 and parts[1].isdigit():
-                n = int(parts[1])
-                if n < len(rows):
-                    _add_error(self.items[rows[n]].form.quantity, message)
-                    continue
-            if name == "reason":
-                _add_error(self.reason, message)
-            else:
-                self.form_errors.append(message)
-        if not error.fields:
-            self.form_errors.append(error.message)
+        attach_row_errors(
+            self, error, "items", self.items, rows, lambda row, _: row.quantity, top=("reason",)
+        )
 
 
 class RegisterRangeForm(FlaskForm):
