@@ -211,13 +211,17 @@ def checkout_database(db_url: str, label: str, embedded: bool) -> str:
 
 
 def checkout_redis(redis_url: str, number: int) -> str:
+    """The Redis database of one checkout, emptied: database `number` of the embedded
+    server, or BENCH_REDIS_URL's own (shared servers hold other databases; the checkouts
+    are measured one after the other, each emptying it first)."""
     import redis
 
-    url = (
-        f"{redis_url.split('?')[0]}?db={number}"
-        if redis_url.startswith("unix://")
-        else re.sub(r"(redis://[^/]+)(/\d+)?$", rf"\1/{number}", redis_url)
-    )
+    if os.environ.get("BENCH_REDIS_URL"):
+        url = redis_url
+    elif redis_url.startswith("unix://"):
+        url = f"{redis_url.split('?')[0]}?db={number}"
+    else:
+        url = re.sub(r"(redis://[^/]+)(/\d+)?$", rf"\1/{number}", redis_url)
     redis.Redis.from_url(url).flushdb()
     return url
 
