@@ -833,7 +833,11 @@ def parse_args(argv):
         "--pause", type=float, default=0.0, help="ms each client waits before a request (0)"
     )
     p.add_argument("--no-billing", action="store_true", help="end the journey at complete")
-    p.add_argument("--no-dispense", action="store_true", help="end the journey at pay")
+    p.add_argument(
+        "--no-dispense",
+        action="store_true",
+        help="end the journey at pay (no stocking; for baselines before the pharmacy)",
+    )
     p.add_argument("--baseline", help="also measure this commit, in a temporary worktree")
     p.add_argument("--rounds", type=int, default=1, help="with --baseline: alternate N times")
     args = p.parse_args(argv)
