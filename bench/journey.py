@@ -6,10 +6,14 @@
 
 The journey, per client, over and over: register → one 15-minute slot → book → check in →
 call next → start visit → vitals + diagnosis → note → prescription of two medicines →
-complete → AUTO invoice of the visit → pay it (12 requests; reception and the client's own
-doctors, each signed in once). `--no-billing` stops at complete (to compare with commits
-before the billing counter); `--pause MS` makes each client wait between its requests, as
-desks do (the paced figure), instead of none (closed loop).
+complete → AUTO invoice of the visit → pay it → the pharmacist dispenses it (13 requests;
+reception, the client's own doctors and a pharmacist, each signed in once). Before each
+client count is measured, the medicines the journeys prescribe are stocked through the API
+(POST /api/v1/inventory/batches: several batches per medicine with different expiries, so
+dispensing walks across batches earliest expiry first). `--no-dispense` stops at pay,
+`--no-billing` at complete (to compare with commits before the billing counter or the
+pharmacy); `--pause MS` makes each client wait between its requests, as desks do (the
+paced figure), instead of none (closed loop).
 
 Reported per client count: journeys/s, per-step p50/p95/p99, errors by step and status, and
 the CPU each journey cost in the app server, PostgreSQL and this client (from /proc); with
@@ -68,10 +72,12 @@ STEPS = (
     "complete",
     "invoice",
     "pay",
+    "dispense",
 )
 TARGETS = {
     "journey_ratio_16": 2.5,  # journeys/s at 16 clients against the commit before issue 10
     "step_p95_ms": 60.0,
+    "dispense_p95_ms": 60.0,  # issue 12, at 16 clients pausing 250 ms
     "cpu_ms_per_request": 2.0,  # median over the journey's steps
     "today_p95_ms": 20.0,
     "search_p95_ms": 30.0,
@@ -176,6 +182,7 @@ class Checkout:
             proc.pid if proc else None,
             base.postmaster_pid() if embedded else None,
             base.redis_pid(),
+            backends=None if embedded else base.backend_pids(self.db_url),
         )
 
     def login(self, username: str) -> str:
@@ -204,13 +211,17 @@ def checkout_database(db_url: str, label: str, embedded: bool) -> str:
 
 
 def checkout_redis(redis_url: str, number: int) -> str:
+    """The Redis database of one checkout, emptied: database `number` of the embedded
+    server, or BENCH_REDIS_URL's own (shared servers hold other databases; the checkouts
+    are measured one after the other, each emptying it first)."""
     import redis
 
-    url = (
-        f"{redis_url.split('?')[0]}?db={number}"
-        if redis_url.startswith("unix://")
-        else re.sub(r"(redis://[^/]+)(/\d+)?$", rf"\1/{number}", redis_url)
-    )
+    if os.environ.get("BENCH_REDIS_URL"):
+        url = redis_url
+    elif redis_url.startswith("unix://"):
+        url = f"{redis_url.split('?')[0]}?db={number}"
+    else:
+        url = re.sub(r"(redis://[^/]+)(/\d+)?$", rf"\1/{number}", redis_url)
     redis.Redis.from_url(url).flushdb()
     return url
 
@@ -242,11 +253,20 @@ class Desk:
     client's patients, so Call next always calls the patient just checked in)."""
 
     def __init__(
-        self, port: int, reception: str, doctors: list[str], medicines, zone, seed, billing=True
+        self,
+        port: int,
+        reception: str,
+        doctors: list[str],
+        medicines,
+        zone,
+        seed,
+        billing=True,
+        pharmacist: str | None = None,
     ):
         self.billing = billing
         self.reception = Timed(port, reception)
         self.doctors = [Timed(port, t) for t in doctors]
+        self.pharmacist = Timed(port, pharmacist) if billing and pharmacist else None
         self.medicines = medicines
         self.rng = random.Random(seed)
         self.seed = seed
@@ -261,7 +281,7 @@ class Desk:
         self.count = 0
 
     def clients(self) -> list[Timed]:
-        return [self.reception, *self.doctors]
+        return [self.reception, *self.doctors, *([self.pharmacist] if self.pharmacist else [])]
 
     def run(self, deadline: float, stop: threading.Event) -> None:
         turn = 0
@@ -398,7 +418,53 @@ class Desk:
         )
         if status != 200:
             return "pay"
+        if self.pharmacist is None:
+            return None
+        status, _, _ = self.pharmacist.call(
+            "dispense", "POST", "/api/v1/dispensing", {"prescription_id": prescription}
+        )
+        if status != 201:
+            return "dispense"
         return None
+
+
+STOCK_BATCHES = 5  # per medicine and client count, expiring 1.5 to 2.5 years ahead
+MOST_PER_JOURNEY = 21  # units of one item: dose 1, TDS, 7 days
+
+
+def stock_medicines(app: Checkout, admin: Client, medicines: list[int], zone: str) -> int:
+    """Stock every medicine the journeys may prescribe, through the API, with enough for
+    `--max-rate` journeys/s over the warm-up and the measured seconds (twice over). Each
+    medicine gets STOCK_BATCHES batches of different expiries, each a fraction of the whole,
+    so that earliest-expiry-first dispensing walks across batches. Returns the units added
+    per medicine."""
+    args = app.args
+    journeys = args.max_rate * (args.seconds + args.warmup)
+    per_medicine = math.ceil(2 * journeys * 2 * MOST_PER_JOURNEY / max(1, len(medicines)))
+    per_batch = max(1, math.ceil(per_medicine / STOCK_BATCHES))
+    today = datetime.now(ZoneInfo(zone)).date()
+    run_id = secrets.token_hex(3).upper()
+    for medicine in medicines:
+        batches = [
+            {
+                "batch_number": f"JB{run_id}-{n}",
+                "quantity": per_batch,
+                "expiry_date": (today + timedelta(days=540 + 60 * n)).isoformat(),
+                "mfg_date": (today - timedelta(days=30)).isoformat(),
+                "supplier": "Bench Pharma Distributors",
+                "purchase_price": "1.50",
+            }
+            for n in range(STOCK_BATCHES)
+        ]
+        status, body, _ = admin.call(
+            "setup",
+            "POST",
+            "/api/v1/inventory/batches",
+            {"medicine_id": medicine, "batches": batches},
+        )
+        if status != 201:
+            raise SystemExit(f"[{app.label}] stock-in failed: {status} {body[:200]!r}")
+    return per_batch * STOCK_BATCHES
 
 
 def percentiles(values: list[float]) -> dict:
@@ -427,6 +493,15 @@ def journey_level(app: Checkout, clients: int, embedded: bool, medicines, zone, 
     run_id = secrets.token_hex(2)
     reception_name = f"jrec{run_id}"
     app.user(admin, "RECEPTION", reception_name)
+    dispense = not args.no_billing and not args.no_dispense
+    pharmacist_name = f"jpha{run_id}"
+    if dispense:
+        app.user(admin, "PHARMACIST", pharmacist_name)
+        units = stock_medicines(app, admin, medicines, zone)
+        say(
+            f"[{app.label}]    stocked {len(medicines)} medicines, {units} units each in "
+            f"{STOCK_BATCHES} batches"
+        )
     # Enough doctors that no desk runs out of today's slots at `--max-rate` journeys/s.
     slots_left = max(1, int((24 * 60 - datetime.now(ZoneInfo(zone)).hour * 60 - 60) / 15))
     wanted = args.max_rate * (args.seconds + args.warmup) / clients
@@ -447,6 +522,7 @@ def journey_level(app: Checkout, clients: int, embedded: bool, medicines, zone, 
                 zone,
                 10 * clients + i,
                 billing=not args.no_billing,
+                pharmacist=app.login(pharmacist_name) if dispense else None,
             )
         )
     say(f"[{app.label}] == journey: {clients} clients ({per_desk} doctors each)")
@@ -515,6 +591,8 @@ def print_level(label: str, r: dict) -> None:
         )
     )
     for step, s in r["steps"].items():
+        if not s["n"]:
+            continue
         cpu = r["step_cpu_median_ms"].get(step)
         say(
             f"[{label}]     {step:<13} p50 {s['p50_ms']:>7} p95 {s['p95_ms']:>7} "
@@ -755,6 +833,11 @@ def parse_args(argv):
         "--pause", type=float, default=0.0, help="ms each client waits before a request (0)"
     )
     p.add_argument("--no-billing", action="store_true", help="end the journey at complete")
+    p.add_argument(
+        "--no-dispense",
+        action="store_true",
+        help="end the journey at pay (no stocking; for baselines before the pharmacy)",
+    )
     p.add_argument("--baseline", help="also measure this commit, in a temporary worktree")
     p.add_argument("--rounds", type=int, default=1, help="with --baseline: alternate N times")
     args = p.parse_args(argv)

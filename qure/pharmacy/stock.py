@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -20,7 +21,7 @@ from qure.core import audit, clock
 from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.money import parse_money
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, check_bounds, paginate
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import service as catalogue
@@ -204,9 +205,14 @@ def _usable():
     )
 
 
+@cache
+def _medicine_keys() -> tuple[str, ...]:
+    return tuple(c.key for c in Medicine.__mapper__.column_attrs)
+
+
 def medicine_row(medicine: Medicine, usable: int, next_expiry: date | None) -> dict[str, Any]:
     """A medicine as the inventory shows it: its catalogue fields and its stock."""
-    row = {c.key: getattr(medicine, c.key) for c in Medicine.__mapper__.column_attrs}
+    row = {key: getattr(medicine, key) for key in _medicine_keys()}
     row.update(
         usable_stock=usable,
         next_expiry=next_expiry,
@@ -235,20 +241,26 @@ def inventory(
         return found
     if stock_filter not in STOCK_FILTERS:
         raise InvalidInput.naming({"stock": "One of low, out or expiring."})
-    usable = _usable()
-    stock = func.coalesce(usable.c.usable, 0)
-    query = (
-        catalogue.search_query(q, active_only)
-        .add_columns(stock, usable.c.next_expiry)
-        .outerjoin(usable, usable.c.medicine_id == Medicine.id)
-    )
+    query = catalogue.search_query(q, active_only)
     if stock_filter == "low":
-        query = query.where(stock <= Medicine.reorder_level)
-    elif stock_filter == "out":
-        query = query.where(stock == 0)
-    else:
-        query = query.where(usable.c.next_expiry <= clock.today() + timedelta(days=30))
-    return _rows_page(query, page, per_page)
+        usable = _usable()
+        stock = func.coalesce(usable.c.usable, 0)
+        query = (
+            query.add_columns(stock, usable.c.next_expiry)
+            .outerjoin(usable, usable.c.medicine_id == Medicine.id)
+            .where(stock <= Medicine.reorder_level)
+        )
+        return _rows_page(query, page, per_page)
+    # Out and expiring ask the FEFO index whether a medicine has such a batch (no sum of
+    # every batch in stock); the page's own stock is read after, as for the plain list.
+    today = clock.today()
+    usable_batch = select(Batch.id).where(
+        Batch.medicine_id == Medicine.id, Batch.quantity > 0, Batch.expiry_date > today
+    )
+    if stock_filter == "out":
+        return _rows_page(query.where(~exists(usable_batch)), page, per_page, read_levels=False)
+    soon = usable_batch.where(Batch.expiry_date <= today + timedelta(days=30))
+    return _rows_page(query.where(exists(soon)), page, per_page, read_levels=True)
 
 
 def low_stock(page: int = 1, per_page: int = 50) -> Page:
@@ -265,13 +277,32 @@ def low_stock(page: int = 1, per_page: int = 50) -> Page:
     return _rows_page(query, page, per_page)
 
 
-def _rows_page(query, page: int, per_page: int) -> Page:
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    found = Page([], page, per_page, total or 0)
-    if (page - 1) * per_page < found.total:
-        rows = db.session.execute(query.limit(per_page).offset((page - 1) * per_page))
-        found.items = [medicine_row(m, int(s), e) for m, s, e in rows]
+def _rows_page(query, page: int, per_page: int, read_levels: bool | None = None) -> Page:
+    """One page of medicine rows, counted in the same statement (`count(*) OVER ()` is
+    computed before LIMIT); a page past the last asks the count alone. The query's rows
+    are (medicine, usable, next expiry), or the medicine alone when `read_levels` says how its
+    stock is known: read for the page (True) or none (False)."""
+    check_bounds(page, per_page)
+    found = Page([], page, per_page, 0)
+    offset = (page - 1) * per_page
+    rows = []
+    if offset < MAX_OFFSET:
+        counted = query.add_columns(func.count().over()).limit(per_page).offset(offset)
+        rows = db.session.execute(counted).all()
+    if rows:
+        found.total = rows[0][-1]
+    elif page > 1:
+        counting = select(func.count()).select_from(query.order_by(None).subquery())
+        found.total = db.session.scalar(counting) or 0
+    if read_levels is None:
+        found.items = [medicine_row(m, int(s), e) for m, s, e, _ in rows]
+        return found
+    stock = levels([row[0].id for row in rows]) if read_levels and rows else {}
+    found.items = [medicine_row(row[0], *stock.get(row[0].id, (0, None))) for row in rows]
     return found
+
+
+MAX_OFFSET = 10**9  # a huge offset overflows BIGINT: nothing is there anyway
 
 
 BATCH_SHOWN = (joinedload(Batch.medicine, innerjoin=True),)
