@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import Response, g, request, url_for
+from flask import Response, g, jsonify, request, url_for
 from flask_smorest import Blueprint
 
 from qure.core.http import transactional
@@ -29,6 +29,7 @@ from qure.pharmacy.schemas import (
     MedicineSchema,
     ReturnIn,
     StockIn,
+    listed,
 )
 
 blp = Blueprint(
@@ -37,6 +38,19 @@ blp = Blueprint(
     url_prefix="/api/v1/inventory/medicines",
     description="Medicine catalogue",
 )
+
+
+def _listed_page(page) -> Response:
+    """An inventory page with its items built as InventoryMedicinePage documents them
+    (`schemas.listed`); a Response is sent as it is, not dumped again."""
+    return jsonify(
+        {
+            "items": listed(page.items),
+            "page": page.page,
+            "per_page": page.per_page,
+            "total": page.total,
+        }
+    )
 
 
 @blp.get("")
@@ -49,7 +63,7 @@ def list_medicines(args):
     page = stock.inventory(
         args["q"], not args["include_inactive"], args["page"], args["per_page"], args.get("stock")
     )
-    return page_body(page)
+    return _listed_page(page)
 
 
 @blp.post("")
@@ -154,7 +168,7 @@ def adjust_batch(body, batch_id: int):
 def low_stock(args):
     """Every active medicine at or below its reorder level by usable stock (zero stock
     and medicines with no batch included), emptiest first."""
-    return page_body(stock.low_stock(args["page"], args["per_page"]))
+    return _listed_page(stock.low_stock(args["page"], args["per_page"]))
 
 
 @inventory_blp.get("/expiring")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from qure.core.db import MAX_ID
@@ -107,6 +109,37 @@ class InventoryMedicineSchema(MedicineSchema):
 
 
 InventoryMedicinePage = page_schema(InventoryMedicineSchema, "InventoryMedicinePage")
+
+
+def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `InventoryMedicineSchema` dumps, for each row of an inventory page
+    (`stock.inventory`, `stock.low_stock`): built directly, because the schema's per-field
+    work is a third of such a request's CPU. A test holds the two equal, field by field.
+    (The columns the table requires are never None.)"""
+    return [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "generic_name": r["generic_name"],
+            "ingredients": list(r["ingredients"]),
+            "drug_class": r["drug_class"],
+            "dosage_form": r["dosage_form"],
+            "strength": r["strength"],
+            "manufacturer": r["manufacturer"],
+            "unit_price": f"{r['unit_price']:.2f}",
+            "gst_rate": r["gst_rate"],
+            "hsn_code": r["hsn_code"],
+            "reorder_level": r["reorder_level"],
+            "is_active": r["is_active"],
+            "schedule": r["schedule"],
+            "created_at": r["created_at"].isoformat(),
+            "updated_at": r["updated_at"].isoformat(),
+            "usable_stock": r["usable_stock"],
+            "next_expiry": r["next_expiry"] and r["next_expiry"].isoformat(),
+            "low_stock": r["low_stock"],
+        }
+        for r in rows
+    ]
 
 
 class BatchMedicineRef(Schema):

@@ -210,6 +210,24 @@ def _medicine_keys() -> tuple[str, ...]:
     return tuple(c.key for c in Medicine.__mapper__.column_attrs)
 
 
+@cache
+def _listed_columns() -> tuple:
+    """The medicine's columns a list answers (not its search text), selected as columns:
+    a page of rows as tuples, no ORM objects to build."""
+    keys = ["id", *(k for k in _medicine_keys() if k not in ("id", "search_text"))]
+    return tuple(Medicine.__table__.c[key] for key in keys)
+
+
+def _listed_row(values, usable: int, next_expiry: date | None) -> dict[str, Any]:
+    row = dict(zip((c.key for c in _listed_columns()), values, strict=False))
+    row.update(
+        usable_stock=usable,
+        next_expiry=next_expiry,
+        low_stock=usable <= row["reorder_level"],
+    )
+    return row
+
+
 def medicine_row(medicine: Medicine, usable: int, next_expiry: date | None) -> dict[str, Any]:
     """A medicine as the inventory shows it: its catalogue fields and its stock."""
     row = {key: getattr(medicine, key) for key in _medicine_keys()}
@@ -234,14 +252,13 @@ def inventory(
     """The catalogue search (`service.search`) answering each medicine's usable stock and
     next expiry too; `stock_filter` keeps the low (at or below the reorder level), out
     (no usable stock) or expiring (usable stock expiring within 30 days) ones."""
-    if stock_filter is None:
-        found = catalogue.search(q, active_only, page, per_page)
-        stock = levels([m.id for m in found.items])
-        found.items = [medicine_row(m, *stock.get(m.id, (0, None))) for m in found.items]
-        return found
-    if stock_filter not in STOCK_FILTERS:
+    if stock_filter is not None and stock_filter not in STOCK_FILTERS:
         raise InvalidInput.naming({"stock": "One of low, out or expiring."})
-    query = catalogue.search_query(q, active_only)
+    query = catalogue.search_query(q, active_only).with_only_columns(
+        *_listed_columns(), maintain_column_froms=True
+    )
+    if stock_filter is None:
+        return _rows_page(query, page, per_page, read_levels=True)
     if stock_filter == "low":
         usable = _usable()
         stock = func.coalesce(usable.c.usable, 0)
@@ -269,7 +286,7 @@ def low_stock(page: int = 1, per_page: int = 50) -> Page:
     usable = _usable()
     stock = func.coalesce(usable.c.usable, 0)
     query = (
-        select(Medicine, stock, usable.c.next_expiry)
+        select(*_listed_columns(), stock, usable.c.next_expiry)
         .outerjoin(usable, usable.c.medicine_id == Medicine.id)
         .where(Medicine.is_active.is_(True), stock <= Medicine.reorder_level)
         .order_by(stock, func.lower(Medicine.name), Medicine.id)
@@ -280,8 +297,9 @@ def low_stock(page: int = 1, per_page: int = 50) -> Page:
 def _rows_page(query, page: int, per_page: int, read_levels: bool | None = None) -> Page:
     """One page of medicine rows, counted in the same statement (`count(*) OVER ()` is
     computed before LIMIT); a page past the last asks the count alone. The query's rows
-    are (medicine, usable, next expiry), or the medicine alone when `read_levels` says how its
-    stock is known: read for the page (True) or none (False)."""
+    are the medicine's listed columns (`_listed_columns`, its id first), then its usable
+    stock and next expiry, or the columns alone when `read_levels` says how its stock is
+    known: read for the page (True) or none (False). Items are plain dicts."""
     check_bounds(page, per_page)
     found = Page([], page, per_page, 0)
     offset = (page - 1) * per_page
@@ -294,11 +312,12 @@ def _rows_page(query, page: int, per_page: int, read_levels: bool | None = None)
     elif page > 1:
         counting = select(func.count()).select_from(query.order_by(None).subquery())
         found.total = db.session.scalar(counting) or 0
+    width = len(_listed_columns())  # the medicine's columns come first, the id first of all
     if read_levels is None:
-        found.items = [medicine_row(m, int(s), e) for m, s, e, _ in rows]
+        found.items = [_listed_row(r[:width], int(r[width]), r[width + 1]) for r in rows]
         return found
-    stock = levels([row[0].id for row in rows]) if read_levels and rows else {}
-    found.items = [medicine_row(row[0], *stock.get(row[0].id, (0, None))) for row in rows]
+    stock = levels([row[0] for row in rows]) if read_levels and rows else {}
+    found.items = [_listed_row(row[:width], *stock.get(row[0], (0, None))) for row in rows]
     return found
 
 

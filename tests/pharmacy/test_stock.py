@@ -364,3 +364,20 @@ def test_the_inventory_filters_by_stock(client, pharmacist):
     assert [m["name"] for m in answer.get_json()["items"]] == ["Outofit"]
     refused = client.get(f"{INVENTORY}/medicines?stock=none", headers=bearer(client, pharmacist))
     assert error(refused, 422, "invalid_input")
+
+
+def test_the_list_is_built_as_its_schema_documents_it(pharmacist):
+    """`schemas.listed` writes the inventory page's items by hand (for speed): they must
+    equal what InventoryMedicineSchema dumps, field by field, with stock and without."""
+    from qure.pharmacy.schemas import InventoryMedicineSchema, listed
+
+    stocked_one = medicine("Paracip", "2.50", 12, reorder_level=5, drug_class="Analgesic")
+    medicine("Zerodol", "7.05", 18, manufacturer="Ipca", hsn_code="30049099")
+    stocked(pharmacist, stocked_one, ("PC-1", 40, 90), ("PC-2", 5, 20))
+    for rows in (
+        stock.inventory().items,
+        stock.inventory("para", stock_filter="expiring").items,
+        stock.low_stock().items,
+    ):
+        assert rows
+        assert listed(rows) == InventoryMedicineSchema(many=True).dump(rows)
