@@ -136,8 +136,16 @@ def get_medicine(medicine_id: int) -> Medicine:
 
 def search_query(q: str | None = None, active_only: bool = True):
     """The query of `search` (to page, or to join more to)."""
+    query, ordering = search_parts(q, active_only)
+    return query.order_by(*ordering)
+
+
+def search_parts(q: str | None = None, active_only: bool = True):
+    """`search`'s query without its order, and the order (names starting with the text
+    first, then by name): for a query that numbers its rows in that order."""
     words = search_form((q or "").replace("\x00", "")[:120]).split()[:6]
     query = select(Medicine)
+    ordering = []
     if active_only:
         query = query.where(Medicine.is_active.is_(True))
     if words:
@@ -146,8 +154,8 @@ def search_query(q: str | None = None, active_only: bool = True):
         )
         # search_text begins with the accent-free name.
         starts = Medicine.search_text.startswith(" ".join(words), autoescape=True)
-        query = query.order_by(case((starts, 0), else_=1))
-    return query.order_by(func.lower(Medicine.name), Medicine.strength, Medicine.id)
+        ordering.append(case((starts, 0), else_=1))
+    return query, [*ordering, func.lower(Medicine.name), Medicine.strength, Medicine.id]
 
 
 def search(
