@@ -72,6 +72,11 @@ def handed_over(prescription_id: int) -> dict[int, int]:
     return {item_id: int(total) for item_id, total in rows}
 
 
+def _paid(invoice: dict[str, Any] | None) -> dict[int, Any]:
+    """Per item id, what the PAID invoice (`invoiced.paid_invoice`) bills less refunds."""
+    return {k: line["quantity"] for k, line in invoice["lines"].items()} if invoice else {}
+
+
 def due(prescription: Prescription, paid: dict, given: dict[int, int]) -> dict[int, int]:
     """Per item id, what is still to be handed over (see the module's note)."""
     out = {}
@@ -135,13 +140,15 @@ def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise InvalidInput.naming(errors)
     prescription = _locked_prescription(data.get("prescription_id"))
-    paid = invoiced.paid_lines_for_prescription(prescription.id, lock=True)
-    if paid is None:
+    invoice = invoiced.paid_invoice(prescription.id, lock=True)
+    if invoice is None:
         raise Conflict(
             "This prescription has no paid invoice: the patient pays at the billing counter first.",
             "invoice_not_paid",
         )
-    left = due(prescription, paid, handed_over(prescription.id))
+    # Nothing of a prescription still AWAITING has been handed over: no need to ask.
+    awaiting = prescription.dispense_status == DispenseStatus.AWAITING
+    left = due(prescription, _paid(invoice), {} if awaiting else handed_over(prescription.id))
     if not any(left.values()):
         raise Conflict("Everything on this prescription has been handed over.", "already_dispensed")
 
@@ -215,7 +222,7 @@ def dispense(actor: User, data: dict[str, Any]) -> dict[str, Any]:
             dispensing_id=dispensing.id,
             prescription_id=prescription.id,
         )
-    return plain(dispensing, status, outstanding(prescription, left), prescription.patient)
+    return plain(dispensing, status, outstanding(prescription, left), prescription.patient, invoice)
 
 
 def _plan(
@@ -379,18 +386,18 @@ def plain(
     status: str,
     left: list[dict[str, Any]] | None,
     patient: Patient,
+    invoice: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """A dispensing as the API and pages show it (items with their batch and medicine
     loaded): per item the batch and quantity taken and the PAID invoice's line that billed
     it (the line a credit note for a returned item names), and what is still due."""
-    lines = invoiced.paid_invoice_lines(dispensing.prescription_id)
-    first = next(iter(lines.values()), None)
+    lines = invoice["lines"] if invoice else {}
     return {
         "id": dispensing.id,
         "prescription_id": dispensing.prescription_id,
         "patient": {"id": patient.id, "full_name": patient.full_name, "mrn": patient.mrn},
-        "invoice_id": first["invoice_id"] if first else None,
-        "invoice_number": first["invoice_number"] if first else None,
+        "invoice_id": invoice["invoice_id"] if invoice else None,
+        "invoice_number": invoice["invoice_number"] if invoice else None,
         "dispensed_by": {
             "id": dispensing.dispensed_by.id,
             "full_name": dispensing.dispensed_by.full_name,
@@ -410,7 +417,7 @@ def plain(
                 "returned_quantity": row.returned_quantity,
                 "returnable": row.quantity - row.returned_quantity,
                 "invoice_line_id": lines.get(row.prescription_item_id, {}).get("line_id"),
-                "refundable": _quantity(lines.get(row.prescription_item_id, {}).get("refundable")),
+                "refundable": _quantity(lines.get(row.prescription_item_id, {}).get("quantity")),
             }
             for row in dispensing.items
         ],
@@ -439,13 +446,14 @@ def get_dispensing(dispensing_id: int) -> dict[str, Any]:
             selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
         )
     ).one()
-    paid = invoiced.paid_lines_for_prescription(prescription.id) or {}
-    left = due(prescription, paid, handed_over(prescription.id))
+    invoice = invoiced.paid_invoice(prescription.id)
+    left = due(prescription, _paid(invoice), handed_over(prescription.id))
     return plain(
         dispensing,
         prescription.dispense_status,
         outstanding(prescription, left),
         prescription.patient,
+        invoice,
     )
 
 

@@ -21,7 +21,7 @@ from qure.pharmacy import dispensing, stock
 from qure.pharmacy.models import Batch, Dispensing, H1RegisterEntry
 from qure.prescriptions.models import DispenseStatus, Prescription
 from tests.billing.helpers import completed_visit
-from tests.helpers import bearer, error, make_patient
+from tests.helpers import bearer, error, make_patient, statements
 from tests.pharmacy.helpers import DISPENSING, in_days, medicine, paid_prescription, stocked
 
 
@@ -374,3 +374,37 @@ def test_the_dispensing_api(client, doctor, reception, pharmacist, admin):
         "dispensing_not_found",
     )
     assert stock.levels([para.id])[para.id][0] == 8
+
+
+def test_a_dispensing_sends_the_statements_it_is_pinned_to(
+    app, client, doctor, reception, pharmacist
+):
+    """Two medicines from three batches, the path every patient at the counter takes: the
+    user; the prescription locked with its patient and doctor, and its items; the PAID
+    invoice locked FOR SHARE with its lines (one statement); the usable batches locked;
+    the batches' new quantities (one executemany); the dispensing; the prescription's
+    state; its items; the outbox (audit record and movements, one insert). Nothing asks
+    what was handed over before while the prescription is still AWAITING. Lower the
+    figure when a change saves one."""
+    a = medicine("Alpha", "2.00", 12)
+    b = medicine("Beta", "3.00", 12)
+    stocked(pharmacist, a, ("A1", 5, 100), ("A2", 50, 200))
+    stocked(pharmacist, b, ("B1", 50, 100))
+    commit()
+    prescription, _ = paid_prescription(doctor, reception, [(a, 10), (b, 4)])
+    headers = bearer(client, pharmacist)
+    answers = []
+
+    def dispense():
+        answers.append(
+            client.post(DISPENSING, json={"prescription_id": prescription.id}, headers=headers)
+        )
+
+    sent = statements(app, dispense)
+    assert answers[0].status_code == 201, answers[0].get_json()
+    assert [(i["batch_number"], i["quantity"]) for i in answers[0].get_json()["items"]] == [
+        ("A1", 5),
+        ("A2", 5),
+        ("B1", 4),
+    ]
+    assert len(sent) == 10, sent
