@@ -35,6 +35,7 @@ from qure.pharmacy.views import bp as pharmacy_bp
 from qure.prescriptions.api import blp as prescriptions_blp
 from qure.queue.api import blp as queue_blp
 from qure.queue.views import bp as queue_bp
+from qure.reports.api import blp as reports_blp
 from qure.scheduling.api import appointments_blp, slots_blp
 from qure.scheduling.views import bp as scheduling_bp
 from qure.visits.api import blp as visits_blp
@@ -174,6 +175,7 @@ def _register_blueprints(app: Flask) -> None:
         settings_blp,
         billing_blp,
         credit_notes_blp,
+        reports_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

@@ -166,15 +166,21 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
     assert declared == {
         "outbox-sweep": ("OUTBOX_SWEEP_SECONDS", "qure.core.tasks"),
         "close-day": ("CLOSE_DAY_CHECK_SECONDS", "qure.queue.tasks"),
+        "daily-summary": ("CLOSE_DAY_CHECK_SECONDS", "qure.reports.tasks"),
     }
     intervals = {job.__name__: interval for interval, job in jobs.periodic_jobs()}
     assert intervals == {
         "relay_outbox": float(app.config["OUTBOX_SWEEP_SECONDS"]),
         "close_due_day": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
+        "store_due_summary": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
     }
     # A periodic job is a declared job too, which the ticker's enqueue accepts.
     assert all(jobs.enqueue(job) for _, job in jobs.periodic_jobs())
-    assert sorted(_queued()) == ["qure.core.tasks.relay_outbox", "qure.queue.tasks.close_due_day"]
+    assert sorted(_queued()) == [
+        "qure.core.tasks.relay_outbox",
+        "qure.queue.tasks.close_due_day",
+        "qure.reports.tasks.store_due_summary",
+    ]
 
 
 @pytest.fixture
