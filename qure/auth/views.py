@@ -79,7 +79,7 @@ def home():
     # The front desk bills too: how many completed visits wait for their invoice.
     to_bill = billing.to_bill(1, 1).total if role == Role.RECEPTION else 0
     pharmacist = role == Role.PHARMACIST
-    to_dispense = dispensing.to_dispense(1, 1).total if pharmacist else 0
+    to_dispense = dispensing.count_to_dispense() if pharmacist else 0
     stock_alerts = stock.alert_counts() if pharmacist else None
     template = {
         Role.RECEPTION: "auth/home_reception.html",

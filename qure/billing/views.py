@@ -41,7 +41,7 @@ from qure.billing.models import InvoiceMode, InvoiceStatus, PaymentMethod
 from qure.billing.qr import qr_svg
 from qure.core import clock, money
 from qure.core.errors import Conflict, DomainError, InvalidInput
-from qure.core.forms import ActionForm, attach_errors, int_arg, small_int
+from qure.core.forms import ActionForm, attach_errors, checked, int_arg, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
@@ -353,15 +353,6 @@ def invoice(invoice_id: int):
     return _invoice_page(invoice_id)
 
 
-def _checked(form) -> bool:
-    """A form's own checks; a POST without its CSRF token is refused outright."""
-    if form.validate_on_submit():
-        return True
-    if form.csrf_token.errors:
-        abort(400)
-    return False
-
-
 def _lines_and_discount(form: InvoiceForm, invoice=None):
     """What the form asks the service: the typed rows (a MANUAL invoice) or the draft's
     own lines (AUTO: only the discount is changed here), and the discount."""
@@ -379,7 +370,7 @@ def edit(invoice_id: int):
     found = service.get_invoice(invoice_id)
     form = InvoiceForm()
     form.rate_choices(_default_rate())
-    if not _checked(form):
+    if not checked(form):
         return _invoice_page(invoice_id, 422, edit=form)
     try:
         service.ensure_draft(found)
@@ -426,7 +417,7 @@ def finalize(invoice_id: int):
 @roles_required(*service.EDITORS)
 def cancel(invoice_id: int):
     form = CancelForm()
-    if not _checked(form):
+    if not checked(form):
         return _invoice_page(invoice_id, 422, cancel=form)
     with transaction(None) as outcome:
         service.cancel(g.actor, invoice_id, {"reason": form.reason.data})
@@ -444,7 +435,7 @@ def cancel(invoice_id: int):
 def pay(invoice_id: int):
     """Take the payment; a second press of the same form answers the first again."""
     form = PayForm()
-    if not _checked(form):
+    if not checked(form):
         return _invoice_page(invoice_id, 422, pay=form)
     with transaction(None) as outcome:
         invoice, _ = service.pay(g.actor, invoice_id, form.payment(), form.key.data or None)
@@ -466,7 +457,7 @@ def pay(invoice_id: int):
 def refund(invoice_id: int):
     """A credit note for the ticked lines and quantities of a paid invoice."""
     form = RefundForm()
-    if not _checked(form):
+    if not checked(form):
         return _invoice_page(invoice_id, 422, refund=form)
     items, rows = form.items()
     if not items:
@@ -576,13 +567,13 @@ def new_invoice():
 def create_invoice():
     form = InvoiceForm()
     form.rate_choices(_default_rate())
-    checked = _checked(form)
+    valid = checked(form)
     patient_id = small_int(form.patient_id.data)
     if patient_id is None:
         flash("Choose the patient first.", "error")
         return redirect(url_for(".new_invoice"))
     patient = patients.get_patient(patient_id)
-    if not checked:
+    if not valid:
         return _new_page(form, patient, 422)
     if "more" in request.form:
         form.add_rows()
@@ -693,7 +684,7 @@ def close_day():
         day = date.fromisoformat(form.date.data or "")
     except ValueError:
         day = clock.today()
-    if not _checked(form):
+    if not checked(form):
         return _day_close_page(day, form, 422)
     data = {"date": form.date.data, "cash_counted": form.cash_counted.data, "note": form.note.data}
     with transaction(None) as outcome:

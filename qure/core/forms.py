@@ -106,6 +106,16 @@ def confirmation_status(form: FlaskForm) -> int | None:
     return 422
 
 
+def checked(form: FlaskForm) -> bool:
+    """A POSTed form's own checks: True when valid, False to show it again with its
+    errors; a POST without its CSRF token is refused outright (400)."""
+    if form.validate_on_submit():
+        return True
+    if form.csrf_token.errors:
+        abort(400)
+    return False
+
+
 class ActionForm(FlaskForm):
     """A button-only form: carries the CSRF token for a POST action."""
 

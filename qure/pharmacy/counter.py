@@ -26,7 +26,7 @@ from flask import (
 from qure.admin import settings as clinic_settings
 from qure.core import clock
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.forms import int_arg
+from qure.core.forms import checked, int_arg
 from qure.core.http import transaction
 from qure.core.roles import roles_required
 from qure.pharmacy import dispensing
@@ -40,14 +40,6 @@ PER_PAGE = 50
 
 def _age_sex(born: date, sex: str) -> str:
     return f"{clock.age_on(born, clock.today())} y · {sex}"
-
-
-def _checked(form) -> bool:
-    if form.validate_on_submit():
-        return True
-    if form.csrf_token.errors:
-        abort(400)
-    return False
 
 
 # ---- what is to dispense -----------------------------------------------------------------
@@ -93,7 +85,7 @@ def prescription(prescription_id: int):
 @roles_required(*dispensing.DISPENSERS)
 def dispense(prescription_id: int):
     form = DispenseForm()
-    if not _checked(form):
+    if not checked(form):
         return _dispense_page(prescription_id, form, 422)
     data = {"prescription_id": prescription_id, "allow_partial": bool(form.allow_partial.data)}
     with transaction(None) as outcome:
@@ -131,7 +123,11 @@ def _record_page(dispensing_id: int, form: ReturnForm | None = None, status: int
         for message in row.quantity.errors if item_id not in shown else ():
             if message not in form.form_errors:
                 form.form_errors.append(message)
-    returned = [item for item in record["items"] if item["returned_quantity"]]
+    returned = [
+        item | {"credit_offer": dispensing.credit_offer(item)}
+        for item in record["items"]
+        if item["returned_quantity"]
+    ]
     return render_template(
         "pharmacy/dispensing.html",
         record=record,
@@ -154,7 +150,7 @@ def record(dispensing_id: int):
 def returns(dispensing_id: int):
     """Unopened items handed back go back into the batch they came from."""
     form = ReturnForm()
-    if not _checked(form):
+    if not checked(form):
         return _record_page(dispensing_id, form, 422)
     wanted, rows = form.wanted()
     if not wanted:

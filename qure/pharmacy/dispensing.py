@@ -21,6 +21,7 @@ import io
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import exists, func, select
@@ -354,7 +355,6 @@ def preview(prescription_id: int) -> dict[str, Any]:
             "full_name": doctor.full_name,
             "registration_number": doctor.registration_number,
         },
-        "invoice_id": invoiced.invoice_for_prescription(prescription.id),
         "paid": paid is not None,
         "items": items,
         "short": bool(short),
@@ -366,6 +366,15 @@ def preview(prescription_id: int) -> dict[str, Any]:
 
 def _quantity(value) -> str | None:
     return None if value is None else money.quantity_text(value)
+
+
+def credit_offer(item: dict[str, Any]) -> int:
+    """How many units of a dispensed item (`plain`'s) a credit note should refund for what
+    came back: what was returned, at most what its PAID line may still refund; 0 when
+    the line is refunded already or there is none."""
+    if item["invoice_line_id"] is None or not item["refundable"]:
+        return 0
+    return min(item["returned_quantity"], int(Decimal(item["refundable"])))
 
 
 def _medicine(medicine: Medicine) -> dict[str, Any]:
@@ -468,15 +477,21 @@ def for_prescription(prescription_id: int) -> list[int]:
     )
 
 
+def _awaiting():
+    """What is to dispense: prescriptions with items and a PAID invoice, not fully
+    dispensed."""
+    return (
+        Prescription.dispense_status != DispenseStatus.DISPENSED,
+        Prescription.id.in_(invoiced.paid_prescriptions()),
+        exists().where(PrescriptionItem.prescription_id == Prescription.id),
+    )
+
+
 def to_dispense(page: int = 1, per_page: int = 50) -> Page:
     """Prescriptions with a PAID invoice that are not fully dispensed, oldest first."""
     query = (
         select(Prescription)
-        .where(
-            Prescription.dispense_status != DispenseStatus.DISPENSED,
-            Prescription.id.in_(invoiced.paid_prescriptions()),
-            exists().where(PrescriptionItem.prescription_id == Prescription.id),
-        )
+        .where(*_awaiting())
         .order_by(Prescription.created_at, Prescription.id)
         .options(
             joinedload(Prescription.patient, innerjoin=True),
@@ -485,6 +500,11 @@ def to_dispense(page: int = 1, per_page: int = 50) -> Page:
         )
     )
     return paginate(query, page, per_page)
+
+
+def count_to_dispense() -> int:
+    """How many prescriptions are to dispense (the pharmacist's home page): one count."""
+    return db.session.scalar(select(func.count(Prescription.id)).where(*_awaiting())) or 0
 
 
 # ---- returns ---------------------------------------------------------------------------

@@ -269,13 +269,13 @@ def inventory(
         )
         return _rows_page(query, page, per_page)
     # Out and expiring ask the FEFO index whether a medicine has such a batch (no sum of
-    # every batch in stock); the page's own stock is read after, as for the plain list.
+    # every batch in stock); an expiring page then reads its own stock, as the plain list.
     today = clock.today()
     usable_batch = select(Batch.id).where(
         Batch.medicine_id == Medicine.id, Batch.quantity > 0, Batch.expiry_date > today
     )
     if stock_filter == "out":
-        return _rows_page(query.where(~exists(usable_batch)), page, per_page, read_levels=False)
+        return _rows_page(query.where(~exists(usable_batch)), page, per_page, none_usable=True)
     soon = usable_batch.where(Batch.expiry_date <= today + timedelta(days=30))
     return _stocked_page(unordered.where(exists(soon)), ordering, page, per_page)
 
@@ -294,12 +294,12 @@ def low_stock(page: int = 1, per_page: int = 50) -> Page:
     return _rows_page(query, page, per_page)
 
 
-def _rows_page(query, page: int, per_page: int, read_levels: bool | None = None) -> Page:
+def _rows_page(query, page: int, per_page: int, none_usable: bool = False) -> Page:
     """One page of medicine rows, counted in the same statement (`count(*) OVER ()` is
     computed before LIMIT); a page past the last asks the count alone. The query's rows
     are the medicine's listed columns (`_listed_columns`, its id first), then its usable
-    stock and next expiry, or the columns alone when `read_levels` says how its stock is
-    known: read for the page (True) or none (False). Items are plain dicts."""
+    stock and next expiry; or the columns alone with `none_usable` (the out-of-stock list).
+    Items are plain dicts."""
     check_bounds(page, per_page)
     found = Page([], page, per_page, 0)
     offset = (page - 1) * per_page
@@ -313,11 +313,10 @@ def _rows_page(query, page: int, per_page: int, read_levels: bool | None = None)
         counting = select(func.count()).select_from(query.order_by(None).subquery())
         found.total = db.session.scalar(counting) or 0
     width = len(_listed_columns())  # the medicine's columns come first, the id first of all
-    if read_levels is None:
+    if none_usable:
+        found.items = [_listed_row(r[:width], 0, None) for r in rows]
+    else:
         found.items = [_listed_row(r[:width], int(r[width]), r[width + 1]) for r in rows]
-        return found
-    stock = levels([row[0] for row in rows]) if read_levels and rows else {}
-    found.items = [_listed_row(row[:width], *stock.get(row[0], (0, None))) for row in rows]
     return found
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from qure.core import clock
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.forms import int_arg
+from qure.core.forms import checked, int_arg
 from qure.core.http import transaction
 from qure.core.roles import roles_required
 from qure.pharmacy import service, stock
@@ -163,9 +163,7 @@ def stock_in(medicine_id: int):
     if request.method == "GET":
         form.add_rows()
         return _stock_in_page(medicine_id, form)
-    if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
+    if not checked(form):
         return _stock_in_page(medicine_id, form, 422)
     if "more" in request.form:
         form.add_rows()
@@ -187,9 +185,12 @@ def stock_in(medicine_id: int):
     return redirect(url_for(".medicine", medicine_id=medicine_id))
 
 
-def _adjust_page(batch_id: int, form: AdjustForm, status: int = 200):
+def _adjust_page(batch_id: int, form: AdjustForm, status: int = 200, offer: bool = False):
     batch = stock.get_batch(batch_id)
     medicine = batch.medicine
+    if offer and form.reason.data == AdjustmentReason.EXPIRED_DISPOSAL and batch.quantity:
+        # Disposing of an expired batch takes all of it: offered, still to confirm.
+        form.delta.data = str(-batch.quantity)
     return render_template(
         "pharmacy/adjust.html",
         batch=_batch(batch, clock.today()),
@@ -206,14 +207,8 @@ def adjust(batch_id: int):
     if request.method == "GET":
         if request.args.get("reason") in REASON_LABELS:
             form.reason.data = request.args["reason"]
-        if form.reason.data == AdjustmentReason.EXPIRED_DISPOSAL:
-            # Disposing of an expired batch takes all of it: offered, still to confirm.
-            held = stock.get_batch(batch_id).quantity
-            form.delta.data = str(-held) if held else ""
-        return _adjust_page(batch_id, form)
-    if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
+        return _adjust_page(batch_id, form, offer=True)
+    if not checked(form):
         return _adjust_page(batch_id, form, 422)
     with transaction(form, catch=(InvalidInput, Conflict)) as outcome:
         batch = stock.adjust(g.actor, batch_id, form.adjustment())
