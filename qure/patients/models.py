@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from qure.extensions import db
 
 SEXES = ("F", "M", "O")
+SEX_LABELS = {"F": "Female", "M": "Male", "O": "Other"}  # as printed documents write it
 BLOOD_GROUPS = ("A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-")
 
 

@@ -38,10 +38,6 @@ bp.add_app_template_global(DispenseStatus, "DispenseStatus")
 PER_PAGE = 50
 
 
-def _age_sex(born: date, sex: str) -> str:
-    return f"{clock.age_on(born, clock.today())} y · {sex}"
-
-
 # ---- what is to dispense -----------------------------------------------------------------
 
 
@@ -69,8 +65,6 @@ def queue():
 
 def _dispense_page(prescription_id: int, form: DispenseForm, status: int = 200, short=None):
     plan = dispensing.preview(prescription_id)
-    patient = plan["patient"]
-    plan["patient"] = patient | {"age_sex": _age_sex(patient["date_of_birth"], patient["sex"])}
     return render_template("pharmacy/dispense.html", plan=plan, form=form, refused=short), status
 
 

@@ -36,6 +36,7 @@ from qure.core.errors import Conflict, InvalidInput
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
 from qure.extensions import db
+from qure.patients import service as patients
 from qure.patients.models import Patient
 from qure.pharmacy import stock
 from qure.pharmacy.models import (
@@ -348,7 +349,7 @@ def preview(prescription_id: int) -> dict[str, Any]:
             "full_name": patient.full_name,
             "mrn": patient.mrn,
             "sex": patient.sex,
-            "date_of_birth": patient.date_of_birth,
+            "age": patients.age_label(patient),
             "allergies": list(patient.allergies or []),
         },
         "doctor": {

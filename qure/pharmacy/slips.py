@@ -23,6 +23,7 @@ from qure.auth.models import User
 from qure.core.templating import clinic_datetime
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.patients.models import SEX_LABELS
 from qure.pharmacy import dispensing as dispensings
 from qure.pharmacy.models import DrugSchedule
 from qure.prescriptions import dosing
@@ -30,7 +31,6 @@ from qure.prescriptions.models import Prescription, PrescriptionItem
 from qure.prescriptions.service import in_units
 
 STYLESHEET = "css/slip.css"
-SEXES = {"F": "Female", "M": "Male", "O": "Other"}
 # The cautionary words Rule 97 of the Drugs and Cosmetics Rules puts on these schedules.
 WARNINGS = {
     DrugSchedule.H1: (
@@ -130,7 +130,7 @@ def slip_values(dispensing_id: int, thermal: bool = False) -> dict[str, Any]:
             "full_name": patient.full_name,
             "mrn": patient.mrn,
             "age": patients.age_label(patient),
-            "sex": SEXES.get(patient.sex, patient.sex),
+            "sex": SEX_LABELS.get(patient.sex, patient.sex),
         },
         "doctor": {
             "full_name": doctor.full_name,

@@ -22,6 +22,7 @@ from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.patients.models import SEX_LABELS
 from qure.pharmacy.models import Medicine
 from qure.prescriptions import dosing
 from qure.prescriptions.allergy import allergy_matches
@@ -521,7 +522,7 @@ def print_values(prescription: Prescription) -> dict[str, Any]:
         "patient": {
             "full_name": patient.full_name,
             "age": patients.age_label(patient),
-            "sex": {"F": "Female", "M": "Male", "O": "Other"}.get(patient.sex, patient.sex),
+            "sex": SEX_LABELS.get(patient.sex, patient.sex),
             "mrn": patient.mrn,
             "allergies": list(patient.allergies or []),
         },
