@@ -23,6 +23,7 @@ from qure.core.errors import Conflict, InvalidInput
 from qure.core.money import parse_money
 from qure.core.pagination import Page, check_bounds, paginate
 from qure.core.roles import Role
+from qure.core.text import plain_text
 from qure.extensions import db
 from qure.pharmacy import service as catalogue
 from qure.pharmacy.models import AdjustmentReason, Batch, Medicine, MovementType
@@ -91,10 +92,12 @@ def _day(
 
 
 def _text(value: Any, field: str, errors: dict[str, str], high: int) -> str | None:
-    cleaned = " ".join(str(value or "").split())
-    if "\x00" in cleaned or len(cleaned) > high:
-        errors[field] = f"At most {high} characters."
-    return cleaned or None
+    """`core.text.plain_text`, its refusal collected with the rest of the input's."""
+    try:
+        return plain_text(value, field, high)
+    except InvalidInput as exc:
+        errors.update(exc.fields)
+        return None
 
 
 def _clean_batch(raw: Any, at: str, today: date, errors: dict[str, str]) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def _clean_batch(raw: Any, at: str, today: date, errors: dict[str, str]) -> dict
     for key in sorted(set(raw) - BATCH_FIELDS):
         errors[f"{at}.{key}"] = "Unknown field."
     number = _text(raw.get("batch_number"), f"{at}.batch_number", errors, 40)
-    if not number:
+    if not number and f"{at}.batch_number" not in errors:
         errors[f"{at}.batch_number"] = "Give the batch number printed on the pack."
     quantity = whole_number(raw.get("quantity"), f"{at}.quantity", errors, 1, MAX_QUANTITY)
     expiry = _day(raw.get("expiry_date"), f"{at}.expiry_date", errors, required=True, last_day=True)
