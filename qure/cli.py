@@ -17,7 +17,7 @@ from werkzeug.serving import run_simple
 
 from qure import demo
 from qure.auth import service as users
-from qure.core import clock, jobs, outbox
+from qure.core import clock, documents, jobs, outbox
 from qure.core.errors import DomainError
 from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
@@ -99,12 +99,15 @@ def worker_command():
 
     app = current_app._get_current_object()
     jobs.register_job_app(app)
+    documents.ensure_indexes()
     stop = threading.Event()
     threading.Thread(target=jobs.run_ticker, args=(app, stop), daemon=True).start()
     every = ", ".join(f"{p.name} every {p.interval():g} s" for p in jobs.periodic_schedules())
     click.echo(f"Qure worker: waiting for jobs; {every} (Ctrl-C to stop).")
     try:
-        SimpleWorker([jobs.queue()], connection=redis_store.client).work(logging_level="INFO")
+        SimpleWorker([jobs.queue()], connection=redis_store.client).work(
+            logging_level="INFO", with_scheduler=True
+        )
     finally:
         stop.set()
 
@@ -217,6 +220,7 @@ def serve_command(host: str, port: int):
     demo.seed_stock(fresh_only=True)  # a new demo's pharmacy, never one in use
     display_key = demo.seed_display_key()
     db.session.commit()
+    documents.ensure_indexes()
     if mongo.embedded:
         copied = outbox.refill()
         click.echo(f"Embedded document store: {copied} audit records reloaded from the journal.")

@@ -66,3 +66,10 @@ class TooManyAttempts(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A store a read needs does not answer (MongoDB for the reports)."""
+
+    status = 503
+    code = "unavailable"

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
-from rq import Queue, Retry, SimpleWorker
+from rq import Queue, Retry, SimpleWorker, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 
 from qure.extensions import redis_store
@@ -126,11 +128,119 @@ def enqueue(func: Callable, *args, **kwargs) -> bool:
     if _jobs.get(_path(func)) is not func:
         raise ValueError(f"{_path(func)} is not declared with @job")
     try:
-        queue().enqueue(func, *args, retry=Retry(max=3, interval=[10, 30, 60]), **kwargs)
+        queue().enqueue(func, *args, retry=RETRY, **kwargs)
         return True
     except RedisError as exc:
         log.warning("could not enqueue %s: %s", func.__name__, type(exc).__name__)
         return False
+
+
+RETRY = Retry(max=3, interval=[10, 30, 60])
+RESULT_TTL = 7 * 24 * 3600  # a finished job (an import's rejected rows) is kept a week
+FAILURE_TTL = 30 * 24 * 3600
+
+
+def submit(
+    func: Callable, *args, job_id: str | None = None, meta: dict | None = None, **kwargs
+) -> str:
+    """Enqueue a declared job that someone will follow (an import, a bulk PDF) and return
+    its id. Unlike `enqueue`, a Redis outage raises: the caller must tell the user. A
+    `job_id` already queued or running is not enqueued again (safe to submit twice)."""
+    if _jobs.get(_path(func)) is not func:
+        raise ValueError(f"{_path(func)} is not declared with @job")
+    connection = redis_store.client
+    if job_id is not None:
+        try:
+            known = Job.fetch(job_id, connection=connection)
+            if known.get_status(refresh=False) in {"queued", "started", "scheduled", "deferred"}:
+                return job_id
+        except NoSuchJobError:
+            pass
+    found = queue().enqueue(
+        func,
+        *args,
+        job_id=job_id,
+        meta=meta or {},
+        retry=RETRY,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        **kwargs,
+    )
+    return found.id
+
+
+def report_progress(done: int, total: int, **extra) -> None:
+    """From inside a running job: record how far it is (read by `status`)."""
+    current = get_current_job()
+    if current is None:
+        return
+    current.meta.update(done=done, total=total, **extra)
+    current.save_meta()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    id: str
+    name: str
+    status: str  # queued | started | finished | failed | scheduled (waiting to retry) ...
+    done: int
+    total: int
+    result: object
+    error: str | None
+    meta: dict
+    enqueued_at: object
+    ended_at: object
+
+
+def _error_of(found: Job) -> str | None:
+    latest = found.latest_result()
+    if latest is None or not latest.exc_string:
+        return None
+    # The last line names the exception; the traceback stays in RQ for operators.
+    return latest.exc_string.strip().splitlines()[-1]
+
+
+def _status_of(found: Job) -> JobStatus:
+    state = found.get_status(refresh=False)
+    status = str(getattr(state, "value", state) or "unknown")
+    meta = found.meta or {}
+    return JobStatus(
+        id=found.id,
+        name=found.func_name.rpartition(".")[2],
+        status=status,
+        done=int(meta.get("done", 0)),
+        total=int(meta.get("total", 0)),
+        result=found.return_value() if status == "finished" else None,
+        error=_error_of(found) if status == "failed" else None,
+        meta=meta,
+        enqueued_at=found.enqueued_at,
+        ended_at=found.ended_at,
+    )
+
+
+def status(job_id: str) -> JobStatus | None:
+    """A job's status, progress, result or error; None when no such job is known."""
+    try:
+        return _status_of(Job.fetch(job_id, connection=redis_store.client))
+    except NoSuchJobError:
+        return None
+
+
+def failed(limit: int = 200) -> list[JobStatus]:
+    """Jobs that failed for good (their retries used up), newest first."""
+    registry = queue().failed_job_registry
+    ids = registry.get_job_ids(0, limit - 1, desc=True)
+    found = Job.fetch_many(ids, connection=redis_store.client)
+    return [_status_of(j) for j in found if j is not None]
+
+
+def retry(job_id: str) -> bool:
+    """Put a failed job back on the queue; False when it is not among the failed."""
+    registry = queue().failed_job_registry
+    if job_id not in registry.get_job_ids():
+        return False
+    registry.requeue(job_id)
+    return True
 
 
 class ThreadWorker(SimpleWorker):
@@ -184,7 +294,7 @@ class InProcessJobs:
                 with self.app.app_context():
                     job_queue = queue()
                 worker = ThreadWorker([job_queue], connection=redis_store.client)
-                worker.work(burst=True, logging_level="WARNING")
+                worker.work(burst=True, logging_level="WARNING", with_scheduler=True)
             except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
                 log.exception("in-process worker loop failed")
             self.stop_event.wait(0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 
-from qure.core import jobs, outbox
+from qure.core import documents, jobs, outbox
 from qure.extensions import redis_store
 
 RELAY_PENDING_KEY = "qure:relay:pending"
@@ -16,6 +16,8 @@ def relay_outbox() -> dict:
     """Relay the outbox to MongoDB (idempotent; MongoDB down leaves rows waiting)."""
     redis_store.client.delete(RELAY_PENDING_KEY)
     result = outbox.relay()
+    if result.error is None:
+        documents.ensure_indexes_once()
     return {"chained": result.chained, "shipped": result.shipped, "error": result.error}
 
 

@@ -16,8 +16,6 @@ credit note waits), then the usable batches of the medicines needed, in one stat
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -30,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from qure.auth.models import User
 from qure.billing import invoiced
-from qure.core import audit, clock, money
+from qure.core import audit, clock, exports, money
 from qure.core.db import get_or_raise
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.pagination import Page, paginate
@@ -652,12 +650,6 @@ CSV_COLUMNS = (
 )
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting with = + - @ as a formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def h1_register_entries(start: date, end: date) -> Iterator[H1RegisterEntry]:
     """Every entry from `start` to `end`, in the order written (for printing)."""
     start, end = register_range(start, end)
@@ -667,9 +659,8 @@ def h1_register_entries(start: date, end: date) -> Iterator[H1RegisterEntry]:
 def h1_register_csv(start: date | None = None, end: date | None = None) -> Iterator[str]:
     """The register from `start` to `end` as CSV text, a header and a line per entry."""
     start, end = register_range(start, end)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([title for title, _ in CSV_COLUMNS])
-    for entry in db.session.scalars(_register_query(start, end)):
-        writer.writerow([_cell(getattr(entry, key)) for _, key in CSV_COLUMNS])
-    yield out.getvalue()
+    rows = (
+        [getattr(entry, key) for _, key in CSV_COLUMNS]
+        for entry in db.session.scalars(_register_query(start, end))
+    )
+    return exports.lines([title for title, _ in CSV_COLUMNS], rows)

@@ -9,10 +9,10 @@ from datetime import timedelta
 from flask import jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from pymongo.errors import PyMongoError
 
 from qure.core import clock
-from qure.core.errors import DomainError, InvalidInput
+from qure.core.documents import reading
+from qure.core.errors import InvalidInput
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema
 from qure.reports import summary
@@ -21,11 +21,6 @@ MAX_DAYS = 366
 MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "1180.00"}
 
 blp = Blueprint("api_reports", __name__, url_prefix="/api/v1/reports", description="Reports")
-
-
-class AnalyticsUnavailable(DomainError):
-    status = 503
-    code = "analytics_unavailable"
 
 
 class SummaryArgs(Schema):
@@ -89,13 +84,8 @@ def summaries(days: list) -> list[dict]:
     """Each day's summary: today's live, a past day's stored (live until stored)."""
     today = clock.today()
     past = [d for d in days if d < today]
-    try:
+    with reading():
         kept = summary.stored(past[0], past[-1]) if past else {}
-    except PyMongoError:
-        raise AnalyticsUnavailable(
-            "Analytics are unavailable: the document store does not answer. Everything at "
-            "the desks keeps working; try the report again later."
-        ) from None
     return [
         {**kept[d], "source": "stored"} if d in kept else {**summary.live(d), "source": "live"}
         for d in days

@@ -24,7 +24,7 @@ from sqlalchemy import distinct, extract, func, select
 
 from qure.auth.models import User
 from qure.billing import service as billing
-from qure.core import clock
+from qure.core import clock, documents
 from qure.extensions import db, mongo
 from qure.patients.models import Patient
 from qure.pharmacy.models import DispensedItem, Dispensing
@@ -32,6 +32,7 @@ from qure.queue.models import QueueEntry
 from qure.visits.models import Visit
 
 COLLECTION = "daily_summaries"
+documents.index(COLLECTION, ("date", 1), unique=True)
 
 
 def _minutes(seconds: float | Decimal | None) -> float | None:

@@ -1,0 +1,59 @@
+"""Jobs someone follows: an id, progress, the result or the error, and a retry."""
+
+from __future__ import annotations
+
+from qure.core import jobs
+from qure.extensions import redis_store
+
+ATTEMPTS = {"n": 0}
+
+
+@jobs.job
+def counted(total: int) -> dict:
+    for done in range(1, total + 1):
+        jobs.report_progress(done, total)
+    return {"done": total}
+
+
+@jobs.job
+def breaks() -> None:
+    ATTEMPTS["n"] += 1
+    raise ValueError("row 3: the file ended inside a quoted cell")
+
+
+def _run() -> None:
+    worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+def test_a_submitted_job_reports_progress_and_its_result(app):
+    job_id = jobs.submit(counted, 4, meta={"owner_id": 7})
+    queued = jobs.status(job_id)
+    assert queued.status == "queued" and queued.meta["owner_id"] == 7
+    _run()
+    done = jobs.status(job_id)
+    assert done.status == "finished"
+    assert (done.done, done.total) == (4, 4)
+    assert done.result == {"done": 4}
+    assert jobs.status("no-such-job") is None
+
+
+def test_submitting_the_same_id_twice_queues_it_once(app):
+    first = jobs.submit(counted, 2, job_id="import-abc")
+    second = jobs.submit(counted, 2, job_id="import-abc")
+    assert first == second == "import-abc"
+    assert len(jobs.queue().job_ids) == 1
+
+
+def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
+    job = jobs.queue().enqueue(breaks)  # no retries: it fails at once
+    _run()
+    listed = jobs.failed()
+    assert [f.id for f in listed] == [job.id]
+    assert listed[0].error == "ValueError: row 3: the file ended inside a quoted cell"
+    assert listed[0].name == "breaks"
+    assert jobs.retry(job.id) is True
+    assert jobs.status(job.id).status == "queued"
+    assert jobs.retry("not-failed") is False
+    _run()
+    assert ATTEMPTS["n"] == 2
