@@ -36,6 +36,7 @@ from qure.prescriptions.api import blp as prescriptions_blp
 from qure.queue.api import blp as queue_blp
 from qure.queue.views import bp as queue_bp
 from qure.reports.api import blp as reports_blp
+from qure.reports.views import bp as reports_bp
 from qure.scheduling.api import appointments_blp, slots_blp
 from qure.scheduling.views import bp as scheduling_bp
 from qure.visits.api import blp as visits_blp
@@ -133,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
         dispensing_bp,
         visits_bp,
         billing_bp,
+        reports_bp,
     ):
         app.register_blueprint(bp)
     api = QureApi(

@@ -32,6 +32,7 @@ NAV = (
     ("Stock", "pharmacy.inventory"),
     ("Medicines", "pharmacy.medicines"),
     ("Billing", "billing.index"),
+    ("Reports", "reports.index"),
     ("Users", "admin.user_list"),
 )
 

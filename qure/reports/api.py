@@ -134,3 +134,6 @@ def daily_summary(args):
         return found[0]
     # A range is sent as it is (the response schema is the one day's).
     return jsonify({"items": DailySummarySchema(many=True).dump(found)})
+
+
+from qure.reports import audit_api, listing_api  # noqa: E402,F401 - their routes join blp

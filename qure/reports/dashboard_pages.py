@@ -1,0 +1,3 @@
+"""(to be written)"""
+
+LINKS: tuple[tuple[str, str, str], ...] = ()
