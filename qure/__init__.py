@@ -26,6 +26,9 @@ from qure.core.db import install_session_hooks, ping_idle_connections
 from qure.core.http import QureApi, error_response
 from qure.core.views import bp as core_bp
 from qure.extensions import csrf, db, jwt, login_manager, migrate, mongo, redis_store
+from qure.imports.api import blp as imports_blp
+from qure.imports.api import jobs_blp
+from qure.imports.views import bp as imports_bp
 from qure.patients.api import blp as patients_blp
 from qure.patients.views import bp as patients_bp
 from qure.pharmacy.api import blp as medicines_blp
@@ -135,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
         visits_bp,
         billing_bp,
         reports_bp,
+        imports_bp,
     ):
         app.register_blueprint(bp)
     api = QureApi(
@@ -178,6 +182,8 @@ def _register_blueprints(app: Flask) -> None:
         billing_blp,
         credit_notes_blp,
         reports_blp,
+        imports_blp,
+        jobs_blp,
     ):
         # The API reads only the Authorization header, never the cookie: no CSRF there.
         csrf.exempt(blp)

@@ -78,6 +78,8 @@ def from_environment() -> dict:
         # Used by the waiting-room board until an admin sets one on the settings page.
         "DISPLAY_KEY": env.get("DISPLAY_KEY"),
         "BOARD_POLL_SECONDS": _int("BOARD_POLL_SECONDS", 2),
+        # A CSV import's upload may be this large (other requests: MAX_CONTENT_LENGTH).
+        "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 10 * 1024 * 1024),
         # Each response says what it cost the app (Server-Timing: app;dur=ms, cpu;dur=ms):
         # for load benchmarks and profiling; off by default.
         "SERVER_TIMING": _bool(env.get("QURE_SERVER_TIMING")),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import Flask, flash, g, jsonify, render_template, request
+from flask import Flask, current_app, flash, g, jsonify, render_template, request
 from flask_login import current_user
 from flask_smorest import Api
 from flask_wtf import FlaskForm
@@ -98,6 +98,7 @@ def _flatten_messages(messages) -> dict[str, str]:
         "json",
         "query",
         "form",
+        "files",
         "headers",
     }:
         for inner in messages.values():
@@ -241,10 +242,35 @@ def _check_json_body() -> None:
     _check_json_value(value)
 
 
+def body_limit(setting: str) -> Callable:
+    """A route that takes bodies up to the `setting`'s bytes instead of MAX_CONTENT_LENGTH
+    (a CSV import's upload); `refuse_unreadable` applies it before the body is read."""
+
+    def decorate(fn: Callable) -> Callable:
+        fn.qure_body_limit = setting
+        return fn
+
+    return decorate
+
+
+def _route_body_limit() -> int | None:
+    """The body limit the matched route declares with `body_limit` (looking through the
+    decorators that wrap it), set on the request; None when it declares none."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    while view is not None:
+        setting = getattr(view, "qure_body_limit", None)
+        if setting:
+            request.max_content_length = int(current_app.config[setting])
+            return request.max_content_length
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
 def refuse_unreadable():
     """before_request, first of all: a body or query string no handler could read is
     refused here, in the error shape (400 `bad_request`, 413 `too_large`), so that no
     handler meets text it cannot store or nesting it cannot walk."""
+    limit = _route_body_limit()
     try:
         request.args  # noqa: B018 - raw non-UTF-8 bytes in the query fail to decode here
         if request.is_json:
@@ -252,6 +278,9 @@ def refuse_unreadable():
         elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             request.form  # noqa: B018 - parsed now, so its size limits answer 413 here
     except RequestEntityTooLarge:
+        if limit:
+            megabytes = f"{limit / (1024 * 1024):g}"
+            return _refusal(413, "too_large", f"The file is too large: at most {megabytes} MB.")
         return _refusal(413, "too_large", "The request is too large to read.")
     except UnicodeDecodeError:
         return _refusal(400, "bad_request", "The address is not UTF-8 text.")

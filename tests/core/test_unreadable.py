@@ -87,7 +87,12 @@ def test_every_writing_route_refuses_a_body_over_the_limit(app, callers):
     assert limit == 2 * 1024 * 1024
     too_big = b'{"q":"' + b"x" * limit + b'"}'
     form = b"q=" + b"x" * limit
+    # The import uploads take more (IMPORT_MAX_BYTES, core.http.body_limit): their own
+    # tests send a file over that limit (tests/imports).
+    larger = {"/imports", "/api/v1/imports/patients", "/api/v1/imports/medicines"}
     for method, path in _writing_routes(app):
+        if path in larger:
+            continue
         for caller in callers:
             where = f"{caller[0]} {method} {path}"
             response = _send(caller, method, path, too_big, JSON)
