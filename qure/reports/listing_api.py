@@ -17,9 +17,25 @@ from qure.core.roles import api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema, PageArgs, page_body, page_schema
 from qure.pharmacy.models import MovementType
 from qure.reports import listings
-from qure.reports.api import MONEY, blp
+from qure.reports.blueprints import blp
 
-CSV_DOC = {"text/csv": {"schema": {"type": "string"}}}
+MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "1180.00"}
+
+
+def _json_or_csv(page: str) -> dict:
+    """The 200 answer documented both ways: a page of JSON, or every row as CSV."""
+    return {
+        "responses": {
+            "200": {
+                "description": "A page of rows; with ?format=csv (or Accept: text/csv) every "
+                "filtered row as a CSV download",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{page}"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        }
+    }
 
 
 def _id(description: str) -> fields.Integer:
@@ -63,13 +79,13 @@ class InvoiceReportArgs(ListingArgs):
     patient_id = _id("A patient")
 
 
-class PatientRow(Schema):
+class ListingPatient(Schema):
     id = fields.Integer()
     mrn = fields.String()
     full_name = fields.String()
 
 
-class DoctorRow(Schema):
+class ListingDoctor(Schema):
     id = fields.Integer()
     full_name = fields.String()
 
@@ -77,8 +93,8 @@ class DoctorRow(Schema):
 class VisitHistoryRow(Schema):
     visit_id = fields.Integer()
     completed_at = fields.DateTime(metadata={"description": "Clinic time, with its offset"})
-    patient = fields.Nested(PatientRow)
-    doctor = fields.Nested(DoctorRow)
+    patient = fields.Nested(ListingPatient)
+    doctor = fields.Nested(ListingDoctor)
     icd10_code = fields.String(allow_none=True)
     diagnosis = fields.String(allow_none=True)
     chief_complaint = fields.String(allow_none=True)
@@ -86,19 +102,19 @@ class VisitHistoryRow(Schema):
     medicines = fields.List(fields.String(), metadata={"description": "Name and strength"})
 
 
-class MedicineRow(Schema):
+class ListingMedicine(Schema):
     id = fields.Integer()
     name = fields.String()
     strength = fields.String(allow_none=True)
 
 
-class BatchRow(Schema):
+class ListingBatch(Schema):
     id = fields.Integer()
     batch_number = fields.String()
     expiry_date = fields.Date(allow_none=True)
 
 
-class UserRow(Schema):
+class ListingUser(Schema):
     id = fields.Integer()
     name = fields.String()
 
@@ -107,11 +123,11 @@ class StockMovementRow(Schema):
     id = fields.Integer(metadata={"description": "The movement's id"})
     timestamp = fields.DateTime(metadata={"description": "Clinic time, with its offset"})
     type = fields.String(validate=validate.OneOf(list(MovementType)))
-    medicine = fields.Nested(MedicineRow)
-    batch = fields.Nested(BatchRow)
+    medicine = fields.Nested(ListingMedicine)
+    batch = fields.Nested(ListingBatch)
     quantity = fields.Integer(metadata={"description": "Units moved (an ADJUSTMENT signed)"})
     balance = fields.Integer(metadata={"description": "The batch's quantity after it"})
-    user = fields.Nested(UserRow, allow_none=True)
+    user = fields.Nested(ListingUser, allow_none=True)
     reason = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
     reference = fields.String(metadata={"description": "What it belongs to (a dispensing)"})
@@ -126,7 +142,7 @@ class InvoiceReportRow(Schema):
     id = fields.Integer()
     number = fields.String(allow_none=True, metadata={"description": "None for a draft"})
     date = fields.Date(metadata={"description": "Invoice date, or the day a note was issued"})
-    patient = fields.Nested(PatientRow)
+    patient = fields.Nested(ListingPatient)
     total = _money("A credit note's is negative")
     paid = _money("What the payment took (0.00 unpaid); a credit note's refund, negative")
     method = fields.String(allow_none=True, validate=validate.OneOf(list(PaymentMethod)))
@@ -159,7 +175,7 @@ def _answer(args, page_of, rows_of, filters: dict, name: str, header, csv_row):
 @blp.alt_response(403, schema=ErrorSchema, description="forbidden; not_your_patient")
 @blp.alt_response(422, schema=ErrorSchema)
 @blp.alt_response(503, schema=ErrorSchema, description="analytics_unavailable")
-@blp.doc(responses={"200": {"content": CSV_DOC}})
+@blp.doc(**_json_or_csv("VisitHistoryPage"))
 def visit_history(args):
     """Completed visits, newest first, by patient, doctor and clinic days: an ADMIN every
     visit; a DOCTOR the whole history of the patients they have completed a visit with
@@ -186,7 +202,7 @@ def visit_history(args):
 @blp.response(200, StockMovementPage)
 @blp.alt_response(422, schema=ErrorSchema)
 @blp.alt_response(503, schema=ErrorSchema, description="analytics_unavailable")
-@blp.doc(responses={"200": {"content": CSV_DOC}})
+@blp.doc(**_json_or_csv("StockMovementPage"))
 def stock_movements(args):
     """Stock movements (IN, OUT, ADJUSTMENT, RETURN), newest first, by medicine, type and
     clinic days."""
@@ -207,7 +223,7 @@ def stock_movements(args):
 @blp.arguments(InvoiceReportArgs, location="query")
 @blp.response(200, InvoiceReportPage)
 @blp.alt_response(422, schema=ErrorSchema)
-@blp.doc(responses={"200": {"content": CSV_DOC}})
+@blp.doc(**_json_or_csv("InvoiceReportPage"))
 def invoices(args):
     """Invoices and credit notes, newest first, by kind, status, payment method, patient
     and days (invoice date; the day a credit note was issued)."""

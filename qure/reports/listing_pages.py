@@ -24,7 +24,7 @@ from qure.core.roles import Role, roles_required
 from qure.pharmacy import service as catalogue
 from qure.pharmacy.models import MovementType
 from qure.reports import listings
-from qure.reports.views import bp
+from qure.reports.blueprints import bp
 from qure.scheduling import doctors as doctor_list
 
 PER_PAGE = 50

@@ -34,6 +34,7 @@ from tests.helpers import (
     make_user,
     page_text,
     sign_in,
+    statements,
 )
 from tests.pharmacy.helpers import stocked
 
@@ -501,3 +502,26 @@ def test_a_dead_mongodb_is_a_quick_503(client, admin, dead_mongo):
         assert "Analytics unavailable" in page_text(page)
     assert time.monotonic() - started < 5
     assert client.get("/reports/invoices").status_code == 200  # PostgreSQL's report
+
+
+def test_the_invoices_page_loads_in_two_statements_of_its_own(app, client, clinic, admin):
+    sign_in(client, admin)
+
+    def page():
+        response = client.get("/reports/invoices", query_string={"method": "CASH"})
+        assert response.status_code == 200
+
+    sent = statements(app, page)
+    # Every page: who is signed in, and the clinic's settings (its name in the header).
+    common = [s for s in sent if "FROM users" in s or "FROM clinic_settings" in s]
+    assert len(common) == 2
+    assert len(sent) - len(common) == 2  # the report's own: the count and the page
+
+
+def test_the_patient_page_links_to_their_visit_history(client, clinic, admin):
+    sign_in(client, admin)
+    asha = clinic["asha"].id
+    page = client.get(f"/patients/{asha}").get_data(as_text=True)
+    assert f"/reports/visits?patient_id={asha}" in page
+    report = page_text(client.get(f"/reports/visits?patient_id={asha}"))
+    assert report.count("Asha Kumar") == 3 and "Ravi Shah" not in report.split("<tbody>")[1]
