@@ -17,7 +17,7 @@ from wtforms.validators import Optional
 from qure.billing.models import InvoiceStatus, PaymentMethod
 from qure.billing.service import CREDIT_NOTE_KIND, INVOICE_KIND
 from qure.core.documents import AnalyticsUnavailable
-from qure.core.errors import DomainError, InvalidInput
+from qure.core.errors import InvalidInput
 from qure.core.exports import csv_response, wants_csv
 from qure.core.forms import ClinicDateField, attach_errors, int_arg
 from qure.core.roles import Role, roles_required
@@ -139,8 +139,6 @@ def _report(
     except InvalidInput as error:
         attach_errors(form, error, {"from": "start", "to": "end"})
         return render_template(template, form=form, page=None, rows=[], kept={}, **context), 422
-    except DomainError:
-        raise
     return render_template(
         template, form=form, page=found, rows=found.items, kept=_kept(form), **context
     )
