@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, literal, select, text, union_all
+from sqlalchemy import Select, String, false, func, literal, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,7 +37,7 @@ from qure.billing.numbering import CREDIT_NOTE, INVOICE, next_number
 from qure.core import audit, clock, money
 from qure.core.db import constraint_name, get_or_raise, max_id
 from qure.core.errors import Conflict, InvalidInput, NotFound
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, check_bounds, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
@@ -187,6 +188,135 @@ def list_invoices(
         )
     query = query.order_by(Invoice.created_at.desc(), Invoice.id.desc())
     return paginate(query, page, per_page)
+
+
+# The two kinds of document in the invoices report (`documents_query`).
+INVOICE_KIND, CREDIT_NOTE_KIND = "invoice", "credit_note"
+DOCUMENT_KINDS = (INVOICE_KIND, CREDIT_NOTE_KIND)
+
+
+def documents_query(
+    kind: str | None = None,
+    status: str | None = None,
+    method: str | None = None,
+    patient_id: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> Select:
+    """Invoices and credit notes as one list of rows, newest first (by date, then when
+    made), for the invoices report: `kind` (INVOICE_KIND, CREDIT_NOTE_KIND, or None for
+    both), `status` (an invoice's: a credit note has none, so a status shows invoices
+    only), `method` (how an invoice was paid; how a credit note refunded), `patient_id`,
+    and the days `start` to `end` (both included) of the invoice date or the day a credit
+    note was issued.
+
+    A row: kind, id, number (None for a DRAFT), date, patient_id, mrn, full_name, total,
+    paid (what the payment took; 0.00 unpaid), method, status, against (the invoice a
+    credit note refunds). A credit note's total and paid are negative, money going back,
+    so that a column's sum is the net."""
+    branches = []
+    invoice = (
+        select(
+            literal(INVOICE_KIND).label("kind"),
+            Invoice.id,
+            Invoice.number,
+            Invoice.invoice_date.label("date"),
+            Invoice.created_at,
+            Patient.id.label("patient_id"),
+            Patient.mrn,
+            Patient.full_name,
+            Invoice.total,
+            func.coalesce(Payment.amount, Decimal("0.00")).label("paid"),
+            Payment.method,
+            Invoice.status,
+            literal(None, String).label("against"),
+        )
+        .select_from(Invoice)
+        .join(Patient, Patient.id == Invoice.patient_id)
+        .outerjoin(Payment, Payment.invoice_id == Invoice.id)
+    )
+    if status:
+        invoice = invoice.where(Invoice.status == status)
+    if method:
+        invoice = invoice.where(Payment.method == method)
+    if patient_id is not None:
+        invoice = invoice.where(Invoice.patient_id == patient_id)
+    if start is not None:
+        invoice = invoice.where(Invoice.invoice_date >= start)
+    if end is not None:
+        invoice = invoice.where(Invoice.invoice_date <= end)
+    if kind in (None, INVOICE_KIND):
+        branches.append(invoice)
+    if kind in (None, CREDIT_NOTE_KIND) and not status:
+        note = (
+            select(
+                literal(CREDIT_NOTE_KIND).label("kind"),
+                CreditNote.id,
+                CreditNote.number,
+                CreditNote.issued_on.label("date"),
+                CreditNote.created_at,
+                Patient.id.label("patient_id"),
+                Patient.mrn,
+                Patient.full_name,
+                (-CreditNote.total).label("total"),
+                (-CreditNote.total).label("paid"),
+                CreditNote.method,
+                literal(None, String).label("status"),
+                Invoice.number.label("against"),
+            )
+            .select_from(CreditNote)
+            .join(Invoice, Invoice.id == CreditNote.invoice_id)
+            .join(Patient, Patient.id == Invoice.patient_id)
+        )
+        if method:
+            note = note.where(CreditNote.method == method)
+        if patient_id is not None:
+            note = note.where(Invoice.patient_id == patient_id)
+        if start is not None:
+            note = note.where(CreditNote.issued_on >= start)
+        if end is not None:
+            note = note.where(CreditNote.issued_on <= end)
+        branches.append(note)
+    if not branches:  # a status asked of credit notes only: nothing matches
+        branches.append(invoice.where(false()))
+    rows = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+    return select(rows).order_by(
+        rows.c.date.desc(), rows.c.created_at.desc(), rows.c.kind, rows.c.id.desc()
+    )
+
+
+def _document(row) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "id": row.id,
+        "number": row.number,
+        "date": row.date,
+        "patient": {"id": row.patient_id, "mrn": row.mrn, "full_name": row.full_name},
+        "total": row.total,
+        "paid": row.paid,
+        "method": row.method,
+        "status": row.status,
+        "against": row.against,
+    }
+
+
+def documents_page(page: int = 1, per_page: int = 50, **filters: Any) -> Page:
+    """One page of `documents_query(**filters)` as plain rows, in two statements (the
+    count and the page)."""
+    check_bounds(page, per_page)
+    query = documents_query(**filters)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    offset = (page - 1) * per_page
+    rows = db.session.execute(query.limit(per_page).offset(offset)) if offset < total else []
+    return Page([_document(r) for r in rows], page, per_page, total or 0)
+
+
+def documents_rows(**filters: Any) -> Iterator[dict[str, Any]]:
+    """Every row of `documents_query(**filters)`, fetched 500 at a time from a
+    server-side cursor (for CSV: a year of rows never sits in memory)."""
+    query = documents_query(**filters).execution_options(yield_per=500)
+    for row in db.session.execute(query):
+        yield _document(row)
 
 
 def to_bill(page: int = 1, per_page: int = 50) -> Page:
