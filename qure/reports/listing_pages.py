@@ -12,6 +12,7 @@ from typing import Any
 from flask import g, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from qure.billing.models import InvoiceStatus, PaymentMethod
@@ -28,7 +29,7 @@ from qure.reports.blueprints import bp
 from qure.scheduling import doctors as doctor_list
 
 PER_PAGE = 50
-ANY = ("", "Any")
+ANY = SelectChoice("", "Any")
 
 LINKS: tuple[tuple[str, str, str], ...] = (
     ("Visit history", "reports.visits", "Completed visits by patient, doctor and days."),
@@ -69,7 +70,9 @@ class VisitFilters(_Filters):
 class MovementFilters(_Filters):
     medicine_id = SelectField("Medicine", validators=[Optional()], validate_choice=False)
     type = SelectField(
-        "Type", choices=[ANY, *((t.value, t.value.title()) for t in MovementType)], default=""
+        "Type",
+        choices=[ANY, *(SelectChoice(t.value, t.value.title()) for t in MovementType)],
+        default="",
     )
 
 
@@ -77,20 +80,20 @@ class InvoiceFilters(_Filters):
     kind = SelectField(
         "Kind",
         choices=[
-            ("", "Invoices and credit notes"),
-            (INVOICE_KIND, "Invoices"),
-            (CREDIT_NOTE_KIND, "Credit notes"),
+            SelectChoice("", "Invoices and credit notes"),
+            SelectChoice(INVOICE_KIND, "Invoices"),
+            SelectChoice(CREDIT_NOTE_KIND, "Credit notes"),
         ],
         default="",
     )
     status = SelectField(
         "Status",
-        choices=[ANY, *((s.value, s.value.title()) for s in InvoiceStatus)],
+        choices=[ANY, *(SelectChoice(s.value, s.value.title()) for s in InvoiceStatus)],
         default="",
     )
     method = SelectField(
         "Payment method",
-        choices=[ANY, *((m.value, m.value.title()) for m in PaymentMethod)],
+        choices=[ANY, *(SelectChoice(m.value, m.value.title()) for m in PaymentMethod)],
         default="",
     )
     patient_id = _id_field("Patient id")
@@ -149,7 +152,10 @@ def _report(
 def visits():
     """Visit history: completed visits, newest first (a doctor: their own patients')."""
     form = VisitFilters(request.args)
-    form.doctor_id.choices = [ANY, *((str(d.id), d.full_name) for d in doctor_list.doctors())]
+    form.doctor_id.choices = [
+        ANY,
+        *(SelectChoice(str(d.id), d.full_name) for d in doctor_list.doctors()),
+    ]
 
     def filters() -> dict[str, Any]:
         return {
@@ -178,7 +184,7 @@ def stock_movements():
     medicines = catalogue.search(active_only=False, per_page=200).items
     form.medicine_id.choices = [
         ANY,
-        *((str(m.id), f"{m.name} {m.strength or ''}".strip()) for m in medicines),
+        *(SelectChoice(str(m.id), f"{m.name} {m.strength or ''}".strip()) for m in medicines),
     ]
 
     def filters() -> dict[str, Any]:
