@@ -76,7 +76,7 @@ def test_the_log_sender_names_initials_only_and_a_second_run_sends_nothing(
     assert reminded[booked["no_email"].id] is not None
     assert reminded[booked["cancelled"].id] is None
     audited = db.session.scalars(select(OutboxEvent.payload)).all()
-    assert [p["resource"]["id"] for p in audited if p["action"] == "APPOINTMENT_REMINDED"] == [
+    assert [p["resource"]["id"] for p in audited if p.get("action") == "APPOINTMENT_REMINDED"] == [
         booked["asha"].id,
         booked["no_email"].id,
     ]
