@@ -54,9 +54,7 @@ def test_nothing_is_due_before_the_reminder_hour(app):
     assert reminders.due_day(EVENING) == TOMORROW
 
 
-def test_the_log_sender_names_initials_only_and_a_second_run_sends_nothing(
-    app, booked, caplog
-):
+def test_the_log_sender_names_initials_only_and_a_second_run_sends_nothing(app, booked, caplog):
     with clock.fixed(EVENING), caplog.at_level(logging.INFO):
         first = tasks.send_due_reminders()
         second = tasks.send_due_reminders()
@@ -139,7 +137,10 @@ def test_smtp_mails_the_patient_once_and_skips_one_without_email(app, booked, sm
     doctor = booked["doctor"].full_name
     assert mail["To"] == "asha@example.test"
     assert mail["From"] == "desk@qure.test"
-    assert str(mail["Subject"]).strip() == f"Appointment reminder: Tue 08 Jan 2030 at 10:30 with Dr {doctor}"
+    assert (
+        str(mail["Subject"]).strip()
+        == f"Appointment reminder: Tue 08 Jan 2030 at 10:30 with Dr {doctor}"
+    )
     body = mail.get_body().get_content()
     assert "Dear Asha Kulkarni" in body
     assert f"appointment with Dr {doctor} at Qure Clinic on Tue 08 Jan 2030 at 10:30" in body
