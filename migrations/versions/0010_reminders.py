@@ -1,5 +1,4 @@
-"""background jobs: appointment reminders sent, the morning's stock alerts, a day's receipts
-as one PDF
+"""background jobs: reminders sent, the morning's stock alerts, a day's receipts in one PDF
 
 Revision ID: 0010
 Revises: 0009
