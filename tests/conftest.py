@@ -28,6 +28,8 @@ from tests.helpers import NOW, make_user
 # SQLAlchemy's default, which the app's sessions use outside the rolled-back tests.
 SESSION_JOIN_DEFAULT = "conditional_savepoint"
 TABLES = (
+    "receipt_bundles",
+    "stock_alert_days",
     "h1_register",
     "dispensed_items",
     "dispensings",

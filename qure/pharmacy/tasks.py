@@ -7,7 +7,7 @@ from qure.core.db import commit
 from qure.pharmacy import alerts
 
 
-@jobs.periodic(every="REMINDER_CHECK_SECONDS", name="stock-alerts")
+@jobs.periodic(every="CLOSE_DAY_CHECK_SECONDS", name="stock-alerts")
 def raise_morning_alerts() -> dict:
     """Once STOCK_ALERT_HOUR has passed, raise today's stock alerts and tell the
     pharmacists; later runs of the day find the day raised and do nothing. The messages

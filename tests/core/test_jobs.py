@@ -167,6 +167,8 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
         "outbox-sweep": ("OUTBOX_SWEEP_SECONDS", "qure.core.tasks"),
         "close-day": ("CLOSE_DAY_CHECK_SECONDS", "qure.queue.tasks"),
         "daily-summary": ("CLOSE_DAY_CHECK_SECONDS", "qure.reports.tasks"),
+        "appointment-reminders": ("REMINDER_CHECK_SECONDS", "qure.scheduling.tasks"),
+        "stock-alerts": ("CLOSE_DAY_CHECK_SECONDS", "qure.pharmacy.tasks"),
     }
     intervals = {job.__name__: interval for interval, job in jobs.periodic_jobs()}
     assert intervals == {
