@@ -175,6 +175,8 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
         "relay_outbox": float(app.config["OUTBOX_SWEEP_SECONDS"]),
         "close_due_day": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
         "store_due_summary": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
+        "send_due_reminders": float(app.config["REMINDER_CHECK_SECONDS"]),
+        "raise_morning_alerts": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
     }
     # A periodic job is a declared job too, which the ticker's enqueue accepts.
     assert all(jobs.enqueue(job) for _, job in jobs.periodic_jobs())
