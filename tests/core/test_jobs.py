@@ -182,8 +182,10 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
     assert all(jobs.enqueue(job) for _, job in jobs.periodic_jobs())
     assert sorted(_queued()) == [
         "qure.core.tasks.relay_outbox",
+        "qure.pharmacy.tasks.raise_morning_alerts",
         "qure.queue.tasks.close_due_day",
         "qure.reports.tasks.store_due_summary",
+        "qure.scheduling.tasks.send_due_reminders",
     ]
 
 
