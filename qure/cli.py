@@ -23,6 +23,7 @@ from qure.core.roles import Role
 from qure.extensions import db, mongo, redis_store
 from qure.queue import board, loading
 from qure.queue import service as queue
+from qure.reports import rebuild
 
 
 @click.command("create-user")
@@ -136,7 +137,9 @@ def audit_verify_command():
 @click.command("rebuild-analytics")
 @with_appcontext
 def rebuild_analytics_command():
-    """Relay what is pending, then copy every journalled record MongoDB lacks.
+    """Rebuild every MongoDB read model from PostgreSQL: relay what is pending, copy every
+    journalled record MongoDB lacks (audit trail, visit history, stock movements), and
+    store again the summary of every past day that had activity.
 
     Audit records already in MongoDB are never modified or deleted (append-only).
     """
@@ -145,13 +148,13 @@ def rebuild_analytics_command():
             "rebuild-analytics needs MONGO_URL. The embedded store is rebuilt from the "
             "journal each time `flask serve` starts."
         )
-    result = outbox.relay()
+    result = rebuild.rebuild()
     if result.error:
         raise click.ClickException(f"MongoDB unavailable ({result.error}); nothing rebuilt.")
-    with click.progressbar(length=1, label="Copying journal") as bar:
-        copied = outbox.refill()
-        bar.update(1)
-    click.echo(f"Relayed {result.shipped} pending, re-checked {copied} journalled records.")
+    click.echo(
+        f"Relayed {result.relayed} pending, re-checked {result.copied} journalled records, "
+        f"stored {len(result.days)} daily summaries."
+    )
 
 
 @click.command("rebuild-queue")

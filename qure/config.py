@@ -75,6 +75,22 @@ def from_environment() -> dict:
         "CLINIC_OPENING_TIME": env.get("CLINIC_OPENING_TIME", "09:00"),
         "CLINIC_CLOSING_TIME": env.get("CLINIC_CLOSING_TIME", "21:00"),
         "CLOSE_DAY_CHECK_SECONDS": _int("CLOSE_DAY_CHECK_SECONDS", 300),
+        # Background jobs: the day-before appointment reminders (sent once the clinic-local
+        # hour REMINDER_HOUR has passed, checked every REMINDER_CHECK_SECONDS) and the
+        # morning's stock alerts (raised once STOCK_ALERT_HOUR has passed).
+        "REMINDER_CHECK_SECONDS": _int("REMINDER_CHECK_SECONDS", 600),
+        "REMINDER_HOUR": _int("REMINDER_HOUR", 18),
+        "STOCK_ALERT_HOUR": _int("STOCK_ALERT_HOUR", 8),
+        # How reminders and alerts are sent: "log" (one line in the log, the default) or
+        # "smtp" (email, through the SMTP_* settings).
+        "REMINDER_SENDER": env.get("REMINDER_SENDER", "log"),
+        "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
+        "SMTP_PORT": _int("SMTP_PORT", 25),
+        "SMTP_USER": env.get("SMTP_USER"),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
+        "SMTP_FROM": env.get("SMTP_FROM", "clinic@localhost"),
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
+        "SMTP_TIMEOUT_SECONDS": _int("SMTP_TIMEOUT_SECONDS", 10),
         # Used by the waiting-room board until an admin sets one on the settings page.
         "DISPLAY_KEY": env.get("DISPLAY_KEY"),
         "BOARD_POLL_SECONDS": _int("BOARD_POLL_SECONDS", 2),

@@ -29,6 +29,8 @@ from tests.helpers import NOW, make_user
 SESSION_JOIN_DEFAULT = "conditional_savepoint"
 TABLES = (
     "imports",
+    "receipt_bundles",
+    "stock_alert_days",
     "h1_register",
     "dispensed_items",
     "dispensings",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     String,
@@ -332,3 +333,15 @@ class DayClose(db.Model):
         CheckConstraint("cash_counted >= 0", name="ck_day_closes_counted"),
         CheckConstraint("variance = cash_counted - expected_cash", name="ck_day_closes_variance"),
     )
+
+
+class ReceiptBundle(db.Model):
+    """A clinic day's receipts as one PDF (billing.bundles), made by a job on request from
+    the day close and downloaded from there; made again, it replaces the day's one."""
+
+    __tablename__ = "receipt_bundles"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    receipts: Mapped[int] = mapped_column(Integer, nullable=False)
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -163,6 +163,16 @@ def receipt_pdf(invoice_id: int, thermal: bool = False) -> tuple[bytes, str]:
     return pdf, f"receipt-{name}{'-thermal' if thermal else ''}.pdf"
 
 
+def receipt_document(invoice_id: int):
+    """An invoice's A4 receipt, laid out but not yet written (for a day's bundle, which
+    joins many in one file). Raises NotFound `invoice_not_found`."""
+    from qure.core.pdf import render_document
+
+    values = receipt_values(service.get_invoice(invoice_id))
+    images = {"upi-qr.png": qr_png(values["qr"])} if values["qr"] else None
+    return render_document("pdf/receipt.html", STYLESHEET, images=images, **values)
+
+
 def credit_note_values(note: CreditNote) -> dict[str, Any]:
     """Everything a credit note prints, as plain values."""
     settings = clinic_settings.get_settings()

@@ -27,7 +27,7 @@ from flask import (
 )
 
 from qure.admin import settings as clinic_settings
-from qure.billing import receipts, service
+from qure.billing import bundle_pages, receipts, service
 from qure.billing.forms import (
     METHOD_LABELS,
     CancelForm,
@@ -666,6 +666,7 @@ def _day_close_page(day: date, form: DayCloseForm | None = None, status: int = 2
         closed=report["closed"],
         close=_close(report["close"]),
         form=form,
+        action=ActionForm(),
     ), status
 
 
@@ -706,3 +707,7 @@ def day_closes():
     return render_template(
         "billing/day_closes.html", page=page, items=[_close(c) for c in page.items]
     )
+
+
+# The day's receipts as one PDF: pages of their own module, on this blueprint.
+bundle_pages.register(bp)

@@ -126,3 +126,27 @@ def render_pdf(
     rendered = document.render(stylesheets=[styles], font_config=fonts)
     _cut_to_content(rendered)
     return rendered.write_pdf()
+
+
+def render_document(
+    template: str,
+    stylesheet: str = "css/pdf.css",
+    images: dict[str, bytes] | None = None,
+    **values,
+):
+    """As `render_pdf` (A4 pages), but the laid-out WeasyPrint document, for `join` to
+    put several documents in one file."""
+    html = render_template(template, memory_base=MEMORY_BASE, **values)
+    static = current_app.static_folder
+    styles, fonts = _styles(static, stylesheet)
+    fetcher = StaticOnlyFetcher(static, images)
+    document = HTML(string=html, base_url=STATIC_BASE, url_fetcher=fetcher)
+    return document.render(stylesheets=[styles], font_config=fonts)
+
+
+def join(documents: list) -> bytes:
+    """One PDF holding the pages of every rendered document, in order (a day's receipts)."""
+    if not documents:
+        raise ValueError("no documents to join")
+    pages = [page for document in documents for page in document.pages]
+    return documents[0].copy(pages).write_pdf()

@@ -255,3 +255,18 @@ class H1RegisterEntry(db.Model):
         CheckConstraint("quantity > 0", name="ck_h1_register_quantity"),
         Index("ix_h1_register_date", "entry_date", "id"),
     )
+
+
+class StockAlertDay(db.Model):
+    """The morning's stock alerts of one clinic day, raised (audited and told to the
+    pharmacists) once: the row is the record that they were."""
+
+    __tablename__ = "stock_alert_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    low_stock: Mapped[int] = mapped_column(Integer, nullable=False)
+    expiring_30: Mapped[int] = mapped_column(Integer, nullable=False)
+    expiring_60: Mapped[int] = mapped_column(Integer, nullable=False)
+    expiring_90: Mapped[int] = mapped_column(Integer, nullable=False)
+    expired: Mapped[int] = mapped_column(Integer, nullable=False)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -128,6 +128,8 @@ class Appointment(db.Model):
     checked_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # When the day-before reminder went out (scheduling.reminders): sent once.
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     patient: Mapped[Patient] = relationship(lazy="raise_on_sql")
     doctor: Mapped[User] = relationship(foreign_keys=[doctor_id], lazy="raise_on_sql")

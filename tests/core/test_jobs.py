@@ -167,19 +167,25 @@ def test_each_room_declares_its_periodic_jobs_in_its_own_tasks_module(app):
         "outbox-sweep": ("OUTBOX_SWEEP_SECONDS", "qure.core.tasks"),
         "close-day": ("CLOSE_DAY_CHECK_SECONDS", "qure.queue.tasks"),
         "daily-summary": ("CLOSE_DAY_CHECK_SECONDS", "qure.reports.tasks"),
+        "appointment-reminders": ("REMINDER_CHECK_SECONDS", "qure.scheduling.tasks"),
+        "stock-alerts": ("CLOSE_DAY_CHECK_SECONDS", "qure.pharmacy.tasks"),
     }
     intervals = {job.__name__: interval for interval, job in jobs.periodic_jobs()}
     assert intervals == {
         "relay_outbox": float(app.config["OUTBOX_SWEEP_SECONDS"]),
         "close_due_day": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
         "store_due_summary": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
+        "send_due_reminders": float(app.config["REMINDER_CHECK_SECONDS"]),
+        "raise_morning_alerts": float(app.config["CLOSE_DAY_CHECK_SECONDS"]),
     }
     # A periodic job is a declared job too, which the ticker's enqueue accepts.
     assert all(jobs.enqueue(job) for _, job in jobs.periodic_jobs())
     assert sorted(_queued()) == [
         "qure.core.tasks.relay_outbox",
+        "qure.pharmacy.tasks.raise_morning_alerts",
         "qure.queue.tasks.close_due_day",
         "qure.reports.tasks.store_due_summary",
+        "qure.scheduling.tasks.send_due_reminders",
     ]
 
 
