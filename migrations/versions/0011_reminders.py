@@ -1,7 +1,7 @@
 """background jobs: reminders sent, the morning's stock alerts, a day's receipts in one PDF
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 14:15:00
 
 """
