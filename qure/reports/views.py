@@ -4,12 +4,13 @@ routes join this blueprint); each module lists its pages in `LINKS`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import render_template
 
 from qure.core.roles import Role, roles_required
 from qure.core.templating import can
+from qure.reports.blueprint import bp
 
-bp = Blueprint("reports", __name__, url_prefix="/reports")
+__all__ = ["bp"]
 
 # The roles that have at least one report (SPEC: admin all; doctor own patients' visit
 # history; pharmacist stock movements).
