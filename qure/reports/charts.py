@@ -19,6 +19,8 @@ from markupsafe import Markup, escape
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 40  # the margins around the plot
 MAX_X_LABELS = 12
+MAX_BAR = 64  # px: the widest bar
+EDGE = 18  # px: a line's first and last points stand this far inside the plot
 Number = int | float | Decimal
 
 
@@ -32,7 +34,8 @@ class Point:
 
 
 def _plain(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    """An axis value as few digits as it needs (0, 2.5, 0.25, 1,500)."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def nice_step(span: float, ticks: int = 4) -> float:
@@ -48,22 +51,25 @@ def nice_step(span: float, ticks: int = 4) -> float:
     return 10 * magnitude  # pragma: no cover - the loop always returns
 
 
-def scale(values: Sequence[Number]) -> tuple[float, float, float]:
-    """(low, high, step) of the value axis: round ends that hold every value and 0."""
+def scale(values: Sequence[Number], whole: bool = False) -> tuple[float, float, float]:
+    """(low, high, step) of the value axis: round ends that hold every value and 0; with
+    `whole` (counts), a step of at least 1."""
     numbers = [float(v) for v in values] or [0.0]
     low, high = min(0.0, *numbers), max(0.0, *numbers)
     if low == high:
-        high = 1.0
+        high = 4.0  # nothing to show: an axis of whole numbers, 0 to 4
     step = nice_step(high - low)
+    if whole:
+        step = max(1.0, math.ceil(step))
     return math.floor(low / step) * step, math.ceil(high / step) * step, step
 
 
 class _Frame:
     """The plot area and the value axis of one chart."""
 
-    def __init__(self, values: Sequence[Number], width: int, height: int):
+    def __init__(self, values: Sequence[Number], width: int, height: int, whole: bool):
         self.width, self.height = width, height
-        self.low, self.high, self.step = scale(values)
+        self.low, self.high, self.step = scale(values, whole)
         self.plot_w = width - LEFT - RIGHT
         self.plot_h = height - TOP - BOTTOM
 
@@ -127,25 +133,27 @@ def bar_chart(
     label: str,
     *,
     text: Callable[[float], str] = _plain,
+    whole: bool = False,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Markup:
     """An SVG bar chart of `points`, one <rect class="chart-bar"> each (a bar of a
     negative value hangs below the zero line), titled `label`; `text` writes the axis
-    values."""
-    frame = _Frame([p.value for p in points], width, height)
+    values; `whole` keeps the axis to whole numbers (counts)."""
+    frame = _Frame([p.value for p in points], width, height, whole)
     parts = _open("bar", label, width, height)
     parts += frame.axes(text)
     slot = frame.plot_w / max(1, len(points))
-    gap = min(slot * 0.2, 8)
+    # A gap between bars, and no bar wider than MAX_BAR (three bars would fill the plot).
+    bar = min(slot - min(slot * 0.2, 8), MAX_BAR)
     base = frame.y(0)
     parts.append('<g class="chart-bars">')
     for n, point in enumerate(points):
         top = frame.y(point.value)
         y, h = min(top, base), abs(base - top)
         parts.append(
-            f'<rect class="chart-bar" x="{LEFT + n * slot + gap / 2:.2f}" y="{y:.2f}" '
-            f'width="{slot - gap:.2f}" height="{h:.2f}" data-value="{escape(str(point.value))}">'
+            f'<rect class="chart-bar" x="{LEFT + (n + 0.5) * slot - bar / 2:.2f}" y="{y:.2f}" '
+            f'width="{bar:.2f}" height="{h:.2f}" data-value="{escape(str(point.value))}">'
             f"<title>{escape(point.title or f'{point.label}: {point.value}')}</title></rect>"
         )
     parts.append("</g>")
@@ -161,19 +169,20 @@ def line_chart(
     label: str,
     *,
     text: Callable[[float], str] = _plain,
+    whole: bool = False,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Markup:
     """An SVG line chart of `points`: one polyline, and a <circle class="chart-point">
     per point carrying its hover <title>; titled `label`."""
-    frame = _Frame([p.value for p in points], width, height)
+    frame = _Frame([p.value for p in points], width, height, whole)
     parts = _open("line", label, width, height)
     parts += frame.axes(text)
 
     def x(n: int) -> float:
         if len(points) == 1:
             return LEFT + frame.plot_w / 2
-        return LEFT + n * frame.plot_w / (len(points) - 1)
+        return LEFT + EDGE + n * (frame.plot_w - 2 * EDGE) / (len(points) - 1)
 
     coords = [(x(n), frame.y(p.value)) for n, p in enumerate(points)]
     if coords:

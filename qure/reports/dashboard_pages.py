@@ -59,7 +59,7 @@ def _short(day: date) -> str:
 
 
 def _rupees(value: float) -> str:
-    return f"₹{value:,.0f}"
+    return f"₹{value:,.0f}" if float(value).is_integer() else f"₹{value:,.2f}"
 
 
 def _charts(found: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +77,7 @@ def _charts(found: dict[str, Any]) -> dict[str, Any]:
                 for d in found["visits_per_day"]
             ],
             f"Visits per day, {span}",
+            whole=True,
         ),
         "revenue": charts.line_chart(
             [
@@ -96,6 +97,7 @@ def _charts(found: dict[str, Any]) -> dict[str, Any]:
                 for d in found["top_diagnoses"]
             ],
             f"Top diagnoses by visits, {span}",
+            whole=True,
         ),
         "medicines": charts.bar_chart(
             [
@@ -107,6 +109,7 @@ def _charts(found: dict[str, Any]) -> dict[str, Any]:
                 for m in found["top_medicines"]
             ],
             f"Top medicines by units dispensed, {span}",
+            whole=True,
         ),
         "waits": charts.bar_chart(
             [
@@ -143,7 +146,7 @@ def dashboard():
         "form": form,
         "problems": problems,
         "presets": service.PRESETS,
-        "days": days_text,
+        "active": None,
         "methods": METHOD_LABELS,
     }
     if chosen is None:
@@ -151,6 +154,8 @@ def dashboard():
     start, end = chosen
     form.start.data, form.end.data = start, end
     form.start.raw_data = form.end.raw_data = None
+    span = (end - start).days + 1
+    page["active"] = span if end == clock.today() and span in service.PRESETS else None
     try:
         found = service.dashboard(start, end)
     except AnalyticsUnavailable as error:

@@ -30,7 +30,10 @@ def test_the_axis_ends_on_a_round_number():
     assert charts.scale([7]) == (0, 8, 2)
     assert charts.scale([9]) == (0, 10, 2.5)
     assert charts.scale([Decimal("1180.00"), 90]) == (0, 1500, 500)
-    assert charts.scale([]) == (0, 1, 0.25)
+    assert charts.scale([]) == (0, 4, 1)  # nothing: whole numbers
+    assert charts.scale([0.9]) == (0, 1, 0.25)
+    assert charts.scale([1], whole=True) == (0, 1, 1)  # counts: no quarter of a visit
+    assert charts.scale([7], whole=True) == (0, 8, 2)
     assert charts.nice_step(100) == 25
     svg = str(charts.bar_chart([Point("a", 9)], "x"))
     ticks = re.findall(r'class="chart-tick"[^>]*>([^<]+)<', svg)

@@ -212,6 +212,7 @@ def test_the_presets_change_the_number_of_days(client, admin, app):
             assert f'days={n}" aria-current="page"' in page
         default = page_text(client.get(URL))
     assert len(bars(default, "visits-chart")) == 30
+    assert 'days=30" aria-current="page"' in default
     assert 'value="09 Dec 2029"' in default and 'value="07 Jan 2030"' in default
 
 
