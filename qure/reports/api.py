@@ -39,6 +39,16 @@ class DoctorDaySummary(Schema):
     avg_consultation_minutes = fields.Float(allow_none=True)
 
 
+class PlainList(fields.List):
+    """A list of plain JSON values (dicts of ints, floats and strings, as `summary` makes
+    them), sent as it is and documented by its inner schema: a 90-day range carries
+    thousands of such rows, and dumping each through a nested schema cost most of the
+    answer's time (bench/reports.py)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else list(value)
+
+
 class DiagnosisCount(Schema):
     code = fields.String(metadata={"description": "ICD-10 code", "example": "J06.9"})
     name = fields.String(metadata={"description": "The WHO table's description"})
@@ -82,15 +92,15 @@ class DailySummarySchema(Schema):
         allow_none=True, metadata={"description": "Call to completion"}
     )
     by_doctor = fields.List(fields.Nested(DoctorDaySummary))
-    top_diagnoses = fields.List(
+    top_diagnoses = PlainList(
         fields.Nested(DiagnosisCount),
         metadata={"description": "Every ICD-10 code of the day's visits, most visits first"},
     )
-    top_medicines = fields.List(
+    top_medicines = PlainList(
         fields.Nested(MedicineUnits),
         metadata={"description": "Every medicine handed over that day, most units first"},
     )
-    wait_by_hour = fields.List(
+    wait_by_hour = PlainList(
         fields.Nested(HourWait),
         metadata={"description": "Called queue entries by hour of check-in (hours with any)"},
     )

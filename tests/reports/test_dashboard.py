@@ -25,7 +25,15 @@ from qure.reports import dashboard, summary
 from qure.visits import icd10
 from qure.visits import service as visits
 from tests.billing.helpers import medicine
-from tests.helpers import NOW, bearer, make_patient, make_user, page_text, sign_in
+from tests.helpers import (
+    NOW,
+    bearer,
+    count_statements,
+    make_patient,
+    make_user,
+    page_text,
+    sign_in,
+)
 from tests.pharmacy.helpers import stocked
 from tests.reports.test_summary import paid
 
@@ -331,3 +339,15 @@ def test_the_api_gives_the_new_fields_stored_as_live(client, admin, days):
         {"medicine": {"id": days["para"].id, "name": "Paracip"}, "units": 6}
     ]
     assert stored["wait_by_hour"][0] == {"hour": 10, "entries": 2, "avg_wait_minutes": 15.0}
+
+
+def test_a_longer_range_of_stored_days_sends_no_more_statements(app, client, admin):
+    """Past days are one MongoDB query however many; only today is computed from SQL."""
+    sign_in(client, admin)
+    with at(0):
+        for n in range(1, 90):
+            summary.store(DAY - timedelta(days=n))
+        week = count_statements(app, lambda: client.get(URL, query_string={"days": 7}))
+        quarter = count_statements(app, lambda: client.get(URL, query_string={"days": 90}))
+    assert week == quarter
+    assert quarter <= 12, quarter  # the signed-in user, and today's live summary
