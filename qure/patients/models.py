@@ -96,6 +96,7 @@ class Patient(db.Model):
             postgresql_ops={"phone_digits": "gin_trgm_ops"},
         ),
         Index("ix_patients_phone_dob", "phone_digits", "date_of_birth"),
+        Index("ix_patients_created", "created_at"),  # a day's new patients (daily summary)
         Index(
             "ix_patients_name_prefix",
             text('name_search COLLATE "C"'),

@@ -4,20 +4,17 @@ not stored it yet."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import jsonify
 from marshmallow import Schema, fields, validate
 
 from qure.core import clock
 from qure.core.documents import reading
-from qure.core.errors import InvalidInput
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema
 from qure.reports import summary
 from qure.reports.blueprints import blp
 
-MAX_DAYS = 366
+MAX_DAYS = summary.MAX_DAYS
 MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "1180.00"}
 
 
@@ -40,6 +37,40 @@ class DoctorDaySummary(Schema):
     avg_consultation_minutes = fields.Float(allow_none=True)
 
 
+class PlainList(fields.List):
+    """A list of plain JSON values (dicts of ints, floats and strings, as `summary` makes
+    them), sent as it is and documented by its inner schema: a 90-day range carries
+    thousands of such rows, and dumping each through a nested schema cost most of the
+    answer's time (bench/reports.py)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else list(value)
+
+
+class DiagnosisCount(Schema):
+    code = fields.String(metadata={"description": "ICD-10 code", "example": "J06.9"})
+    name = fields.String(metadata={"description": "The WHO table's description"})
+    visits = fields.Integer()
+
+
+class SummaryMedicineRef(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class MedicineUnits(Schema):
+    medicine = fields.Nested(SummaryMedicineRef)
+    units = fields.Integer(metadata={"description": "Units handed over"})
+
+
+class HourWait(Schema):
+    hour = fields.Integer(
+        validate=validate.Range(0, 23), metadata={"description": "Clinic-time hour of check-in"}
+    )
+    entries = fields.Integer(metadata={"description": "Queue entries called"})
+    avg_wait_minutes = fields.Float(metadata={"description": "Check-in to call"})
+
+
 class DailySummarySchema(Schema):
     date = fields.Date()
     source = fields.String(
@@ -59,23 +90,22 @@ class DailySummarySchema(Schema):
         allow_none=True, metadata={"description": "Call to completion"}
     )
     by_doctor = fields.List(fields.Nested(DoctorDaySummary))
+    top_diagnoses = PlainList(
+        fields.Nested(DiagnosisCount),
+        metadata={"description": "Every ICD-10 code of the day's visits, most visits first"},
+    )
+    top_medicines = PlainList(
+        fields.Nested(MedicineUnits),
+        metadata={"description": "Every medicine handed over that day, most units first"},
+    )
+    wait_by_hour = PlainList(
+        fields.Nested(HourWait),
+        metadata={"description": "Called queue entries by hour of check-in (hours with any)"},
+    )
 
 
 def _days(args) -> list:
-    today = clock.today()
-    one, start, end = args.get("date"), args.get("from_"), args.get("to")
-    if one is not None and (start is not None or end is not None):
-        raise InvalidInput.naming({"date": "Give a date, or from and to: not both."})
-    if start is None and end is None:
-        start = end = one or today
-    start, end = start or end, end or start
-    if start > end:
-        raise InvalidInput.naming({"from": "The first day comes before the last."})
-    if end > today:
-        raise InvalidInput.naming({"to" if one is None else "date": "A day still to come."})
-    if (end - start).days >= MAX_DAYS:
-        raise InvalidInput.naming({"to": f"At most {MAX_DAYS} days at once."})
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    return summary.days_asked(args.get("date"), args.get("from_"), args.get("to"))
 
 
 def summaries(days: list) -> list[dict]:
@@ -125,7 +155,8 @@ def summaries(days: list) -> list[dict]:
 def daily_summary(args):
     """A clinic day's summary (`date`, default today), or one per day from `from` to `to`:
     patients, new patients, visits, net revenue (payments less credit notes) by method,
-    units dispensed, average wait and consultation minutes, and per doctor."""
+    units dispensed, average wait and consultation minutes, per doctor; and for charts the
+    day's visits per ICD-10 code, units per medicine and the wait by hour of check-in."""
     days = _days(args)
     found = summaries(days)
     if args.get("from_") is None and args.get("to") is None:

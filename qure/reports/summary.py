@@ -12,11 +12,27 @@ twice gives one document), so that the stored figures equal the live ones.
   credit notes, per method (`billing.service.takings`, the day close's figures).
 - Medicines dispensed: units handed over by the day's dispensings.
 - Wait: check-in to call; consultation: call to completion, from the queue entries of
-  the day (`queue_entries` timestamps), in minutes with one decimal."""
+  the day (`queue_entries` timestamps), in minutes with one decimal.
+
+What the dashboard's charts need, so that a range of days is answered from one small
+document per day rather than by reading every visit again:
+
+- `top_diagnoses` [{code, name, visits}]: the day's visits by ICD-10 code (visits with no
+  code are not counted), most first; the name is the WHO table's description.
+- `top_medicines` [{medicine {id, name}, units}]: units handed over per medicine, most
+  first.
+- `wait_by_hour` [{hour, entries, avg_wait_minutes}]: the day's called queue entries by
+  the clinic-time hour of their check-in (0-23), hours with none left out.
+
+The two "top" lists hold every diagnosis and medicine of the day, not a day's top ten: a
+top ten merged over days would miss a code that is eleventh every day yet first over the
+month. A clinic sees a bounded number of distinct diagnoses and medicines in a day (tens;
+at most one per visit or dispensed item), so the document stays small, and a range's
+counts are exact sums (`dashboard.py` cuts them to the range's top ten)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,14 +41,37 @@ from sqlalchemy import distinct, extract, func, select
 from qure.auth.models import User
 from qure.billing import service as billing
 from qure.core import clock, documents
+from qure.core.errors import InvalidInput
 from qure.extensions import db, mongo
 from qure.patients.models import Patient
-from qure.pharmacy.models import DispensedItem, Dispensing
+from qure.pharmacy.models import Batch, DispensedItem, Dispensing, Medicine
 from qure.queue.models import QueueEntry
+from qure.visits import icd10
 from qure.visits.models import Visit
 
 COLLECTION = "daily_summaries"
 documents.index(COLLECTION, ("date", 1), unique=True)
+MAX_DAYS = 366  # the longest range asked at once
+
+
+def days_asked(one: date | None, start: date | None, end: date | None) -> list[date]:
+    """The days a summary is asked for: `one` day (today when nothing is given), or the
+    days from `start` to `end` (either alone is that one day). Raises InvalidInput
+    (naming `date`, `from` or `to`) for both kinds at once, a range that ends before it
+    starts, a day still to come, or more than MAX_DAYS days."""
+    today = clock.today()
+    if one is not None and (start is not None or end is not None):
+        raise InvalidInput.naming({"date": "Give a date, or from and to: not both."})
+    if start is None and end is None:
+        start = end = one or today
+    start, end = start or end, end or start
+    if start > end:
+        raise InvalidInput.naming({"from": "The first day comes before the last."})
+    if end > today:
+        raise InvalidInput.naming({"to" if one is None else "date": "A day still to come."})
+    if (end - start).days >= MAX_DAYS:
+        raise InvalidInput.naming({"to": f"At most {MAX_DAYS} days at once."})
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
 def _minutes(seconds: float | Decimal | None) -> float | None:
@@ -77,11 +116,7 @@ def live(day: date) -> dict[str, Any]:
         row = per_doctor.setdefault(doctor_id, {"visits": 0, "patients": 0})
         row.update(avg_wait_minutes=_minutes(waited), avg_consultation_minutes=_minutes(consulted))
     avg_wait, avg_consult = db.session.execute(both).one()
-    dispensed = db.session.scalar(
-        select(func.coalesce(func.sum(DispensedItem.quantity), 0))
-        .join(Dispensing, Dispensing.id == DispensedItem.dispensing_id)
-        .where(Dispensing.dispensed_at >= start, Dispensing.dispensed_at < end)
-    )
+    medicines = _medicines(start, end)
     names = dict(
         db.session.execute(
             select(User.id, User.full_name).where(User.id.in_(list(per_doctor)))
@@ -95,7 +130,7 @@ def live(day: date) -> dict[str, Any]:
         "total_visits": total_visits,
         "total_revenue": takings["net"],
         "revenue_by_method": dict(takings["by_method"]),
-        "medicines_dispensed": int(dispensed or 0),
+        "medicines_dispensed": sum(m["units"] for m in medicines),
         "avg_wait_minutes": _minutes(avg_wait),
         "avg_consultation_minutes": _minutes(avg_consult),
         "by_doctor": [
@@ -108,7 +143,65 @@ def live(day: date) -> dict[str, Any]:
             }
             for doctor_id, row in sorted(per_doctor.items(), key=lambda kv: names.get(kv[0], ""))
         ],
+        "top_diagnoses": _diagnoses(start, end),
+        "top_medicines": medicines,
+        "wait_by_hour": _wait_by_hour(day),
     }
+
+
+def _diagnoses(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The visits started from `start` to `end` by ICD-10 code, most first (then by code)."""
+    visits = func.count(Visit.id)
+    query = (
+        select(Visit.icd10_code, visits)
+        .where(Visit.started_at >= start, Visit.started_at < end, Visit.icd10_code.is_not(None))
+        .group_by(Visit.icd10_code)
+        .order_by(visits.desc(), Visit.icd10_code)
+    )
+    found = []
+    for code, count in db.session.execute(query):
+        entry = icd10.lookup(code)
+        found.append({"code": code, "name": entry.description if entry else "", "visits": count})
+    return found
+
+
+def _medicines(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Units handed over from `start` to `end` per medicine, most first (then by name)."""
+    units = func.sum(DispensedItem.quantity)
+    query = (
+        select(Medicine.id, Medicine.name, units)
+        .select_from(DispensedItem)
+        .join(Dispensing, Dispensing.id == DispensedItem.dispensing_id)
+        .join(Batch, Batch.id == DispensedItem.batch_id)
+        .join(Medicine, Medicine.id == Batch.medicine_id)
+        .where(Dispensing.dispensed_at >= start, Dispensing.dispensed_at < end)
+        .group_by(Medicine.id, Medicine.name)
+        .order_by(units.desc(), Medicine.name, Medicine.id)
+    )
+    return [
+        {"medicine": {"id": id_, "name": name}, "units": int(count)}
+        for id_, name, count in db.session.execute(query)
+    ]
+
+
+def _wait_by_hour(day: date) -> list[dict[str, Any]]:
+    """The day's called queue entries by the clinic-time hour of their check-in: how many,
+    and their average wait (check-in to call) in minutes."""
+    local = func.timezone(clock.clinic_tz().key, QueueEntry.checked_in_at)
+    hour = extract("hour", local).label("hour")
+    wait = extract("epoch", QueueEntry.called_at - QueueEntry.checked_in_at)
+    # Grouped by the label: the zone is a bound parameter, and two parameters (one in the
+    # select list, one in GROUP BY) are not the same expression to PostgreSQL.
+    query = (
+        select(hour, func.count(QueueEntry.id), func.avg(wait))
+        .where(QueueEntry.day == day, QueueEntry.called_at.is_not(None))
+        .group_by("hour")
+        .order_by("hour")
+    )
+    return [
+        {"hour": int(h), "entries": count, "avg_wait_minutes": _minutes(waited)}
+        for h, count, waited in db.session.execute(query)
+    ]
 
 
 # ---- stored in MongoDB ---------------------------------------------------------------------

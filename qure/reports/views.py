@@ -10,6 +10,8 @@ from qure.core.roles import Role, roles_required
 from qure.core.templating import can
 from qure.reports.blueprints import bp
 
+__all__ = ["bp"]
+
 # The roles that have at least one report (SPEC: admin all; doctor own patients' visit
 # history; pharmacist stock movements).
 REPORT_ROLES = (Role.ADMIN, Role.DOCTOR, Role.PHARMACIST)

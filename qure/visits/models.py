@@ -91,6 +91,7 @@ class Visit(db.Model):
         ),
         Index("ix_visits_patient_started", "patient_id", "started_at"),
         Index("ix_visits_doctor_started", "doctor_id", "started_at"),
+        Index("ix_visits_started", "started_at"),  # a day's visits (the daily summary)
     )
 
 
