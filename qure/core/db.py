@@ -143,9 +143,14 @@ def _run_callbacks(session) -> None:
 
 def _drop_callbacks(session, previous_transaction) -> None:
     # A savepoint rolled back (a caught IntegrityError) leaves the outer transaction alive,
-    # without the rows its work added for the commit.
-    if previous_transaction.nested:
-        mark = session.info.get(_MARKS, {}).pop(previous_transaction, None)
+    # without the rows its work added for the commit. A flush that fails rolls back its
+    # own subtransaction, and with it the nearest savepoint (the only event SQLAlchemy
+    # sends for that savepoint): the rows go from that savepoint's mark.
+    rolled_back = previous_transaction
+    while not rolled_back.nested and rolled_back.parent is not None:
+        rolled_back = rolled_back.parent
+    if rolled_back.nested:
+        mark = session.info.get(_MARKS, {}).pop(rolled_back, None)
         if mark is not None:
             del session.info.get(_AT_COMMIT, [])[mark:]
     else:

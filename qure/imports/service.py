@@ -31,6 +31,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only, undefer
 
 from qure.auth.models import User
@@ -481,10 +482,23 @@ def import_medicine(actor: User, values: dict[str, str]) -> bool:
 
 
 IMPORTERS = {ImportKind.PATIENTS: import_patient, ImportKind.MEDICINES: import_medicine}
+# Importers whose every refusal comes before their first write (a patient's row: the
+# checks, the duplicate search, then one INSERT), so a refused row needs no savepoint of
+# its own; a medicine's row may create the medicine and then refuse its batch.
+CHECKS_BEFORE_WRITES = {ImportKind.PATIENTS}
 
 
-def _import_row(actor: User, kind: ImportKind, columns: list[str], line, cells, bad, tally):
-    """One record in its own savepoint: imported, a duplicate, or refused with its reason."""
+def _import_row(
+    actor: User,
+    kind: ImportKind,
+    columns: list[str],
+    record: Record,
+    tally: Tally,
+    own_savepoint: bool = True,
+) -> None:
+    """One record: imported, a duplicate, or refused with its reason. In its own savepoint
+    unless the importer refuses before writing (`CHECKS_BEFORE_WRITES`)."""
+    line, cells, bad = record
     if bad is None and len(cells) != len(columns):
         bad = f"Has {len(cells)} columns; the header has {len(columns)}."
     if bad is None:
@@ -493,10 +507,17 @@ def _import_row(actor: User, kind: ImportKind, columns: list[str], line, cells, 
             bad = f"{spoiled[0]}: not UTF-8 text (save the file as CSV UTF-8)."
     if bad is None:
         try:
-            with db.session.begin_nested():
+            if own_savepoint:
+                with db.session.begin_nested():
+                    added = IMPORTERS[kind](actor, _cells(columns, cells))
+            else:
                 added = IMPORTERS[kind](actor, _cells(columns, cells))
         except DomainError as exc:
             bad = _reason(exc)
+        except SQLAlchemyError as exc:
+            if not own_savepoint:
+                raise  # the chunk's savepoint is spoiled: run again a savepoint a row
+            bad = _refused_by_database(exc)
         else:
             if added:
                 tally.imported += 1
@@ -505,6 +526,35 @@ def _import_row(actor: User, kind: ImportKind, columns: list[str], line, cells, 
             return
     shown = [BAD_TEXT.sub("\ufffd", v)[:200] for v in (cells or [])][: len(columns) + 5]
     tally.refused.append({"line": line, "reason": bad[:500], "values": shown})
+
+
+def _refused_by_database(exc: SQLAlchemyError) -> str:
+    """A row the checks let through but the database refused (a constraint, a trigger):
+    named by the database's own words, not the row's values."""
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    named = getattr(diag, "constraint_name", None) or getattr(diag, "message_primary", None)
+    return (
+        f"The database refused this row ({named})." if named else ("The database refused this row.")
+    )
+
+
+def _import_chunk(actor: User, kind: ImportKind, columns: list[str], rows: list[Record]) -> Tally:
+    """A chunk of records. Where refusals come before writes, the chunk runs in one
+    savepoint (two statements a row fewer); should the database refuse a statement all
+    the same, the chunk is rolled back to it and run again a savepoint a row."""
+    if kind in CHECKS_BEFORE_WRITES:
+        tally = Tally()
+        try:
+            with db.session.begin_nested():
+                for record in rows:
+                    _import_row(actor, kind, columns, record, tally, own_savepoint=False)
+            return tally
+        except SQLAlchemyError:
+            pass
+    tally = Tally()
+    for record in rows:
+        _import_row(actor, kind, columns, record, tally)
+    return tally
 
 
 def begin(import_id: int) -> Import | None:
@@ -543,9 +593,7 @@ def import_rows(import_id: int, columns: list[str], rows: list[Record]) -> Impor
         return upload
     actor = db.session.get(User, upload.created_by_id)
     kind = ImportKind(upload.kind)
-    tally = Tally()
-    for line, cells, bad in rows:
-        _import_row(actor, kind, columns, line, cells, bad, tally)
+    tally = _import_chunk(actor, kind, columns, rows)
     upload.processed = min(upload.processed + len(rows), upload.total_rows)
     upload.imported += tally.imported
     upload.duplicates += tally.duplicates

@@ -10,6 +10,7 @@ from datetime import date
 import mongomock
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 import qure
 from qure import create_app
@@ -19,6 +20,7 @@ from qure.core.models import OutboxEvent
 from qure.core.tasks import relay_outbox
 from qure.extensions import db, mongo, redis_store
 from qure.patients import service as patients
+from qure.patients.models import Patient
 from tests.helpers import make_patient
 
 
@@ -110,6 +112,34 @@ def test_a_rolled_back_savepoint_keeps_the_outer_callbacks(app):
     assert _queued() == ["qure.core.tasks.relay_outbox"]
     add_pending()  # the rows this transaction writes at commit
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+
+
+def test_a_savepoint_a_failed_flush_rolled_back_drops_its_records_and_keeps_the_rest(app):
+    """A failed INSERT inside a savepoint rolls the savepoint back through the flush's own
+    subtransaction: the audit records written inside it go, the relay is still scheduled."""
+    first = make_patient(None, full_name="Kept Outside")
+    try:
+        with db.session.begin_nested():
+            _register(5)  # audited, then the clash below rolls it back
+            db.session.add(
+                Patient(
+                    full_name="Clash",
+                    mrn=first.mrn,  # unique: the flush fails
+                    date_of_birth=first.date_of_birth,
+                    sex="F",
+                    phone=first.phone,
+                    phone_digits=first.phone_digits,
+                )
+            )
+            db.session.flush()
+    except IntegrityError:
+        pass
+    db.session.commit()
+    assert _queued() == ["qure.core.tasks.relay_outbox"]
+    actions = db.session.scalars(
+        select(OutboxEvent.payload["changes"]["new"]["full_name"].astext)
+    ).all()
+    assert actions == ["Kept Outside"]
 
 
 def test_running_the_queue_ships_the_outbox(app):

@@ -4,9 +4,10 @@ bad rows are refused with their line and reason, and nothing is imported twice."
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from qure.core.errors import InvalidInput
+from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.imports import service, tasks
 from qure.imports.models import Import, ImportStatus
@@ -157,3 +158,41 @@ def test_medicines_with_opening_stock_are_not_added_twice(app, admin):
     again = _run(admin, "medicines", content + b"\n")
     assert (again.imported, again.duplicates, again.rejected) == (0, 3, 2)
     assert db.session.scalar(select(func.count()).select_from(Batch)) == 2
+
+
+def test_a_row_the_database_refuses_is_refused_and_the_rest_of_its_chunk_lands(app, admin):
+    """Patient rows run a chunk to one savepoint; a row that passes the checks but that the
+    database refuses (here a trigger) sends the chunk round again a savepoint a row."""
+    db.session.execute(
+        text(
+            "CREATE FUNCTION refuse_import_probe() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.full_name = 'Imported Person 1' THEN "
+            "RAISE EXCEPTION 'no such person here'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql;"
+            "CREATE TRIGGER refuse_import_probe BEFORE INSERT ON patients "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_import_probe();"
+        )
+    )
+    db.session.commit()
+    try:
+        done = _run(admin, "patients", csv_bytes(PATIENT_HEADER, patient_rows(3)))
+    finally:
+        db.session.rollback()
+        db.session.execute(
+            text(
+                "DROP TRIGGER refuse_import_probe ON patients;DROP FUNCTION refuse_import_probe();"
+            )
+        )
+        db.session.commit()
+    assert done.status == ImportStatus.FINISHED
+    assert (done.imported, done.rejected) == (2, 1)
+    assert done.rejected_rows[0]["line"] == 3
+    assert done.rejected_rows[0]["reason"] == "The database refused this row (no such person here)."
+    names = db.session.scalars(select(Patient.full_name).order_by(Patient.full_name)).all()
+    assert names == ["Imported Person 0", "Imported Person 2"]
+    audited = db.session.scalar(
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(OutboxEvent.payload["action"].astext == "PATIENT_CREATED")
+    )
+    assert audited == 2  # the first pass's records went with its savepoint
