@@ -37,9 +37,9 @@ class Rebuilt:
     error: str | None = None  # MongoDB did not answer: nothing rebuilt
 
 
-def active_days(before: date) -> list[date]:
-    """The clinic days before `before` that had any activity, oldest first (one
-    statement)."""
+def active_days(before: date, since: date | None = None) -> list[date]:
+    """The clinic days before `before` (and from `since`) that had any activity, oldest
+    first (one statement)."""
     zone = clock.clinic_tz().key
 
     def local_day(column):
@@ -55,6 +55,8 @@ def active_days(before: date) -> list[date]:
     ).subquery()
     (column,) = days.c
     query = select(column).where(column < before).order_by(column)
+    if since is not None:
+        query = query.where(column >= since)
     return list(db.session.scalars(query))
 
 

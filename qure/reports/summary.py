@@ -240,6 +240,14 @@ def store(day: date) -> dict[str, Any]:
     return summary
 
 
+def stored_days(start: date, end: date) -> set[date]:
+    """The days from `start` to `end` that `daily_summaries` holds (their dates only)."""
+    documents = mongo.db[COLLECTION].find(
+        {"date": {"$gte": _bson_day(start), "$lte": _bson_day(end)}}, {"date": 1, "_id": 0}
+    )
+    return {d["date"].date() for d in documents}
+
+
 def stored(start: date, end: date) -> dict[date, dict[str, Any]]:
     """The stored summaries of the days from `start` to `end`, both included."""
     documents = mongo.db[COLLECTION].find(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
-from qure.core import jobs
+from qure.core import clock, jobs
 from qure.queue import service as queue
-from qure.reports import summary
+from qure.reports import rebuild, summary
+
+BACKFILL_DAYS = 366  # how far back the job looks for active days it has not stored
+BACKFILL_PER_RUN = 31  # at most this many of them a run (the job stays short)
 
 
 @jobs.periodic(every="CLOSE_DAY_CHECK_SECONDS", name="daily-summary")
@@ -17,7 +20,26 @@ def store_due_summary() -> dict:
     next run)."""
     day = queue.closing_due()
     stored = summary.store(day)
-    return {"day": day.isoformat(), "visits": stored["total_visits"]}
+    backfilled = store_missing(clock.today())
+    return {
+        "day": day.isoformat(),
+        "visits": stored["total_visits"],
+        "backfilled": [d.isoformat() for d in backfilled],
+    }
+
+
+def store_missing(today: date) -> list[date]:
+    """Store the summaries of past active days that `daily_summaries` lacks (the worker was
+    stopped over a closing time, MongoDB was down, the embedded store started empty), the
+    newest first and at most BACKFILL_PER_RUN a run; returns the days stored. A range on
+    the dashboard then reads stored days instead of computing each one live."""
+    since = today - timedelta(days=BACKFILL_DAYS)
+    have = summary.stored_days(since, today)
+    missing = [d for d in rebuild.active_days(today, since) if d not in have]
+    chosen = missing[::-1][:BACKFILL_PER_RUN]
+    for day in chosen:
+        summary.store(day)
+    return chosen
 
 
 @jobs.job

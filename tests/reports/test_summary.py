@@ -156,13 +156,31 @@ def test_an_empty_day_has_zeros_and_no_averages(app):
 def test_the_job_stores_the_live_figures_once_however_often_it_runs(day):
     evening = datetime(2030, 1, 7, 21, 5, tzinfo=ZoneInfo("Asia/Kolkata"))
     with clock.fixed(evening):
-        assert store_due_summary() == {"day": DAY.isoformat(), "visits": 3}
-        assert store_due_summary() == {"day": DAY.isoformat(), "visits": 3}
+        first = store_due_summary()
+        again = store_due_summary()
         live = summary.live(DAY)
-    documents = list(mongo.db[summary.COLLECTION].find({}))
+    assert first == {"day": DAY.isoformat(), "visits": 3, "backfilled": ["2030-01-04"]}
+    assert again == {"day": DAY.isoformat(), "visits": 3, "backfilled": []}
+    documents = list(mongo.db[summary.COLLECTION].find({"date": summary._bson_day(DAY)}))
     assert len(documents) == 1
     assert documents[0]["date"] == datetime(2030, 1, 7, tzinfo=ZoneInfo("UTC"))  # a BSON date
     assert summary.stored(DAY, DAY) == {DAY: live}
+
+
+def test_the_job_stores_past_active_days_the_store_lacks_once(day):
+    """Days the job missed (the worker stopped over a closing time, an empty embedded
+    store) are stored by its next run; the run after that has nothing left to store."""
+    earlier = DAY - timedelta(days=3)  # the day the older patient registered
+    later = datetime(2030, 1, 12, 21, 5, tzinfo=ZoneInfo("Asia/Kolkata"))
+    with clock.fixed(later):
+        first = store_due_summary()
+        again = store_due_summary()
+    assert first["day"] == "2030-01-12"
+    assert first["backfilled"] == [DAY.isoformat(), earlier.isoformat()]
+    assert again["backfilled"] == []
+    kept = summary.stored(earlier, DAY)
+    assert sorted(kept) == [earlier, DAY]
+    assert kept[DAY]["total_visits"] == 3
 
 
 def test_the_api_answers_today_live_and_a_past_day_from_the_store(client, day, admin):
