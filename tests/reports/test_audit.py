@@ -23,7 +23,17 @@ from qure.core.roles import Role
 from qure.extensions import mongo
 from qure.patients import service as patients
 from qure.reports import audit
-from tests.helpers import NOW, TODAY, bearer, error, form_post, make_patient, page_text, sign_in
+from tests.helpers import (
+    NOW,
+    TODAY,
+    bearer,
+    count_statements,
+    error,
+    form_post,
+    make_patient,
+    page_text,
+    sign_in,
+)
 
 API = "/api/v1/reports/audit-logs"
 PAGE = "/reports/audit"
@@ -234,6 +244,11 @@ def test_the_page_shows_entries_with_their_changes_and_keeps_filters(client, sto
         response.get_data(as_text=True)
     )
     assert f'<option value="{story["reception"].id}">' in text
+
+
+def test_the_page_loads_in_a_few_statements(app, client, story):
+    sign_in(client, story["admin"])
+    assert count_statements(app, lambda: client.get(PAGE, query_string={"action": "X"})) <= 3
 
 
 def test_pagination_links_keep_the_filters(client, admin, clinic_now):
@@ -453,3 +468,18 @@ def test_the_api_with_a_dead_mongodb_is_503(client, admin):
             "analytics_unavailable",
         )
         error(client.post(API + "/verify", headers=headers), 503, "analytics_unavailable")
+
+
+def test_the_api_answers_validate_against_their_documented_schemas(client, story):
+    from tests.billing.test_openapi import Documented
+
+    docs = Documented(client)
+    headers = bearer(client, story["admin"])
+    csv_type = docs.spec["paths"][API]["get"]["responses"]["200"]["content"]
+    assert set(csv_type) == {"application/json", "text/csv"}
+    docs.check("get", API, client.get(API, headers=headers))
+    docs.check("get", API, client.get(API, query_string={"from": "x"}, headers=headers))
+    docs.check("post", API + "/verify", client.post(API + "/verify", headers=headers))
+    with dead_mongodb():
+        docs.check("get", API, client.get(API, headers=headers))
+        docs.check("post", API + "/verify", client.post(API + "/verify", headers=headers))
