@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import jsonify
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from qure.core import clock
@@ -16,11 +15,10 @@ from qure.core.errors import InvalidInput
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema
 from qure.reports import summary
+from qure.reports.blueprints import blp
 
 MAX_DAYS = 366
 MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "1180.00"}
-
-blp = Blueprint("api_reports", __name__, url_prefix="/api/v1/reports", description="Reports")
 
 
 class SummaryArgs(Schema):

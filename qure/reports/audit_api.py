@@ -7,18 +7,19 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from qure.core import exports, outbox
+from qure.core.db import MAX_BIG_ID
 from qure.core.documents import reading
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema, PageArgs, page_body, page_schema
 from qure.reports import audit
-from qure.reports.api import blp
+from qure.reports.blueprints import blp
 
 TEXT = validate.Length(min=1, max=audit.MAX_TEXT)
 
 
 class AuditArgs(PageArgs):
     user_id = fields.Integer(
-        validate=validate.Range(min=1, max=2**63 - 1),
+        validate=validate.Range(min=1, max=MAX_BIG_ID),
         metadata={"description": "The user who acted"},
     )
     action = fields.String(validate=TEXT, metadata={"example": "INVOICE_PAID"})

@@ -15,7 +15,7 @@ from qure.core.errors import InvalidInput
 from qure.core.forms import ActionForm
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.reports import audit
-from qure.reports.views import bp
+from qure.reports.blueprints import bp
 
 PER_PAGE = 50
 

@@ -1,15 +1,15 @@
 """Report pages under /reports: the index of the reports a role may open. Each report's
-pages live in their own module beside this one (imported at the bottom, so that their
-routes join this blueprint); each module lists its pages in `LINKS`."""
+pages live in their own module beside this one, adding their routes to
+`blueprints.bp` (imported at the bottom, so that the routes exist when the app registers
+the blueprint); each module lists its pages in `LINKS`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import render_template
 
 from qure.core.roles import Role, roles_required
 from qure.core.templating import can
-
-bp = Blueprint("reports", __name__, url_prefix="/reports")
+from qure.reports.blueprints import bp
 
 # The roles that have at least one report (SPEC: admin all; doctor own patients' visit
 # history; pharmacist stock movements).
