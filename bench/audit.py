@@ -233,6 +233,14 @@ def fill(coll, entries: int, staff: dict[str, list[dict]], seed: int = 13) -> di
     }
 
 
+def save(result: dict, started: datetime) -> Path:
+    """Write the results so far (after each scenario: a long run stopped early keeps them)."""
+    base.RESULTS.mkdir(parents=True, exist_ok=True)
+    path = base.RESULTS / f"audit-{started:%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return base.percentile(ordered, p)
@@ -348,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         result["loaded"] = fill(coll, args.entries, staff)
         result["loaded"]["seconds"] = round(time.perf_counter() - t0, 1)
         say(f"[audit] filled in {result['loaded']['seconds']} s")
+        save(result, started)
     today = datetime.now(ZoneInfo(ZONE)).date()
     reception = staff["RECEPTION"][0]
     paths = {
@@ -370,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[audit] {name}: {paths[name]}")
         r = timed(api if name == "api" else client, paths[name], args.repeat, args.max_seconds)
         result["scenarios"][name] = r
+        save(result, started)
         say(
             f"[audit]   matched {r['matched']}, first {r['first_ms']} ms, "
             f"p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms over {r['n']} (cpu p50 {r['cpu_p50_ms']})"
@@ -384,10 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(time.perf_counter() - t0, 1),
             }
         say(f"[audit] verify: {result['verify']}")
-    base.RESULTS.mkdir(parents=True, exist_ok=True)
-    path = base.RESULTS / f"audit-{started:%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    say(f"\nresult: {Path(path).relative_to(base.ROOT)}")
+    say(f"\nresult: {save(result, started).relative_to(base.ROOT)}")
     return 0
 
 
