@@ -28,8 +28,11 @@ runs out, at least 3) give p50/p95 and the app's CPU per request (Server-Timing)
 
 MongoDB cannot run on the build machines: without MONGO_URL the store is mongomock, which
 has no indexes (every query reads every document in Python, and a sort sorts all the
-matches). The figures are mongomock's, as they are; they say nothing about MongoDB, where
-every scenario is an index walk (see qure/reports/audit.py). With MONGO_URL set, the same
+matches), and it copies every matching document before it applies a limit; its cursor
+also re-slices its results at every document, so reading all of them (`--verify`, a CSV
+download) takes time quadratic in their number. The figures are mongomock's, as they are;
+they say nothing about MongoDB, where every scenario is an index walk (see
+qure/reports/audit.py). With MONGO_URL set, the same
 run measures a real MongoDB (its database `qure_bench_audit` is emptied first).
 
 Stores: BENCH_DATABASE_URL / BENCH_REDIS_URL (else the embedded servers of bench/run.py);
