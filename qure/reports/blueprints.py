@@ -1,6 +1,8 @@
-"""The reports' two blueprints, on their own so that the modules adding routes to them
-(the page modules, the API modules) import them from here, not from `views` or `api`,
-which import those modules in turn: no import circle (tests/core/test_imports.py)."""
+"""The reports' two blueprints, apart from the modules that fill them: `bp`, the pages
+under /reports, and `blp`, the API under /api/v1/reports. Each report's page and API
+modules add their routes to these; views.py and api.py import those modules so that the
+routes exist when the app registers the blueprints. Kept here, not in views.py / api.py,
+so that no module imports the module that imports it (tests/core/test_imports.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Report pages under /reports: the index of the reports a role may open. Each report's
-pages live in their own module beside this one (imported at the bottom, so that their
-routes join this blueprint); each module lists its pages in `LINKS`."""
+pages live in their own module beside this one, adding their routes to
+`blueprints.bp` (imported at the bottom, so that the routes exist when the app registers
+the blueprint); each module lists its pages in `LINKS`."""
 
 from __future__ import annotations
 
