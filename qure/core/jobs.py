@@ -140,22 +140,42 @@ RESULT_TTL = 7 * 24 * 3600  # a finished job (an import's rejected rows) is kept
 FAILURE_TTL = 30 * 24 * 3600
 
 
+FOLLOWED_TIMEOUT = 30 * 60  # seconds a followed job may run (RQ's default is 180)
+
+
 def submit(
-    func: Callable, *args, job_id: str | None = None, meta: dict | None = None, **kwargs
+    func: Callable,
+    *args,
+    job_id: str | None = None,
+    meta: dict | None = None,
+    timeout: int = FOLLOWED_TIMEOUT,
+    **kwargs,
 ) -> str:
     """Enqueue a declared job that someone will follow (an import, a bulk PDF) and return
-    its id. Unlike `enqueue`, a Redis outage raises: the caller must tell the user. A
-    `job_id` already queued or running is not enqueued again (safe to submit twice)."""
+    its id; it may run `timeout` seconds. Unlike `enqueue`, a Redis outage raises: the
+    caller must tell the user. A `job_id` already queued or running is not enqueued again,
+    even by two submits at the same moment (a short Redis claim on the id serialises them)."""
     if _jobs.get(_path(func)) is not func:
         raise ValueError(f"{_path(func)} is not declared with @job")
+    if job_id is None:
+        return _enqueue_followed(func, args, None, meta, timeout, kwargs)
     connection = redis_store.client
-    if job_id is not None:
+    claim = f"qure:submitting:{job_id}"
+    if not connection.set(claim, "1", nx=True, ex=30):
+        return job_id  # another submit of this id is enqueueing it at this moment
+    try:
         try:
             known = Job.fetch(job_id, connection=connection)
             if known.get_status(refresh=False) in {"queued", "started", "scheduled", "deferred"}:
                 return job_id
         except NoSuchJobError:
             pass
+        return _enqueue_followed(func, args, job_id, meta, timeout, kwargs)
+    finally:
+        connection.delete(claim)
+
+
+def _enqueue_followed(func, args, job_id, meta, timeout, kwargs) -> str:
     found = queue().enqueue(
         func,
         *args,
@@ -164,6 +184,7 @@ def submit(
         retry=RETRY,
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
+        job_timeout=timeout,
         **kwargs,
     )
     return found.id

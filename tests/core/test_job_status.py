@@ -45,6 +45,29 @@ def test_submitting_the_same_id_twice_queues_it_once(app):
     assert len(jobs.queue().job_ids) == 1
 
 
+def test_two_submits_at_the_same_moment_queue_the_job_once(app):
+    """Two uploads of one file, or a double click: each checks, then enqueues; the claim on
+    the id lets only one of them enqueue."""
+    import threading
+
+    barrier = threading.Barrier(8)
+    found: list[str] = []
+
+    def submit() -> None:
+        with app.app_context():
+            barrier.wait()
+            found.append(jobs.submit(counted, 2, job_id="bundle-2030-01-07"))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == ["bundle-2030-01-07"] * 8
+    assert jobs.queue().job_ids == ["bundle-2030-01-07"]
+    assert jobs.queue().fetch_job("bundle-2030-01-07").timeout == jobs.FOLLOWED_TIMEOUT
+
+
 def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
     job = jobs.queue().enqueue(breaks)  # no retries: it fails at once
     _run()
