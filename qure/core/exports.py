@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, request, stream_with_context
@@ -15,9 +16,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: Any) -> str:
-    """A CSV cell as text; one a spreadsheet would run as a formula (starting with = + - @,
-    or a tab or carriage return before one) gets a leading apostrophe."""
-    text = "" if value is None else str(value)
+    """A CSV cell as text. Text a spreadsheet would run as a formula (starting with = + - @,
+    or a tab or carriage return before one) gets a leading apostrophe; a number (a refund's
+    -100.00, an adjustment's -3) stays a number, so that a column still sums."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

@@ -10,13 +10,14 @@ which need only PostgreSQL."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from flask import render_template, request
 
 from qure.billing.forms import METHOD_LABELS
 from qure.billing.models import PaymentMethod
-from qure.core import clock
+from qure.core import clock, money
 from qure.core.documents import AnalyticsUnavailable
 from qure.core.errors import InvalidInput
 from qure.core.exports import csv_response, wants_csv
@@ -195,8 +196,8 @@ def _csv_rows(days: list[dict[str, Any]]):
             d["total_patients"],
             d["new_patients"],
             d["total_visits"],
-            f"{d['total_revenue']:.2f}",
-            *(f"{by.get(m, 0):.2f}" for m in PaymentMethod),
+            money.round_money(d["total_revenue"]),
+            *(money.round_money(Decimal(by.get(m, 0))) for m in PaymentMethod),
             d["medicines_dispensed"],
             "" if d["avg_wait_minutes"] is None else d["avg_wait_minutes"],
             "" if d["avg_consultation_minutes"] is None else d["avg_consultation_minutes"],

@@ -20,7 +20,7 @@ from qure.billing.service import CREDIT_NOTE_KIND, INVOICE_KIND
 from qure.core.documents import AnalyticsUnavailable
 from qure.core.errors import InvalidInput
 from qure.core.exports import csv_response, wants_csv
-from qure.core.forms import ClinicDateField, attach_errors, int_arg
+from qure.core.forms import ClinicDateField, attach_errors, int_arg, small_int
 from qure.core.roles import Role, roles_required
 from qure.pharmacy import service as catalogue
 from qure.pharmacy.models import MovementType
@@ -105,8 +105,9 @@ def _chosen_id(field) -> int | None:
     value = (field.data or "").strip()
     if not value:
         return None
-    if value.isdigit() and 0 < int(value) < 10**15:
-        return int(value)
+    chosen = small_int(value)
+    if chosen is not None:
+        return chosen
     field.errors = [*list(field.errors), ID_MESSAGE]
     return None
 

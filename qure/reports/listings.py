@@ -28,7 +28,7 @@ from typing import Any
 
 from qure.auth.models import User
 from qure.billing import service as billing
-from qure.core import clock, documents
+from qure.core import clock, documents, money
 from qure.core.documents import reading
 from qure.core.errors import Forbidden, InvalidInput
 from qure.core.pagination import Page, check_bounds
@@ -371,8 +371,8 @@ def invoice_csv_row(row: dict[str, Any]) -> list[Any]:
         row["date"].isoformat(),
         row["patient"]["mrn"],
         row["patient"]["full_name"],
-        f"{row['total']:.2f}",
-        f"{row['paid']:.2f}",
+        money.round_money(row["total"]),
+        money.round_money(row["paid"]),
         row["method"],
         row["status"],
         row["against"],

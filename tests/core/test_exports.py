@@ -18,6 +18,15 @@ def test_cells_a_spreadsheet_would_run_get_an_apostrophe():
     assert exports.cell(None) == "" and exports.cell(12) == "12"
 
 
+def test_numbers_stay_numbers_so_a_column_still_sums():
+    from decimal import Decimal
+
+    assert exports.cell(Decimal("-100.00")) == "-100.00"
+    assert exports.cell(-3) == "-3" and exports.cell(-2.5) == "-2.5"
+    assert exports.cell("-100.00") == "'-100.00"  # text is text, whatever it looks like
+    assert exports.cell(True) == "True"
+
+
 def test_lines_come_in_chunks_and_read_back_as_the_rows():
     rows = [(n, f"name {n}") for n in range(1, exports.CHUNK_ROWS * 2 + 3)]
     chunks = list(exports.lines(["n", "name"], rows))

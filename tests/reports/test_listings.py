@@ -305,7 +305,7 @@ def test_stock_movements_each_filter_and_csv(client, clinic, pharmacist):
         [m["timestamp"], m["type"], m["medicine"]["name"], cell(m["quantity"]), cell(m["balance"])]
         for m in everything
     ]
-    assert rows[1][6] == "'-2"  # a negative number starts with "-": neutralised too
+    assert rows[1][6] == "-2"  # a number stays a number (a spreadsheet sums the column)
     bad = client.get(API + "/stock-movements?type=LOST", headers=headers)
     assert "type" in error(bad, 422, "invalid_input")["fields"]
 
@@ -319,6 +319,9 @@ def test_the_stock_movements_page(client, clinic, pharmacist):
     assert "Amoxil 250 mg" in text  # offered in the medicine select
     chosen = client.get("/reports/stock-movements", query_string={"medicine_id": "abc"})
     assert chosen.status_code == 422 and "Give the number (id) only" in page_text(chosen)
+    for typed in ("²", "١٢", "-3", "9" * 30):  # digits of other scripts, signs, too long
+        odd = client.get("/reports/stock-movements", query_string={"medicine_id": typed})
+        assert odd.status_code == 422 and "Give the number (id) only" in page_text(odd)
 
 
 # ---- invoices and credit notes -----------------------------------------------------------
@@ -382,8 +385,8 @@ def test_invoices_csv_is_exactly_the_filtered_rows(client, clinic, admin):
                 d["date"],
                 d["patient"]["mrn"],
                 d["patient"]["full_name"],
-                cell(d["total"]),
-                cell(d["paid"]),
+                d["total"],  # the JSON's string of the same number
+                d["paid"],
                 d["method"] or "",
                 d["status"] or "",
                 d["against"] or "",
@@ -412,7 +415,10 @@ def test_the_invoices_page(client, clinic, admin):
     download = client.get(
         "/reports/invoices", query_string={"kind": "credit_note", "format": "csv"}
     )
-    assert len(csv_rows(download)) == 2
+    rows = csv_rows(download)
+    assert len(rows) == 2
+    total = rows[0].index("Total")
+    assert rows[1][total] == f"-{clinic['note'].total:.2f}"  # negative, and a number
     assert client.get("/reports/invoices?status=LOST").status_code == 422
 
 
