@@ -7,11 +7,9 @@ from __future__ import annotations
 from flask import jsonify
 from marshmallow import Schema, fields, validate
 
-from qure.core import clock
-from qure.core.documents import reading
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ClinicDay, ErrorSchema
-from qure.reports import summary
+from qure.reports import dashboard, summary
 from qure.reports.blueprints import blp
 
 MAX_DAYS = summary.MAX_DAYS
@@ -108,18 +106,6 @@ def _days(args) -> list:
     return summary.days_asked(args.get("date"), args.get("from_"), args.get("to"))
 
 
-def summaries(days: list) -> list[dict]:
-    """Each day's summary: today's live, a past day's stored (live until stored)."""
-    today = clock.today()
-    past = [d for d in days if d < today]
-    with reading():
-        kept = summary.stored(past[0], past[-1]) if past else {}
-    return [
-        {**kept[d], "source": "stored"} if d in kept else {**summary.live(d), "source": "live"}
-        for d in days
-    ]
-
-
 @blp.get("/daily-summary")
 @api_roles(Role.ADMIN)
 @blp.arguments(SummaryArgs, location="query")
@@ -158,7 +144,7 @@ def daily_summary(args):
     units dispensed, average wait and consultation minutes, per doctor; and for charts the
     day's visits per ICD-10 code, units per medicine and the wait by hour of check-in."""
     days = _days(args)
-    found = summaries(days)
+    found = dashboard.days_of(days[0], days[-1])
     if args.get("from_") is None and args.get("to") is None:
         return found[0]
     # A range is sent as it is (the response schema is the one day's).

@@ -5,9 +5,10 @@ store as it is or into an empty one:
   of truth, in PostgreSQL): what is pending is relayed (chained and shipped), then every
   journalled record the store lacks is copied. A record already there is never modified
   or deleted: `audit_logs` is append-only, and `outbox.verify` judges what it holds.
-- `daily_summaries`: every past clinic day that had activity (a patient registered, a
-  queue token, a visit, a payment or refund, a dispensing) is computed again from
-  PostgreSQL and upserted (`summary.store`), exactly as the closing-time job stores it.
+- `daily_summaries`: every past clinic day from the first that had activity (a patient
+  registered, a queue token, a visit, a payment or refund, a dispensing), quiet days
+  included, is computed again from PostgreSQL and upserted (`summary.store`), exactly as
+  the closing-time job stores it.
   Today is not stored: its summary is always computed live.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import Date, cast, func, select, union
 
@@ -39,25 +40,42 @@ class Rebuilt:
 
 def active_days(before: date, since: date | None = None) -> list[date]:
     """The clinic days before `before` (and from `since`) that had any activity, oldest
-    first (one statement)."""
+    first (one statement; each table is filtered on its own indexed column)."""
     zone = clock.clinic_tz().key
+    end = clock.day_bounds(before)[0]
+    start = clock.day_bounds(since)[0] if since is not None else None
 
     def local_day(column):
         return cast(func.timezone(zone, column), Date)
 
-    days = union(
-        select(local_day(Patient.created_at)),
-        select(QueueEntry.day),
-        select(local_day(Visit.started_at)),
-        select(Payment.paid_on),
-        select(CreditNote.issued_on),
-        select(local_day(Dispensing.dispensed_at)),
+    def instants(column):
+        query = select(local_day(column)).where(column < end)
+        return query.where(column >= start) if start is not None else query
+
+    def days(column):
+        query = select(column).where(column < before)
+        return query.where(column >= since) if since is not None else query
+
+    found = union(
+        instants(Patient.created_at),
+        days(QueueEntry.day),
+        instants(Visit.started_at),
+        days(Payment.paid_on),
+        days(CreditNote.issued_on),
+        instants(Dispensing.dispensed_at),
     ).subquery()
-    (column,) = days.c
-    query = select(column).where(column < before).order_by(column)
-    if since is not None:
-        query = query.where(column >= since)
-    return list(db.session.scalars(query))
+    (column,) = found.c
+    return list(db.session.scalars(select(column).order_by(column)))
+
+
+def clinic_days(before: date, since: date | None = None) -> list[date]:
+    """Every day from the clinic's first active day (or `since`, when later) to the day
+    before `before`, quiet days included: the days a summary is stored for (a quiet day
+    stored is a range the dashboard reads rather than computes)."""
+    active = active_days(before, since)
+    if not active:
+        return []
+    return [active[0] + timedelta(days=n) for n in range((before - active[0]).days)]
 
 
 def rebuild(progress: Callable[[int, int], None] | None = None) -> Rebuilt:
@@ -73,7 +91,7 @@ def rebuild(progress: Callable[[int, int], None] | None = None) -> Rebuilt:
     result.relayed = relayed.shipped
     documents.ensure_indexes()  # an empty store has none yet
     result.copied = outbox.refill()
-    result.days = active_days(clock.today())
+    result.days = clinic_days(clock.today())
     for done, day in enumerate(result.days, 1):
         summary.store(day)
         if progress is not None:

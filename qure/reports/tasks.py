@@ -29,13 +29,14 @@ def store_due_summary() -> dict:
 
 
 def store_missing(today: date) -> list[date]:
-    """Store the summaries of past active days that `daily_summaries` lacks (the worker was
-    stopped over a closing time, MongoDB was down, the embedded store started empty), the
+    """Store the summaries of past days that `daily_summaries` lacks (the worker was
+    stopped over a closing time, MongoDB was down, the embedded store started empty), from
+    the clinic's first active day in the last BACKFILL_DAYS, quiet days included, the
     newest first and at most BACKFILL_PER_RUN a run; returns the days stored. A range on
     the dashboard then reads stored days instead of computing each one live."""
     since = today - timedelta(days=BACKFILL_DAYS)
     have = summary.stored_days(since, today)
-    missing = [d for d in rebuild.active_days(today, since) if d not in have]
+    missing = [d for d in rebuild.clinic_days(today, since) if d not in have]
     chosen = missing[::-1][:BACKFILL_PER_RUN]
     for day in chosen:
         summary.store(day)

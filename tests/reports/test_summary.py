@@ -159,7 +159,12 @@ def test_the_job_stores_the_live_figures_once_however_often_it_runs(day):
         first = store_due_summary()
         again = store_due_summary()
         live = summary.live(DAY)
-    assert first == {"day": DAY.isoformat(), "visits": 3, "backfilled": ["2030-01-04"]}
+    # From the older patient's registration (4 Jan), the quiet days too.
+    assert first == {
+        "day": DAY.isoformat(),
+        "visits": 3,
+        "backfilled": ["2030-01-06", "2030-01-05", "2030-01-04"],
+    }
     assert again == {"day": DAY.isoformat(), "visits": 3, "backfilled": []}
     documents = list(mongo.db[summary.COLLECTION].find({"date": summary._bson_day(DAY)}))
     assert len(documents) == 1
@@ -167,7 +172,7 @@ def test_the_job_stores_the_live_figures_once_however_often_it_runs(day):
     assert summary.stored(DAY, DAY) == {DAY: live}
 
 
-def test_the_job_stores_past_active_days_the_store_lacks_once(day):
+def test_the_job_stores_the_past_days_the_store_lacks_once(day):
     """Days the job missed (the worker stopped over a closing time, an empty embedded
     store) are stored by its next run; the run after that has nothing left to store."""
     earlier = DAY - timedelta(days=3)  # the day the older patient registered
@@ -176,11 +181,15 @@ def test_the_job_stores_past_active_days_the_store_lacks_once(day):
         first = store_due_summary()
         again = store_due_summary()
     assert first["day"] == "2030-01-12"
-    assert first["backfilled"] == [DAY.isoformat(), earlier.isoformat()]
+    # Every day from the first active one to yesterday, the newest first.
+    assert first["backfilled"] == [
+        (later.date() - timedelta(days=n)).isoformat() for n in range(1, 9)
+    ]
+    assert first["backfilled"][-1] == earlier.isoformat()
     assert again["backfilled"] == []
-    kept = summary.stored(earlier, DAY)
-    assert sorted(kept) == [earlier, DAY]
-    assert kept[DAY]["total_visits"] == 3
+    kept = summary.stored(earlier, later.date())
+    assert len(kept) == 9
+    assert kept[DAY]["total_visits"] == 3 and kept[DAY + timedelta(days=1)]["total_visits"] == 0
 
 
 def test_the_api_answers_today_live_and_a_past_day_from_the_store(client, day, admin):
