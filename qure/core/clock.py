@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from qure.core.errors import InvalidInput
+
 _fixed: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "qure_clock_fixed", default=None
 )
@@ -127,3 +129,17 @@ _DAY_AND_TIME = re.compile(
     r"(?P<day>.+?),? (?P<hour>\d{1,2})(?::(?P<minute>\d{2}))? ?(?P<meridiem>[ap]m)?",
     re.IGNORECASE,
 )
+
+
+BACKWARDS = "The first day comes after the last."
+
+
+def check_span(start: date | None, end: date | None, max_days: int | None = None) -> None:
+    """Refuse a range of days that ends before it starts (InvalidInput naming `from`) or
+    that holds more than `max_days` days, both ends counted (naming `to`)."""
+    if start is None or end is None:
+        return
+    if start > end:
+        raise InvalidInput.naming({"from": BACKWARDS})
+    if max_days is not None and (end - start).days + 1 > max_days:
+        raise InvalidInput.naming({"to": f"At most {max_days} days at once."})

@@ -610,8 +610,7 @@ def register_range(start: date | None, end: date | None) -> tuple[date, date]:
     """The register's days: both given, one (that day), or neither (today)."""
     today = clock.today()
     start, end = start or end or today, end or start or today
-    if start > end:
-        raise InvalidInput.naming({"from": "The first day comes before the last."})
+    clock.check_span(start, end)
     if end - start > timedelta(days=MAX_REGISTER_DAYS):
         raise InvalidInput.naming({"to": f"At most {MAX_REGISTER_DAYS} days at once."})
     return start, end

@@ -112,7 +112,7 @@ def _conflicts(filters: Filters) -> dict[str, str]:
     if filters.resource_id is not None and filters.resource_type is None:
         problems["resource_id"] = "Choose the resource type too: an id alone names nothing."
     if filters.start and filters.end and filters.start > filters.end:
-        problems["from"] = "The first day comes after the last."
+        problems["from"] = clock.BACKWARDS
     return problems
 
 

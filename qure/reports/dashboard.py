@@ -47,12 +47,9 @@ def choose_range(
         return today - timedelta(days=days - 1), today
     end = end or today
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
-    if start > end:
-        raise InvalidInput.naming({"from": "The first day comes before the last."})
+    clock.check_span(start, end, MAX_DAYS)
     if end > today:
         raise InvalidInput.naming({"to": "A day still to come."})
-    if (end - start).days >= MAX_DAYS:
-        raise InvalidInput.naming({"to": f"At most {MAX_DAYS} days at once."})
     return start, end
 
 

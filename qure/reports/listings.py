@@ -65,8 +65,7 @@ _declare(MOVEMENTS, MOVEMENT_FIELDS)
 
 def check_days(start: date | None, end: date | None) -> None:
     """Raise InvalidInput naming `from` when the first day comes after the last."""
-    if start is not None and end is not None and start > end:
-        raise InvalidInput.naming({"from": "The first day comes after the last."})
+    clock.check_span(start, end)
 
 
 def _time_range(start: date | None, end: date | None) -> dict[str, datetime]:

@@ -65,12 +65,9 @@ def days_asked(one: date | None, start: date | None, end: date | None) -> list[d
     if start is None and end is None:
         start = end = one or today
     start, end = start or end, end or start
-    if start > end:
-        raise InvalidInput.naming({"from": "The first day comes before the last."})
+    clock.check_span(start, end, MAX_DAYS)
     if end > today:
         raise InvalidInput.naming({"to" if one is None else "date": "A day still to come."})
-    if (end - start).days >= MAX_DAYS:
-        raise InvalidInput.naming({"to": f"At most {MAX_DAYS} days at once."})
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 

@@ -419,7 +419,11 @@ def test_a_day_without_entries_says_so(client, pharmacist, registered):
     [
         ({"start": "nonsense"}, "start", "Enter the first day like 02 Dec 2026."),
         ({"end": "31/02/2030"}, "end", "Enter the last day like 02 Dec 2026."),
-        ({"start": "07 Jan 2030", "end": "01 Jan 2030"}, "start", "The first day comes before"),
+        (
+            {"start": "07 Jan 2030", "end": "01 Jan 2030"},
+            "start",
+            "The first day comes after the last",
+        ),
     ],
 )
 def test_a_bad_range_is_answered_beside_its_field(client, pharmacist, query, field, message):

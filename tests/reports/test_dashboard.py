@@ -227,7 +227,11 @@ def test_the_presets_change_the_number_of_days(client, admin, app):
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
-        ({"from": "07 Jan 2030", "to": "01 Jan 2030"}, "from", "The first day comes before"),
+        (
+            {"from": "07 Jan 2030", "to": "01 Jan 2030"},
+            "from",
+            "The first day comes after the last",
+        ),
         ({"from": "01 Jan 2030", "to": "09 Jan 2030"}, "to", "A day still to come."),
         ({"from": "01 Jan 2028", "to": "07 Jan 2030"}, "to", "At most 366 days"),
         ({"from": "someday"}, "from", "Enter the first day like"),
