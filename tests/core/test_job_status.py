@@ -68,7 +68,21 @@ def test_two_submits_at_the_same_moment_queue_the_job_once(app):
     assert jobs.queue().fetch_job("bundle-2030-01-07").timeout == jobs.FOLLOWED_TIMEOUT
 
 
+def test_a_job_that_fails_is_retried_after_a_pause_before_it_counts_as_failed(app):
+    """`submit` (and `enqueue`) give a job three more tries, 10, 30 and 60 s apart: after
+    its first failure it waits in RQ's schedule (the worker's scheduler enqueues it when
+    due), and it is not among the failed jobs the admin sees."""
+    job_id = jobs.submit(breaks)
+    _run()
+    waiting = jobs.queue().fetch_job(job_id)
+    assert jobs.status(job_id).status == "scheduled"
+    assert waiting.retries_left == 2
+    assert job_id in jobs.queue().scheduled_job_registry.get_job_ids()
+    assert jobs.failed() == []
+
+
 def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
+    ATTEMPTS["n"] = 0
     job = jobs.queue().enqueue(breaks)  # no retries: it fails at once
     _run()
     listed = jobs.failed()
