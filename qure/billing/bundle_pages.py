@@ -10,9 +10,10 @@ from io import BytesIO
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, send_file, url_for
 
 from qure.billing import bundles, service, tasks
-from qure.core import clock
+from qure.core import clock, jobs
 from qure.core.errors import DomainError
 from qure.core.forms import ActionForm
+from qure.core.http import error_response
 from qure.core.roles import roles_required
 
 REFRESH_SECONDS = 2
@@ -51,7 +52,20 @@ def make_receipts(day: str):
 @roles_required(*service.EDITORS)
 def receipts(day: str):
     when = _day(day)
-    progress = _answer(when, tasks.bundle_progress(when))
+    try:
+        progress = _answer(when, tasks.bundle_progress(when))
+    except jobs.JobsUnavailable as error:
+        # The page still answers, in the layout: the download waits until Redis is back.
+        page = render_template(
+            "billing/receipts_bundle.html",
+            day=when,
+            progress={"state": "unavailable"},
+            unavailable=error.message,
+            refresh=None,
+            action=ActionForm(),
+            today=clock.today(),
+        )
+        return page, error.status
     working = progress["state"] in {"queued", "working"}
     return render_template(
         "billing/receipts_bundle.html",
@@ -66,7 +80,11 @@ def receipts(day: str):
 @roles_required(*service.EDITORS)
 def receipts_progress(day: str):
     when = _day(day)
-    return jsonify(_answer(when, tasks.bundle_progress(when)))
+    try:
+        return jsonify(_answer(when, tasks.bundle_progress(when)))
+    except jobs.JobsUnavailable as error:
+        # JSON for the page's script, outside /api/: the API's error shape all the same.
+        return error_response(error.status, error.code, error.message)
 
 
 @roles_required(*service.EDITORS)

@@ -28,6 +28,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 
+from qure.core.errors import Unavailable
 from qure.extensions import redis_store
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,17 @@ FAILURE_TTL = 30 * 24 * 3600
 FOLLOWED_TIMEOUT = 30 * 60  # seconds a followed job may run (RQ's default is 180)
 
 
+class JobsUnavailable(Unavailable):
+    """Redis (the jobs' queue and their progress) does not answer: 503 `jobs_unavailable`."""
+
+    code = "jobs_unavailable"
+
+    def __init__(
+        self, message: str = "Background jobs are unavailable just now: try again in a few minutes."
+    ) -> None:
+        super().__init__(message)
+
+
 def submit(
     func: Callable,
     *args,
@@ -168,6 +180,10 @@ def submit(
             known = Job.fetch(job_id, connection=connection)
             if known.get_status(refresh=False) in {"queued", "started", "scheduled", "deferred"}:
                 return job_id
+            # A finished or failed run of this id: gone before the new one is saved, or the
+            # new one would inherit its progress and retry count (RQ writes over the job's
+            # fields, and leaves an empty meta unwritten).
+            known.delete()
         except NoSuchJobError:
             pass
         return _enqueue_followed(func, args, job_id, meta, timeout, kwargs)

@@ -1,7 +1,8 @@
 """The morning's stock alerts: once a clinic day, after STOCK_ALERT_HOUR, the pharmacy's
 alerts (low stock, expiring within 30 / 60 / 90 days, expired on the shelf) are counted,
 kept as that day's `stock_alert_days` row, audited as STOCK_ALERTS_RAISED and told to each
-active pharmacist through `core.notify` (the REMINDER_SENDER channel).
+active pharmacist through `core.notify` (the REMINDER_SENDER channel), each one recorded in
+`stock_alert_told` (claimed before the send, committed after it: told once each).
 
 The home pages keep showing the live counts (`stock.alert_counts`: two cheap queries,
 always current); what the morning adds is what the live page cannot: the pharmacist is
@@ -23,9 +24,10 @@ from qure.core.notify import Message
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import stock
-from qure.pharmacy.models import Batch, StockAlertDay
+from qure.pharmacy.models import Batch, StockAlertDay, StockAlertTold
 
 LISTED = 10  # how many medicines or batches the message names per alert
+COUNTS = ("low_stock", "expiring_30", "expiring_60", "expiring_90", "expired")
 
 
 def due_day(now: datetime | None = None) -> date | None:
@@ -88,8 +90,7 @@ def raised(day: date) -> dict[str, Any] | None:
     row = db.session.get(StockAlertDay, day)
     if row is None:
         return None
-    keys = ("low_stock", "expiring_30", "expiring_60", "expiring_90", "expired")
-    return {**{k: getattr(row, k) for k in keys}, "raised_at": row.raised_at}
+    return {**{k: getattr(row, k) for k in COUNTS}, "raised_at": row.raised_at}
 
 
 def _lines(title: str, rows: list[str], total: int) -> list[str]:
@@ -138,26 +139,54 @@ def body(day: date, found: dict[str, int]) -> str:
     return "\n".join(text) + "\n"
 
 
-def messages(day: date, found: dict[str, int]) -> list[Message]:
-    """One message per active pharmacist (none when no alert is up)."""
+def untold(day: date) -> list[tuple[int, str]]:
+    """(id, e-mail) of the active pharmacists not told `day`'s alerts yet, by id."""
+    told = select(StockAlertTold.user_id).where(StockAlertTold.day == day)
+    query = (
+        select(User.id, User.email)
+        .where(User.role == Role.PHARMACIST, User.is_active.is_(True), User.id.not_in(told))
+        .order_by(User.id)
+    )
+    return [(row.id, row.email) for row in db.session.execute(query)]
+
+
+def messages(day: date, found: dict[str, int]) -> list[tuple[int, Message]]:
+    """(pharmacist's id, message) for each active pharmacist not told `day`'s alerts yet
+    (none when no alert is up)."""
     if not any(found.values()):
         return []
-    pharmacists = db.session.execute(
-        select(User.id, User.email)
-        .where(User.role == Role.PHARMACIST, User.is_active.is_(True))
-        .order_by(User.id)
-    ).all()
+    pharmacists = untold(day)
+    if not pharmacists:
+        return []
     text = body(day, found)
     summary = (
         f"{found['low_stock']} low, {found['expired']} expired, "
         f"{found['expiring_30']} expiring within 30 days"
     )
     return [
-        Message(
-            subject=f"Stock alerts {day.isoformat()}: {summary}",
-            body=text,
-            log_line=f"stock alerts {day.isoformat()} for pharmacist {user_id}: {summary}",
-            email=email,
+        (
+            user_id,
+            Message(
+                subject=f"Stock alerts {day.isoformat()}: {summary}",
+                body=text,
+                log_line=f"stock alerts {day.isoformat()} for pharmacist {user_id}: {summary}",
+                email=email,
+            ),
         )
         for user_id, email in pharmacists
     ]
+
+
+def claim_told(day: date, user_id: int, channel: str) -> bool:
+    """Record that the pharmacist is told `day`'s alerts (through `channel`), before the
+    message goes out: the caller sends, then commits (or rolls back when the send fails,
+    so the retry tells them). A second run at the same moment waits on this row and then
+    finds it taken. Returns False when they were told already. Flushes."""
+    claimed = db.session.execute(
+        insert(StockAlertTold)
+        .values(day=day, user_id=user_id, channel=channel, told_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["day", "user_id"])
+        .returning(StockAlertTold.user_id)
+    ).first()
+    db.session.flush()
+    return claimed is not None

@@ -270,3 +270,18 @@ class StockAlertDay(db.Model):
     expiring_90: Mapped[int] = mapped_column(Integer, nullable=False)
     expired: Mapped[int] = mapped_column(Integer, nullable=False)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class StockAlertTold(db.Model):
+    """One pharmacist told one day's stock alerts (through `channel`): inserted before the
+    message goes out and committed after it, so each is told once however the sends fail
+    and the job retries."""
+
+    __tablename__ = "stock_alert_told"
+
+    day: Mapped[date] = mapped_column(
+        ForeignKey("stock_alert_days.day", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), nullable=False)
+    told_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

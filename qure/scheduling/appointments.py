@@ -321,7 +321,8 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
     """Move a SCHEDULED appointment to another slot and/or change its reason.
 
     The old slot is freed and the new one taken in the same transaction (both rows locked,
-    in id order). Raises NotFound, Conflict (`already_checked_in`, `slot_taken`,
+    in id order). A new start clears `reminded_at`: the new day gets its own reminder.
+    Raises NotFound, Conflict (`already_checked_in`, `slot_taken`,
     `slot_blocked`, `patient_double_booked`), InvalidInput (`slot_in_past`, fields).
     """
     reason_given = "reason" in data
@@ -343,6 +344,9 @@ def reschedule(actor: User, appointment_id: int, data: dict[str, Any]) -> Appoin
         db.session.flush()  # the old slot frees its partial-unique entry first
         appointment.slot_id = new_slot.id
         appointment.doctor_id = new_slot.doctor_id
+        if new_slot.start_at != appointment.start_at:
+            # The reminder sent was for the old time: the new one is due its own.
+            appointment.reminded_at = None
         appointment.start_at, appointment.end_at = new_slot.start_at, new_slot.end_at
         appointment.slot = new_slot
         _save(appointment, new_slot)

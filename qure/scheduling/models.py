@@ -156,4 +156,10 @@ class Appointment(db.Model):
         ),
         Index("ix_appointments_doctor_start", "doctor_id", "start_at"),
         Index("ix_appointments_patient", "patient_id"),
+        # The reminders job's search (migration 0011): tomorrow's, not reminded yet.
+        Index(
+            "ix_appointments_to_remind",
+            "start_at",
+            postgresql_where=text("reminded_at IS NULL AND status = 'SCHEDULED'"),
+        ),
     )

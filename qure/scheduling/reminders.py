@@ -6,6 +6,7 @@ already checked-in appointment gets none. The job (`scheduling.tasks`) sends eac
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 from flask import current_app
@@ -57,8 +58,12 @@ def claim(appointment_id: int, day: date) -> Appointment | None:
     return db.session.scalars(query).first()
 
 
+# A name already titled: "Dr" or "Dr." and a space ("Drishti Rao" is not one).
+TITLED = re.compile(r"dr\.? ", re.IGNORECASE)
+
+
 def _doctor_name(full_name: str) -> str:
-    return full_name if full_name.lower().startswith("dr") else f"Dr {full_name}"
+    return full_name if TITLED.match(full_name) else f"Dr {full_name}"
 
 
 def message(appointment: Appointment) -> Message:

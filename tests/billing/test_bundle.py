@@ -7,6 +7,7 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
+import redis
 from pypdf import PdfReader
 
 from qure.billing import bundles
@@ -14,9 +15,9 @@ from qure.billing import tasks as billing_tasks
 from qure.core import jobs
 from qure.core.errors import Conflict
 from qure.core.roles import Role
-from qure.extensions import redis_store
+from qure.extensions import db, redis_store
 from tests.billing.test_receipts import manual, pdf_text
-from tests.helpers import TODAY, form_post, make_user, page_text, sign_in
+from tests.helpers import TODAY, error, form_post, make_user, page_text, sign_in
 
 DAY = TODAY.isoformat()
 ITEM = {"kind": "OTHER", "description": "Dressing", "quantity": "1", "unit_price": "100.00"}
@@ -121,3 +122,88 @@ def test_only_the_billing_desk_may_ask_for_or_download_it(app, client, role):
     asked = form_post(client, f"/billing/receipts/{DAY}", {}, page="/home", follow_redirects=True)
     assert asked.status_code == 403
     assert _bundle_jobs() == []
+
+
+def test_a_redis_outage_answers_503_on_the_page_and_its_progress(
+    app, client, reception, paid_day, monkeypatch
+):
+    sign_in(client, reception)
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(redis_store, "client", dead)
+    page = client.get(f"/billing/receipts/{DAY}")
+    assert page.status_code == 503
+    text = page_text(page)
+    assert "Background jobs are unavailable just now: try again in a few minutes." in text
+    assert f"Receipts of {TODAY:%a} " in text and "Day close" in text  # in the layout
+    assert "bundle-download" not in text and "http-equiv" not in text
+    answer = client.get(f"/billing/receipts/{DAY}/progress")
+    assert error(answer, 503, "jobs_unavailable")
+    asked = form_post(client, f"/billing/receipts/{DAY}", {}, page=f"/billing/day-close?date={DAY}")
+    assert asked.status_code == 302  # the day close says why
+    assert "Background jobs are unavailable" in page_text(client.get(asked.location))
+
+
+def test_a_remake_that_failed_is_shown_beside_the_earlier_bundle_and_can_be_run_again(
+    app, client, reception, paid_day
+):
+    billing_tasks.submit_bundle(TODAY)
+    _run_jobs()
+    # The re-make fails (here: the job is given a day that does not exist), for good.
+    # No retries, so that it fails at once; the finished run is forgotten first, as submit
+    # forgets it.
+    jobs.queue().fetch_job(bundles.job_id(TODAY)).delete()
+    jobs.queue().enqueue(billing_tasks.bundle_receipts, "2030-02-30", job_id=bundles.job_id(TODAY))
+    _run_jobs()
+
+    progress = billing_tasks.bundle_progress(TODAY)
+    assert progress["state"] == "ready" and progress["receipts"] == 3
+    assert progress["last_failed"] is True
+    assert "ValueError" in progress["error"] and "earlier ones" in progress["error"]
+    sign_in(client, reception)
+    text = page_text(client.get(f"/billing/receipts/{DAY}"))
+    assert f'href="/billing/receipts/{DAY}.pdf"' in text
+    assert 'id="bundle-last-failed"' in text and "The last attempt" in text
+    assert "ValueError" in text
+    answer = client.get(f"/billing/receipts/{DAY}/progress").get_json()
+    assert answer["last_failed"] is True and answer["download_url"].endswith(f"{DAY}.pdf")
+
+    billing_tasks.submit_bundle(TODAY)  # asked again: queued afresh, no progress left over
+    queued = billing_tasks.bundle_progress(TODAY)
+    assert (queued["state"], queued["done"], queued["last_failed"]) == ("queued", 0, False)
+    _run_jobs()
+    again = billing_tasks.bundle_progress(TODAY)
+    assert again["state"] == "ready" and again["last_failed"] is False
+    assert "bundle-last-failed" not in page_text(client.get(f"/billing/receipts/{DAY}"))
+
+
+def test_the_job_may_run_longer_for_a_day_of_more_receipts(app, paid_day):
+    job_id = billing_tasks.submit_bundle(TODAY)
+    timeout = jobs.queue().fetch_job(job_id).timeout
+    assert timeout == billing_tasks.bundle_timeout(3)
+    assert 180 <= timeout < billing_tasks.bundle_timeout(300) < jobs.FOLLOWED_TIMEOUT
+
+
+def test_a_run_killed_before_its_commit_keeps_the_earlier_bundle_and_a_rerun_is_clean(
+    app, desk, patient, paid_day
+):
+    billing_tasks.submit_bundle(TODAY)
+    _run_jobs()
+    before = bundles.get(TODAY)
+    earlier = (bytes(before.pdf), before.made_at)
+    invoice = manual(desk, patient, [ITEM])
+    assert desk.pay(desk.post(f"/{invoice['id']}/finalize").get_json()).status_code == 200
+    # A run killed half-way: every receipt rendered and the bundle written, never committed
+    # (the worker died; PostgreSQL drops what its connection had not committed).
+    seen = []
+    with app.app_context():  # the run's own session, as in the worker
+        bundles.make(TODAY, progress=lambda done, total: seen.append((done, total)))
+        db.session.rollback()
+    assert seen[-1] == (4, 4)
+    db.session.expire_all()
+    kept = bundles.get(TODAY)
+    assert (bytes(kept.pdf), kept.made_at) == earlier and kept.receipts == 3
+    billing_tasks.submit_bundle(TODAY)
+    _run_jobs()
+    db.session.expire_all()  # the test's session still holds the earlier row
+    remade = bundles.get(TODAY)
+    assert remade.receipts == 4 and len(PdfReader(BytesIO(remade.pdf)).pages) == 4

@@ -94,3 +94,14 @@ def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
     assert jobs.retry("not-failed") is False
     _run()
     assert ATTEMPTS["n"] == 2
+
+
+def test_a_finished_id_submitted_again_starts_afresh(app):
+    jobs.submit(counted, 4, job_id="bundle-again")
+    _run()
+    assert (jobs.status("bundle-again").done, jobs.status("bundle-again").total) == (4, 4)
+    jobs.submit(counted, 2, job_id="bundle-again")
+    again = jobs.status("bundle-again")
+    assert (again.status, again.done, again.total, again.result) == ("queued", 0, 0, None)
+    _run()
+    assert jobs.status("bundle-again").result == {"done": 2}

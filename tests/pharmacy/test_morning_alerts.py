@@ -4,7 +4,10 @@ audit record STOCK_ALERTS_RAISED) and told to each active pharmacist through the
 from __future__ import annotations
 
 import logging
+import smtplib
 
+import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from qure.core import clock
@@ -12,9 +15,10 @@ from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import alerts, tasks
-from qure.pharmacy.models import Batch, StockAlertDay
+from qure.pharmacy.models import Batch, StockAlertDay, StockAlertTold
 from tests.helpers import NOW, TODAY, make_user
 from tests.pharmacy.helpers import in_days, medicine, stocked
+from tests.scheduling.test_reminders import _free_port
 
 MORNING = NOW.replace(hour=8, minute=5)
 
@@ -96,3 +100,73 @@ def test_a_quiet_morning_is_recorded_but_tells_nobody(app, pharmacist):
     assert result["raised"] is True and result["told"] == 0
     assert _raised_audits() == []
     assert db.session.get(StockAlertDay, TODAY) is not None
+
+
+class RefusingInbox:
+    """A mail server that refuses the addresses in `refused` (550) and keeps the rest."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+        self.messages = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def refusing_smtp(app):
+    inbox = RefusingInbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    saved = {k: app.config.get(k) for k in ("REMINDER_SENDER", "SMTP_HOST", "SMTP_PORT")}
+    app.config.update(
+        REMINDER_SENDER="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM="desk@qure.test"
+    )
+    try:
+        yield inbox
+    finally:
+        app.config.update(saved)
+        controller.stop()
+
+
+def _told() -> list[int]:
+    return list(db.session.scalars(select(StockAlertTold.user_id).order_by(StockAlertTold.user_id)))
+
+
+def test_a_send_that_fails_for_one_pharmacist_keeps_the_day_and_the_retry_mails_only_them(
+    app, pharmacist, refusing_smtp
+):
+    with clock.fixed(NOW):
+        _shelf(pharmacist)
+        second = make_user(Role.PHARMACIST)
+        third = make_user(Role.PHARMACIST)
+    refusing_smtp.refused = {second.email}
+    with clock.fixed(MORNING), pytest.raises(smtplib.SMTPRecipientsRefused):
+        tasks.raise_morning_alerts()
+    db.session.rollback()
+    assert [m.rcpt_tos for m in refusing_smtp.messages] == [[pharmacist.email]]
+    assert db.session.get(StockAlertDay, TODAY) is not None  # the day stays raised
+    assert _told() == [pharmacist.id]
+    assert len(_raised_audits()) == 1
+
+    refusing_smtp.refused = set()  # the mailbox is back: the job's retry
+    with clock.fixed(MORNING):
+        retried = tasks.raise_morning_alerts()
+        again = tasks.raise_morning_alerts()
+    assert retried == {"day": TODAY.isoformat(), "raised": False, "told": 2}
+    assert again == {"day": TODAY.isoformat(), "raised": False, "told": 0}
+    assert [m.rcpt_tos for m in refusing_smtp.messages] == [
+        [pharmacist.email],
+        [second.email],
+        [third.email],
+    ]
+    assert _told() == [pharmacist.id, second.id, third.id]
+    assert len(_raised_audits()) == 1  # raised once, however many runs told it

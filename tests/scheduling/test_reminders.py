@@ -157,3 +157,52 @@ def test_an_unknown_sender_is_refused_not_silently_dropped(app, booked):
     finally:
         app.config["REMINDER_SENDER"] = "log"
     assert all(v is None for v in _reminded().values())
+
+
+def test_a_rescheduled_appointment_is_reminded_again_for_its_new_day(
+    app, booked, reception, caplog
+):
+    later_day = TOMORROW + timedelta(days=1)
+    with clock.fixed(EVENING):
+        assert tasks.send_due_reminders()["sent"] == 2
+        new_slot = make_slots(booked["doctor"], later_day, "09:00", "09:15")[0]
+        appointments.reschedule(reception, booked["asha"].id, {"slot_id": new_slot.id})
+        db.session.commit()
+    assert _reminded()[booked["asha"].id] is None  # its start moved: the reminder is due again
+    caplog.clear()
+    with clock.fixed(EVENING + timedelta(days=1)), caplog.at_level(logging.INFO):
+        assert tasks.send_due_reminders() == {
+            "day": later_day.isoformat(),
+            "sent": 1,
+            "no_address": 0,
+        }
+    lines = [r.getMessage() for r in caplog.records if r.name == "qure.core.notify"]
+    doctor = booked["doctor"].full_name
+    assert lines == [
+        f"reminder for A.K., appointment {later_day.isoformat()} 09:00 with Dr {doctor}, via log"
+    ]
+    assert _reminded()[booked["asha"].id] is not None
+
+
+def test_changing_only_the_reason_keeps_the_reminder_sent(app, booked, reception):
+    with clock.fixed(EVENING):
+        tasks.send_due_reminders()
+        appointments.reschedule(reception, booked["asha"].id, {"reason": "Follow-up"})
+        db.session.commit()
+        assert tasks.send_due_reminders()["sent"] == 0
+    assert _reminded()[booked["asha"].id] is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Drishti Rao", "Dr Drishti Rao"),
+        ("Dravid Menon", "Dr Dravid Menon"),
+        ("Dr Meera Iyer", "Dr Meera Iyer"),
+        ("Dr. Meera Iyer", "Dr. Meera Iyer"),
+        ("dr. meera iyer", "dr. meera iyer"),
+        ("Anil Shah", "Dr Anil Shah"),
+    ],
+)
+def test_the_doctor_is_titled_once(name, shown):
+    assert reminders._doctor_name(name) == shown
