@@ -179,6 +179,9 @@ def test_complete_saves_what_was_typed_and_a_draft_survives_a_reload(page, app, 
 
     expect(page.get_by_text("Visit completed. The next patient can be called.")).to_be_visible()
     assert asked == ["beforeunload"]  # submitting the form does not ask
+    # The page clears the draft from its deferred script: wait for the page to finish
+    # loading (the flash can be on screen before the script has run, on a busy machine).
+    page.wait_for_load_state("load")
     draft = page.evaluate(f"localStorage.getItem('qure.visit-draft.{visit_id}')")
     assert draft is None
     with app.app_context():
