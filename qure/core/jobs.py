@@ -28,11 +28,23 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 
+from qure.core.errors import Unavailable
 from qure.extensions import redis_store
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "qure"
+
+
+class JobsUnavailable(Unavailable):
+    """Redis, which holds the jobs, does not answer (503 `jobs_unavailable`)."""
+
+    code = "jobs_unavailable"
+
+    def __init__(self, message: str = "Background jobs are not available now; try again later."):
+        super().__init__(message)
+
+
 _job_app: Flask | None = None
 _app_factory: Callable[[], Flask] | None = None
 

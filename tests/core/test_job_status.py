@@ -69,6 +69,7 @@ def test_two_submits_at_the_same_moment_queue_the_job_once(app):
 
 
 def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
+    ATTEMPTS["n"] = 0  # tests/imports/test_pages.py runs `breaks` too
     job = jobs.queue().enqueue(breaks)  # no retries: it fails at once
     _run()
     listed = jobs.failed()
