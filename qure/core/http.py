@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import Flask, current_app, flash, g, jsonify, render_template, request
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
 from flask_smorest import Api
 from flask_wtf import FlaskForm
+from jwt.exceptions import PyJWTError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
@@ -26,6 +29,7 @@ from qure.core import audit
 from qure.core.db import commit
 from qure.core.errors import DomainError, InvalidInput
 from qure.core.forms import attach_errors
+from qure.core.roles import declared_roles
 from qure.core.schemas import ErrorSchema
 from qure.extensions import db
 
@@ -255,15 +259,34 @@ def body_limit(setting: str) -> Callable:
 
 def _route_body_limit() -> int | None:
     """The body limit the matched route declares with `body_limit` (looking through the
-    decorators that wrap it), set on the request; None when it declares none."""
+    decorators that wrap it), set on the request when the caller may use the route; None
+    when it declares none, or for anyone else (who gets MAX_CONTENT_LENGTH)."""
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    route = view
     while view is not None:
         setting = getattr(view, "qure_body_limit", None)
         if setting:
+            if not _caller_holds(declared_roles(route) or frozenset()):
+                return None
             request.max_content_length = int(current_app.config[setting])
             return request.max_content_length
         view = getattr(view, "__wrapped__", None)
     return None
+
+
+def _caller_holds(roles: frozenset[str]) -> bool:
+    """Whether the caller is signed in with one of `roles`, found as cheaply as the route
+    itself would find them (a bearer token on the API, the session's user on pages), so
+    that nobody else's large body is read before the route refuses it."""
+    if is_api_request():
+        try:
+            verify_jwt_in_request(optional=True)
+            user = get_current_user()
+        except (JWTExtendedException, PyJWTError):  # the route itself says what is wrong
+            return False
+    else:
+        user = current_user if current_user.is_authenticated else None
+    return user is not None and getattr(user, "role", None) in roles
 
 
 def refuse_unreadable():

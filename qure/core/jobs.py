@@ -34,6 +34,8 @@ from qure.extensions import redis_store
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "qure"
+
+
 _job_app: Flask | None = None
 _app_factory: Callable[[], Flask] | None = None
 

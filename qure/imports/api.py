@@ -10,12 +10,12 @@ from marshmallow import Schema, fields
 from redis.exceptions import RedisError
 
 from qure.core import jobs
-from qure.core.errors import NotFound, Unavailable
+from qure.core.errors import NotFound
 from qure.core.http import body_limit, transactional
 from qure.core.roles import Role, api_roles
 from qure.core.schemas import ErrorSchema
 from qure.imports import service, tasks
-from qure.imports.models import ImportKind, ImportStatus
+from qure.imports.models import ImportKind
 from qure.imports.views import IMPORTERS, LIMIT_SETTING
 
 blp = Blueprint("api_imports", __name__, url_prefix="/api/v1/imports", description="Imports")
@@ -74,14 +74,7 @@ def _upload(kind: ImportKind, files: dict):
 def _started(kind: ImportKind, files: dict):
     with_commit = transactional(_upload)
     found, new = with_commit(kind, files)
-    if found.status != ImportStatus.FINISHED:
-        try:
-            tasks.submit(found)
-        except RedisError as exc:  # the file is kept; the job is not started
-            raise Unavailable(
-                "Background jobs are not available now; send the file again later.",
-                "jobs_unavailable",
-            ) from exc
+    tasks.submit(found)  # JobsUnavailable (503) when Redis does not answer: the file is kept
     body = {"job_id": found.job_id, "import_id": found.id, "existing": not new}
     return body, 202 if new else 200
 
@@ -105,6 +98,7 @@ DOC = {
 @blp.response(202, ImportStartedSchema)
 @blp.alt_response(413, schema=ErrorSchema, description="too_large")
 @blp.alt_response(422, schema=ErrorSchema, description="not a CSV, or the wrong header")
+@blp.alt_response(503, schema=ErrorSchema, description="jobs_unavailable")
 @blp.doc(**DOC)
 def import_patients(files):
     """Import patients from a CSV (multipart field `file`): 202 with the job to follow.
@@ -119,6 +113,7 @@ def import_patients(files):
 @blp.response(202, ImportStartedSchema)
 @blp.alt_response(413, schema=ErrorSchema, description="too_large")
 @blp.alt_response(422, schema=ErrorSchema, description="not a CSV, or the wrong header")
+@blp.alt_response(503, schema=ErrorSchema, description="jobs_unavailable")
 @blp.doc(**DOC)
 def import_medicines(files):
     """Import medicines and their opening stock from a CSV (multipart field `file`): 202
@@ -131,10 +126,14 @@ def import_medicines(files):
 @api_roles()
 @jobs_blp.response(200, JobSchema)
 @jobs_blp.alt_response(404, schema=ErrorSchema, description="job_not_found")
+@jobs_blp.alt_response(503, schema=ErrorSchema, description="jobs_unavailable")
 def job_status(job_id: str):
     """A background job's status, progress, result or error (and an import's refused
     rows). Shown to an admin and to the job's owner; to anyone else it is not found."""
-    found = jobs.status(job_id[:100])
+    try:
+        found = jobs.status(job_id[:100])
+    except RedisError as exc:
+        raise jobs.JobsUnavailable() from exc
     owner = found.meta.get("owner_id") if found is not None else None
     if found is None or (g.actor.role != Role.ADMIN and owner != g.actor.id):
         raise NotFound("No such job.", "job_not_found")

@@ -25,25 +25,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import load_only, undefer
+from sqlalchemy.orm import load_only
 
 from qure.auth.models import User
 from qure.core import clock
 from qure.core.db import get_or_raise
-from qure.core.errors import Conflict, DomainError, InvalidInput
+from qure.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from qure.extensions import db
 from qure.imports.models import Import, ImportKind, ImportStatus
 from qure.patients import service as patients
 from qure.pharmacy import service as catalogue
 from qure.pharmacy import stock
-from qure.pharmacy.models import Batch, Medicine
+from qure.pharmacy.models import Medicine
 
 CHUNK_ROWS = 200  # rows committed (and progress reported) at a time
 MAX_REJECTED_KEPT = 1000  # rejected rows whose line and reason are kept (all are counted)
@@ -155,35 +157,47 @@ def _text_of(content: bytes) -> str:
     return content.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
 
 
+# A physical line and its end: only \r\n, \n and \r end one (as csv reads a file opened
+# with newline=""); str.splitlines would also break on \x0c, \x1c-\x1e, \x85, \u2028
+# and \u2029, which are text inside a cell.
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
 def records(text: str) -> Iterator[tuple[int, list[str] | None, str | None]]:
     """(line, cells, None) for each CSV record of `text`, or (line, None, reason) for one
     that cannot be read; `line` is the physical line it starts on (the header is line 1).
     A quoted cell may span lines; a quote never closed spoils only its own line: reading
-    goes on from the next one. Blank lines are skipped."""
-    lines = text.splitlines(keepends=True)
-    n = 0
-    while n < len(lines):
-        start = n
-        if not lines[n].strip():
-            n += 1
+    goes on from the next one. Blank lines are skipped. Read lazily, a record at a time."""
+    source = (found.group() for found in LINE.finditer(text))
+    ahead: deque[str] = deque()  # lines read past a quote never closed, to read again
+    line = 0  # the physical lines read so far
+
+    def next_line() -> str | None:
+        return ahead.popleft() if ahead else next(source, None)
+
+    while (first := next_line()) is not None:
+        line += 1
+        start = line
+        if not first.strip():
             continue
-        chunk = lines[n]
-        n += 1
-        while chunk.count('"') % 2 and n < len(lines) and n - start < MAX_RECORD_LINES:
-            if len(chunk) > MAX_RECORD_CHARS:
+        taken = [first]
+        chunk = first
+        while chunk.count('"') % 2 and len(taken) < MAX_RECORD_LINES:
+            if len(chunk) > MAX_RECORD_CHARS or (more := next_line()) is None:
                 break
-            chunk += lines[n]
-            n += 1
+            taken.append(more)
+            chunk += more
         if chunk.count('"') % 2:
-            yield start + 1, None, 'A quote (") is opened and never closed.'
-            n = start + 1
+            yield start, None, 'A quote (") is opened and never closed.'
+            ahead.extendleft(reversed(taken[1:]))
             continue
+        line += len(taken) - 1
         try:
             rows = list(csv.reader([chunk.rstrip("\r\n")], strict=True))
         except csv.Error as exc:
-            yield start + 1, None, f"Not a readable CSV line ({exc})."
+            yield start, None, f"Not a readable CSV line ({exc})."
             continue
-        yield start + 1, rows[0] if rows else [], None
+        yield start, rows[0] if rows else [], None
 
 
 def _header(content: bytes, kind: ImportKind) -> list[str]:
@@ -441,22 +455,22 @@ def _medicine_data(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, An
 
 def _existing_medicine(data: dict[str, Any]) -> Medicine | None:
     values = catalogue.clean(data)
-    return db.session.scalar(
-        select(Medicine).where(
-            func.lower(Medicine.name) == values["name"].lower(),
-            func.lower(Medicine.strength) == values["strength"].lower(),
-            Medicine.dosage_form == values["dosage_form"],
-        )
-    )
+    return catalogue.find_medicine(values["name"], values["strength"], values["dosage_form"])
 
 
-def _receive_batch(actor: User, medicine: Medicine, batch: dict[str, Any]) -> None:
+def _receive_batch(actor: User, medicine: Medicine, batch: dict[str, Any]) -> bool:
+    """Receive the row's batch into the medicine; False when it has that batch already."""
     try:
         stock.stock_in(actor, {"medicine_id": medicine.id, "batches": [batch]})
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:
+        if exc.code == stock.BATCH_EXISTS:
+            return False
+        if isinstance(exc, Conflict):
+            raise
         # The stock-in form's names ("batches.0.quantity") are this file's columns.
         fields = {k.removeprefix("batches.0."): v for k, v in exc.fields.items()}
         raise InvalidInput(exc.message, fields=fields) from None
+    return True
 
 
 def import_medicine(actor: User, values: dict[str, str]) -> bool:
@@ -470,15 +484,7 @@ def import_medicine(actor: User, values: dict[str, str]) -> bool:
         medicine = catalogue.create(actor, data)
     if batch is None:
         return added
-    number = (batch.get("batch_number") or "").strip().upper()
-    if not added and number:
-        held = db.session.scalar(
-            select(Batch.id).where(Batch.medicine_id == medicine.id, Batch.batch_number == number)
-        )
-        if held is not None:
-            return False
-    _receive_batch(actor, medicine, batch)
-    return True
+    return _receive_batch(actor, medicine, batch) or added
 
 
 IMPORTERS = {ImportKind.PATIENTS: import_patient, ImportKind.MEDICINES: import_medicine}
@@ -571,25 +577,27 @@ def begin(import_id: int) -> Import | None:
 Record = tuple[int, list[str] | None, str | None]
 
 
-def pending_rows(import_id: int) -> tuple[list[str], list[Record]]:
-    """An import's columns and the records not yet imported (after `processed`), read
-    once for the whole run."""
-    upload = get_or_raise(
-        Import, import_id, "No such import.", "import_not_found", options=(undefer(Import.content),)
-    )
-    reader = records(_text_of(upload.content))
+def pending_rows(import_id: int, start: int) -> tuple[list[str], Iterator[Record]]:
+    """An import's columns and its records from the `start`th on (0: the first after the
+    header), read lazily from the kept file as the caller takes them."""
+    content = db.session.scalar(select(Import.content).where(Import.id == import_id))
+    if content is None:
+        raise NotFound("No such import.", "import_not_found")
+    reader = records(_text_of(content))
     _line, header, _bad = next(reader)
     columns = [" ".join(c.split()).lower().replace(" ", "_") for c in header or []]
-    return columns, list(reader)[upload.processed :]
+    return columns, islice(reader, start, None)
 
 
-def import_rows(import_id: int, columns: list[str], rows: list[Record]) -> Import:
-    """Import these records of an import (the next ones after `processed`, from
-    `pending_rows`) as the admin who uploaded it, and add them to its counts; the last
-    rows finish it. Runs under the import's row lock, so a second run of the same job
-    waits, then finds them counted. Returns the import."""
+def import_rows(import_id: int, columns: list[str], rows: list[Record], start: int) -> Import:
+    """Import these records of an import, the ones from its `start`th (from
+    `pending_rows`), as the admin who uploaded it, and add them to its counts. Runs under
+    the import's row lock, so a second run of the same job waits; when the import is no
+    longer at `start` (that run did these rows, or the import is finished) nothing is done
+    and the import is returned as it is, for the caller to read on from its `processed`.
+    Returns the import."""
     upload = get_or_raise(Import, import_id, "No such import.", "import_not_found", lock=True)
-    if upload.status == ImportStatus.FINISHED:
+    if upload.status == ImportStatus.FINISHED or upload.processed != start:
         return upload
     actor = db.session.get(User, upload.created_by_id)
     kind = ImportKind(upload.kind)

@@ -5,29 +5,32 @@ a run goes on after the rows already counted, and the natural keys (see
 
 from __future__ import annotations
 
+from itertools import islice
+
+from redis.exceptions import RedisError
+
 from qure.core import audit, jobs
 from qure.core.http import transaction
 from qure.imports import service
-from qure.imports.models import Import
+from qure.imports.models import Import, ImportStatus
+
+# An import job may run this long a row (and never less than a followed job's default).
+SECONDS_A_ROW = 0.02
 
 
 @jobs.job
 def run_import(import_id: int) -> dict:
-    """Import every row not yet imported; returns the import's counts."""
+    """Import every row not yet imported; returns the import's counts. A chunk another run
+    of the same import did meanwhile is not done again: this run reads on from where the
+    import has got to."""
     # The audit records of the rows name the job in place of a request.
     audit.set_context(None, service.job_id_of(import_id))
     try:
         with transaction(None, catch=()):
             upload = service.begin(import_id)
         if upload is not None:
-            columns, rows = service.pending_rows(import_id)
-            done = upload.processed
-            jobs.report_progress(done, upload.total_rows)
-            for start in range(0, len(rows), service.CHUNK_ROWS):
-                chunk = rows[start : start + service.CHUNK_ROWS]
-                with transaction(None, catch=()):
-                    upload = service.import_rows(import_id, columns, chunk)
-                jobs.report_progress(upload.processed, upload.total_rows)
+            jobs.report_progress(upload.processed, upload.total_rows)
+            _run_chunks(import_id, upload.processed, upload.total_rows)
             with transaction(None, catch=()):
                 upload = service.finish(import_id)
         else:
@@ -36,6 +39,27 @@ def run_import(import_id: int) -> dict:
         return _counts(upload)
     finally:
         audit.clear_context()
+
+
+def _run_chunks(import_id: int, start: int, total: int) -> None:
+    """Import the rows from `start` a chunk (one transaction) at a time, reporting progress
+    after each; when a chunk finds the import elsewhere than `start` (another run got there
+    first), read on from where it is."""
+    while start < total:
+        columns, rows = service.pending_rows(import_id, start)
+        moved = False
+        while chunk := list(islice(rows, service.CHUNK_ROWS)):
+            with transaction(None, catch=()):
+                upload = service.import_rows(import_id, columns, chunk, start)
+            jobs.report_progress(upload.processed, upload.total_rows)
+            if upload.status == ImportStatus.FINISHED or upload.processed >= total:
+                return
+            if upload.processed != start + len(chunk):  # another run did this chunk
+                start, moved = upload.processed, True
+                break
+            start = upload.processed
+        if not moved:
+            return  # the file has no more records (it cannot have fewer than counted)
 
 
 def _counts(upload: Import) -> dict:
@@ -47,17 +71,33 @@ def _counts(upload: Import) -> dict:
     }
 
 
-def submit(upload: Import) -> str:
+def timeout_of(upload: Import) -> int:
+    """Seconds the import's job may run: FOLLOWED_TIMEOUT, or more for a file that large."""
+    return max(jobs.FOLLOWED_TIMEOUT, int(upload.total_rows * SECONDS_A_ROW))
+
+
+def submit(upload: Import) -> str | None:
     """Start (or find running) the job of an import that is not finished; its meta names
-    the admin who uploaded it (the job's owner) and the import. Returns the job id. A
-    Redis outage raises (the caller tells the user; the file is kept). A job that failed
-    for good is retried."""
-    known = jobs.status(upload.job_id)
-    if known is not None and known.status == "failed" and jobs.retry(upload.job_id):
-        return upload.job_id
-    return jobs.submit(
-        run_import,
-        upload.id,
-        job_id=upload.job_id,
-        meta={"owner_id": upload.created_by_id, "import_id": upload.id},
-    )
+    the admin who uploaded it (the job's owner) and the import; it may run for a time
+    scaled to the file's rows. A job that failed for good is retried. Returns the job id,
+    or None for an import read to the end already (nothing to start). Raises
+    JobsUnavailable when Redis does not answer (the caller tells the user; the file is
+    kept)."""
+    if upload.status == ImportStatus.FINISHED:
+        return None
+    try:
+        known = jobs.status(upload.job_id)
+        if known is not None and known.status == "failed" and jobs.retry(upload.job_id):
+            return upload.job_id
+        return jobs.submit(
+            run_import,
+            upload.id,
+            job_id=upload.job_id,
+            meta={"owner_id": upload.created_by_id, "import_id": upload.id},
+            timeout=timeout_of(upload),
+        )
+    except RedisError as exc:
+        raise jobs.JobsUnavailable(
+            "Background jobs are not available now; the file is kept: send it again later "
+            "to start the import."
+        ) from exc

@@ -74,15 +74,10 @@ def index():
         )
     if outcome.failed:
         return _index_page(form, outcome.status)
-    if found.status != ImportStatus.FINISHED:
-        try:
-            tasks.submit(found)
-        except RedisError:
-            flash(
-                "Background jobs are not available now; the file is kept. Upload it "
-                "again later to start the import.",
-                "error",
-            )
+    try:
+        tasks.submit(found)
+    except jobs.JobsUnavailable as exc:
+        flash(exc.message, "error")
     if not new:
         flash(f"This file was imported before ({found.filename}): here is that import.", "info")
     return redirect(url_for(".view", import_id=found.id))

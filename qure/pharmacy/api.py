@@ -127,7 +127,11 @@ def _batch_page(page) -> dict:
 @inventory_blp.response(201, BatchListSchema)
 @inventory_blp.alt_response(404, schema=ErrorSchema, description="medicine_not_found")
 @inventory_blp.alt_response(409, schema=ErrorSchema, description="batch_exists")
-@inventory_blp.alt_response(422, schema=ErrorSchema, description="fields name batches.N.field")
+@inventory_blp.alt_response(
+    422,
+    schema=ErrorSchema,
+    description="fields name batches.N.field; batch_exists when only held batches are named",
+)
 @transactional
 def stock_in(body):
     """Receive one or more batches of a medicine (one supplier's delivery): refuses

@@ -134,6 +134,18 @@ def get_medicine(medicine_id: int) -> Medicine:
     return get_or_raise(Medicine, medicine_id, "No such medicine.", "medicine_not_found")
 
 
+def find_medicine(name: str, strength: str, dosage_form: str) -> Medicine | None:
+    """The catalogue's medicine of this name, strength and form in any case (the key of
+    its unique index; give the values as `clean` returns them); None when it has none."""
+    return db.session.scalar(
+        select(Medicine).where(
+            func.lower(Medicine.name) == name.lower(),
+            func.lower(Medicine.strength) == strength.lower(),
+            Medicine.dosage_form == dosage_form,
+        )
+    )
+
+
 def search_query(q: str | None = None, active_only: bool = True):
     """The query of `search` (to page, or to join more to)."""
     query, ordering = search_parts(q, active_only)

@@ -31,6 +31,8 @@ from qure.pharmacy.models import AdjustmentReason, Batch, Medicine, MovementType
 EDITORS = (Role.ADMIN, Role.PHARMACIST)  # who receives and adjusts stock
 MOVEMENTS_TOPIC = "stock_movements"
 MAX_BATCHES = 50
+BATCH_EXISTS = "batch_exists"  # the code of a refusal naming only batches the medicine has
+HELD = "This medicine already has this batch."
 MAX_QUANTITY = 1_000_000
 EXPIRING_DAYS = (30, 60, 90)
 
@@ -494,12 +496,16 @@ def stock_in(actor: User, data: dict[str, Any]) -> list[Batch]:
     seen: set[str] = set()
     for n, number in enumerate(numbers):
         if number in taken:
-            errors[f"batches.{n}.batch_number"] = "This medicine already has this batch."
+            errors[f"batches.{n}.batch_number"] = HELD
         elif number in seen:
             errors[f"batches.{n}.batch_number"] = "This batch number is given twice."
         seen.add(number)
     if errors:
-        raise InvalidInput.naming(errors)
+        refused = InvalidInput.naming(errors)
+        if all(message == HELD for message in errors.values()):
+            # Only batches it has already: a code of its own (an import skips such a row).
+            refused.code = BATCH_EXISTS
+        raise refused
     now = clock.now()
     received = [
         Batch(
@@ -518,7 +524,7 @@ def stock_in(actor: User, data: dict[str, Any]) -> list[Batch]:
         if constraint_name(exc) == "uq_batches_medicine_number":
             raise Conflict(
                 "This medicine already has one of these batches.",
-                "batch_exists",
+                BATCH_EXISTS,
                 fields={"batches": "This medicine already has one of these batches."},
             ) from None
         raise

@@ -82,7 +82,7 @@ def test_a_job_that_fails_is_retried_after_a_pause_before_it_counts_as_failed(ap
 
 
 def test_a_failed_job_is_listed_with_its_error_and_can_be_retried(app):
-    ATTEMPTS["n"] = 0
+    ATTEMPTS["n"] = 0  # other tests run `breaks` too
     job = jobs.queue().enqueue(breaks)  # no retries: it fails at once
     _run()
     listed = jobs.failed()

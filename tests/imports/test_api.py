@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 
+from redis import Redis
+
 from qure.core import jobs
-from tests.helpers import bearer, error
+from qure.extensions import redis_store
+from tests.helpers import bearer, csrf_token, error, sign_in
 from tests.imports.helpers import PATIENT_HEADER, csv_bytes, patient_rows, run_jobs
 
 
@@ -91,3 +94,54 @@ def test_the_upload_is_documented_as_multipart(app, client):
     post = spec["paths"]["/api/v1/imports/patients"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert "/api/v1/jobs/{job_id}" in spec["paths"]
+
+
+def test_a_job_while_redis_is_down_is_unavailable(app, client, admin):
+    auth = bearer(client, admin)
+    saved = redis_store.client
+    redis_store.client = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        response = client.get("/api/v1/jobs/import-1", headers=auth)
+        body = error(response, 503, "jobs_unavailable")
+        assert "not available" in body["message"]
+        upload = _post(client, auth, csv_bytes(PATIENT_HEADER, patient_rows(1)))
+        error(upload, 503, "jobs_unavailable")
+    finally:
+        redis_store.client = saved
+
+
+BIG = 3 * 1024 * 1024  # over MAX_CONTENT_LENGTH (2 MB), under IMPORT_MAX_BYTES (10 MB)
+
+
+def _big_csv() -> bytes:
+    filler = "x" * 1000
+    rows = [(f"Person {i}", "1990-01-01", "F", f"98{i:08d}", filler) for i in range(3100)]
+    return csv_bytes(PATIENT_HEADER, rows)
+
+
+def test_only_an_importer_may_send_a_large_file(app, client, admin, reception):
+    """The import routes' larger limit is for a caller who may import: anybody else's
+    body is refused at the app's MAX_CONTENT_LENGTH before it is read."""
+    content = _big_csv()
+    assert BIG < len(content) < app.config["IMPORT_MAX_BYTES"]
+    for path in ("/api/v1/imports/patients", "/imports"):
+        anonymous = client.post(
+            path,
+            data={"file": (io.BytesIO(content), "p.csv")},
+            content_type="multipart/form-data",
+        )
+        assert anonymous.status_code == 413, path
+    refused = _post(client, bearer(client, reception), content)
+    error(refused, 413, "too_large")
+    wrong_token = _post(client, {"Authorization": "Bearer not-a-token"}, content)
+    assert wrong_token.status_code == 413
+    accepted = _post(client, bearer(client, admin), content)
+    assert accepted.status_code == 202, accepted.json
+    sign_in(client, reception)  # signed in, but not an importer
+    token = csrf_token(client, "/patients/")
+    page = client.post(
+        "/imports",
+        data={"csrf_token": token, "kind": "patients", "file": (io.BytesIO(content), "p.csv")},
+        content_type="multipart/form-data",
+    )
+    assert page.status_code == 413

@@ -3,9 +3,12 @@ bad rows are refused with their line and reason, and nothing is imported twice."
 
 from __future__ import annotations
 
+from itertools import islice
+
 import pytest
 from sqlalchemy import func, select, text
 
+from qure.core import jobs
 from qure.core.errors import InvalidInput
 from qure.core.models import OutboxEvent
 from qure.extensions import db
@@ -74,8 +77,8 @@ def test_a_job_run_again_goes_on_after_the_rows_done(app, admin):
     upload, _ = service.receive(
         admin, "patients", "p.csv", csv_bytes(PATIENT_HEADER, patient_rows(6)), LIMIT
     )
-    columns, rows = service.pending_rows(upload.id)
-    service.import_rows(upload.id, columns, rows[:2])  # a run that stopped after 2 rows
+    columns, rows = service.pending_rows(upload.id, 0)
+    service.import_rows(upload.id, columns, list(islice(rows, 2)), 0)  # stopped after 2 rows
     db.session.commit()
     tasks.run_import(upload.id)
     db.session.expire_all()
@@ -196,3 +199,67 @@ def test_a_row_the_database_refuses_is_refused_and_the_rest_of_its_chunk_lands(a
         .where(OutboxEvent.payload["action"].astext == "PATIENT_CREATED")
     )
     assert audited == 2  # the first pass's records went with its savepoint
+
+
+def test_a_chunk_another_run_did_is_not_counted_again(app, admin):
+    upload, _ = service.receive(
+        admin, "patients", "p.csv", csv_bytes(PATIENT_HEADER, patient_rows(4)), LIMIT
+    )
+    columns, rows = service.pending_rows(upload.id, 0)
+    first = list(islice(rows, 2))
+    service.import_rows(upload.id, columns, first, 0)
+    # A second run that read the same two rows from 0 finds the import at 2: unchanged.
+    again = service.import_rows(upload.id, columns, first, 0)
+    assert (again.processed, again.imported, again.duplicates) == (2, 2, 0)
+    _columns, rest = service.pending_rows(upload.id, again.processed)
+    assert [line for line, _cells, _bad in rest] == [4, 5]
+
+
+def test_pending_rows_are_read_lazily(app, admin):
+    upload, _ = service.receive(
+        admin, "patients", "p.csv", csv_bytes(PATIENT_HEADER, patient_rows(3)), LIMIT
+    )
+    _columns, rows = service.pending_rows(upload.id, 1)
+    assert iter(rows) is rows  # an iterator over the file, not a list of its rows
+    assert next(rows)[0] == 3
+    assert list(service.records("a,b\n1,2\n"))  # a generator too
+    assert not isinstance(service.records("a,b\n"), list)
+
+
+def test_only_cr_and_lf_end_a_line(app, admin):
+    content = (
+        "full_name,date_of_birth,sex,phone,allergies\n"
+        "Line Sep,1990-01-01,F,9800000001,Dust\u2028Pollen\n"
+        "Form Feed,1990-01-02,F,9800000002,Dust\x0cPollen\x1c\x1d\x1e\x85\u2029\n"
+        "Good One,1990-01-03,F,9800000003,\r\n"
+        'Quoted,1990-01-04,F,9800000004,"two\nlines"\r'
+        "Bad Sex,1990-01-05,Q,9800000005,\n"
+    ).encode()
+    done = _run(admin, "patients", content)
+    assert (done.total_rows, done.imported, done.rejected) == (5, 4, 1)
+    assert [r["line"] for r in done.rejected_rows] == [7]  # after the quoted two lines
+    assert done.rejected_rows[0]["reason"].startswith("sex:")
+    names = db.session.scalars(select(Patient.full_name).order_by(Patient.id)).all()
+    assert names == ["Line Sep", "Form Feed", "Good One", "Quoted"]
+    allergies = db.session.scalar(select(Patient.allergies).where(Patient.full_name == "Line Sep"))
+    assert allergies == ["Dust Pollen"]  # the cell whole (the register folds its spacing)
+
+
+def test_a_finished_import_starts_no_job(app, admin):
+    done = _run(admin, "patients", csv_bytes(PATIENT_HEADER, patient_rows(2)))
+    assert done.status == ImportStatus.FINISHED
+    assert tasks.submit(done) is None
+    assert jobs.queue().job_ids == []
+
+
+def test_a_large_import_may_run_longer(app, admin):
+    upload, _ = service.receive(
+        admin, "patients", "p.csv", csv_bytes(PATIENT_HEADER, patient_rows(2)), LIMIT
+    )
+    small = jobs.queue().fetch_job(tasks.submit(upload))
+    assert small.timeout == jobs.FOLLOWED_TIMEOUT
+    small.delete()
+    upload.total_rows = 500_000  # as if the file had that many rows
+    db.session.flush()
+    large = jobs.queue().fetch_job(tasks.submit(upload))
+    assert large.timeout == 500_000 * tasks.SECONDS_A_ROW > jobs.FOLLOWED_TIMEOUT

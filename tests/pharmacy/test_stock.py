@@ -136,6 +136,32 @@ def test_bad_batches_are_refused_naming_the_field(pharmacist):
         stocked(pharmacist, para, ("NEW-1", 10, 100), ("old-1", 10, 100), ("NEW-1", 1, 50))
     assert caught.value.fields.keys() == {"batches.1.batch_number", "batches.2.batch_number"}
     assert db.session.scalar(select(Batch.id).where(Batch.batch_number == "NEW-1")) is None
+    assert caught.value.code == "invalid_input"  # not only held batches: a twice-given one
+
+
+def test_a_batch_the_medicine_has_already_is_refused_with_its_own_code(pharmacist, client):
+    """Only batch numbers the medicine holds: `batch_exists` (a CSV import skips the row on
+    it), still 422 naming the field, as the stock-in form shows it."""
+    para = medicine("Paracip", "2.50", 12)
+    stocked(pharmacist, para, ("OLD-1", 10, 100))
+    with pytest.raises(InvalidInput) as caught:
+        stocked(pharmacist, para, ("old-1", 5, 100))
+    assert caught.value.code == stock.BATCH_EXISTS == "batch_exists"
+    assert caught.value.fields == {"batches.0.batch_number": stock.HELD}
+    db.session.commit()
+    body = {
+        "medicine_id": para.id,
+        "batches": [{"batch_number": "OLD-1", "quantity": 5, "expiry_date": str(in_days(100))}],
+    }
+    response = client.post(f"{INVENTORY}/batches", json=body, headers=bearer(client, pharmacist))
+    assert "batches.0.batch_number" in error(response, 422, "batch_exists")["fields"]
+
+
+def test_a_medicine_is_found_by_name_strength_and_form_in_any_case(app):
+    para = medicine("Paracip", "2.50", 12, strength="500 mg")
+    assert catalogue.find_medicine("PARACIP", "500 MG", "TABLET") is para
+    assert catalogue.find_medicine("Paracip", "500 mg", "SYRUP") is None
+    assert catalogue.find_medicine("Paracip", "650 mg", "TABLET") is None
 
 
 # ---- adjustments -----------------------------------------------------------------------
