@@ -13,10 +13,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from qure.core import clock
 from qure.core.errors import Unavailable
 from qure.core.pagination import Page, check_bounds
 from qure.extensions import mongo
@@ -91,6 +93,17 @@ def reading() -> Iterator[None]:
         yield
     except PyMongoError:
         raise AnalyticsUnavailable() from None
+
+
+def day_range(start: date | None, end: date | None) -> dict[str, datetime]:
+    """The query on a timestamp for the clinic days from `start` to `end`, both included
+    (either may be open): `{"$gte": start's midnight, "$lt": the midnight after end}`."""
+    found: dict[str, datetime] = {}
+    if start is not None:
+        found["$gte"] = clock.day_bounds(start)[0]
+    if end is not None:
+        found["$lt"] = clock.day_bounds(end)[1]
+    return found
 
 
 def page_of(

@@ -193,12 +193,7 @@ def query(filters: Filters) -> dict[str, Any]:
         ids = _resource_id(filters.resource_id)
         found["resource.id"] = ids[0] if len(ids) == 1 else {"$in": ids}
     if filters.start is not None or filters.end is not None:
-        span: dict[str, datetime] = {}
-        if filters.start is not None:
-            span["$gte"] = clock.day_bounds(filters.start)[0]
-        if filters.end is not None:
-            span["$lt"] = clock.day_bounds(filters.end)[1]
-        found["timestamp"] = span
+        found["timestamp"] = documents.day_range(filters.start, filters.end)
     return found
 
 

@@ -12,7 +12,7 @@ from flask import abort, render_template, request
 from qure.core import exports, outbox
 from qure.core.documents import AnalyticsUnavailable, reading
 from qure.core.errors import InvalidInput
-from qure.core.forms import ActionForm
+from qure.core.forms import ActionForm, int_arg
 from qure.core.roles import ROLE_LABELS, Role, roles_required
 from qure.reports import audit
 from qure.reports.blueprints import bp
@@ -26,11 +26,6 @@ LINKS = (
         "Who changed what and when, with each change; download as CSV; check the hash chain.",
     ),
 )
-
-
-def _page_arg() -> int:
-    typed = request.args.get("page", "1")
-    return int(typed) if typed.isascii() and typed.isdigit() and len(typed) <= 9 else 1
 
 
 def _unavailable(error: AnalyticsUnavailable):
@@ -57,7 +52,7 @@ def audit_log():
     staff = audit.staff()
     try:
         choices = audit.vocabulary()
-        page = None if errors else audit.entries(filters, _page_arg(), PER_PAGE)
+        page = None if errors else audit.entries(filters, int_arg("page") or 1, PER_PAGE)
     except AnalyticsUnavailable as error:
         return _unavailable(error)
     except InvalidInput as error:  # a page number out of range

@@ -70,12 +70,7 @@ def check_days(start: date | None, end: date | None) -> None:
 
 def _time_range(start: date | None, end: date | None) -> dict[str, datetime]:
     check_days(start, end)
-    found: dict[str, datetime] = {}
-    if start is not None:
-        found["$gte"] = clock.day_bounds(start)[0]
-    if end is not None:
-        found["$lt"] = clock.day_bounds(end)[1]
-    return found
+    return documents.day_range(start, end)
 
 
 def _instant(value: Any) -> datetime | None:
