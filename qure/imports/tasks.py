@@ -98,6 +98,6 @@ def submit(upload: Import) -> str | None:
         )
     except RedisError as exc:
         raise jobs.JobsUnavailable(
-            "Background jobs are not available now; the file is kept: send it again later "
+            "Background jobs are unavailable just now; the file is kept: send it again later "
             "to start the import."
         ) from exc

@@ -142,7 +142,7 @@ def retry_job(job_id: str):
     try:
         retried = jobs.retry(job_id[:100])
     except RedisError:
-        flash("Background jobs are not available now; try again later.", "error")
+        flash(jobs.JobsUnavailable().message, "error")
         return redirect(url_for(".failed_jobs"))
     if retried:
         flash(f"Job {job_id} is queued again.", "success")
