@@ -12,6 +12,7 @@ import redis
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.exceptions import JWTDecodeError
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_pymongo import PyMongo
@@ -80,7 +81,10 @@ class QureJWTManager(JWTManager):
                 return dict(claims)
             self._verified.pop(key, None)
         claims = super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-        if not allow_expired and "exp" in claims:
+        if "exp" not in claims:
+            # Correctly signed but never expiring: it would grant access for ever.
+            raise JWTDecodeError("Missing claim: exp")
+        if not allow_expired:
             with self._lock:
                 if len(self._verified) >= self.CACHE_SIZE:
                     self._verified.clear()

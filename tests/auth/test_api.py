@@ -246,6 +246,17 @@ def test_a_token_accepted_once_is_refused_once_it_expires(app, client, doctor):
     assert error["message"] == "The token has expired."
 
 
+def test_a_correctly_signed_token_without_an_expiry_is_refused(app, client, doctor):
+    """A token that never expires (no `exp`) would grant access for ever, whoever holds it."""
+    with app.test_request_context():
+        endless = create_access_token(identity=doctor, expires_delta=False)
+    assert "exp" not in pyjwt.decode(endless, options={"verify_signature": False})
+    headers = {"Authorization": f"Bearer {endless}"}
+    error = assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "unauthorized")
+    assert error["message"] == "The token is not valid."
+    assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "unauthorized")
+
+
 def test_a_remembered_token_is_not_valid_under_another_signing_key(
     app, client, doctor, monkeypatch
 ):
