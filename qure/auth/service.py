@@ -25,6 +25,7 @@ from qure.core.errors import (
 )
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
+from qure.core.text import like_escape
 from qure.extensions import db, redis_store
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
@@ -167,7 +168,7 @@ def list_users(
     query = select(User).order_by(User.full_name, User.id)
     q = (q or "").replace("\x00", "")  # PostgreSQL text cannot hold NUL
     if q:
-        like = f"%{q.strip().lower()}%"
+        like = f"%{like_escape(q.strip().lower())}%"
         query = query.where(or_(func.lower(User.full_name).like(like), User.username.like(like)))
     if role:
         query = query.where(User.role == role)

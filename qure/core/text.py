@@ -17,3 +17,9 @@ def plain_text(value: Any, field: str, limit: int) -> str | None:
     if "\x00" in cleaned or len(cleaned) > limit:
         raise InvalidInput.naming({field: f"At most {limit} characters of plain text."})
     return cleaned or None
+
+
+def like_escape(value: str) -> str:
+    """`value` for a LIKE pattern, its `%`, `_` and backslash matched as themselves
+    (PostgreSQL's default escape character is the backslash)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from qure.core.text import like_escape
 from qure.extensions import db
 
 CAP = 500
@@ -60,10 +61,6 @@ COLUMNS = (
     "updated_at",
 )
 SELECTED = ", ".join(f"p.{name}" for name in COLUMNS)
-
-
-def like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from qure.core.db import get_or_none, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qure.core.pagination import Page, check_bounds
 from qure.core.roles import Role
+from qure.core.text import like_escape
 from qure.extensions import db
 from qure.patients import search as name_search
 from qure.patients.models import BLOOD_GROUPS, SEXES, Patient
@@ -305,8 +306,8 @@ def _search_conditions(q: str):
         return or_(*conds), case(*rank, else_=3)
     name = normalise_name(q)
     words = name.split()[:6]
-    conds = [Patient.name_search.like(f"%{name_search.like_escape(w)}%") for w in words]
-    escaped = name_search.like_escape(name)
+    conds = [Patient.name_search.like(f"%{like_escape(w)}%") for w in words]
+    escaped = like_escape(name)
     rank = case(
         (Patient.name_search == name, 0),
         (Patient.name_search.like(f"{escaped}%"), 1),

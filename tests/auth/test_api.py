@@ -467,6 +467,23 @@ def test_users_search_with_a_nul_byte_is_not_a_500(client, admin, doctor):
     assert response.get_json()["total"] == 2
 
 
+def test_users_search_takes_percent_and_underscore_as_themselves(client, admin):
+    make_user(Role.RECEPTION, username="desk_1", full_name="Front 100% Desk")
+    make_user(Role.RECEPTION, username="desk21", full_name="Front Desk Two")
+    headers = bearer(client, admin)
+
+    def found(q: str) -> list[str]:
+        response = client.get("/api/v1/users", query_string={"q": q}, headers=headers)
+        assert response.status_code == 200
+        return [u["username"] for u in response.get_json()["items"]]
+
+    assert found("%") == ["desk_1"]  # not every user
+    assert found("_") == ["desk_1"]  # not every user with a name of one character or more
+    assert found("desk_") == ["desk_1"]  # "_" is not any one character: desk21 is not found
+    assert found("100%") == ["desk_1"]
+    assert found("\\") == []
+
+
 def test_patch_changes_the_role(client, admin, reception):
     response = client.patch(
         f"/api/v1/users/{reception.id}", json={"role": "PHARMACIST"}, headers=bearer(client, admin)
