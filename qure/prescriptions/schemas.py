@@ -21,7 +21,10 @@ class MedicineRef(Schema):
 
 class ItemSchema(Schema):
     medicine = fields.Nested(MedicineRef)
-    dose = fields.Decimal(as_string=True)
+    dose = fields.Decimal(
+        as_string=True,
+        metadata={"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "example": "0.5"},
+    )
     frequency = fields.String()
     frequency_words = fields.Function(lambda item: dosing.parse_frequency(item.frequency).words)
     duration_days = fields.Integer()

@@ -154,6 +154,7 @@ class BoardToken(Schema):
     token_number = fields.Integer()
     display = fields.String()
     initials = fields.String()
+    status = fields.String(metadata={"enum": [s.value for s in TokenStatus]})
     urgent = fields.Boolean()
 
 
