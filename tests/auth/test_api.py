@@ -15,7 +15,7 @@ from qure.auth.models import User
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db
-from tests.helpers import PASSWORD, bearer, make_user, sign_in
+from tests.helpers import PASSWORD, bearer, form_post, make_user, sign_in
 
 LOGIN = "/api/v1/auth/login"
 
@@ -619,3 +619,33 @@ def test_an_api_client_that_signed_in_before_is_not_held(app, reception):
         login_from(guesser, "203.0.113.9", reception.username, "wrong-password")
     assert_error(login_from(guesser, "203.0.113.9", reception.username), 429, "too_many_attempts")
     assert login_from(known, "198.51.100.20", reception.username).status_code == 200
+
+
+# ---- sessions and tokens that must end -----------------------------------------------------
+
+
+def test_signing_out_in_the_browser_ends_the_users_tokens_too(app, reception):
+    api = app.test_client()
+    tokens = login(api, reception.username).get_json()
+    access = {"Authorization": f"Bearer {tokens['access_token']}"}
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+    browser = app.test_client()
+    sign_in(browser, reception)
+    response = form_post(browser, "/logout", {}, page="/home")
+    assert response.status_code == 302
+    assert_error(api.get("/api/v1/auth/me", headers=access), 401, "unauthorized")
+    assert_error(api.post("/api/v1/auth/refresh", headers=refresh), 401, "unauthorized")
+
+
+def test_deactivation_ends_refresh_tokens_and_sessions(app, admin, reception):
+    api = app.test_client()
+    tokens = login(api, reception.username).get_json()
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+    browser = app.test_client()
+    sign_in(browser, reception)
+    boss = bearer(app.test_client(), admin)
+    patched = api.patch(f"/api/v1/users/{reception.id}", json={"is_active": False}, headers=boss)
+    assert patched.status_code == 200
+    assert_error(api.post("/api/v1/auth/refresh", headers=refresh), 401, "unauthorized")
+    page = browser.get("/home")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
