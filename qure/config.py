@@ -65,8 +65,19 @@ def from_environment() -> dict:
         "CONSULTATION_GST_RATE": _int("CONSULTATION_GST_RATE", 0),
         "DEFAULT_GST_RATE": _int("DEFAULT_GST_RATE", 18),
         "TEMPERATURE_UNIT": env.get("TEMPERATURE_UNIT", "C"),
+        # Sign-in throttling (qure.auth.service.authenticate): per username, after
+        # LOGIN_MAX_FAILURES failures in a row each attempt waits 2, 4, 8 ... seconds, up to
+        # LOGIN_DELAY_MAX_SECONDS (none from a browser the user signed in from before);
+        # failures are forgotten LOGIN_FAILURE_WINDOW_SECONDS after the last. Per address:
+        # LOGIN_ADDRESS_MAX_FAILURES failures within LOGIN_ADDRESS_WINDOW_SECONDS.
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
-        "LOGIN_LOCK_SECONDS": _int("LOGIN_LOCK_SECONDS", 15 * 60),
+        "LOGIN_DELAY_MAX_SECONDS": _int("LOGIN_DELAY_MAX_SECONDS", 60),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
+        "LOGIN_ADDRESS_MAX_FAILURES": _int("LOGIN_ADDRESS_MAX_FAILURES", 20),
+        "LOGIN_ADDRESS_WINDOW_SECONDS": _int("LOGIN_ADDRESS_WINDOW_SECONDS", 10 * 60),
+        # Wrong display keys one address may send per window before it must wait.
+        "DISPLAY_KEY_MAX_FAILURES": _int("DISPLAY_KEY_MAX_FAILURES", 20),
+        "DISPLAY_KEY_WINDOW_SECONDS": _int("DISPLAY_KEY_WINDOW_SECONDS", 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
         # The queue: how late an appointment patient may arrive and keep

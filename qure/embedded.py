@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def _quiet_platformdirs() -> None:
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    # Only a default that quiets platformdirs; nothing is written there by Qure.
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # nosec B108
     warnings.filterwarnings("ignore", module="platformdirs")
 
 

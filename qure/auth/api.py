@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import after_this_request, current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token
 from flask_smorest import Blueprint
 
-from qure.auth import service
+from qure.auth import devices, service
 from qure.auth.schemas import (
     LoginSchema,
     RegisterUserSchema,
@@ -36,12 +36,18 @@ def _expires_in() -> int:
 @auth_blp.alt_response(429, schema=ErrorSchema, description="too_many_attempts")
 @transactional(commit_on=(DomainError,))  # a failed attempt is audited all the same
 def login(body):
-    """Exchange a username and password for an access and a refresh token."""
-    user = service.authenticate(body["username"], body["password"])
+    """Exchange a username and password for an access and a refresh token.
+
+    Throttled: too many failures from one address, or for one username (a delay that
+    grows, not for a client that signed in as that user before: it keeps the `qure_device`
+    cookie this answer sets), answer 429 `too_many_attempts` with Retry-After."""
+    known = devices.is_known(body["username"])
+    user = service.authenticate(body["username"], body["password"], known)
+    after_this_request(lambda response: devices.remember(response, user.username))
     return {
         "access_token": create_access_token(identity=user),
         "refresh_token": create_refresh_token(identity=user),
-        "token_type": "bearer",
+        "token_type": "bearer",  # nosec B105
         "expires_in": _expires_in(),
         "user": user,
     }
@@ -56,7 +62,7 @@ def refresh():
     user = g.actor
     return {
         "access_token": create_access_token(identity=user),
-        "token_type": "bearer",
+        "token_type": "bearer",  # nosec B105
         "expires_in": _expires_in(),
         "user": user,
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import secrets
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qure.auth.models import User
-from qure.core import audit
+from qure.core import audit, throttle
 from qure.core.db import get_or_raise
 from qure.core.errors import (
     Conflict,
@@ -297,62 +296,131 @@ def _failures_key(username: str) -> str:
     return f"qure:login_failures:{username}"
 
 
-def _reserve_attempt(username: str) -> tuple[str, int]:
-    """Count this attempt against the username before its password is checked, in one
-    atomic step, so that attempts sent at once cannot get round the limit.
+# Count one attempt against a username, atomically, unless it must wait: KEYS[1] holds the
+# failures in a row (`count`) and when the last one started (`last`). ARGV: now, the free
+# failures, the delay's cap, how long failures are remembered, 1 for a known device (never
+# held back, but its failures still count). Returns the seconds to wait (0: go ahead).
+_RESERVE_SCRIPT = """
+local now, free, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+if ARGV[5] ~= '1' and count >= free then
+  local ready = last + math.min(cap, 2 ^ (count - free + 1))
+  if now < ready then return math.max(1, math.ceil(ready - now)) end
+end
+redis.call('HSET', KEYS[1], 'count', count + 1, 'last', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 0
+"""
 
-    Returns the attempt's entry and the seconds the username stays locked. When locked
-    (more than LOGIN_MAX_FAILURES entries in the window with this one) the entry is taken
-    back; otherwise it stands as a failure unless the attempt succeeds.
+
+def login_delay(failures: int) -> int:
+    """The seconds a username must wait after `failures` failed sign-ins in a row: none for
+    the first LOGIN_MAX_FAILURES, then 2, 4, 8 ... up to LOGIN_DELAY_MAX_SECONDS."""
+    cfg = current_app.config
+    free, cap = cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_DELAY_MAX_SECONDS"]
+    return 0 if failures < free else min(cap, 2 ** (failures - free + 1))
+
+
+def _reserve_attempt(username: str, known_device: bool) -> int:
+    """Count this attempt against the username before its password is checked, in one
+    atomic step, so that attempts sent at once cannot get round the delay.
+
+    Returns the seconds the username must still wait (the attempt is then not counted), or
+    0: the attempt stands as a failure unless it succeeds. A known device is never held
+    back, so that a guesser elsewhere cannot keep the real user out of their usual browser.
     """
     cfg = current_app.config
-    window, limit = cfg["LOGIN_LOCK_SECONDS"], cfg["LOGIN_MAX_FAILURES"]
-    now = time.time()
-    key = _failures_key(username)
-    entry = f"{now:.6f}:{secrets.token_hex(4)}"
-    pipe = redis_store.client.pipeline()  # MULTI/EXEC: no other attempt in between
-    pipe.zremrangebyscore(key, 0, now - window)
-    pipe.zadd(key, {entry: now})
-    pipe.expire(key, window)
-    pipe.zrevrange(key, 0, -1, withscores=True)
-    others = [(m, score) for m, score in pipe.execute()[3] if m not in (entry, entry.encode())]
-    if len(others) < limit:
-        return entry, 0
-    redis_store.client.zrem(key, entry)
-    oldest_of_last = others[limit - 1][1]
-    return entry, max(1, math.ceil(oldest_of_last + window - now))
+    wait = redis_store.client.eval(
+        _RESERVE_SCRIPT,
+        1,
+        _failures_key(username),
+        f"{time.time():.6f}",
+        cfg["LOGIN_MAX_FAILURES"],
+        cfg["LOGIN_DELAY_MAX_SECONDS"],
+        cfg["LOGIN_FAILURE_WINDOW_SECONDS"],
+        "1" if known_device else "0",
+    )
+    return int(wait)
 
 
-def authenticate(username: str, password: str) -> User:
+def _in_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+def _reserve_address(address: str | None) -> str | None:
+    """Count this attempt against the caller's address (all usernames together); raise
+    TooManyAttempts when the address has failed too often lately. Returns the entry."""
+    if not address:
+        return None  # no request (a command or a test): nothing to count against
+    cfg = current_app.config
+    entry, wait = throttle.reserve(
+        "login_address",
+        address,
+        cfg["LOGIN_ADDRESS_MAX_FAILURES"],
+        cfg["LOGIN_ADDRESS_WINDOW_SECONDS"],
+    )
+    if wait:
+        raise TooManyAttempts(
+            f"Too many failed sign-ins from this address. Try again in {_in_words(wait)}.",
+            retry_after=wait,
+        )
+    return entry
+
+
+def authenticate(username: str, password: str, known_device: bool = False) -> User:
     """Check a username and password. Audits the outcome either way.
 
-    Raises TooManyAttempts (after LOGIN_MAX_FAILURES failures within LOGIN_LOCK_SECONDS,
-    even for the right password) or Unauthorized `invalid_credentials` (wrong username,
-    wrong password or deactivated account, without saying which). Returns the user.
+    Two limits, both counted in Redis before the password is checked:
+    - per address (the request's, all usernames together): LOGIN_ADDRESS_MAX_FAILURES
+      failures within LOGIN_ADDRESS_WINDOW_SECONDS, then every attempt is refused until the
+      oldest of them leaves the window;
+    - per username: after LOGIN_MAX_FAILURES failures in a row, each further attempt must
+      wait a delay that doubles (2, 4, 8 ... up to LOGIN_DELAY_MAX_SECONDS) after the last
+      one. Never a long lock, and none at all for a `known_device` (a browser the user
+      signed in from before), so a guesser cannot keep the real user out.
+
+    Raises TooManyAttempts (even for the right password) or Unauthorized
+    `invalid_credentials` (wrong username, wrong password or deactivated account, without
+    saying which). Returns the user.
     """
     # NUL cannot reach PostgreSQL; no username holds U+FFFD, so such a name matches nobody.
     name = (username or "").strip().lower()[:80].replace("\x00", "\ufffd")
     tried = {"id": None, "name": name, "role": None}
-    entry, remaining = _reserve_attempt(name)
+    address = audit.current_context().ip
+    try:
+        address_entry = _reserve_address(address)
+    except TooManyAttempts:
+        reason = {"reason": "address_limited"}
+        audit.record(None, "USER_LOGIN_FAILED", ("user", None), None, reason, tried)
+        raise
+    remaining = _reserve_attempt(name, known_device)
     if remaining:
+        if address_entry:  # not checked: not a failure of the address either
+            throttle.release("login_address", address, address_entry)
         audit.record(None, "USER_LOGIN_FAILED", ("user", None), None, {"reason": "locked"}, tried)
-        minutes = math.ceil(remaining / 60)
         raise TooManyAttempts(
-            f"Too many failed sign-ins for this username. Try again in {minutes} minute"
-            f"{'s' if minutes != 1 else ''}.",
+            f"Too many failed sign-ins for this username. Try again in {_in_words(remaining)}.",
             retry_after=remaining,
         )
     try:
         user = db.session.scalar(select(User).where(func.lower(User.username) == name))
         ok = password_matches(user, password or "") and user.is_active
     except Exception:
-        redis_store.client.zrem(_failures_key(name), entry)  # not checked: not a failure
+        # Not checked: not a failure.
+        redis_store.client.hincrby(_failures_key(name), "count", -1)
+        if address_entry:
+            throttle.release("login_address", address, address_entry)
         raise
     if not ok:
         target = ("user", user.id if user else None)
         audit.record(None, "USER_LOGIN_FAILED", target, None, {"reason": "invalid"}, tried)
         raise Unauthorized("Wrong username or password.", "invalid_credentials")
     redis_store.client.delete(_failures_key(name))
+    if address_entry:
+        throttle.release("login_address", address, address_entry)
     audit.record(user, "USER_LOGIN", ("user", user.id))
     return user
 

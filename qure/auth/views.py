@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from qure.auth import service
+from qure.auth import devices, service
 from qure.auth.forms import LoginForm
 from qure.billing import service as billing
 from qure.core.errors import TooManyAttempts, Unauthorized
@@ -45,10 +45,15 @@ def login():
     if form.validate_on_submit():
         failures = (Unauthorized, TooManyAttempts)  # committed: the failure is audited
         with transaction(form, catch=failures, commit_on=failures) as outcome:
-            user = service.authenticate(form.username.data, form.password.data)
+            known = devices.is_known(form.username.data)
+            user = service.authenticate(form.username.data, form.password.data, known)
         if not outcome.failed:
+            # A fresh session: nothing set before sign-in (by whoever handed this browser
+            # its cookie) survives it, the CSRF token included.
+            session.clear()
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
+            target = _safe_next(request.args.get("next")) or url_for("auth.home")
+            return devices.remember(redirect(target), user.username)
         status = outcome.status
         if isinstance(outcome.error, TooManyAttempts):
             headers["Retry-After"] = str(outcome.error.retry_after)

@@ -138,13 +138,15 @@ def summary():
 @blp.get("/display")
 @blp.response(200, BoardSchema)
 @blp.alt_response(401, schema=ErrorSchema)
+@blp.alt_response(429, schema=ErrorSchema, description="too_many_attempts (wrong keys)")
 @blp.doc(security=[{"bearerAuth": []}, {"displayKey": []}])
 def display():
     """Now serving and the next three per doctor on duty: token numbers and initials only.
-    Open to staff tokens and to the display key in `X-Display-Key`."""
+    Open to staff tokens and to the display key in `X-Display-Key`; too many wrong keys
+    from one address answer 429 `too_many_attempts` for a while."""
     state = board.board_state()
     given = request.headers.get("X-Display-Key")
-    if not (state.display_digest and board.display_key_matches(given, state.display_digest)):
+    if not (state.display_digest and board.try_display_key(given, state.display_digest)):
         verify_jwt_in_request(optional=True)
         if get_current_user() is None:
             raise Unauthorized("Send X-Display-Key or a staff bearer token.", "unauthorized")

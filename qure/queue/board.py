@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 
 from qure.admin.models import ClinicSetting
 from qure.auth.models import User
-from qure.core import audit, clock
+from qure.core import audit, clock, throttle
 from qure.core.db import after_commit
-from qure.core.errors import InvalidInput
+from qure.core.errors import InvalidInput, TooManyAttempts
 from qure.extensions import db, redis_store
 from qure.queue import store
 from qure.queue.loading import reload
@@ -87,6 +87,33 @@ def display_key_matches(key: str | None, expected: str | None = None) -> str | N
         return None
     given = _digest(key.strip())
     return given if hmac.compare_digest(given, expected) else None
+
+
+def try_display_key(key: str | None, expected: str | None = None) -> str | None:
+    """`display_key_matches`, throttled per address (the request's): each wrong key counts,
+    and after DISPLAY_KEY_MAX_FAILURES of them within DISPLAY_KEY_WINDOW_SECONDS every key
+    is refused, the right one too (else a guess would be told apart by its answer), until
+    the oldest failure leaves the window. A key of 12 characters stays out of reach: at 20
+    guesses a minute per address, even one of 12 lowercase letters takes millions of years.
+
+    Raises TooManyAttempts; returns the digest (right key) or None (no key, wrong key).
+    """
+    if not key:
+        return None
+    cfg = current_app.config
+    limit, window = cfg["DISPLAY_KEY_MAX_FAILURES"], cfg["DISPLAY_KEY_WINDOW_SECONDS"]
+    address = audit.current_context().ip or "-"
+    digest = display_key_matches(key, expected)
+    if digest:
+        wait = throttle.waiting("display_key", address, limit, window)
+    else:
+        _entry, wait = throttle.reserve("display_key", address, limit, window)
+    if wait:
+        raise TooManyAttempts(
+            f"Too many wrong display keys from this address. Try again in {wait} seconds.",
+            retry_after=wait,
+        )
+    return digest
 
 
 def display_key_set_at():

@@ -22,13 +22,13 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from qure.core import clock
-from qure.core.errors import DomainError
+from qure.core.errors import DomainError, TooManyAttempts
 from qure.core.forms import attach_errors, confirmation_status, int_arg, small_int
 from qure.core.http import transaction
 from qure.core.roles import Role, roles_required
 from qure.patients import service as patients
 from qure.queue import loading, service
-from qure.queue.board import board_body, board_state, display_key_digest, display_key_matches
+from qure.queue.board import board_body, board_state, display_key_digest, try_display_key
 from qure.queue.forms import (
     CallForm,
     DisplayKeyForm,
@@ -351,7 +351,12 @@ def board():
 @bp.post("/board/key")
 def board_key():
     form = DisplayKeyForm()
-    digest = display_key_matches(form.display_key.data) if form.validate() else None
+    try:
+        digest = try_display_key(form.display_key.data) if form.validate() else None
+    except TooManyAttempts as exc:
+        form.display_key.errors = [exc.message]
+        headers = {"Retry-After": str(exc.retry_after)}
+        return render_template("queue/board_key.html", form=form), 429, headers
     if not digest:
         form.display_key.errors = [*list(form.display_key.errors), "That is not the display key."]
         return render_template("queue/board_key.html", form=form), 401

@@ -161,7 +161,8 @@ def bar_chart(
         _empty(parts, frame)
     parts += frame.x_labels(points, lambda n: LEFT + (n + 0.5) * slot)
     parts.append("</svg>")
-    return Markup("".join(parts))
+    # Every value put into the parts above went through escape().
+    return Markup("".join(parts))  # nosec B704
 
 
 def line_chart(
@@ -200,4 +201,5 @@ def line_chart(
         _empty(parts, frame)
     parts += frame.x_labels(points, x)
     parts.append("</svg>")
-    return Markup("".join(parts))
+    # Every value put into the parts above went through escape().
+    return Markup("".join(parts))  # nosec B704

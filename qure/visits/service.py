@@ -111,7 +111,8 @@ def _own_token(actor: User, token_number: int) -> QueueEntry:
         entry = queue.get_token(token_number)
     except NotFound:
         raise InvalidInput(
-            "token_number: no such token", fields={"token_number": "No such token."}
+            "token_number: no such token",
+            fields={"token_number": "No such token."},  # nosec B105
         ) from None
     if entry.doctor_id != actor.id or entry.status != TokenStatus.WITH_DOCTOR:
         raise Conflict(

@@ -415,7 +415,7 @@ def test_five_failures_lock_the_username_even_for_the_right_password(reception):
     error = caught.value
     assert error.code == "too_many_attempts"
     assert error.status == 429
-    assert 0 < error.retry_after <= 900
+    assert error.retry_after == 2
     assert "Too many failed sign-ins" in error.message
     locked = [a for a in audits("USER_LOGIN_FAILED") if a["changes"]["new"]["reason"] == "locked"]
     assert len(locked) == 1
@@ -447,15 +447,49 @@ def test_success_before_the_fifth_failure_clears_the_count(reception):
     assert service.authenticate(reception.username, PASSWORD).id == reception.id
 
 
-def test_lock_expires_after_the_lock_window(app, reception):
-    window = app.config["LOGIN_LOCK_SECONDS"]
-    app.config["LOGIN_LOCK_SECONDS"] = 2
+def test_the_hold_after_five_failures_is_a_short_delay_not_a_long_lock(reception):
+    fail_times(reception.username, 5)
+    with pytest.raises(TooManyAttempts) as caught:
+        service.authenticate(reception.username, PASSWORD)
+    assert caught.value.retry_after == 2  # the first delay: 2 seconds, not 15 minutes
+    time.sleep(2.1)
+    assert service.authenticate(reception.username, PASSWORD).id == reception.id
+
+
+def test_each_failure_past_five_doubles_the_delay_up_to_the_cap(app, reception):
+    assert [service.login_delay(n) for n in (4, 5, 6, 9, 10, 11, 50)] == [0, 2, 4, 32, 60, 60, 60]
+    app.config["LOGIN_DELAY_MAX_SECONDS"], cap = 4, app.config["LOGIN_DELAY_MAX_SECONDS"]
     try:
         fail_times(reception.username, 5)
+        time.sleep(2.1)
+        fail_times(reception.username, 1)  # the sixth failure: the next waits 4 seconds
         with pytest.raises(TooManyAttempts) as caught:
             service.authenticate(reception.username, PASSWORD)
-        assert 0 < caught.value.retry_after <= 2
-        time.sleep(2.2)
-        assert service.authenticate(reception.username, PASSWORD).id == reception.id
+        assert 3 <= caught.value.retry_after <= 4
+        time.sleep(4.1)
+        fail_times(reception.username, 1)  # the seventh: 8 seconds, but capped at 4
+        with pytest.raises(TooManyAttempts) as caught:
+            service.authenticate(reception.username, PASSWORD)
+        assert 3 <= caught.value.retry_after <= 4
     finally:
-        app.config["LOGIN_LOCK_SECONDS"] = window
+        app.config["LOGIN_DELAY_MAX_SECONDS"] = cap
+
+
+def test_a_known_device_is_not_held_by_a_guesser_elsewhere(reception):
+    """The real user on the browser they signed in from before gets in at once, however
+    many wrong passwords someone else sends for their username."""
+    fail_times(reception.username, 5)
+    with pytest.raises(TooManyAttempts):
+        service.authenticate(reception.username, PASSWORD)
+    user = service.authenticate(reception.username, PASSWORD, known_device=True)
+    assert user.id == reception.id
+    # and the success clears the count for everyone
+    assert service.authenticate(reception.username, PASSWORD).id == reception.id
+
+
+def test_a_known_devices_wrong_passwords_still_count(reception):
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            service.authenticate(reception.username, WRONG, known_device=True)
+    with pytest.raises(TooManyAttempts):
+        service.authenticate(reception.username, PASSWORD)

@@ -314,3 +314,95 @@ def test_password_reset_by_admin_ends_the_users_session(app, admin, reception):
     assert boss.get("/admin/users").status_code == 200
     sign_in(staff, reception, "fresh-password-1")
     assert signed_in(staff)
+
+
+# ---- throttling that cannot lock staff out -------------------------------------------------
+
+
+def from_address(app, address: str):
+    """A browser at another address (the request's remote address, as ProxyFix gives it)."""
+    browser = app.test_client()
+    browser.environ_base["REMOTE_ADDR"] = address
+    return browser
+
+
+def test_one_address_trying_many_usernames_is_stopped(app, reception):
+    guesser = from_address(app, "203.0.113.9")
+    limit = app.config["LOGIN_ADDRESS_MAX_FAILURES"]
+    for n in range(limit):
+        assert try_sign_in(guesser, f"guess-{n}", "not-the-password").status_code == 401
+    response = try_sign_in(guesser, reception.username)  # even a right password, from there
+    assert response.status_code == 429
+    assert "Too many failed sign-ins from this address" in response.get_data(as_text=True)
+    assert 500 < int(response.headers["Retry-After"]) <= 600
+    assert not signed_in(guesser)
+    # the staff at the clinic's own address are not held by it
+    assert try_sign_in(from_address(app, "198.51.100.20"), reception.username).status_code == 302
+
+
+def test_a_guesser_cannot_keep_the_user_out_of_their_own_browser(app, reception):
+    desk = from_address(app, "198.51.100.20")
+    sign_in(desk, reception)  # the front-desk browser is now known for this username
+    assert desk.get_cookie("qure_device") is not None
+    form_post(desk, "/logout", {}, page="/home")
+    guesser = from_address(app, "203.0.113.9")
+    for _ in range(8):
+        try_sign_in(guesser, reception.username, "not-the-password")
+    assert try_sign_in(guesser, reception.username).status_code == 429
+    assert try_sign_in(from_address(app, "198.51.100.21"), reception.username).status_code == 429
+    # the real user, at their own browser, gets in at once
+    assert try_sign_in(desk, reception.username).status_code == 302
+    assert signed_in(desk)
+
+
+def test_a_forged_or_foreign_device_cookie_does_not_lift_the_delay(app, reception, doctor):
+    other = from_address(app, "198.51.100.22")
+    sign_in(other, doctor)  # known for the doctor, not for the reception user
+    other.set_cookie("qure_device", other.get_cookie("qure_device").value)
+    for _ in range(5):
+        try_sign_in(other, reception.username, "not-the-password")
+    assert try_sign_in(other, reception.username).status_code == 429
+    other.set_cookie("qure_device", "forged." + "x" * 40)
+    assert try_sign_in(other, reception.username).status_code == 429
+
+
+def test_refused_attempts_are_audited(app, reception):
+    guesser = from_address(app, "203.0.113.9")
+    for n in range(app.config["LOGIN_ADDRESS_MAX_FAILURES"] + 1):
+        try_sign_in(guesser, f"guess-{n}", "not-the-password")
+    db.session.expire_all()
+    reasons = [
+        row.payload["changes"]["new"]["reason"]
+        for row in db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
+        if row.payload["action"] == "USER_LOGIN_FAILED"
+    ]
+    assert reasons[-2:] == ["invalid", "address_limited"]
+    last = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id.desc())).first()
+    assert last.payload["ip"] == "203.0.113.9"
+
+
+# ---- a new session at sign-in --------------------------------------------------------------
+
+
+def test_nothing_set_before_sign_in_survives_it(client, reception):
+    """Session fixation: whoever handed this browser its session cookie (with values they
+    chose) must not share the session that signing in opens."""
+    client.get("/login")
+    with client.session_transaction() as planted:
+        planted["planted"] = "by-someone-else"
+        planted["display_key"] = "0" * 64
+        csrf_before = planted["csrf_token"]
+    before = client.get_cookie("session").value
+    sign_in(client, reception)
+    after = client.get_cookie("session").value
+    assert after != before
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert "display_key" not in session
+        assert session.get("csrf_token") != csrf_before
+        assert session["_user_id"].startswith(f"{reception.id}:")
+    # the cookie planted before sign-in opens nothing
+    stranger = client.application.test_client()
+    stranger.set_cookie("session", before)
+    assert not signed_in(stranger)
+    assert signed_in(client)

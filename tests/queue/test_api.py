@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from sqlalchemy import select, update
 from qure.auth import service as auth
 from qure.core import clock
 from qure.core.db import commit
+from qure.core.errors import InvalidInput
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
@@ -1132,3 +1134,58 @@ def test_the_api_audits_each_step(desk, doc, doctor, book):
     ).first()
     assert called.payload["user"]["id"] == doc.user.id
     assert called.payload["request_id"]
+
+
+# ---- guessing the display key --------------------------------------------------------------
+
+
+def display_from(client, address: str, key: str):
+    return client.get(
+        f"{URL}/display", headers={"X-Display-Key": key}, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def test_wrong_display_keys_are_throttled_per_address(app, client, admin):
+    board.set_display_key(admin, DISPLAY_KEY)
+    commit()
+    guesses = [display_from(client, "203.0.113.9", f"guess-{n:08d}") for n in range(200)]
+    statuses = [response.status_code for response in guesses]
+    limit = app.config["DISPLAY_KEY_MAX_FAILURES"]
+    assert statuses[:limit] == [401] * limit
+    assert set(statuses[limit:]) == {429}
+    # the right key from there is refused too: a guess cannot be told apart by its answer
+    response = display_from(client, "203.0.113.9", DISPLAY_KEY)
+    body = error(response, 429, "too_many_attempts")
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert body["details"]["retry_after"] == int(response.headers["Retry-After"])
+    # the waiting room's own screen, at its own address, goes on
+    assert display_from(client, "198.51.100.20", DISPLAY_KEY).status_code == 200
+
+
+def test_the_display_key_hold_ends_with_its_window(app, client, admin):
+    board.set_display_key(admin, DISPLAY_KEY)
+    commit()
+    app.config["DISPLAY_KEY_WINDOW_SECONDS"], window = 1, app.config["DISPLAY_KEY_WINDOW_SECONDS"]
+    try:
+        for n in range(app.config["DISPLAY_KEY_MAX_FAILURES"]):
+            display_from(client, "203.0.113.9", f"guess-{n:08d}")
+        error(display_from(client, "203.0.113.9", DISPLAY_KEY), 429, "too_many_attempts")
+        time.sleep(1.1)
+        assert display_from(client, "203.0.113.9", DISPLAY_KEY).status_code == 200
+    finally:
+        app.config["DISPLAY_KEY_WINDOW_SECONDS"] = window
+
+
+def test_right_keys_do_not_count_against_the_address(app, client, admin):
+    board.set_display_key(admin, DISPLAY_KEY)
+    commit()
+    for _ in range(app.config["DISPLAY_KEY_MAX_FAILURES"] + 5):
+        assert display_from(client, "198.51.100.20", DISPLAY_KEY).status_code == 200
+
+
+def test_a_twelve_character_display_key_opens_the_board(client, admin):
+    with pytest.raises(InvalidInput):
+        board.set_display_key(admin, "k" * 11)
+    board.set_display_key(admin, "tv-screen-12")
+    commit()
+    assert display_from(client, "198.51.100.20", "tv-screen-12").status_code == 200

@@ -1220,3 +1220,22 @@ def test_board_data_is_json_for_a_screen_with_no_queue(app, client, clinic_now, 
         "version": response.get_json()["version"],
         "doctors": [],
     }
+
+
+def test_wrong_keys_at_the_board_are_throttled_per_address(app, clinic_now, admin):
+    set_key(client_for(app, admin), KEY)
+    screen = app.test_client()
+    screen.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    limit = app.config["DISPLAY_KEY_MAX_FAILURES"]
+    for n in range(limit):
+        assert open_board(screen, f"guess-number-{n}").status_code == 401
+    response = open_board(screen, KEY)  # the right key, too late from there
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    block = field_block(page_text(response), "display_key")
+    assert "has-error" in block and "Too many wrong display keys" in block
+    assert screen.get("/queue/board/data").status_code == 401
+    # the waiting room's own screen is not held by someone else's guesses
+    tv = app.test_client()
+    tv.environ_base["REMOTE_ADDR"] = "198.51.100.20"
+    assert open_board(tv, KEY).status_code == 302
