@@ -9,6 +9,7 @@ from typing import Any
 
 import bcrypt
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +22,7 @@ from qure.core.errors import (
     InvalidInput,
     TooManyAttempts,
     Unauthorized,
+    Unavailable,
 )
 from qure.core.pagination import Page, paginate
 from qure.core.roles import Role
@@ -370,7 +372,27 @@ def _reserve_address(address: str | None) -> str | None:
     return entry
 
 
+class SignInUnavailable(Unavailable):
+    code = "sign_in_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Sign-in is unavailable for a moment (its attempt counters do not answer); "
+            "try again shortly. Staff already signed in keep working."
+        )
+
+
 def authenticate(username: str, password: str, known_device: bool = False) -> User:
+    """Check a username and password (see `_authenticate`). Raises SignInUnavailable (503)
+    when Redis, which counts the attempts, does not answer: without the counters a guesser
+    would be unlimited, so sign-in waits for them rather than going on unthrottled."""
+    try:
+        return _authenticate(username, password, known_device)
+    except RedisError:
+        raise SignInUnavailable() from None
+
+
+def _authenticate(username: str, password: str, known_device: bool = False) -> User:
     """Check a username and password. Audits the outcome either way.
 
     Two limits, both counted in Redis before the password is checked:

@@ -44,7 +44,8 @@ def login():
     headers = {}
     if form.validate_on_submit():
         failures = (Unauthorized, TooManyAttempts)  # committed: the failure is audited
-        with transaction(form, catch=failures, commit_on=failures) as outcome:
+        refusals = (*failures, service.SignInUnavailable)
+        with transaction(form, catch=refusals, commit_on=failures) as outcome:
             known = devices.is_known(form.username.data)
             user = service.authenticate(form.username.data, form.password.data, known)
         if not outcome.failed:
