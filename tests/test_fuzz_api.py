@@ -23,8 +23,11 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from sqlalchemy import text
 
 from qure.core.roles import Role
+from qure.extensions import db
+from tests.conftest import TABLES
 from tests.helpers import bearer, make_patient, make_user
 
 EXAMPLES = int(os.environ.get("QURE_FUZZ_EXAMPLES", "2"))
@@ -76,8 +79,15 @@ def fuzz(operation, headers: dict) -> str | None:
     return None
 
 
+def _committed() -> dict[str, int]:
+    """The rows of every table as another connection sees them: what was really committed."""
+    with db.engine.connect() as other:
+        return {t: other.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in TABLES}
+
+
 @pytest.mark.parametrize("role", list(Role))
 def test_every_operation_answers_as_documented_and_never_5xx(app, client, clinic_now, role):
+    before = _committed()
     user = make_user(role)
     # Something for the generated ids to find now and then.
     make_patient(user)
@@ -89,6 +99,9 @@ def test_every_operation_answers_as_documented_and_never_5xx(app, client, clinic
     ]
     print(f"{role}: {len(CASES)} generated cases so far")
     assert not failures, "\n\n".join(failures)
+    # The API commits, but only savepoints inside the test's transaction: no other
+    # connection sees a row of the fuzzing, and the rollback takes it all away.
+    assert _committed() == before
 
 
 # ---- the classes of bad input fixed at the edge, sent to every operation ----------------
@@ -112,7 +125,9 @@ EDGES = {
     "date_2030_02_30": {"json": '"2030-02-30"', "url": "2030-02-30", "header": "2030-02-30"},
 }
 INVALID_UTF8 = b'"\xff\xfe\xed\xa0\x80\xc3"'
-HEADERS = ("Authorization", "X-Request-ID", "Accept", "Idempotency-Key", "X-Display-Key")
+# Headers are read before any route: the classes that matter there, to every operation.
+IN_HEADERS = ("lone_surrogate", "deep_nesting", "invalid_utf8")
+HEADERS = ("X-Request-ID", "Accept", "Idempotency-Key", "X-Display-Key")
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -153,8 +168,9 @@ def _operations(app) -> list[dict]:
     return found
 
 
-def _requests(operation: dict, edge: dict):
-    """The requests that put `edge` in each place of `operation`: (path, kwargs)."""
+def _requests(operation: dict, kind: str):
+    """The requests that put the edge `kind` in each place of `operation`: (path, kwargs)."""
+    edge = EDGES[kind]
 
     def url(**replace) -> str:
         path = operation["path"]
@@ -169,11 +185,11 @@ def _requests(operation: dict, edge: dict):
         # Undecodable bytes as a server passes them on: latin-1 text in QUERY_STRING.
         raw = edge["header"] if edge["json"] else "\xff\xfe"
         yield url(), {"environ_overrides": {"QUERY_STRING": f"{name}={raw}"}}
-    for name in HEADERS:
-        yield (
-            url(),
-            {"environ_overrides": {"HTTP_" + name.upper().replace("-", "_"): edge["header"]}},
-        )
+    if kind in IN_HEADERS:
+        # The token (refused: 401), then the other headers the app reads, all at once.
+        yield url(), {"environ_overrides": {"HTTP_AUTHORIZATION": f"Bearer {edge['header']}"}}
+        environ = {"HTTP_" + n.upper().replace("-", "_"): edge["header"] for n in HEADERS}
+        yield url(), {"environ_overrides": environ}
     if operation["media"] == "application/json":
         names = operation["properties"] or ["x"]
         bodies = [
@@ -195,12 +211,11 @@ def _requests(operation: dict, edge: dict):
 
 @pytest.mark.parametrize("kind", list(EDGES))
 def test_no_operation_answers_5xx_to_bad_input_in_any_place(app, client, clinic_now, kind):
-    edge = EDGES[kind]
     tokens = {role: bearer(client, make_user(role))["Authorization"] for role in Role}
     make_patient()
     failures, sent = [], 0
     for operation in _operations(app):
-        for path, kwargs in _requests(operation, edge):
+        for path, kwargs in _requests(operation, kind):
             placed = kwargs.pop("environ_overrides", {})
             environ = {"HTTP_AUTHORIZATION": tokens[operation["role"]], **placed}
             answer = client.open(
@@ -210,5 +225,6 @@ def test_no_operation_answers_5xx_to_bad_input_in_any_place(app, client, clinic_
             if answer.status_code >= 500 and answer.status_code != 503:
                 where = f"{operation['method'].upper()} {path} {placed} {kwargs}"
                 failures.append(f"{where}: {answer.status_code} {answer.get_data()[:200]!r}")
-    assert sent > 500
+    print(f"{kind}: {sent} requests")
+    assert sent > 300  # every operation was reached
     assert not failures, "\n".join(failures[:40])
