@@ -2,11 +2,16 @@
 generated valid and invalid requests. No answer is a 5xx, and every answer conforms to the
 schema documented for its status.
 
-A short run is part of the suite (QURE_FUZZ_EXAMPLES per operation, role and generation
-mode, 2 by default, derandomised so the suite does not flake); `make fuzz` raises the count
-and draws new cases each run. Each role's run is one test, inside the usual rolled-back
-transaction: what the fuzzing creates (the API commits) only releases savepoints of the
-test's connection, so nothing leaks into other tests.
+A short run is part of the suite (QURE_FUZZ_EXAMPLES cases per operation and role, valid
+and invalid mixed, 2 by default: 680 in all, derandomised so the suite does not flake);
+`make fuzz` raises the count and draws new cases each run (QURE_FUZZ_RANDOM=1). Each role's
+run is one test, inside the usual rolled-back transaction: what the fuzzing creates (the API
+commits) only releases savepoints of the test's connection, so nothing leaks into other
+tests (checked from another connection).
+
+Then the classes of bad input the house fixed at the edge, which a generator rarely draws
+(lone surrogates, 1,000 nested lists, invalid UTF-8, 10**40, 0000-00-00 / 9999-12-31 /
+2030-02-30), are sent to every operation in each place it reads: path, query, headers, body.
 """
 
 from __future__ import annotations
