@@ -24,7 +24,12 @@ class SettingsSchema(Schema):
     gstin = fields.String(metadata={"description": "15 characters, checked; empty: none"})
     registration = fields.String()
     upi_id = fields.String(metadata={"description": "name@bank; empty: no UPI QR codes"})
-    consultation_fee = fields.Decimal(as_string=True, metadata={"example": "500.00"})
+    # Sent as text ("500.00"): apispec would document a Decimal field as a number.
+    consultation_fee = fields.Decimal(
+        as_string=True,
+        places=2,
+        metadata={"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "500.00"},
+    )
     consultation_gst_rate = fields.Integer(metadata={"enum": list(GST_RATES)})
     default_gst_rate = fields.Integer(metadata={"enum": list(GST_RATES)})
 

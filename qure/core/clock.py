@@ -60,10 +60,16 @@ def at_clinic_time(day: date, clock_time: time) -> datetime:
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The UTC instants where a clinic day starts and where the next one starts."""
-    start = at_clinic_time(day, time(0, 0))
-    end = at_clinic_time(date.fromordinal(day.toordinal() + 1), time(0, 0))
-    return start, end
+    """The UTC instants where a clinic day starts and where the next one starts. The first
+    and last days a date can hold (0001-01-01, 9999-12-31, which a typed filter may ask
+    for) end at the earliest and latest instants: their midnights are past the calendar."""
+    try:
+        start = at_clinic_time(day, time(0, 0))
+    except OverflowError:
+        start = datetime.min.replace(tzinfo=UTC)
+    if day == date.max:
+        return start, datetime.max.replace(tzinfo=UTC)
+    return start, at_clinic_time(date.fromordinal(day.toordinal() + 1), time(0, 0))
 
 
 def age_on(born: date, on: date) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from qure.extensions import redis_store
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "qure"
+# The ids RQ accepts: it raises ValueError for any other, which no job can have.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 _job_app: Flask | None = None
@@ -258,7 +261,10 @@ def _status_of(found: Job) -> JobStatus:
 
 
 def status(job_id: str) -> JobStatus | None:
-    """A job's status, progress, result or error; None when no such job is known."""
+    """A job's status, progress, result or error; None when no such job is known (an id
+    RQ would refuse, such as one typed into a URL with a quote or a space, is none)."""
+    if not JOB_ID.fullmatch(job_id):
+        return None
     try:
         return _status_of(Job.fetch(job_id, connection=redis_store.client))
     except NoSuchJobError:

@@ -14,6 +14,7 @@ from qure.core.db import add_pending
 from qure.core.models import OutboxEvent
 from qure.core.roles import Role
 from qure.extensions import db
+from tests.billing.test_openapi import Documented
 from tests.helpers import bearer, error, flashes, form_post, make_user, page_text, sign_in
 
 URL = "/api/v1/settings"
@@ -87,6 +88,17 @@ def test_an_admin_saves_some_and_the_change_is_audited(client, admin):
     # Saving the same values again changes nothing and records nothing.
     client.patch(URL, json={"clinic_name": "Shanti Clinic"}, headers=headers)
     assert len(audits()) == 1
+
+
+def test_the_settings_answer_as_documented_their_fee_a_string(client, admin):
+    # The fee was documented as a number and sent as "500.00" (found by tests/test_fuzz_api).
+    docs = Documented(client)
+    fee = docs.spec["components"]["schemas"]["Settings"]["properties"]["consultation_fee"]
+    assert fee["type"] == "string"
+    headers = bearer(client, admin)
+    assert docs.check("get", URL, client.get(URL, headers=headers))["consultation_fee"] == "500.00"
+    answer = client.patch(URL, json={"consultation_fee": "650.5"}, headers=headers)
+    assert docs.check("patch", URL, answer)["consultation_fee"] == "650.50"
 
 
 def test_a_saved_value_can_be_cleared(client, admin):

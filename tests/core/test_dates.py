@@ -96,3 +96,14 @@ def test_a_date_without_a_real_time_is_refused(typed):
 
 def test_headings_carry_the_weekday():
     assert clock.weekday_day(DEC_2) == "Wed 02 Dec 2026"
+
+
+def test_the_first_and_last_days_a_date_holds_have_bounds(app):
+    # day_bounds(9999-12-31) raised ValueError and (0001-01-01) OverflowError: the report
+    # filters answered 500 to ?from=9999-12-31 (found by tests/test_fuzz_api).
+    start, end = clock.day_bounds(date.max)
+    assert start == datetime(9999, 12, 30, 18, 30, tzinfo=UTC)
+    assert end == datetime.max.replace(tzinfo=UTC)
+    start, end = clock.day_bounds(date.min)
+    assert start == datetime.min.replace(tzinfo=UTC)
+    assert end.date() == date.min  # 18:06 UTC: Kolkata's local mean time then

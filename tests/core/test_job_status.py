@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import pytest
+
 from qure.core import jobs
 from qure.extensions import redis_store
+from tests.helpers import bearer, error
 
 ATTEMPTS = {"n": 0}
 
@@ -36,6 +41,14 @@ def test_a_submitted_job_reports_progress_and_its_result(app):
     assert (done.done, done.total) == (4, 4)
     assert done.result == {"done": 4}
     assert jobs.status("no-such-job") is None
+
+
+@pytest.mark.parametrize("job_id", ["B-s'a", "a b", "é", "\x14"])
+def test_an_id_no_job_could_have_is_not_found(app, client, admin, job_id):
+    # RQ raised ValueError for such an id, and the API answered 500 (found by tests/test_fuzz_api).
+    assert jobs.status(job_id) is None
+    answer = client.get(f"/api/v1/jobs/{quote(job_id, safe='')}", headers=bearer(client, admin))
+    error(answer, 404, "job_not_found")
 
 
 def test_submitting_the_same_id_twice_queues_it_once(app):
