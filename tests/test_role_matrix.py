@@ -317,8 +317,11 @@ def _calls(app, api: bool) -> Iterator[tuple[str, str, str]]:
     return iter(sorted(calls, key=lambda call: call[0] == "auth.logout"))
 
 
-def _allowed(table: dict, endpoint: str, role: Role | None) -> str | bool:
-    row = table[endpoint]
+def _allowed(table: dict, endpoint: str, role: Role | None) -> str | bool | None:
+    """PUBLIC, KEYED, whether `role` may (False for anonymous), or None: no row."""
+    row = table.get(endpoint)
+    if row is None:
+        return None
     if isinstance(row, str):
         return row
     return role is not None and role in row
@@ -370,6 +373,9 @@ def _api_walk(app, client, headers: dict, role: Role | None, refresh: dict) -> l
     failures = []
     for endpoint, method, path in _calls(app, api=True):
         allowed = _allowed(API, endpoint, role)
+        if allowed is None:
+            failures.append(f"{method} {path} ({endpoint}): no row in the table")
+            continue
         if allowed == KEYED:  # staff tokens open it; anonymous callers need the key
             allowed = role is not None
         sent = refresh if endpoint == "api_auth.refresh" and role else headers
@@ -445,6 +451,9 @@ def _page_walk(app, client, role: Role | None) -> list[str]:
     failures = []
     for endpoint, method, path in _calls(app, api=False):
         allowed = _allowed(HTML, endpoint, role)
+        if allowed is None:
+            failures.append(f"{method} {path} ({endpoint}): no row in the table")
+            continue
         try:
             if method == "GET":
                 response = client.get(path)
