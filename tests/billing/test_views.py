@@ -537,6 +537,21 @@ def test_the_admin_sees_past_closes(client, admin, reception):
     assert "Closed" in closed and "Close 06 Jan 2030" not in closed
 
 
+def test_the_cashier_sees_past_closes_as_the_api_shows_them(client, reception):
+    # SPEC 0: the day close is the desk's (ADMIN, RECEPTION); the page once let only ADMIN in.
+    sign_in(client, reception)
+    form_post(
+        client,
+        "/billing/day-close",
+        {"date": "2030-01-06", "cash_counted": "0"},
+        page="/billing/day-close?date=2030-01-06",
+    )
+    assert 'href="/billing/day-closes">Past closes</a>' in page_text(client.get("/billing"))
+    page = text_of(page_text(client.get("/billing/day-closes")))
+    assert "06 Jan 2030 0.00 0.00 0.00 0.00 0.00 0.00" in page
+    assert reception.full_name in page
+
+
 # ---- who may see and do what ------------------------------------------------------------------
 
 
