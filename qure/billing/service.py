@@ -237,14 +237,9 @@ def documents_query(
     )
     if status:
         invoice = invoice.where(Invoice.status == status)
-    if method:
-        invoice = invoice.where(Payment.method == method)
-    if patient_id is not None:
-        invoice = invoice.where(Invoice.patient_id == patient_id)
-    if start is not None:
-        invoice = invoice.where(Invoice.invoice_date >= start)
-    if end is not None:
-        invoice = invoice.where(Invoice.invoice_date <= end)
+    invoice = _filtered(
+        invoice, Payment.method, Invoice.invoice_date, method, patient_id, start, end
+    )
     if kind in (None, INVOICE_KIND):
         branches.append(invoice)
     if kind in (None, CREDIT_NOTE_KIND) and not status:
@@ -268,14 +263,9 @@ def documents_query(
             .join(Invoice, Invoice.id == CreditNote.invoice_id)
             .join(Patient, Patient.id == Invoice.patient_id)
         )
-        if method:
-            note = note.where(CreditNote.method == method)
-        if patient_id is not None:
-            note = note.where(Invoice.patient_id == patient_id)
-        if start is not None:
-            note = note.where(CreditNote.issued_on >= start)
-        if end is not None:
-            note = note.where(CreditNote.issued_on <= end)
+        note = _filtered(
+            note, CreditNote.method, CreditNote.issued_on, method, patient_id, start, end
+        )
         branches.append(note)
     if not branches:  # a status asked of credit notes only: nothing matches
         branches.append(invoice.where(false()))
@@ -283,6 +273,20 @@ def documents_query(
     return select(rows).order_by(
         rows.c.date.desc(), rows.c.created_at.desc(), rows.c.kind, rows.c.id.desc()
     )
+
+
+def _filtered(query, method_column, day_column, method, patient_id, start, end):
+    """`query` (an invoice's or a credit note's branch, both joined to the invoice) kept to
+    the method, the patient and the days asked."""
+    if method:
+        query = query.where(method_column == method)
+    if patient_id is not None:
+        query = query.where(Invoice.patient_id == patient_id)
+    if start is not None:
+        query = query.where(day_column >= start)
+    if end is not None:
+        query = query.where(day_column <= end)
+    return query
 
 
 def _document(row) -> dict[str, Any]:
