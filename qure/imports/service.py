@@ -54,18 +54,9 @@ MAX_RECORD_CHARS = 20_000
 MAX_FILENAME = 200
 SNIFF_BYTES = 8192
 
-PATIENT_COLUMNS = (
-    "full_name",
-    "date_of_birth",
-    "age_years",
-    "sex",
-    "phone",
-    "email",
-    "address",
-    "blood_group",
-    "allergies",
-    "chronic_conditions",
-)
+# A patient's columns are the registration's fields, but for the emergency contact (a
+# structured field that a spreadsheet cell does not hold).
+PATIENT_COLUMNS = tuple(f for f in patients.FIELDS if f != "emergency_contact")
 PATIENT_REQUIRED = ("full_name", "date_of_birth", "sex", "phone")
 PATIENT_EXAMPLE = (
     "Asha Devi Sharma",
