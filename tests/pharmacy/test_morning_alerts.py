@@ -7,7 +7,6 @@ import logging
 import smtplib
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from qure.core import clock
@@ -16,9 +15,9 @@ from qure.core.roles import Role
 from qure.extensions import db
 from qure.pharmacy import alerts, tasks
 from qure.pharmacy.models import Batch, StockAlertDay, StockAlertTold
+from tests import smtp
 from tests.helpers import NOW, TODAY, make_user
 from tests.pharmacy.helpers import in_days, medicine, stocked
-from tests.scheduling.test_reminders import _free_port
 
 MORNING = NOW.replace(hour=8, minute=5)
 
@@ -102,39 +101,10 @@ def test_a_quiet_morning_is_recorded_but_tells_nobody(app, pharmacist):
     assert db.session.get(StockAlertDay, TODAY) is not None
 
 
-class RefusingInbox:
-    """A mail server that refuses the addresses in `refused` (550) and keeps the rest."""
-
-    def __init__(self) -> None:
-        self.refused: set[str] = set()
-        self.messages = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refused:
-            return "550 5.1.1 Mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture
 def refusing_smtp(app):
-    inbox = RefusingInbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    saved = {k: app.config.get(k) for k in ("REMINDER_SENDER", "SMTP_HOST", "SMTP_PORT")}
-    app.config.update(
-        REMINDER_SENDER="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM="desk@qure.test"
-    )
-    try:
+    with smtp.serving(app) as inbox:
         yield inbox
-    finally:
-        app.config.update(saved)
-        controller.stop()
 
 
 def _told() -> list[int]:

@@ -5,11 +5,9 @@ appointments get none; a patient without e-mail is skipped and counted."""
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from qure.core import clock
@@ -17,6 +15,7 @@ from qure.core.models import OutboxEvent
 from qure.extensions import db
 from qure.scheduling import appointments, reminders, tasks
 from qure.scheduling.models import Appointment, AppointmentStatus
+from tests import smtp
 from tests.helpers import NOW, TODAY, make_appointment, make_patient, make_slots
 
 TOMORROW = TODAY + timedelta(days=1)
@@ -90,36 +89,10 @@ def test_no_show_and_checked_in_appointments_get_none(app, booked, reception):
     assert _reminded()[booked["asha"].id] is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp_server(app):
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    saved = {k: app.config.get(k) for k in ("REMINDER_SENDER", "SMTP_HOST", "SMTP_PORT")}
-    app.config.update(
-        REMINDER_SENDER="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM="desk@qure.test"
-    )
-    try:
+    with smtp.serving(app) as inbox:
         yield inbox
-    finally:
-        app.config.update(saved)
-        controller.stop()
 
 
 def test_smtp_mails_the_patient_once_and_skips_one_without_email(app, booked, smtp_server):
