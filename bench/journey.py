@@ -18,9 +18,11 @@ paced figure), instead of none (closed loop).
 Reported per client count: journeys/s, per-step p50/p95/p99, errors by step and status, and
 the CPU each journey cost in the app server, PostgreSQL and this client (from /proc); with
 the app's Server-Timing header (QURE_SERVER_TIMING=1, set here), each step's median CPU in
-the app. `--scenario readmix` (patient search + GET /api/v1/queue/today over 10,000
-patients and 100 tokens, 16 clients) and `--scenario today` (GET /api/v1/queue/today with
-400 tokens across 10 doctors, 16 clients) measure reads.
+the app. `--scenario readmix` (patient search, GET /api/v1/queue/today, the billing desk's
+visits to bill, the pharmacy's prescriptions to dispense and the inventory list, over
+10,000 patients, 100 tokens and 60 rows waiting at each counter, 16 clients) and
+`--scenario today` (GET /api/v1/queue/today with 400 tokens across 10 doctors, 16 clients)
+measure reads.
 
 `--baseline REF` runs the same benchmark on REF (checked out in a temporary worktree, the
 same venv and servers, its own database) and on this checkout, one after the other
@@ -641,6 +643,68 @@ def fill_queue(app: Checkout, doctors: int, tokens: int) -> list[str]:
     return [admin_token]
 
 
+# The read mix: what the desks look at between their writes. Each list page shows the
+# API's default page (50 rows) over READMIX_WAITING rows waiting at each counter.
+READMIX = (
+    (0.50, "search"),
+    (0.15, "queue_today"),
+    (0.10, "to_bill"),
+    (0.10, "to_dispense"),
+    (0.15, "inventory"),
+)
+READMIX_NAME = "read mix (50% search, 15% queue/today, 10% to bill, 10% to dispense, 15% inventory)"
+READMIX_WAITING = 60
+INVENTORY_PAGES = 2  # the demo catalogue's medicines, 50 a page
+
+
+def read_mix(rng: random.Random, searches) -> tuple[str, str]:
+    pick, kind = rng.random(), READMIX[-1][1]
+    for share, name in READMIX:
+        if pick < share:
+            kind = name
+            break
+        pick -= share
+    if kind == "search":
+        _, q = searches.next()
+        return kind, f"/api/v1/patients?q={quote(q)}"
+    return kind, {
+        "queue_today": "/api/v1/queue/today",
+        "to_bill": "/api/v1/billing/to-bill",
+        "to_dispense": "/api/v1/prescriptions?status=awaiting_dispense",
+        "inventory": f"/api/v1/inventory/medicines?page={rng.randint(1, INVENTORY_PAGES)}",
+    }[kind]
+
+
+def fill_counters(app: Checkout, medicines: list[int], zone: str, waiting: int) -> None:
+    """`waiting` completed visits not yet billed (the billing desk's list) and `waiting`
+    paid prescriptions not yet dispensed (the pharmacy's), by whole journeys that stop at
+    complete and at pay."""
+    admin = Client(app.port, app.login(app.admin))
+    run_id = secrets.token_hex(2)
+    reception = f"frec{run_id}"
+    app.user(admin, "RECEPTION", reception)
+    for n, billing in enumerate((False, True)):
+        doctors = []
+        for j in range(2):
+            name = f"fdoc{run_id}x{n}x{j}"
+            app.user(admin, "DOCTOR", name, registration_number=f"FB-{run_id}-{n}-{j}")
+            doctors.append(app.login(name))
+        desk = Desk(
+            app.port, app.login(reception), doctors, medicines, zone, 9000 + n, billing=billing
+        )
+        for client in desk.clients():
+            client.pause = 0.0  # setting up, not measured
+        for i in range(waiting):
+            which = i % len(doctors)
+            start = desk.next_slot[which]
+            desk.next_slot[which] = start + timedelta(minutes=SLOT_MINUTES)
+            failed = desk.journey(desk.doctors[which], start, desk.next_slot[which])
+            if failed:
+                errors = [e for c in desk.clients() for e in c.errors]
+                raise SystemExit(f"[{app.label}] filling the counters failed at {failed}: {errors}")
+    say(f"[{app.label}]    {waiting} visits waiting to be billed, {waiting} to be dispensed")
+
+
 def read_level(app: Checkout, name: str, clients: int, embedded: bool, mix, stop) -> dict:
     """`clients` closed-loop readers for the measured seconds; mix(rng) gives (kind, path)."""
     token = app.login(app.admin)
@@ -742,15 +806,9 @@ def measure(root: Path, label: str, args: argparse.Namespace, redis_db: int) -> 
             searches = base.SearchMix(phones, max_mrn, seed=7)
             if "today" not in args.scenario:
                 fill_queue(app, 10, 100)
-
-            def mix(rng: random.Random):
-                if rng.random() < 0.2:
-                    return "queue_today", "/api/v1/queue/today"
-                _, q = searches.next()
-                return "search", f"/api/v1/patients?q={quote(q)}"
-
+            fill_counters(app, medicines, zone, READMIX_WAITING)
             result["scenarios"]["readmix"] = read_level(
-                app, "read mix (80% search, 20% queue/today)", 16, embedded, mix, stop
+                app, READMIX_NAME, 16, embedded, lambda rng: read_mix(rng, searches), stop
             )
     finally:
         app.stop()

@@ -76,7 +76,13 @@ SHOWN = (
     joinedload(Invoice.payment).joinedload(Payment.received_by, innerjoin=True),
     selectinload(Invoice.credit_notes).selectinload(CreditNote.lines),
 )
-LOCKED = SHOWN[:-1]  # credit notes: see _locked
+# What a locked read loads with the invoice, in its own statement (FOR UPDATE OF invoices):
+# its patient, lines and payment; credit notes only for a PAID invoice (see _locked).
+LOCKED = (
+    joinedload(Invoice.patient, innerjoin=True),
+    joinedload(Invoice.lines),
+    joinedload(Invoice.payment).joinedload(Payment.received_by, innerjoin=True),
+)
 NOTE_SHOWN = (
     joinedload(CreditNote.invoice, innerjoin=True).joinedload(Invoice.patient, innerjoin=True),
     joinedload(CreditNote.created_by, innerjoin=True),

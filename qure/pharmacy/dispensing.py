@@ -101,10 +101,12 @@ def outstanding(prescription: Prescription, left: dict[int, int]) -> list[dict[s
 
 # ---- dispensing ------------------------------------------------------------------------
 
+# One statement: the prescription (locked: FOR UPDATE OF prescriptions), its patient and
+# doctor, its items and their medicines.
 LOCKED = (
     joinedload(Prescription.patient, innerjoin=True),
     joinedload(Prescription.doctor, innerjoin=True),
-    selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
+    joinedload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
 )
 
 

@@ -68,13 +68,14 @@ def get_prescription(prescription_id: int) -> Prescription:
 
 
 # What `plain` reads: the items and their medicines (a caller holding the visit has its
-# patient, doctor and notes already).
-ITEMS = (selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),)
+# patient, doctor and notes already), joined into the prescription's own statement.
+ITEMS = (joinedload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),)
 
 
 def for_visit(visit_id: int, options: tuple = SHOWN) -> Prescription | None:
     query = select(Prescription).where(Prescription.visit_id == visit_id).options(*options)
-    return db.session.scalars(query).first()
+    # unique(): joined items repeat the prescription's row (a visit has one prescription).
+    return db.session.scalars(query).unique().first()
 
 
 # What billing reads of a prescription: its visit with patient and doctor, its items and

@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from qure.auth.models import User
 from qure.extensions import db
@@ -121,12 +121,13 @@ class VisitNote(db.Model):
 
 
 # What a visit's pages and answers show of it, loaded with it (the models raise on a lazy
-# load): the patient and doctor joined into the visit's own statement (a locked read locks
-# only `visits`: `get_or_none` asks FOR UPDATE OF the model), the notes in a second one.
-# Here, not in the service, so that prescriptions can load a visit without depending on
-# visits' service.
+# load): the patient, the doctor and the notes with their authors joined into the visit's
+# own statement (a locked read locks only `visits`: `get_or_none` asks FOR UPDATE OF the
+# model), one statement where a second for the notes cost as much again. For a read by id
+# (`Session.get`, which makes the joined notes unique). Here, not in the service, so that
+# prescriptions can load a visit without depending on visits' service.
 SHOWN = (
     joinedload(Visit.patient, innerjoin=True),
     joinedload(Visit.doctor, innerjoin=True),
-    selectinload(Visit.notes).joinedload(VisitNote.author, innerjoin=True),
+    joinedload(Visit.notes).joinedload(VisitNote.author, innerjoin=True),
 )

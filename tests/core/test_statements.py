@@ -167,19 +167,22 @@ JOURNEY_STATEMENTS = {
     "checkin": 9,
     "next": 9,
     "start": 7,
-    "vitals": 5,
-    "note": 5,
-    "prescription": 10,
-    "complete": 11,
-    # the user; settings; the prescription and its items; the invoice and its lines in a
+    # the user; the visit locked with its patient, doctor and notes; the visit; the audit
+    "vitals": 4,
+    "note": 4,
+    "prescription": 9,
+    # the user; the visit; the visit's token and appointment, each read then written; the
+    # prescription with its items (the answer); the audit records
+    "complete": 9,
+    # the user; settings; the prescription with its items; the invoice and its lines in a
     # savepoint (a visit billed before, or by a second desk, is a 409), the audit record
-    "invoice": 9,
-    # the user; the invoice locked and its lines (no credit notes: it is not PAID); the
+    "invoice": 8,
+    # the user; the invoice locked with its lines (no credit notes: it is not PAID); the
     # year's counter; the invoice; the audit record; settings (the answer's UPI link)
-    "finalize": 7,
-    # the user; the invoice locked and its lines; the day's takings lock and close; the
+    "finalize": 6,
+    # the user; the invoice locked with its lines; the day's takings lock and close; the
     # invoice and the payment in one flush; the audit record
-    "pay": 8,
+    "pay": 7,
 }
 
 

@@ -380,7 +380,7 @@ def test_a_dispensing_sends_the_statements_it_is_pinned_to(
     app, client, doctor, reception, pharmacist
 ):
     """Two medicines from three batches, the path every patient at the counter takes: the
-    user; the prescription locked with its patient and doctor, and its items; the PAID
+    user; the prescription locked with its patient, doctor and items (one statement); the PAID
     invoice locked FOR SHARE with its lines (one statement); the usable batches locked;
     the batches' new quantities (one executemany); the dispensing; the prescription's
     state; its items; the outbox (audit record and movements, one insert). Nothing asks
@@ -407,4 +407,4 @@ def test_a_dispensing_sends_the_statements_it_is_pinned_to(
         ("A2", 5),
         ("B1", 4),
     ]
-    assert len(sent) == 10, sent
+    assert len(sent) == 9, sent
