@@ -31,7 +31,7 @@ from qure.billing import invoiced
 from qure.core import audit, clock, exports, money
 from qure.core.db import get_or_raise
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, cut_total, page_cut, paginate
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients import service as patients
@@ -487,18 +487,99 @@ def _awaiting():
 
 
 def to_dispense(page: int = 1, per_page: int = 50) -> Page:
-    """Prescriptions with a PAID invoice that are not fully dispensed, oldest first."""
-    query = (
-        select(Prescription)
+    """Prescriptions with a PAID invoice that are not fully dispensed, oldest first, in
+    one statement: the page is cut first (with the count of all), then only its rows are
+    joined to their patient, doctor and items with their medicines. Items are plain dicts
+    (`_listed_prescriptions`): what `PrescriptionSchema` shows of each (the API writes
+    them with `prescriptions.schemas.listed`), which is also what the counter's page
+    shows."""
+    awaiting = (
+        select(Prescription.id, Prescription.created_at)
         .where(*_awaiting())
         .order_by(Prescription.created_at, Prescription.id)
-        .options(
-            joinedload(Prescription.patient, innerjoin=True),
-            joinedload(Prescription.doctor, innerjoin=True),
-            selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
-        )
     )
-    return paginate(query, page, per_page)
+    cut = page_cut(awaiting, page, per_page)
+    rows = []
+    if cut is not None:
+        statement = (
+            select(*LISTED_COLUMNS, cut.c.total)
+            .select_from(cut)
+            .join(Prescription, Prescription.id == cut.c.id)
+            .join(Patient, Patient.id == Prescription.patient_id)
+            .join(User, User.id == Prescription.doctor_id)
+            .join(PrescriptionItem, PrescriptionItem.prescription_id == Prescription.id)
+            .join(Medicine, Medicine.id == PrescriptionItem.medicine_id)
+            .order_by(cut.c.created_at, cut.c.id, PrescriptionItem.position)
+        )
+        rows = db.session.execute(statement).all()
+    total = cut_total(awaiting, rows, page)
+    return Page(_listed_prescriptions(rows), page, per_page, total)
+
+
+# What the to-dispense list reads of a prescription and of each of its items.
+LISTED_COLUMNS = (
+    Prescription.id,
+    Prescription.visit_id,
+    Patient.id.label("patient_id"),
+    Patient.full_name.label("patient_name"),
+    Patient.mrn,
+    User.id.label("doctor_id"),
+    User.full_name.label("doctor_name"),
+    Prescription.notes,
+    Prescription.allergy_override_reason,
+    Prescription.dispense_status,
+    Prescription.created_at,
+    Medicine.id.label("medicine_id"),
+    Medicine.name.label("medicine_name"),
+    Medicine.generic_name,
+    Medicine.strength,
+    Medicine.dosage_form,
+    PrescriptionItem.dose,
+    PrescriptionItem.frequency,
+    PrescriptionItem.duration_days,
+    PrescriptionItem.quantity,
+    PrescriptionItem.route,
+    PrescriptionItem.instructions,
+)
+
+
+def _listed_prescriptions(rows) -> list[dict[str, Any]]:
+    """The prescriptions of `rows` (one row per item, a prescription's rows together, its
+    items in order) as plain dicts shaped as `PrescriptionSchema`, values not formatted."""
+    listed: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for r in rows:
+        if current.get("id") != r.id:
+            current = {
+                "id": r.id,
+                "visit_id": r.visit_id,
+                "patient": {"id": r.patient_id, "full_name": r.patient_name, "mrn": r.mrn},
+                "doctor": {"id": r.doctor_id, "full_name": r.doctor_name},
+                "notes": r.notes,
+                "allergy_override_reason": r.allergy_override_reason,
+                "dispense_status": r.dispense_status,
+                "created_at": r.created_at,
+                "items": [],
+            }
+            listed.append(current)
+        current["items"].append(
+            {
+                "medicine": {
+                    "id": r.medicine_id,
+                    "name": r.medicine_name,
+                    "generic_name": r.generic_name,
+                    "strength": r.strength,
+                    "dosage_form": r.dosage_form,
+                },
+                "dose": r.dose,
+                "frequency": r.frequency,
+                "duration_days": r.duration_days,
+                "quantity": r.quantity,
+                "route": r.route,
+                "instructions": r.instructions,
+            }
+        )
+    return listed
 
 
 def count_to_dispense() -> int:

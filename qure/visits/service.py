@@ -17,11 +17,12 @@ from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, cut_total, page_cut, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.patients.models import Patient
 from qure.prescriptions import service as prescriptions
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry, TokenStatus
@@ -91,16 +92,48 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
 
 def completed_page(excluded: Select, page: int = 1, per_page: int = 50) -> Page:
     """Completed visits, the latest completed first, without those whose ids `excluded`
-    selects (billing leaves out the visits it has billed), with patient and doctor."""
-    query = (
-        select(Visit)
+    selects (billing leaves out the visits it has billed), in one statement: the page is
+    cut first (with the count of all), then only its rows are joined to their patient and
+    doctor. Items are plain dicts: {id, patient: {id, full_name, mrn}, doctor: {id,
+    full_name}, diagnosis, completed_at}."""
+    completed = (
+        select(Visit.id, Visit.completed_at)
         .where(Visit.status == VisitStatus.COMPLETED, Visit.id.not_in(excluded))
         .order_by(Visit.completed_at.desc(), Visit.id.desc())
-        .options(
-            joinedload(Visit.patient, innerjoin=True), joinedload(Visit.doctor, innerjoin=True)
-        )
     )
-    return paginate(query, page, per_page)
+    cut = page_cut(completed, page, per_page)
+    rows = []
+    if cut is not None:
+        statement = (
+            select(
+                cut.c.id,
+                Patient.id.label("patient_id"),
+                Patient.full_name.label("patient_name"),
+                Patient.mrn,
+                User.id.label("doctor_id"),
+                User.full_name.label("doctor_name"),
+                Visit.diagnosis,
+                cut.c.completed_at,
+                cut.c.total,
+            )
+            .select_from(cut)
+            .join(Visit, Visit.id == cut.c.id)
+            .join(Patient, Patient.id == Visit.patient_id)
+            .join(User, User.id == Visit.doctor_id)
+            .order_by(cut.c.completed_at.desc(), cut.c.id.desc())
+        )
+        rows = db.session.execute(statement).all()
+    items = [
+        {
+            "id": r.id,
+            "patient": {"id": r.patient_id, "full_name": r.patient_name, "mrn": r.mrn},
+            "doctor": {"id": r.doctor_id, "full_name": r.doctor_name},
+            "diagnosis": r.diagnosis,
+            "completed_at": r.completed_at,
+        }
+        for r in rows
+    ]
+    return Page(items, page, per_page, cut_total(completed, rows, page))
 
 
 # ---- starting --------------------------------------------------------------------------
