@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
-from sqlalchemy import Select, Subquery, func, select
+from sqlalchemy import Integer, Select, Subquery, bindparam, func, select
 
 from qure.core.errors import InvalidInput
 from qure.extensions import db
@@ -58,22 +58,30 @@ def paginate(query: Select, page: int, per_page: int) -> Page:
     return Page(list(items), page, per_page, total)
 
 
-def page_cut(query: Select, page: int, per_page: int) -> Subquery | None:
+def page_cut(query: Select) -> Subquery:
     """One page of `query` (ordered, selecting the keys of the rows it lists) as a
     subquery named `page`, with the count of every row it matches as its column `total`
     (`count(*) OVER ()` is computed before LIMIT): join the page's details to it, so that
     one statement answers the page and its total, and only the page's rows are joined.
-    None past any page there can be (see `cut_total`)."""
+    The page is bound at execution (`page_params`): a statement built on it once serves
+    every page (building one costs more CPU than running it)."""
+    counted = query.add_columns(func.count().over().label("total"))
+    limit = bindparam("page_limit", type_=Integer)
+    return counted.limit(limit).offset(bindparam("page_offset", type_=Integer)).subquery("page")
+
+
+def page_params(page: int, per_page: int) -> dict[str, int] | None:
+    """The parameters of a statement on a `page_cut` for this page; None past any page
+    there can be (nothing to fetch: see `cut_total`)."""
     check_bounds(page, per_page)
     offset = (page - 1) * per_page
     if offset >= MAX_OFFSET:
         return None
-    counted = query.add_columns(func.count().over().label("total"))
-    return counted.limit(per_page).offset(offset).subquery("page")
+    return {"page_limit": per_page, "page_offset": offset}
 
 
 def cut_total(query: Select, rows: list[Any], page: int) -> int:
-    """The total of a page cut by `page_cut(query, ...)` whose statement answered `rows`
+    """The total of a page cut by `page_cut(query)` whose statement answered `rows`
     (each with the cut's `total`): theirs, or, for an empty page past the first, the
     count alone (one more statement)."""
     if rows:
