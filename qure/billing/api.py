@@ -26,11 +26,12 @@ from qure.billing.schemas import (
     ReceiptArgs,
     TakingsSchema,
     ToBillPage,
+    listed,
 )
 from qure.core import clock
 from qure.core.http import transactional
 from qure.core.roles import api_roles
-from qure.core.schemas import ErrorSchema, PageArgs, page_body
+from qure.core.schemas import ErrorSchema, PageArgs, listed_page, page_body
 
 blp = Blueprint("api_billing", __name__, url_prefix="/api/v1/billing", description="Billing")
 notes_blp = Blueprint(
@@ -82,7 +83,9 @@ def list_invoices(args):
 @blp.response(200, ToBillPage)
 def to_bill(args):
     """Completed visits not yet invoiced, the latest first."""
-    return page_body(service.to_bill(args["page"], args["per_page"]))
+    # Items built as ToBillPage documents them (`listed`), not dumped again.
+    page = service.to_bill(args["page"], args["per_page"])
+    return listed_page(page, listed(page.items))
 
 
 @blp.get("/takings")

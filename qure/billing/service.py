@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -330,13 +331,19 @@ def documents_rows(**filters: Any) -> Iterator[dict[str, Any]]:
 
 
 def to_bill(page: int = 1, per_page: int = 50) -> Page:
-    """Completed visits without an AUTO invoice that is not cancelled, newest first."""
-    billed = select(Invoice.visit_id).where(
+    """Completed visits without an AUTO invoice that is not cancelled, newest first
+    (plain dicts: `visits.completed_page`)."""
+    return visits.completed_page(_billed(), page, per_page)
+
+
+@cache
+def _billed() -> Select:
+    """The ids of the visits billed: an AUTO invoice, not cancelled (built once)."""
+    return select(Invoice.visit_id).where(
         Invoice.mode == InvoiceMode.AUTO,
         Invoice.status != InvoiceStatus.CANCELLED,
         Invoice.visit_id.is_not(None),
     )
-    return visits.completed_page(billed, page, per_page)
 
 
 # ---- input -----------------------------------------------------------------------------

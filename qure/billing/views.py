@@ -267,11 +267,11 @@ def index():
         to_bill=to_bill,
         visits=[
             {
-                "id": v.id,
-                "patient": _patient(v.patient),
-                "doctor": v.doctor.full_name,
-                "diagnosis": v.diagnosis,
-                "completed_at": v.completed_at,
+                "id": v["id"],
+                "patient": v["patient"],
+                "doctor": v["doctor"]["full_name"],
+                "diagnosis": v["diagnosis"],
+                "completed_at": v["completed_at"],
             }
             for v in to_bill.items
         ],

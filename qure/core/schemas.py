@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Response, jsonify
 from marshmallow import Schema, fields, validate
 
 from qure.core import clock
@@ -63,3 +66,12 @@ def page_body(page) -> dict:
         "total": page.total,
         "total_capped": page.total_capped,
     }
+
+
+def listed_page(page, items: list[dict[str, Any]]) -> Response:
+    """A page (of a `page_schema` without `capped`) whose `items` are already what its
+    item schema dumps (a `listed` function next to the schema): sent as it is, in the
+    schema's order, not dumped again."""
+    return jsonify(
+        {"items": items, "page": page.page, "per_page": page.per_page, "total": page.total}
+    )

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from flask import Response, g, jsonify, request, url_for
+from flask import Response, g, request, url_for
 from flask_smorest import Blueprint
 
 from qure.core.http import transactional
 from qure.core.roles import api_roles
-from qure.core.schemas import ErrorSchema, PageArgs, page_body
+from qure.core.schemas import ErrorSchema, PageArgs, listed_page, page_body
 from qure.pharmacy import dispensing, service, stock
 from qure.pharmacy.schemas import (
     AdjustIn,
@@ -42,15 +42,8 @@ blp = Blueprint(
 
 def _listed_page(page) -> Response:
     """An inventory page with its items built as InventoryMedicinePage documents them
-    (`schemas.listed`); a Response is sent as it is, not dumped again."""
-    return jsonify(
-        {
-            "items": listed(page.items),
-            "page": page.page,
-            "per_page": page.per_page,
-            "total": page.total,
-        }
-    )
+    (`schemas.listed`)."""
+    return listed_page(page, listed(page.items))
 
 
 @blp.get("")

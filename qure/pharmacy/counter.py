@@ -48,15 +48,19 @@ def queue():
     found = dispensing.to_dispense(int_arg("page") or 1, PER_PAGE)
     rows = [
         {
-            "id": p.id,
-            "created_at": p.created_at,
-            "patient": {"full_name": p.patient.full_name, "mrn": p.patient.mrn},
-            "doctor": p.doctor.full_name,
+            "id": p["id"],
+            "created_at": p["created_at"],
+            "patient": p["patient"],
+            "doctor": p["doctor"]["full_name"],
             "medicines": [
-                {"name": i.medicine.name, "strength": i.medicine.strength, "quantity": i.quantity}
-                for i in p.items
+                {
+                    "name": i["medicine"]["name"],
+                    "strength": i["medicine"]["strength"],
+                    "quantity": i["quantity"],
+                }
+                for i in p["items"]
             ],
-            "partial": p.dispense_status == DispenseStatus.PARTIALLY_DISPENSED,
+            "partial": p["dispense_status"] == DispenseStatus.PARTIALLY_DISPENSED,
         }
         for p in found.items
     ]

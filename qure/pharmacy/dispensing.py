@@ -20,9 +20,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,7 +32,7 @@ from qure.billing import invoiced
 from qure.core import audit, clock, exports, money
 from qure.core.db import get_or_raise
 from qure.core.errors import Conflict, InvalidInput
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, cut_total, page_cut, page_params, paginate
 from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients import service as patients
@@ -489,18 +490,132 @@ def _awaiting():
 
 
 def to_dispense(page: int = 1, per_page: int = 50) -> Page:
-    """Prescriptions with a PAID invoice that are not fully dispensed, oldest first."""
-    query = (
-        select(Prescription)
+    """Prescriptions with a PAID invoice that are not fully dispensed, oldest first, in
+    one statement: the page is cut first (with the count of all), then only its rows are
+    joined to their patient, doctor and items with their medicines. Items are plain dicts
+    (`_listed_prescriptions`): what `PrescriptionSchema` shows of each (the API writes
+    them with `prescriptions.schemas.listed`), which is also what the counter's page
+    shows."""
+    awaiting, statement = _to_dispense_statements()
+    params = page_params(page, per_page)
+    rows = db.session.execute(statement, params).all() if params else []
+    total = cut_total(awaiting, rows, page)
+    return Page(_listed_prescriptions(rows), page, per_page, total)
+
+
+@cache
+def _to_dispense_statements() -> tuple[Select, Select]:
+    """What is to dispense, oldest first (ids), and the statement of one page of it
+    (`page_cut`) with what the list shows: built once."""
+    awaiting = (
+        select(Prescription.id, Prescription.created_at)
         .where(*_awaiting())
         .order_by(Prescription.created_at, Prescription.id)
-        .options(
-            joinedload(Prescription.patient, innerjoin=True),
-            joinedload(Prescription.doctor, innerjoin=True),
-            selectinload(Prescription.items).joinedload(PrescriptionItem.medicine, innerjoin=True),
-        )
     )
-    return paginate(query, page, per_page)
+    cut = page_cut(awaiting)
+    statement = (
+        select(
+            Prescription.id,
+            Prescription.visit_id,
+            Patient.id,
+            Patient.full_name,
+            Patient.mrn,
+            User.id,
+            User.full_name,
+            Prescription.notes,
+            Prescription.allergy_override_reason,
+            Prescription.dispense_status,
+            Prescription.created_at,
+            Medicine.id,
+            Medicine.name,
+            Medicine.generic_name,
+            Medicine.strength,
+            Medicine.dosage_form,
+            PrescriptionItem.dose,
+            PrescriptionItem.frequency,
+            PrescriptionItem.duration_days,
+            PrescriptionItem.quantity,
+            PrescriptionItem.route,
+            PrescriptionItem.instructions,
+            cut.c.total,
+        )
+        .select_from(cut)
+        .join(Prescription, Prescription.id == cut.c.id)
+        .join(Patient, Patient.id == Prescription.patient_id)
+        .join(User, User.id == Prescription.doctor_id)
+        .join(PrescriptionItem, PrescriptionItem.prescription_id == Prescription.id)
+        .join(Medicine, Medicine.id == PrescriptionItem.medicine_id)
+        .order_by(cut.c.created_at, cut.c.id, PrescriptionItem.position)
+    )
+    return awaiting, statement
+
+
+def _listed_prescriptions(rows) -> list[dict[str, Any]]:
+    """The prescriptions of `rows` (`_to_dispense_statements`: one row per item, a
+    prescription's rows together, its items in order) as plain dicts shaped as
+    `PrescriptionSchema`, values not formatted. (Rows unpacked by position: reading a
+    row's columns by name costs as much as the statement.)"""
+    listed: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    last = None
+    for (
+        prescription_id,
+        visit_id,
+        patient_id,
+        patient_name,
+        mrn,
+        doctor_id,
+        doctor_name,
+        notes,
+        override_reason,
+        status,
+        created_at,
+        medicine_id,
+        medicine_name,
+        generic_name,
+        strength,
+        dosage_form,
+        dose,
+        frequency,
+        duration_days,
+        quantity,
+        route,
+        instructions,
+        _total,
+    ) in rows:
+        if prescription_id != last:
+            last, items = prescription_id, []
+            listed.append(
+                {
+                    "id": prescription_id,
+                    "visit_id": visit_id,
+                    "patient": {"id": patient_id, "full_name": patient_name, "mrn": mrn},
+                    "doctor": {"id": doctor_id, "full_name": doctor_name},
+                    "notes": notes,
+                    "allergy_override_reason": override_reason,
+                    "dispense_status": status,
+                    "created_at": created_at,
+                    "items": items,
+                }
+            )
+        items.append(
+            {
+                "medicine": {
+                    "id": medicine_id,
+                    "name": medicine_name,
+                    "generic_name": generic_name,
+                    "strength": strength,
+                    "dosage_form": dosage_form,
+                },
+                "dose": dose,
+                "frequency": frequency,
+                "duration_days": duration_days,
+                "quantity": quantity,
+                "route": route,
+                "instructions": instructions,
+            }
+        )
+    return listed
 
 
 def count_to_dispense() -> int:

@@ -21,7 +21,7 @@ from qure.core import audit, clock
 from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, InvalidInput
 from qure.core.money import parse_money
-from qure.core.pagination import Page, check_bounds, paginate
+from qure.core.pagination import MAX_OFFSET, Page, check_bounds, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
@@ -323,9 +323,6 @@ def _rows_page(query, page: int, per_page: int, none_usable: bool = False) -> Pa
     else:
         found.items = [_listed_row(r[:width], int(r[width]), r[width + 1]) for r in rows]
     return found
-
-
-MAX_OFFSET = 10**9  # a huge offset overflows BIGINT: nothing is there anyway
 
 
 def _stocked_page(query, ordering: list, page: int, per_page: int) -> Page:

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from qure.core.http import transactional
 from qure.core.roles import Role, api_roles
-from qure.core.schemas import ErrorSchema, page_body
+from qure.core.schemas import ErrorSchema, listed_page, page_body
 from qure.pharmacy import dispensing
 from qure.prescriptions import service
 from qure.prescriptions.schemas import (
@@ -18,6 +18,7 @@ from qure.prescriptions.schemas import (
     PrescriptionPage,
     PrescriptionPatch,
     PrescriptionSchema,
+    listed,
 )
 
 blp = Blueprint(
@@ -51,7 +52,9 @@ def list_prescriptions(args):
     """Prescriptions newest first, by patient and/or doctor; or, with
     `status=awaiting_dispense`, those the pharmacy has to dispense, oldest first."""
     if args.get("status") == "awaiting_dispense":
-        return page_body(dispensing.to_dispense(args["page"], args["per_page"]))
+        # Items built as PrescriptionPage documents them (`listed`), not dumped again.
+        found = dispensing.to_dispense(args["page"], args["per_page"])
+        return listed_page(found, listed(found.items))
     page = service.list_prescriptions(
         args.get("patient_id"), args.get("doctor_id"), args["page"], args["per_page"]
     )

@@ -7,6 +7,7 @@ visit is read-only, and notes written after completion are addenda.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -17,11 +18,12 @@ from qure.auth.models import User
 from qure.core import audit, clock
 from qure.core.db import constraint_name, get_or_raise
 from qure.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from qure.core.pagination import Page, paginate
+from qure.core.pagination import Page, cut_total, page_cut, page_params, paginate
 from qure.core.roles import Role
 from qure.core.text import plain_text
 from qure.extensions import db
 from qure.patients import service as patients
+from qure.patients.models import Patient
 from qure.prescriptions import service as prescriptions
 from qure.queue import service as queue
 from qure.queue.models import QueueEntry, TokenStatus
@@ -91,16 +93,65 @@ def patient_visits(patient_id: int, limit: int = 50) -> list[Visit]:
 
 def completed_page(excluded: Select, page: int = 1, per_page: int = 50) -> Page:
     """Completed visits, the latest completed first, without those whose ids `excluded`
-    selects (billing leaves out the visits it has billed), with patient and doctor."""
-    query = (
-        select(Visit)
+    selects (billing leaves out the visits it has billed: a select it builds once), in
+    one statement: the page is cut first (with the count of all), then only its rows are
+    joined to their patient and doctor. Items are plain dicts: {id, patient: {id,
+    full_name, mrn}, doctor: {id, full_name}, diagnosis, completed_at}."""
+    completed, statement = _completed_statements(excluded)
+    params = page_params(page, per_page)
+    rows = db.session.execute(statement, params).all() if params else []
+    items = [
+        {
+            "id": visit_id,
+            "patient": {"id": patient_id, "full_name": patient_name, "mrn": mrn},
+            "doctor": {"id": doctor_id, "full_name": doctor_name},
+            "diagnosis": diagnosis,
+            "completed_at": completed_at,
+        }
+        for (
+            visit_id,
+            patient_id,
+            patient_name,
+            mrn,
+            doctor_id,
+            doctor_name,
+            diagnosis,
+            completed_at,
+            _total,
+        ) in rows
+    ]
+    return Page(items, page, per_page, cut_total(completed, rows, page))
+
+
+@lru_cache(maxsize=4)
+def _completed_statements(excluded: Select) -> tuple[Select, Select]:
+    """The completed visits but `excluded`, latest first (ids), and the statement of one
+    page of them (`page_cut`) with what the list shows: built once for each `excluded`."""
+    completed = (
+        select(Visit.id, Visit.completed_at)
         .where(Visit.status == VisitStatus.COMPLETED, Visit.id.not_in(excluded))
         .order_by(Visit.completed_at.desc(), Visit.id.desc())
-        .options(
-            joinedload(Visit.patient, innerjoin=True), joinedload(Visit.doctor, innerjoin=True)
-        )
     )
-    return paginate(query, page, per_page)
+    cut = page_cut(completed)
+    statement = (
+        select(
+            cut.c.id,
+            Patient.id,
+            Patient.full_name,
+            Patient.mrn,
+            User.id,
+            User.full_name,
+            Visit.diagnosis,
+            cut.c.completed_at,
+            cut.c.total,
+        )
+        .select_from(cut)
+        .join(Visit, Visit.id == cut.c.id)
+        .join(Patient, Patient.id == Visit.patient_id)
+        .join(User, User.id == Visit.doctor_id)
+        .order_by(cut.c.completed_at.desc(), cut.c.id.desc())
+    )
+    return completed, statement
 
 
 # ---- starting --------------------------------------------------------------------------

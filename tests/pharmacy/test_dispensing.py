@@ -117,7 +117,7 @@ def test_all_or_nothing_unless_partial_then_the_rest_later(doctor, reception, ph
     assert first["partial"] and first["dispense_status"] == DispenseStatus.PARTIALLY_DISPENSED
     assert [(o["medicine"], o["quantity"]) for o in first["outstanding"]] == [("Coughex", 2)]
     assert status_of(prescription) == DispenseStatus.PARTIALLY_DISPENSED
-    assert [p.id for p in dispensing.to_dispense().items] == [prescription.id]
+    assert [p["id"] for p in dispensing.to_dispense().items] == [prescription.id]
 
     with pytest.raises(Conflict) as caught:  # nothing usable at all is still short
         dispensing.dispense(pharmacist, {"prescription_id": prescription.id, "allow_partial": True})
