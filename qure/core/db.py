@@ -8,6 +8,7 @@ only when the transaction ends without committing, however it ends.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import time
 import traceback
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, event, func, inspect, literal_column
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -199,6 +201,27 @@ def install_session_hooks() -> None:
 
 
 # ---- the connection pool -------------------------------------------------------------------
+
+# A connection attempt that gets no answer (a host gone without a word, a server or a proxy
+# that accepts and then says nothing) fails after this long, a 503 for the request, instead
+# of holding it until gunicorn kills the worker at 30 s (psycopg's own default is 130 s;
+# it takes no less than 2).
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def with_connect_timeout(uri: str) -> str:
+    """A PostgreSQL `uri` with libpq's connect_timeout of CONNECT_TIMEOUT_SECONDS, unless
+    the URL gives its own or PGCONNECT_TIMEOUT is set."""
+    url = make_url(uri)
+    if (
+        not url.drivername.startswith("postgresql")
+        or "connect_timeout" in url.query
+        or os.environ.get("PGCONNECT_TIMEOUT")
+    ):
+        return uri
+    url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)})
+    return url.render_as_string(hide_password=False)
+
 
 # A pooled connection unused this long is checked (SELECT 1) before a request gets it.
 IDLE_PING_SECONDS = 10.0

@@ -372,3 +372,39 @@ def test_a_database_that_cannot_be_reached_is_a_503_on_the_api_and_the_pages(app
     assert health.headers["Cache-Control"] == "no-store"  # a signed-in browser, as far as we know
     kinds = {line[:4] for line in logged(caplog)}
     assert kinds == {("unreachable", "OperationalError", "OperationalError", "-")}
+
+
+def test_a_server_that_accepts_and_never_answers_is_a_503_after_the_connect_timeout(
+    app, client, monkeypatch
+):
+    """A hung server, or a proxy with nothing behind it: the TCP connection opens and
+    nothing comes back. libpq would wait for ever; the connect timeout makes it a 503."""
+    from qure.core import db as core_db
+
+    monkeypatch.setattr(core_db, "CONNECT_TIMEOUT_SECONDS", 2)  # psycopg's least
+    headers = bearer(client, make_user(Role.RECEPTION))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/qure"
+        with drill_app(app, url) as hung:
+            began = time.monotonic()
+            answer = hung.test_client().get(f"{API}?q=Nair", headers=headers)
+            took = time.monotonic() - began
+
+    refused(answer, DatabaseUnavailable.AWAY, 5)
+    assert 1.9 < took < 6
+
+
+def test_the_connect_timeout_is_the_urls_own_or_the_environments_when_they_give_one(
+    monkeypatch,
+):
+    from qure.core.db import CONNECT_TIMEOUT_SECONDS, with_connect_timeout
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    plain = "postgresql+psycopg://qure:p%40ss@db:5432/qure"
+    assert with_connect_timeout(plain) == f"{plain}?connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+    own = "postgresql+psycopg://qure@db/qure?connect_timeout=30&sslmode=require"
+    assert with_connect_timeout(own) == own
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "20")
+    assert with_connect_timeout(plain) == plain
