@@ -26,7 +26,15 @@ from qure.core.roles import Role
 from qure.extensions import db
 from qure.patients.models import Patient
 from tests.drills.apps import drill_app, libpq, tagged, terminate_backends
-from tests.helpers import bearer, form_post, make_patient, make_user, page_text, sign_in
+from tests.helpers import (
+    PASSWORD,
+    bearer,
+    form_post,
+    make_patient,
+    make_user,
+    page_text,
+    sign_in,
+)
 
 pytestmark = pytest.mark.concurrency  # the drill apps' connections must see committed rows
 
@@ -169,6 +177,10 @@ def test_a_read_only_database_refuses_changes_with_a_503_and_still_reads(read_on
     listing = browser.get("/patients/?q=Nair")
     assert listing.status_code == 200 and "Meera Nair" in page_text(listing)
     assert browser.get(f"/patients/{on_file.id}").status_code == 200
+    # Signing in writes its audit record: refused too, while those signed in read on.
+    signing_in = {"username": reception.username, "password": PASSWORD}
+    refused(api.post("/api/v1/auth/login", json=signing_in), DatabaseUnavailable.REFUSING, 30)
+    refused_page(form_post(drill.test_client(), "/login", signing_in), DatabaseUnavailable.REFUSING)
 
     read_only(False)
     assert api.post(API, json=PERSON, headers=headers).status_code == 201
