@@ -22,7 +22,7 @@ from qure.billing.api import blp as billing_blp
 from qure.billing.api import notes_blp as credit_notes_blp
 from qure.billing.views import bp as billing_bp
 from qure.core import http, jobs, templating
-from qure.core.db import install_session_hooks, ping_idle_connections
+from qure.core.db import install_session_hooks, ping_idle_connections, with_connect_timeout
 from qure.core.http import QureApi, error_response
 from qure.core.views import bp as core_bp
 from qure.extensions import csrf, db, jwt, login_manager, migrate, mongo, redis_store
@@ -88,7 +88,7 @@ def _configure(app: Flask, overrides: dict | None) -> None:
         cfg["DATABASE_URL"] = embedded.postgres_url(instance / "pgdata")
     if cfg["EMBEDDED_REDIS"]:
         cfg["REDIS_URL"] = embedded.redis_url(instance / "redis" / "qure.rdb")
-    cfg["SQLALCHEMY_DATABASE_URI"] = _database_uri(cfg["DATABASE_URL"])
+    cfg["SQLALCHEMY_DATABASE_URI"] = with_connect_timeout(_database_uri(cfg["DATABASE_URL"]))
 
 
 def _init_login(app: Flask) -> None:

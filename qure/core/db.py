@@ -8,13 +8,22 @@ only when the transaction ends without committing, however it ends.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, event, func, inspect, literal_column
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session
 
 from qure.core.errors import NotFound
@@ -193,25 +202,68 @@ def install_session_hooks() -> None:
 
 # ---- the connection pool -------------------------------------------------------------------
 
+# A connection attempt that gets no answer (a host gone without a word, a server or a proxy
+# that accepts and then says nothing) fails after this long, a 503 for the request, instead
+# of holding it until gunicorn kills the worker at 30 s (psycopg's own default is 130 s;
+# it takes no less than 2).
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def with_connect_timeout(uri: str) -> str:
+    """A PostgreSQL `uri` with libpq's connect_timeout of CONNECT_TIMEOUT_SECONDS, unless
+    the URL gives its own or PGCONNECT_TIMEOUT is set."""
+    url = make_url(uri)
+    if (
+        not url.drivername.startswith("postgresql")
+        or "connect_timeout" in url.query
+        or os.environ.get("PGCONNECT_TIMEOUT")
+    ):
+        return uri
+    url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)})
+    return url.render_as_string(hide_password=False)
+
+
 # A pooled connection unused this long is checked (SELECT 1) before a request gets it.
 IDLE_PING_SECONDS = 10.0
 
 
+def _server_hung_up(dbapi_connection) -> bool:
+    """Whether the server has sent something to a connection nobody is using. An idle
+    connection gets nothing unasked, unless its backend is going away: a restart, a
+    shutdown or pg_terminate_backend sends a FATAL message and closes the socket, which
+    then reads as ready. One poll() of the socket, with no wait and no round trip."""
+    try:
+        fd = dbapi_connection.fileno()
+    except Exception:  # closed already, or not a socket: let the ping decide
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # (no poll() on Windows)
+    return bool(readable)
+
+
 def ping_idle_connections(engine) -> None:
-    """pool_pre_ping's check, but only for a connection that sat unused in the pool for
-    IDLE_PING_SECONDS: a database restart or a firewall's idle timeout shows on such a
-    connection, and it is replaced before a request uses it. A connection in steady use
-    is not checked: that saves every request a round trip. Should the database restart
-    under load, the request that meets a dead connection fails once and SQLAlchemy
-    replaces the pool's connections (as it does on any disconnect)."""
+    """pool_pre_ping's check, but only for a connection that may be dead: one the server
+    hung up on while it sat in the pool (a database restart, pg_terminate_backend: seen
+    without a round trip, `_server_hung_up`), or one unused for IDLE_PING_SECONDS (a
+    firewall's idle timeout, a server gone without a word). A dead one is replaced before
+    a request uses it. A connection in steady use on a database that is up costs one
+    poll() of its socket at checkout: no round trip. A request already using a connection
+    when the database goes away fails (503 `database_unavailable`, core.http), and
+    SQLAlchemy then replaces every connection the pool held before it (as on any
+    disconnect)."""
 
     def mark_idle(_dbapi_connection, record) -> None:
         record.info["idle_since"] = time.monotonic()
 
     def ping_if_idle(dbapi_connection, record, _proxy) -> None:
         since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
-            return  # new, or back from a request a moment ago
+        if since is None:
+            return  # new: it has just connected
+        if time.monotonic() - since < IDLE_PING_SECONDS and not _server_hung_up(dbapi_connection):
+            return  # back from a request a moment ago, and the server has said nothing
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
         except Exception:  # whatever the driver raises for a dead connection
@@ -221,3 +273,45 @@ def ping_idle_connections(engine) -> None:
 
     event.listen(engine, "checkin", mark_idle)
     event.listen(engine, "checkout", ping_if_idle)
+
+
+# ---- a database that is away, or takes no changes ------------------------------------------
+
+# What `unavailable` tells: the database reads but refuses changes (read-only: a standby,
+# default_transaction_read_only; or its disk is full), or it cannot be reached (down,
+# restarting, shutting down, out of connections, the connection lost).
+REFUSES_CHANGES = "refuses_changes"
+UNREACHABLE = "unreachable"
+
+# PostgreSQL's SQLSTATEs (Appendix A of its manual) that say the database, not the request,
+# is at fault: 25006 read_only_sql_transaction and 53100 disk_full refuse changes; class
+# 08 (connection exception), class 53 (insufficient resources: out of memory, too many
+# connections) and 57P (admin_shutdown, crash_shutdown, cannot_connect_now,
+# database_dropped, idle_session_timeout) mean it cannot serve the request just now.
+_REFUSING = frozenset({"25006", "53100"})
+_AWAY = ("08", "53", "57P")
+
+
+def unavailable(error: BaseException | None) -> str | None:
+    """REFUSES_CHANGES or UNREACHABLE when `error` says the database is away or will not
+    take changes just now (a 503 for the caller, not a bug); None for any other error,
+    a genuine fault (a 500). A connection lost in the middle of a request (SQLAlchemy has
+    invalidated it) and a connection that could not be opened at all (the driver's
+    OperationalError without a SQLSTATE) are UNREACHABLE."""
+    if not isinstance(error, DBAPIError):
+        return None
+    sqlstate = sqlstate_of(error)
+    if sqlstate in _REFUSING:
+        return REFUSES_CHANGES
+    if sqlstate is not None and sqlstate.startswith(_AWAY):
+        return UNREACHABLE
+    if error.connection_invalidated:
+        return UNREACHABLE
+    if sqlstate is None and isinstance(error, OperationalError | InterfaceError):
+        return UNREACHABLE
+    return None
+
+
+def sqlstate_of(error: DBAPIError) -> str | None:
+    """The SQLSTATE PostgreSQL gave for `error` (None when the driver raised it itself)."""
+    return getattr(error.orig, "sqlstate", None) or None

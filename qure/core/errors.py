@@ -73,3 +73,27 @@ class Unavailable(DomainError):
 
     status = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL cannot be reached, or reads but refuses changes (read-only, disk full):
+    the edge answers this (core.http) for the database errors `core.db.unavailable`
+    names. `retry_after` is the seconds to suggest before trying again."""
+
+    code = "database_unavailable"
+    REFUSING = (
+        "The database is not accepting changes just now (it is read-only or out of space); "
+        "nothing was saved. Try again in a few minutes; if it keeps happening, tell your "
+        "administrator."
+    )
+    AWAY = (
+        "The database cannot be reached just now. Try again in a moment; if it keeps "
+        "happening, tell your administrator."
+    )
+
+    def __init__(self, refusing_changes: bool) -> None:
+        self.retry_after = 30 if refusing_changes else 5
+        super().__init__(
+            self.REFUSING if refusing_changes else self.AWAY,
+            details={"retry_after": self.retry_after},
+        )

@@ -3,6 +3,7 @@ the one place a request's transaction is committed or rolled back (`transaction`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -21,13 +22,14 @@ from flask_login import current_user
 from flask_smorest import Api
 from flask_wtf import FlaskForm
 from jwt.exceptions import PyJWTError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from qure.core import audit
+from qure.core import db as database
 from qure.core.db import commit
-from qure.core.errors import DomainError, InvalidInput
+from qure.core.errors import DatabaseUnavailable, DomainError, InvalidInput
 from qure.core.forms import attach_errors
 from qure.core.roles import declared_roles
 from qure.core.schemas import ErrorSchema
@@ -181,6 +183,56 @@ def handle_unexpected(error: Exception):
     if is_api_request():
         return error_response(500, "server_error", "Something went wrong on our side.")
     return render_template("errors/error.html", status=500, error=None), 500
+
+
+def handle_database_error(error: SQLAlchemyError):
+    """A database that cannot be reached or refuses changes (`core.db.unavailable`: lost
+    or refused connections, a shutdown or restart, read-only, disk full) is a 503
+    `database_unavailable` with a plain message and Retry-After, in the API's error shape
+    or on the error page; any other database error is a bug, a 500 as any other. The
+    request's transaction is rolled back here (the app context's end then removes the
+    session), so the next request starts clean. One log line: the exception's class and
+    SQLSTATE, never its message (it holds the statement and its values)."""
+    kind = database.unavailable(error)
+    if kind is None:
+        return handle_unexpected(error)
+    _roll_back_quietly()
+    log.warning(
+        "database unavailable (%s): %s/%s SQLSTATE %s on %s %s (request %s)",
+        kind.replace("_", " "),
+        type(error).__name__,
+        type(getattr(error, "orig", None)).__name__,
+        database.sqlstate_of(error) or "-",
+        request.method,
+        request.url_rule.rule if request.url_rule else "?",
+        g.get("request_id"),
+    )
+    refusal = DatabaseUnavailable(refusing_changes=kind == database.REFUSES_CHANGES)
+    headers = {"Retry-After": str(refusal.retry_after), "Cache-Control": "no-store"}
+    if is_api_request():
+        return error_response(
+            503, refusal.code, refusal.message, details=refusal.details, headers=headers
+        )
+    return _unavailable_page(refusal, reachable=kind == database.REFUSES_CHANGES), 503, headers
+
+
+def _roll_back_quietly() -> None:
+    # A connection already gone cannot roll back: the session's removal then closes it.
+    with contextlib.suppress(SQLAlchemyError):
+        db.session.rollback()
+
+
+def _unavailable_page(refusal: DatabaseUnavailable, reachable: bool) -> str:
+    """The error page with the refusal's message. Its header names the signed-in user,
+    whose row the rollback expired: read again when the database still reads, else (or
+    when that read fails) the page is drawn as for nobody signed in, without a query."""
+    if reachable:
+        try:
+            return render_template("errors/error.html", status=503, error=refusal)
+        except SQLAlchemyError:
+            _roll_back_quietly()
+    g._login_user = current_app.login_manager.anonymous_user()  # flask-login's slot
+    return render_template("errors/error.html", status=503, error=refusal)
 
 
 class BoundedInt(IntegerConverter):
@@ -457,14 +509,17 @@ def init_app(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Request-ID"] = g.get("request_id", "")
         # Patient records must not stay in a shared front-desk browser's cache.
-        if (
-            request.path.startswith("/api/")
-            or request.endpoint == "auth.login"
-            or current_user.is_authenticated
-        ):
+        if request.path.startswith("/api/") or request.endpoint == "auth.login" or _signed_in():
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    def _signed_in() -> bool:
+        try:
+            return current_user.is_authenticated
+        except SQLAlchemyError:  # the database is away: the user cannot be read; assume so
+            return True
+
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(DataError, handle_data_error)
+    app.register_error_handler(SQLAlchemyError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -380,7 +380,7 @@ def test_server_timing_says_what_a_request_cost(app):
     assert refused.status_code == 400  # a body the edge refuses is timed too
 
 
-# ---- pooled connections: checked only after sitting idle -------------------------------
+# ---- pooled connections: checked only when they may be dead -------------------------------
 
 
 @contextmanager
@@ -405,11 +405,25 @@ def _backend_pid(engine) -> int:
 
 
 def _kill_backend(app, pid: int) -> None:
+    """pg_terminate_backend, waiting (up to 5 s) until the backend has gone."""
     import psycopg
 
     url = app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", "")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
+def _pings(engine, monkeypatch) -> list:
+    """The pings the pool sends from now on (SQLAlchemy's own ping, counted)."""
+    sent: list = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection):
+        sent.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return sent
 
 
 def test_a_connection_that_died_while_idle_is_replaced_before_use(app, monkeypatch):
@@ -422,14 +436,33 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(app, monkeypat
         assert _backend_pid(engine) != dead  # the pool checked it, dropped it, connected anew
 
 
-def test_a_connection_in_steady_use_is_not_pinged(app):
-    from sqlalchemy.exc import OperationalError
+def test_a_connection_idle_for_long_is_pinged_though_its_socket_says_nothing(app, monkeypatch):
+    """A firewall that dropped an idle connection sends no word: past IDLE_PING_SECONDS a
+    connection is pinged all the same."""
+    from qure.core import db as core_db
 
     with one_connection_pool(app) as engine:
+        pings = _pings(engine, monkeypatch)
+        first = _backend_pid(engine)
+        monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.0)
+        assert _backend_pid(engine) == first  # alive: kept
+        assert len(pings) == 1
+
+
+def test_a_connection_in_steady_use_is_not_pinged(app, monkeypatch):
+    with one_connection_pool(app) as engine:
+        pings = _pings(engine, monkeypatch)
+        first = _backend_pid(engine)
+        assert [_backend_pid(engine) for _ in range(5)] == [first] * 5
+        assert pings == []  # back in the pool a moment ago, live: no round trip spent on it
+
+
+def test_a_connection_the_server_hung_up_on_is_replaced_before_use(app, monkeypatch):
+    """A database restart or pg_terminate_backend closes the backend's socket: seen at
+    checkout without a round trip, so no statement meets the dead connection."""
+    with one_connection_pool(app) as engine:
+        pings = _pings(engine, monkeypatch)
         dead = _backend_pid(engine)
         _kill_backend(app, dead)
-        # Back in the pool a moment ago: no round trip spent checking it, so the dead
-        # connection is met by the statement itself (the cost the saved round trip carries).
-        with pytest.raises(OperationalError):
-            _backend_pid(engine)
-        assert _backend_pid(engine) != dead  # and the pool replaced it
+        assert _backend_pid(engine) != dead  # no error: checked, dropped, connected anew
+        assert len(pings) == 1  # the socket showed it: only then a ping, which failed
