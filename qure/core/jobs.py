@@ -289,12 +289,23 @@ def retry(job_id: str) -> bool:
 
 
 class ThreadWorker(SimpleWorker):
-    """An RQ worker that can run outside the main thread (no signal handlers)."""
+    """An RQ worker that can run outside the main thread (no signal handlers), and that
+    listens on no pubsub channel."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         pass
+
+    def subscribe(self) -> None:
+        """No channel for `rq`'s commands (shutdown, stop a job): they act through signals,
+        which a thread never gets. And RQ's channel is a thread of its own reading a pooled
+        connection, which the worker's teardown hands back to the pool after waiting only
+        a second for that thread to end: on a loaded machine the thread then still reads
+        from it and takes the reply of whoever uses the connection next (a request's
+        command times out: 503 `jobs_unavailable`, or gets a reply not its own). The
+        in-process worker starts a run every half second; its host's requests share the
+        pool."""
 
 
 def periodic_jobs() -> list[tuple[float, Callable]]:
