@@ -70,6 +70,47 @@ def test_a_thread_worker_keeps_no_pubsub_thread_reading_a_pooled_connection(app)
     assert not [t for t in threading.enumerate() if isinstance(t, PubSubWorkerThread)]
 
 
+HELD, RELEASED = threading.Event(), threading.Event()
+LATER: list[str] = []
+
+
+@jobs.job
+def held() -> None:
+    """Runs until the test releases it."""
+    HELD.set()
+    RELEASED.wait(10)
+
+
+@jobs.job
+def later() -> None:
+    LATER.append("ran")
+
+
+@pytest.mark.concurrency
+def test_stopping_the_in_process_jobs_finishes_the_job_in_hand_and_takes_no_other(app):
+    """`stop` that gives up waiting (the job in hand is slow) must not leave the worker
+    taking what is queued next: in the test suite, the next test's jobs; at exit, jobs
+    against a Redis and a database about to stop."""
+    for event in (HELD, RELEASED):
+        event.clear()
+    LATER.clear()
+    background = jobs.InProcessJobs(app)
+    try:
+        jobs.enqueue(held)
+        assert HELD.wait(10), "the in-process worker did not start the job"
+        background.stop(timeout=0.2)  # gives up: the job is still running
+        jobs.enqueue(later)
+        RELEASED.set()
+        for thread in background.threads:
+            thread.join(10)
+        assert not any(t.is_alive() for t in background.threads)
+        assert LATER == []
+        assert "tests.core.test_jobs.later" in _queued()
+    finally:
+        RELEASED.set()
+        background.stop()
+
+
 def test_nothing_is_queued_before_a_commit(app):
     _register(1)
     db.session.flush()
