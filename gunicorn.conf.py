@@ -77,7 +77,11 @@ max_requests_jitter = max_requests // 10
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
-# Path without the query string: a search's `q` is a patient's name or phone number.
+# Path without the query string: a search's `q` is a patient's name or phone number (and a
+# sign-in redirect's `next` carries the page's query). The app also puts a filter on
+# gunicorn's loggers (qure/core/logs.py) that takes the query out of any request line or
+# URL in them: gunicorn's "Error handling request /path?query", a format changed to the
+# request line %(r)s or the referer %(f)s. A bare %(q)s is past its reach: leave it out.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 # Behind a reverse proxy on the same machine, trust its X-Forwarded-* headers only.

@@ -21,7 +21,7 @@ from qure.auth.views import bp as auth_bp
 from qure.billing.api import blp as billing_blp
 from qure.billing.api import notes_blp as credit_notes_blp
 from qure.billing.views import bp as billing_bp
-from qure.core import http, jobs, templating
+from qure.core import http, jobs, logs, templating
 from qure.core.db import install_session_hooks, ping_idle_connections, with_connect_timeout
 from qure.core.http import QureApi, error_response
 from qure.core.views import bp as core_bp
@@ -212,6 +212,7 @@ def create_app(config: dict | None = None) -> Flask:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logs.install()  # request logs without query strings (a search's `q` is a name)
 
     db.init_app(app)
     with app.app_context():

@@ -289,12 +289,28 @@ def retry(job_id: str) -> bool:
 
 
 class ThreadWorker(SimpleWorker):
-    """An RQ worker that can run outside the main thread (no signal handlers)."""
+    """An RQ worker that can run outside the main thread (no signal handlers), and that
+    listens on no pubsub channel."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         pass
+
+    def subscribe(self) -> None:
+        """No channel for `rq`'s commands (shutdown, stop a job): they act through signals,
+        which a thread never gets. And RQ's channel is a thread of its own reading a pooled
+        connection, which the worker's teardown hands back to the pool after waiting only
+        a second for that thread to end: on a loaded machine the thread then still reads
+        from it and takes the reply of whoever uses the connection next (a request's
+        command times out: 503 `jobs_unavailable`, or gets a reply not its own). The
+        in-process worker starts a run every half second; its host's requests share the
+        pool."""
+
+    def stop_after_current_job(self) -> None:
+        """From another thread: end the work loop once the job in hand (if any) is done,
+        the warm shutdown RQ's SIGINT handler asks for (a thread gets no signal)."""
+        self._stop_requested = True
 
 
 def periodic_jobs() -> list[tuple[float, Callable]]:
@@ -324,6 +340,7 @@ class InProcessJobs:
         register_job_app(app)
         self.app = app
         self.stop_event = threading.Event()
+        self._worker: ThreadWorker | None = None
         self.threads = [
             threading.Thread(target=self._work, name="qure-jobs", daemon=True),
             threading.Thread(
@@ -338,15 +355,22 @@ class InProcessJobs:
             try:
                 with self.app.app_context():
                     job_queue = queue()
-                worker = ThreadWorker([job_queue], connection=redis_store.client)
-                worker.work(burst=True, logging_level="WARNING", with_scheduler=True)
+                self._worker = ThreadWorker([job_queue], connection=redis_store.client)
+                if self.stop_event.is_set():  # stopped before `stop` could see this worker
+                    break
+                self._worker.work(burst=True, logging_level="WARNING", with_scheduler=True)
             except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
                 log.exception("in-process worker loop failed")
             self.stop_event.wait(0.5)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Let the current job finish and the threads end (before the embedded servers
-        stop at exit, so no thread is left talking to a Redis that is gone)."""
+        """Let the current job finish, take no other, and let the threads end (before the
+        embedded servers stop at exit, so no thread is left talking to a Redis that is
+        gone). A run goes on while the queue holds jobs: unless its worker is told to stop,
+        it goes on taking them after `stop` has given up waiting for it."""
         self.stop_event.set()
+        worker = self._worker
+        if worker is not None:
+            worker.stop_after_current_job()
         for thread in self.threads:
             thread.join(timeout)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import time
 from datetime import date
 
 import mongomock
 import pytest
+from redis.client import PubSubWorkerThread
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -44,6 +46,69 @@ def _queued() -> list[str]:
 def _run_queue() -> None:
     worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client)
     worker.work(burst=True, logging_level="WARNING")
+
+
+BESIDE: dict[str, list[str]] = {}
+
+
+@jobs.job
+def look_beside() -> None:
+    """Note the threads that read Redis pubsub beside this job."""
+    BESIDE["listeners"] = [
+        t.name for t in threading.enumerate() if isinstance(t, PubSubWorkerThread)
+    ]
+
+
+def test_a_thread_worker_keeps_no_pubsub_thread_reading_a_pooled_connection(app):
+    """RQ's command channel is a thread reading a connection of the shared pool, which
+    RQ's teardown gives back after waiting a second for that thread: on a loaded machine
+    the thread then read the replies of whoever used the connection next (a page right
+    after a run of the worker answered 503 `jobs_unavailable`)."""
+    jobs.enqueue(look_beside)
+    _run_queue()
+    assert BESIDE["listeners"] == []
+    assert not [t for t in threading.enumerate() if isinstance(t, PubSubWorkerThread)]
+
+
+HELD, RELEASED = threading.Event(), threading.Event()
+LATER: list[str] = []
+
+
+@jobs.job
+def held() -> None:
+    """Runs until the test releases it."""
+    HELD.set()
+    RELEASED.wait(10)
+
+
+@jobs.job
+def later() -> None:
+    LATER.append("ran")
+
+
+@pytest.mark.concurrency
+def test_stopping_the_in_process_jobs_finishes_the_job_in_hand_and_takes_no_other(app):
+    """`stop` that gives up waiting (the job in hand is slow) must not leave the worker
+    taking what is queued next: in the test suite, the next test's jobs; at exit, jobs
+    against a Redis and a database about to stop."""
+    for event in (HELD, RELEASED):
+        event.clear()
+    LATER.clear()
+    background = jobs.InProcessJobs(app)
+    try:
+        jobs.enqueue(held)
+        assert HELD.wait(10), "the in-process worker did not start the job"
+        background.stop(timeout=0.2)  # gives up: the job is still running
+        jobs.enqueue(later)
+        RELEASED.set()
+        for thread in background.threads:
+            thread.join(10)
+        assert not any(t.is_alive() for t in background.threads)
+        assert LATER == []
+        assert "tests.core.test_jobs.later" in _queued()
+    finally:
+        RELEASED.set()
+        background.stop()
 
 
 def test_nothing_is_queued_before_a_commit(app):

@@ -10,11 +10,18 @@ visit and the revenue on the dashboard and every step in the audit log. Jobs run
 in-process (`jobs.InProcessJobs`, as in embedded mode), so the outbox relay ships the audit
 records to the document store as the day goes.
 
+Everything the application logs meanwhile is read afterwards: it holds none of the
+patient's data (name, phone, MRN, date of birth, address, emergency contact, the visit's
+reason, diagnosis and note), though the desk searches by phone and by name and the
+workspace looks the diagnosis up as it is typed (queries the request log leaves out).
+
 With QURE_SCREENSHOTS=<folder> (`make screenshots`: docs/screenshots) a PNG of each main
 page of the journey is saved there, at 1280x800."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import time
@@ -22,6 +29,7 @@ from datetime import timedelta
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from playwright.sync_api import expect
@@ -75,6 +83,68 @@ JOURNEY = (
 )
 
 
+# What the patient's record and visit hold, by which a log line would name them. Word by
+# word (a search sends any part of a name), in each line as written and URL-decoded; "Ravi"
+# not before the pharmacist's surname (staff names are not patient data). Phone numbers
+# are looked for in their digits.
+PATIENT_WORDS = (
+    r"Ravi(?! Kulkarni)",
+    "Kumar",
+    "Iyer",
+    "1981-08-14",
+    "14 Aug 1981",
+    "14/08/1981",
+    "Lotus",
+    "Matunga",
+    "Lakshmi",
+    "Fever",
+    "throat",
+    "tonsillitis",
+    r"J03\.9",
+    "exudate",
+)
+PATIENT_PHONES = ("9820055501", "9820055502")
+# How a number is typed or sent: +91 98200 55501, 98200+55501, %2B9198200%2055501.
+PHONE_SEPARATORS = re.compile(r"%2[0Bb]|[\s+().-]")
+
+
+@pytest.fixture
+def application_log():
+    """Everything the application logs while the test runs, as a deployment writes it
+    and more: a handler on the root logger takes every record that reaches it, at any
+    level; the app's own loggers (`qure.*`) write DEBUG too; and the server's request
+    lines are on (werkzeug's INFO lines, which `create_app` leaves off and an operator may
+    turn on; gunicorn's access log, off by default, writes the path alone). Other
+    libraries keep the level a deployment leaves them at (WARNING): their DEBUG output,
+    SQLAlchemy's statements with their parameters, say, is nothing Qure writes."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    levels = {"qure": logging.DEBUG, "werkzeug": logging.INFO}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def patient_data_in(log: str, mrn: str) -> list[str]:
+    """The lines of `log` that name the journey's patient or what their visit holds."""
+    words = re.compile("|".join(rf"\b{w}\b" for w in (*PATIENT_WORDS, re.escape(mrn))), re.I)
+
+    def names(text: str) -> bool:
+        digits = PHONE_SEPARATORS.sub("", text)
+        return bool(words.search(text)) or any(phone in digits for phone in PATIENT_PHONES)
+
+    return [line for line in log.splitlines() if names(line) or names(unquote_plus(line))]
+
+
 @pytest.fixture
 def background(app):
     worker = jobs.InProcessJobs(app)
@@ -94,7 +164,7 @@ def relayed(app, timeout: float = 15.0) -> None:
 
 
 def test_one_patients_clinic_day_in_four_browsers(
-    browser, live_server, app, morning_clinic, background, tmp_path
+    browser, live_server, app, morning_clinic, background, application_log, tmp_path
 ):
     shots = Path(os.environ.get("QURE_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
@@ -154,16 +224,28 @@ def test_one_patients_clinic_day_in_four_browsers(
         }
         doctor_id = doctor.id
 
-    # Reception: register the patient, book today's first open slot, check them in.
+    # Reception: look for the patient by phone and by name (not registered yet), register
+    # them, book today's first open slot, check them in.
     desk = signed_in(logins["reception"])
     expect(desk.get_by_role("heading", name="Front desk")).to_be_visible()
-    desk.get_by_role("link", name="Register a new patient").click()
+    for typed in ("98200 55501", "Ravi Kumar"):
+        desk.get_by_label("Find a patient").fill(typed)
+        desk.get_by_role("button", name="Find", exact=True).click()
+        expect(desk.get_by_text(f"Results for “{typed}”")).to_be_visible()
+        expect(desk.get_by_text("No patients to show.")).to_be_visible()
+    desk.get_by_role("link", name="Register a patient").click()
     desk.get_by_label("Full name").fill("Ravi Kumar Iyer")
     desk.get_by_label("Date of birth").fill("1981-08-14")
     desk.get_by_label("Sex").select_option("M")
     desk.get_by_label("Phone", exact=True).fill("+91 98200 55501")
+    desk.get_by_label("Address").fill("12 Lotus Lane, Matunga, Mumbai 400019")
+    desk.get_by_label("Emergency contact name").fill("Lakshmi Iyer")
+    desk.get_by_label("Emergency contact phone").fill("+91 98200 55502")
+    desk.get_by_label("Relation").fill("Wife")
     desk.get_by_role("button", name="Register patient").click()
-    expect(desk.get_by_text(re.compile(r"Registered Ravi Kumar Iyer as QC-\d{6}"))).to_be_visible()
+    registered = desk.get_by_text(re.compile(r"Registered Ravi Kumar Iyer as QC-\d{6}"))
+    expect(registered).to_be_visible()
+    mrn = re.search(r"QC-\d{6}", registered.inner_text()).group(0)
 
     desk.get_by_role("link", name="Book an appointment").click()
     desk.get_by_label("Doctor").select_option(label="Meera Sharma")
@@ -356,3 +438,10 @@ def test_one_patients_clinic_day_in_four_browsers(
         assert outbox.verify().ok
     for page in (desk, screen, clinic, counter, office):
         page.context.close()
+
+    # The application's log: read (the searches' request lines are in it, their queries
+    # left out), and nothing in it names the patient or what their visit holds.
+    logged = application_log.getvalue()
+    assert '"GET /patients/?[redacted] HTTP/1.1" 200' in logged
+    assert '"GET /visits/icd10?[redacted] HTTP/1.1" 200' in logged
+    assert patient_data_in(logged, mrn) == []
