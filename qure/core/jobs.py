@@ -306,6 +306,18 @@ def retry(job_id: str) -> bool:
 
 BEATS_BEFORE_ABANDONED = 3
 DEFAULT_HEARTBEAT_SECONDS = 30
+# RQ logs each round of its maintenance at INFO: with a round every beat, two lines every
+# 30 seconds would bury the worker's log. Shown only when the worker logs at DEBUG.
+MAINTENANCE_LINES = (
+    "Worker %s: cleaning registries for queue: %s",
+    "Worker %s: cleaning group registries",
+)
+
+
+def _not_maintenance(record: logging.LogRecord) -> bool:
+    if record.msg not in MAINTENANCE_LINES:
+        return True
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 class Worker(SimpleWorker):
@@ -334,6 +346,8 @@ class Worker(SimpleWorker):
         # maintenance: one beat.
         kwargs.setdefault("worker_ttl", self.beat + 15)
         super().__init__(*args, **kwargs)
+        if _not_maintenance not in self.log.filters:
+            self.log.addFilter(_not_maintenance)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return BEATS_BEFORE_ABANDONED * self.beat
