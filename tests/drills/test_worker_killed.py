@@ -1,14 +1,15 @@
 """Fault drill: a worker killed in the middle of a job; the job is retried by another
 worker and its effect happens once.
 
-The job is a patient import (600 rows, committed 200 at a time). The worker is a real
-process of its own (`tests.drills.worker_main`: what `flask worker` runs), beating every
-second. While it imports, a receptionist registers at the desk someone with the same
-phone and date of birth as row 251 (a twin) and has not saved yet: the import waits for
-her at that row (registrations of one phone and date of birth go one at a time), with its
-first chunk committed and half of the second written but not. The worker is then killed
-with SIGKILL, its scheduler with it (as when its container or machine dies), and the
-receptionist gives up. A new worker is started.
+The job is a patient import (600 rows, committed 200 at a time), its queue on a Redis of
+the drill's own. The worker is a real process of its own (`tests.drills.worker_main`:
+what `flask worker` runs), beating every second. While it imports, a receptionist
+registers at the desk someone with the same phone and date of birth as row 251 (a twin)
+and has not saved yet: the import waits for her at that row (registrations of one phone
+and date of birth go one at a time), with its first chunk committed and half of the
+second written but not. The worker is then killed with SIGKILL, its scheduler with it (as
+when its container or machine dies), and the receptionist gives up. A new worker is
+started.
 
 What is checked: the dead worker's job is taken for abandoned once its heartbeat lapses
 and is retried (one of its retries spent, never listed as failed); the retry reads on
@@ -41,6 +42,7 @@ from qure.extensions import db, redis_store
 from qure.imports.models import Import, ImportStatus
 from qure.patients import service as patients
 from qure.patients.models import Patient
+from tests.drills.redis_server import own_redis_server
 from tests.helpers import bearer, make_user
 from tests.imports.helpers import PATIENT_HEADER, csv_bytes, patient_rows
 
@@ -111,8 +113,17 @@ def retry_at_once(app):
 
 
 @pytest.fixture
-def worker_env(app, urls, retry_at_once):
-    database, redis_url = urls
+def own_redis(app):
+    """Jobs on a Redis of the drill's own: the shared test server may be flushed by another
+    test run meanwhile, and the job with it."""
+    with own_redis_server(app) as server:
+        yield server
+
+
+@pytest.fixture
+def worker_env(app, urls, own_redis, retry_at_once):
+    database, _shared = urls
+    redis_url = own_redis.url
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "MONGO_"))}
     env.update(
         {
@@ -264,7 +275,7 @@ def takes_a_while(seconds: float) -> str:
     return "done"
 
 
-def test_a_live_worker_with_a_long_job_is_not_taken_for_dead(app):
+def test_a_live_worker_with_a_long_job_is_not_taken_for_dead(app, own_redis):
     """The other side: a job that runs longer than three beats, on a worker that is alive,
     stays its worker's; the maintenance any worker runs does not hand it out again."""
     job_id = jobs.submit(takes_a_while, 5 * HEARTBEAT)
