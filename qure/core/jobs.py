@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker, get_current_job
@@ -375,11 +376,25 @@ class Worker(SimpleWorker):
                 log.warning("job heartbeat not sent: %s", type(exc).__name__)
 
 
-def make_worker(worker_class: type[Worker] = Worker) -> Worker:
+def make_worker(
+    worker_class: type[Worker] = Worker, connection: redis.Redis | None = None
+) -> Worker:
     """A worker on the jobs' queue, beating every WORKER_HEARTBEAT_SECONDS (in an app
-    context)."""
-    heartbeat = current_app.config.get("WORKER_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
-    return worker_class([queue()], connection=redis_store.client, heartbeat=heartbeat)
+    context). Unless given one, it has a Redis client of its own: it waits for a job up to
+    a beat at a time, blocked in Redis, longer than the app's client lets a reply take (2
+    s), and RQ would otherwise raise the timeout of the app's client for new connections
+    only, while its old ones went on timing out ("could not connect to Redis instance:
+    Timeout reading from socket"), each time followed by a longer pause, up to a minute,
+    in which no job was taken."""
+    config = current_app.config
+    heartbeat = max(1, int(config.get("WORKER_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)))
+    if connection is None:
+        connection = redis.Redis.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=heartbeat + 30
+        )
+    return worker_class(
+        [Queue(QUEUE_NAME, connection=connection)], connection=connection, heartbeat=heartbeat
+    )
 
 
 def run_worker(app: Flask) -> None:
@@ -446,7 +461,8 @@ class InProcessJobs:
         while not self.stop_event.is_set():
             try:
                 with self.app.app_context():
-                    worker = make_worker(ThreadWorker)
+                    # Burst mode: it never waits in Redis, the app's client does.
+                    worker = make_worker(ThreadWorker, redis_store.client)
                 worker.work(burst=True, logging_level="WARNING", with_scheduler=True)
             except Exception:  # a job's own failure is recorded by RQ; keep the loop alive
                 log.exception("in-process worker loop failed")

@@ -51,7 +51,10 @@ pytestmark = pytest.mark.concurrency
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 600  # three chunks of 200
 HELD_ROW = 250  # in the second chunk: the receptionist is registering this person
-HEARTBEAT = 1  # seconds: the dead worker's job is abandoned after three
+# Seconds: the dead worker's job is abandoned after three beats. More than the app's Redis
+# reply timeout (2 s), which an idle worker's wait for a job must not be cut by.
+HEARTBEAT = 3
+LIVE_BEAT = 1  # the live worker's, below
 STEP_TIMEOUT = 30.0
 # Retried at once. A retry that waits sits in RQ's schedule until a worker's scheduler
 # enqueues it, and the dead worker's scheduler leaves its lock for a minute: the new
@@ -267,6 +270,8 @@ def test_a_worker_killed_in_the_middle_of_an_import(app, client, workers):
     assert done["result"] == expected
     assert Job.fetch(job_id, connection=redis_store.client).retries_left == jobs.RETRIES - 1
     assert jobs.failed() == []
+    # Waiting for jobs, neither worker lost its connection to Redis.
+    assert "could not connect to Redis" not in second.log.read_text(errors="replace")
 
 
 @jobs.job
@@ -278,8 +283,8 @@ def takes_a_while(seconds: float) -> str:
 def test_a_live_worker_with_a_long_job_is_not_taken_for_dead(app, own_redis):
     """The other side: a job that runs longer than three beats, on a worker that is alive,
     stays its worker's; the maintenance any worker runs does not hand it out again."""
-    job_id = jobs.submit(takes_a_while, 5 * HEARTBEAT)
-    worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client, heartbeat=HEARTBEAT)
+    job_id = jobs.submit(takes_a_while, 5 * LIVE_BEAT)
+    worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client, heartbeat=LIVE_BEAT)
 
     def work() -> None:
         with app.app_context():  # the job runs in this app, as in `flask serve`
@@ -289,7 +294,7 @@ def test_a_live_worker_with_a_long_job_is_not_taken_for_dead(app, own_redis):
     runner.start()
     try:
         wait_for("the job to start", lambda: jobs.status(job_id).status == "started")
-        time.sleep(4 * HEARTBEAT)  # past three beats since it started
+        time.sleep(4 * LIVE_BEAT)  # past three beats since it started
         jobs.queue().started_job_registry.cleanup()  # what a worker's maintenance does
         assert jobs.status(job_id).status == "started"
         assert Job.fetch(job_id, connection=redis_store.client).retries_left == jobs.RETRIES
@@ -299,3 +304,30 @@ def test_a_live_worker_with_a_long_job_is_not_taken_for_dead(app, own_redis):
     done = jobs.status(job_id)
     assert (done.status, done.result) == ("finished", "done")
     assert jobs.queue().job_ids == []
+
+
+def test_an_idle_worker_waits_for_jobs_without_losing_redis(app, own_redis):
+    """A worker waits for a job a beat at a time, blocked in Redis, longer than the app's
+    Redis client lets a reply take (2 s): its wait must end as a wait (nothing queued),
+    not as a lost connection, which RQ answers with a pause and a longer one each time."""
+    redis_store.client.ping()  # the app's client holds a connection already
+    saved = app.config["WORKER_HEARTBEAT_SECONDS"]
+    app.config["WORKER_HEARTBEAT_SECONDS"] = HEARTBEAT
+    try:
+        worker = jobs.make_worker()
+    finally:
+        app.config["WORKER_HEARTBEAT_SECONDS"] = saved
+    assert worker.dequeue_timeout == HEARTBEAT
+    found: list = []
+
+    def wait() -> None:
+        found.append(worker.dequeue_job_and_maintain_ttl(HEARTBEAT, max_idle_time=HEARTBEAT + 1))
+
+    waiting = threading.Thread(target=wait, daemon=True)
+    started = time.monotonic()
+    waiting.start()
+    waiting.join(STEP_TIMEOUT)
+    assert not waiting.is_alive(), "the worker lost its connection waiting for a job"
+    assert found == [None]
+    assert HEARTBEAT <= time.monotonic() - started < 3 * HEARTBEAT
+    worker.connection.close()
