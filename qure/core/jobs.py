@@ -150,13 +150,27 @@ RETRIES = 3
 DEFAULT_RETRY_SECONDS = "10,30,60"
 
 
+def retry_waits(setting: object) -> list[int]:
+    """JOB_RETRY_SECONDS as the waits before each of the three retries: whole seconds,
+    comma-separated, the last one repeated when fewer are given. ValueError otherwise."""
+    try:
+        waits = [int(part) for part in str(setting or DEFAULT_RETRY_SECONDS).split(",")]
+    except ValueError:
+        waits = []
+    if not 1 <= len(waits) <= RETRIES or min(waits) < 0:
+        raise ValueError(
+            f"JOB_RETRY_SECONDS must be 1 to {RETRIES} whole numbers of seconds, separated "
+            f"by commas (such as {DEFAULT_RETRY_SECONDS}); it is {setting!r}."
+        )
+    return waits + [waits[-1]] * (RETRIES - len(waits))
+
+
 def retry_policy() -> Retry:
     """A failed job is tried again three times, after the waits JOB_RETRY_SECONDS lists
-    (seconds, comma-separated; the last one repeats when fewer are given; 0: at once). A
-    retry that waits sits in RQ's schedule until a worker's scheduler enqueues it."""
+    (`retry_waits`; 0: at once). A retry that waits sits in RQ's schedule until a worker's
+    scheduler enqueues it."""
     setting = current_app.config.get("JOB_RETRY_SECONDS") if has_app_context() else None
-    waits = [int(part) for part in str(setting or DEFAULT_RETRY_SECONDS).split(",")]
-    return Retry(max=RETRIES, interval=waits + [waits[-1]] * (RETRIES - len(waits)))
+    return Retry(max=RETRIES, interval=retry_waits(setting))
 
 
 RESULT_TTL = 7 * 24 * 3600  # a finished job (an import's rejected rows) is kept a week
