@@ -77,6 +77,7 @@ def _configure(app: Flask, overrides: dict | None) -> None:
     if not secret:
         cfg["SECRET_KEY"] = settings.instance_secret(Path(app.instance_path))
     cfg["JWT_SECRET_KEY"] = jwt_secret or cfg["SECRET_KEY"]
+    jobs.retry_waits(cfg.get("JOB_RETRY_SECONDS"))  # a bad value stops the start, not a job
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=int(cfg["ACCESS_TOKEN_EXPIRE_MINUTES"]))
     cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=int(cfg["REFRESH_TOKEN_EXPIRE_DAYS"]))
     secure = cfg.get("COOKIE_SECURE_SETTING")

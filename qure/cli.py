@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from datetime import date
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
-from rq import SimpleWorker
 from werkzeug.serving import run_simple
 
 from qure import demo
@@ -20,7 +18,7 @@ from qure.auth import service as users
 from qure.core import clock, documents, jobs, outbox
 from qure.core.errors import DomainError
 from qure.core.roles import Role
-from qure.extensions import db, mongo, redis_store
+from qure.extensions import db, mongo
 from qure.queue import board, loading
 from qure.queue import service as queue
 from qure.reports import rebuild
@@ -99,18 +97,10 @@ def worker_command():
         )
 
     app = current_app._get_current_object()
-    jobs.register_job_app(app)
     documents.ensure_indexes()
-    stop = threading.Event()
-    threading.Thread(target=jobs.run_ticker, args=(app, stop), daemon=True).start()
     every = ", ".join(f"{p.name} every {p.interval():g} s" for p in jobs.periodic_schedules())
     click.echo(f"Qure worker: waiting for jobs; {every} (Ctrl-C to stop).")
-    try:
-        SimpleWorker([jobs.queue()], connection=redis_store.client).work(
-            logging_level="INFO", with_scheduler=True
-        )
-    finally:
-        stop.set()
+    jobs.run_worker(app)
 
 
 @click.command("audit-verify")

@@ -79,6 +79,12 @@ def from_environment() -> dict:
         "DISPLAY_KEY_MAX_FAILURES": _int("DISPLAY_KEY_MAX_FAILURES", 20),
         "DISPLAY_KEY_WINDOW_SECONDS": _int("DISPLAY_KEY_WINDOW_SECONDS", 60),
         "OUTBOX_SWEEP_SECONDS": _int("OUTBOX_SWEEP_SECONDS", 60),
+        # Background jobs (qure.core.jobs): the waits before a failed job's three retries
+        # (the last one repeats when fewer are given), and how often a worker says it is
+        # alive while it runs a job; a job whose worker has been silent for three of these
+        # is taken as abandoned (the worker died) and retried.
+        "JOB_RETRY_SECONDS": env.get("JOB_RETRY_SECONDS", "10,30,60"),
+        "WORKER_HEARTBEAT_SECONDS": _int("WORKER_HEARTBEAT_SECONDS", 30),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
         # The queue: how late an appointment patient may arrive and keep
         # their slot's place, and when the day's queue closes (clinic-local HH:MM).

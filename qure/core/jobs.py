@@ -5,11 +5,13 @@ A room's `tasks.py` declares its jobs here: `@job` for work enqueued after a com
 imports each blueprint package's `tasks` module, so the registry is full before `flask
 worker` or `flask serve` reads it; core itself names no job of any domain.
 
-Production: `flask worker` runs an RQ worker plus the ticker. Embedded mode (`make run`
-with no MONGO_URL): the same worker and ticker run as threads inside the web process
-(`InProcessJobs`), because the embedded document store lives in that process.
+Production: `flask worker` runs an RQ worker plus the ticker (`run_worker`). Embedded mode
+(`make run` with no MONGO_URL): the same worker and ticker run as threads inside the web
+process (`InProcessJobs`), because the embedded document store lives in that process.
 
-Jobs take ids, never ORM objects, and are safe to run twice.
+Jobs take ids, never ORM objects, and are safe to run twice: a job whose worker died in the
+middle of it (killed, out of memory, its machine lost) is run again from the start by
+another worker once the dead one's heartbeat has lapsed (`Worker`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker, get_current_job
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
 
 from qure.core.errors import Unavailable
 from qure.extensions import redis_store
@@ -134,14 +139,40 @@ def enqueue(func: Callable, *args, **kwargs) -> bool:
     if _jobs.get(_path(func)) is not func:
         raise ValueError(f"{_path(func)} is not declared with @job")
     try:
-        queue().enqueue(func, *args, retry=RETRY, **kwargs)
+        queue().enqueue(func, *args, retry=retry_policy(), **kwargs)
         return True
     except RedisError as exc:
         log.warning("could not enqueue %s: %s", func.__name__, type(exc).__name__)
         return False
 
 
-RETRY = Retry(max=3, interval=[10, 30, 60])
+RETRIES = 3
+DEFAULT_RETRY_SECONDS = "10,30,60"
+
+
+def retry_waits(setting: object) -> list[int]:
+    """JOB_RETRY_SECONDS as the waits before each of the three retries: whole seconds,
+    comma-separated, the last one repeated when fewer are given. ValueError otherwise."""
+    try:
+        waits = [int(part) for part in str(setting or DEFAULT_RETRY_SECONDS).split(",")]
+    except ValueError:
+        waits = []
+    if not 1 <= len(waits) <= RETRIES or min(waits) < 0:
+        raise ValueError(
+            f"JOB_RETRY_SECONDS must be 1 to {RETRIES} whole numbers of seconds, separated "
+            f"by commas (such as {DEFAULT_RETRY_SECONDS}); it is {setting!r}."
+        )
+    return waits + [waits[-1]] * (RETRIES - len(waits))
+
+
+def retry_policy() -> Retry:
+    """A failed job is tried again three times, after the waits JOB_RETRY_SECONDS lists
+    (`retry_waits`; 0: at once). A retry that waits sits in RQ's schedule until a worker's
+    scheduler enqueues it."""
+    setting = current_app.config.get("JOB_RETRY_SECONDS") if has_app_context() else None
+    return Retry(max=RETRIES, interval=retry_waits(setting))
+
+
 RESULT_TTL = 7 * 24 * 3600  # a finished job (an import's rejected rows) is kept a week
 FAILURE_TTL = 30 * 24 * 3600
 
@@ -202,7 +233,7 @@ def _enqueue_followed(func, args, job_id, meta, timeout, kwargs) -> str:
         *args,
         job_id=job_id,
         meta=meta or {},
-        retry=RETRY,
+        retry=retry_policy(),
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         job_timeout=timeout,
@@ -288,7 +319,114 @@ def retry(job_id: str) -> bool:
     return True
 
 
-class ThreadWorker(SimpleWorker):
+BEATS_BEFORE_ABANDONED = 3
+DEFAULT_HEARTBEAT_SECONDS = 30
+# RQ logs each round of its maintenance at INFO: with a round every beat, two lines every
+# 30 seconds would bury the worker's log. Shown only when the worker logs at DEBUG.
+MAINTENANCE_LINES = (
+    "Worker %s: cleaning registries for queue: %s",
+    "Worker %s: cleaning group registries",
+)
+
+
+def _not_maintenance(record: logging.LogRecord) -> bool:
+    if record.msg not in MAINTENANCE_LINES:
+        return True
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+class Worker(SimpleWorker):
+    """The RQ worker of `flask worker`: a SimpleWorker (each job runs in the worker's own
+    process and app, no fork) that keeps saying it is alive while a job runs.
+
+    RQ's SimpleWorker says nothing while it runs a job, and marks the job as running for
+    its whole timeout plus a minute: had its worker been killed in the middle of an import
+    (30 minutes or more), the job would have shown "started" for that long, and no worker
+    would have taken it up again before then. This one renews its own, the job's and the
+    run's heartbeats every `heartbeat` seconds from a thread, each good for
+    BEATS_BEFORE_ABANDONED beats. A run whose heartbeat has lapsed is abandoned (its worker
+    died): RQ's registry maintenance, which this worker runs every beat (RQ's default is
+    ten minutes), then gives the job one of its retries (`retry_policy`), or fails it when
+    none is left; the maintenance also starts the worker's scheduler again when it is not
+    running (after its lock, left by a scheduler that died, lapses). Jobs are safe to run
+    twice, so the retry starts the job from the beginning: an import reads on from the
+    rows it had committed.
+    """
+
+    def __init__(self, *args, heartbeat: int = DEFAULT_HEARTBEAT_SECONDS, **kwargs) -> None:
+        self.beat = max(1, int(heartbeat))
+        kwargs.setdefault("job_monitoring_interval", self.beat)
+        kwargs.setdefault("maintenance_interval", self.beat)
+        # An idle RQ worker waits `worker_ttl - 15` seconds for a job between two rounds of
+        # maintenance: one beat.
+        kwargs.setdefault("worker_ttl", self.beat + 15)
+        super().__init__(*args, **kwargs)
+        if _not_maintenance not in self.log.filters:
+            self.log.addFilter(_not_maintenance)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return BEATS_BEFORE_ABANDONED * self.beat
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beats = threading.Thread(
+            target=self._keep_beating, args=(job, execution, stop), name="qure-job-heartbeat"
+        )
+        beats.daemon = True
+        beats.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beats.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _keep_beating(self, job: Job, execution: Execution, stop: threading.Event) -> None:
+        while not stop.wait(self.beat):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError as exc:  # the next beat tries again; the job goes on
+                log.warning("job heartbeat not sent: %s", type(exc).__name__)
+
+
+def make_worker(
+    worker_class: type[Worker] = Worker, connection: redis.Redis | None = None
+) -> Worker:
+    """A worker on the jobs' queue, beating every WORKER_HEARTBEAT_SECONDS (in an app
+    context). Unless given one, it has a Redis client of its own: it waits for a job up to
+    a beat at a time, blocked in Redis, longer than the app's client lets a reply take (2
+    s), and RQ would otherwise raise the timeout of the app's client for new connections
+    only, while its old ones went on timing out ("could not connect to Redis instance:
+    Timeout reading from socket"), each time followed by a longer pause, up to a minute,
+    in which no job was taken."""
+    config = current_app.config
+    heartbeat = max(1, int(config.get("WORKER_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)))
+    if connection is None:
+        connection = redis.Redis.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=heartbeat + 30
+        )
+    return worker_class(
+        [Queue(QUEUE_NAME, connection=connection)], connection=connection, heartbeat=heartbeat
+    )
+
+
+def run_worker(app: Flask) -> None:
+    """`flask worker`: the ticker in a thread and the worker (with its scheduler, which
+    enqueues the retries when due) in this one, until the worker is stopped (SIGTERM or
+    Ctrl-C: the job in hand finishes first)."""
+    register_job_app(app)
+    stop = threading.Event()
+    threading.Thread(target=run_ticker, args=(app, stop), name="qure-ticker", daemon=True).start()
+    try:
+        with app.app_context():
+            worker = make_worker()
+        worker.work(logging_level="INFO", with_scheduler=True)
+    finally:
+        stop.set()
+
+
+class ThreadWorker(Worker):
     """An RQ worker that can run outside the main thread (no signal handlers), and that
     listens on no pubsub channel."""
 
@@ -354,8 +492,8 @@ class InProcessJobs:
         while not self.stop_event.is_set():
             try:
                 with self.app.app_context():
-                    job_queue = queue()
-                self._worker = ThreadWorker([job_queue], connection=redis_store.client)
+                    # Burst mode: it never waits in Redis, the app's client does.
+                    self._worker = make_worker(ThreadWorker, redis_store.client)
                 if self.stop_event.is_set():  # stopped before `stop` could see this worker
                     break
                 self._worker.work(burst=True, logging_level="WARNING", with_scheduler=True)
