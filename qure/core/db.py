@@ -57,10 +57,12 @@ def on_rollback(callback: Callable[[], None]) -> None:
 
 
 def add_at_commit(row: Any) -> None:
-    """Add `row` to the session when the transaction commits, not now: rows nothing in the
-    request reads back (the outbox) go into the commit's own flush, one INSERT for all of
-    them, instead of being flushed with each query that follows. A savepoint that rolls
-    back drops the rows added inside it, and a rollback drops them all."""
+    """Write `row` (a new ORM object) when the transaction commits, not now: rows nothing in
+    the request reads back (the outbox) go in at the commit, one INSERT of SQLAlchemy Core
+    for all of a table's (no unit of work: `_write_held_rows`), instead of being flushed
+    with each query that follows. A savepoint that rolls back drops the rows added inside
+    it, and a rollback drops them all. The object itself never joins the session (no id
+    is read back); `add_pending` adds the held rows now, to read them in the transaction."""
     db.session.info.setdefault(_AT_COMMIT, []).append(row)
 
 
@@ -172,9 +174,29 @@ def _savepoint_mark(session, transaction) -> None:
         session.info.setdefault(_MARKS, {})[transaction] = held
 
 
-def _add_held_rows(session) -> None:
-    if not session.in_nested_transaction():  # the transaction's own commit, not a savepoint's
-        add_pending(session)
+def _write_held_rows(session) -> None:
+    """At the transaction's own commit (not a savepoint's): the rows `add_at_commit` holds,
+    as Core INSERTs of the values set on them, one executemany per table and set of
+    columns. The ORM's flush of the same rows cost a unit of work per commit (sorting,
+    state tracking, reading back the keys) for rows nothing reads again."""
+    if session.in_nested_transaction():
+        return
+    rows = session.info.pop(_AT_COMMIT, None)
+    session.info.pop(_MARKS, None)
+    if not rows:
+        return
+    batches: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        state = inspect(row)
+        values = {
+            prop.columns[0].key: state.dict[prop.key]
+            for prop in state.mapper.column_attrs
+            if prop.key in state.dict
+        }
+        batches.setdefault((state.mapper.local_table, tuple(values)), []).append(values)
+    connection = session.connection()
+    for (table, _), values in batches.items():
+        connection.execute(table.insert(), values)
 
 
 def _transaction_end(session, transaction) -> None:
@@ -197,7 +219,7 @@ def install_session_hooks() -> None:
         event.listen(Session, "after_soft_rollback", _drop_callbacks)
         event.listen(Session, "after_transaction_end", _transaction_end)
         event.listen(Session, "after_transaction_create", _savepoint_mark)
-        event.listen(Session, "before_commit", _add_held_rows)
+        event.listen(Session, "before_commit", _write_held_rows)
 
 
 # ---- the connection pool -------------------------------------------------------------------
