@@ -88,9 +88,9 @@ def record(
     """Write an audit outbox row in the current transaction and schedule the relay.
 
     `actor` is the User acting (or None); `user` overrides the recorded user (a failed
-    sign-in names the username tried). Returns the outbox row, which joins the session
-    at commit (`core.db.add_at_commit`): the request's outbox rows are written in one
-    INSERT by the commit's flush. A savepoint that rolls back drops the rows it recorded.
+    sign-in names the username tried). Returns the outbox row, which is written at commit
+    (`core.db.add_at_commit`): the request's outbox rows go in one INSERT. A savepoint
+    that rolls back drops the rows it recorded.
     """
     ctx = current_context()
     stamp = clock.now()
