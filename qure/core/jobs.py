@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from rq import Queue, Retry, SimpleWorker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
@@ -335,6 +337,14 @@ def _not_maintenance(record: logging.LogRecord) -> bool:
     return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
+# RQ's job logs a failure's text at DEBUG; the worker logs it without its message.
+FAILURE_LINE = "Job %s: handling failure: %s"
+
+
+def _not_failure_text(record: logging.LogRecord) -> bool:
+    return record.msg != FAILURE_LINE
+
+
 class Worker(SimpleWorker):
     """The RQ worker of `flask worker`: a SimpleWorker (each job runs in the worker's own
     process and app, no fork) that keeps saying it is alive while a job runs.
@@ -360,9 +370,30 @@ class Worker(SimpleWorker):
         # An idle RQ worker waits `worker_ttl - 15` seconds for a job between two rounds of
         # maintenance: one beat.
         kwargs.setdefault("worker_ttl", self.beat + 15)
+        # RQ's job description is its call with the arguments' values: the log names the job
+        # by its id alone.
+        kwargs.setdefault("log_job_description", False)
         super().__init__(*args, **kwargs)
         if _not_maintenance not in self.log.filters:
             self.log.addFilter(_not_maintenance)
+        job_log = logging.getLogger("rq.job")
+        if _not_failure_text not in job_log.filters:
+            job_log.addFilter(_not_failure_text)
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        """RQ logs a failed job's whole exception, message and arguments included, and a
+        message can hold what a patient's row said (an import's cell, a constraint's
+        DETAIL): the log gets the exception's type and the frames where it was raised. The
+        message stays with the failed job in Redis, where its status shows it to whoever
+        started it."""
+        kind, _value, tb = exc_info
+        try:
+            name = job.func_name
+        except Exception:  # a job RQ cannot read back: its id is enough
+            name = "?"
+        frames = "".join(traceback.format_list(traceback.extract_tb(tb)))
+        self.log.error("job %s (%s) failed: %s\n%s", job.id, name, kind.__name__, frames)
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return BEATS_BEFORE_ABANDONED * self.beat

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from qure import create_app
-from qure.core import logs
+from qure.core import jobs, logs
 from qure.core.models import OutboxEvent
 from qure.extensions import db, mongo, redis_store
 from tests.helpers import bearer
@@ -255,3 +255,25 @@ def test_gunicorns_access_log_with_the_request_line_and_referer_leaves_queries_o
     assert '"GET /patients/?[redacted] HTTP/1.1" 200' in line
     assert '"https://clinic.example/patients/?[redacted]"' in line
     assert "Rukmini" not in line and "9845012345" not in line
+
+
+@jobs.job
+def failing_with_a_phone(phone: str) -> None:
+    """A job whose exception's message holds a patient's value (as a constraint's DETAIL)."""
+    raise ValueError(f"Key (phone)=({phone}) already exists")
+
+
+def test_a_failed_job_is_logged_without_its_message(app, caplog):
+    """The worker's log names the failed job, the exception's type and its frames; the
+    message, which can hold a patient's value, is kept only with the job in Redis."""
+    job_id = jobs.queue().enqueue(failing_with_a_phone, "+919845012345").id  # no retries
+    worker = jobs.ThreadWorker([jobs.queue()], connection=redis_store.client)
+    with caplog.at_level(logging.DEBUG):
+        worker.work(burst=True, logging_level="DEBUG")
+
+    failed = jobs.status(job_id)
+    assert failed is not None and failed.status == "failed"
+    assert "9845012345" in failed.error  # its status still tells whoever started it
+    assert f"job {job_id} (tests.core.test_privacy.failing_with_a_phone) failed" in caplog.text
+    assert "ValueError" in caplog.text and "in failing_with_a_phone" in caplog.text
+    assert "9845012345" not in caplog.text
