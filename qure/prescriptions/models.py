@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    UniqueConstraint,
     func,
     text,
 )
@@ -52,6 +53,7 @@ class Prescription(db.Model):
             "id",
             postgresql_where=text("dispense_status <> 'DISPENSED'"),
         ),
+        Index("ix_prescriptions_patient", "patient_id"),  # a patient's prescriptions
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,6 +90,7 @@ class Prescription(db.Model):
 
 class PrescriptionItem(db.Model):
     __tablename__ = "prescription_items"
+    __table_args__ = (UniqueConstraint("prescription_id", "position", name="uq_items_position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prescription_id: Mapped[int] = mapped_column(
