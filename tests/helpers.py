@@ -8,6 +8,7 @@ import threading
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import redis
 from sqlalchemy import event
 
 from qure.auth import service as users
@@ -208,3 +209,10 @@ def statements(app, action, savepoints: bool = False) -> list[str]:
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     return seen
+
+
+def dead_redis() -> redis.Redis:
+    """A Redis client with nothing behind it, made from a URL as the app makes its own: a
+    refused connection is one error at once (`Redis(host=, port=)` retries it with growing
+    pauses, about 4 s a call)."""
+    return redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)

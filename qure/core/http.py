@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
-from qure.core import audit
+from qure.core import audit, logs
 from qure.core import db as database
 from qure.core.db import commit
 from qure.core.errors import DatabaseUnavailable, DomainError, InvalidInput
@@ -171,14 +170,13 @@ def handle_domain_error(error: DomainError):
 def handle_unexpected(error: Exception):
     # The exception's message is never logged: a database error's DETAIL carries the
     # values of the row (a patient's phone, say). The type and the frames are enough.
-    frames = "".join(traceback.format_list(traceback.extract_tb(error.__traceback__)))
     log.error(
         "unhandled %s on %s %s (request %s)\n%s",
         type(error).__name__,
         request.method,
         request.url_rule.rule if request.url_rule else "?",
         g.get("request_id"),
-        frames,
+        logs.frames(error.__traceback__),
     )
     if is_api_request():
         return error_response(500, "server_error", "Something went wrong on our side.")

@@ -21,7 +21,6 @@ import logging
 import re
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from qure.core.errors import Unavailable
+from qure.core.logs import frames
 from qure.extensions import redis_store
 
 log = logging.getLogger(__name__)
@@ -391,8 +391,7 @@ class Worker(SimpleWorker):
             name = job.func_name
         except Exception:  # a job RQ cannot read back: its id is enough
             name = "?"
-        frames = "".join(traceback.format_list(traceback.extract_tb(tb)))
-        self.log.error("job %s (%s) failed: %s\n%s", job.id, name, kind.__name__, frames)
+        self.log.error("job %s (%s) failed: %s\n%s", job.id, name, kind.__name__, frames(tb))
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:

@@ -20,8 +20,19 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
+from types import TracebackType
 
 REDACTED = "?[redacted]"
+
+
+def frames(tb: TracebackType | None) -> str:
+    """Where an exception was raised, frame by frame, for a log line that names its type:
+    never its message, which can carry what a patient's row holds (a database error's
+    DETAIL, an import's cell)."""
+    return "".join(traceback.format_list(traceback.extract_tb(tb)))
+
+
 REQUEST_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
 
 # A request line's query, from its `?` to the protocol version, or (a line without one) to

@@ -4,21 +4,15 @@ and the sign-in page, never a 500; staff already signed in keep working."""
 from __future__ import annotations
 
 import pytest
-from redis import Redis
 
 from qure.extensions import redis_store
-from tests.helpers import PASSWORD, bearer, error, form_post, page_text
-
-# Nothing listens there. A client made from a URL, as the app makes its own, answers a
-# refused connection with one error; Redis(host=, port=) retries it with a growing
-# pause, about 4 s a call.
-NOBODY = "redis://127.0.0.1:1/0"
+from tests.helpers import PASSWORD, bearer, dead_redis, error, form_post, page_text
 
 
 @pytest.fixture
 def redis_down():
     saved = redis_store.client
-    redis_store.client = Redis.from_url(NOBODY, socket_connect_timeout=0.2)
+    redis_store.client = dead_redis()
     yield
     redis_store.client = saved
 
@@ -37,7 +31,7 @@ def test_signing_in_with_redis_down_is_a_clear_503(client, reception, redis_down
 def test_a_token_issued_before_redis_went_down_still_works(client, reception):
     headers = bearer(client, reception)
     saved = redis_store.client
-    redis_store.client = Redis.from_url(NOBODY, socket_connect_timeout=0.2)
+    redis_store.client = dead_redis()
     try:
         assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-import redis
 from pypdf import PdfReader
 
 from qure.billing import bundles
@@ -17,7 +16,7 @@ from qure.core.errors import Conflict
 from qure.core.roles import Role
 from qure.extensions import db, redis_store
 from tests.billing.test_receipts import manual, pdf_text
-from tests.helpers import TODAY, error, form_post, make_user, page_text, sign_in
+from tests.helpers import TODAY, dead_redis, error, form_post, make_user, page_text, sign_in
 
 DAY = TODAY.isoformat()
 ITEM = {"kind": "OTHER", "description": "Dressing", "quantity": "1", "unit_price": "100.00"}
@@ -128,8 +127,7 @@ def test_a_redis_outage_answers_503_on_the_page_and_its_progress(
     app, client, reception, paid_day, monkeypatch
 ):
     sign_in(client, reception)
-    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    monkeypatch.setattr(redis_store, "client", dead)
+    monkeypatch.setattr(redis_store, "client", dead_redis())
     page = client.get(f"/billing/receipts/{DAY}")
     assert page.status_code == 503
     text = page_text(page)

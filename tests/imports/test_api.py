@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import io
 
-from redis import Redis
-
 from qure.core import jobs
 from qure.extensions import redis_store
-from tests.helpers import bearer, csrf_token, error, sign_in
+from tests.helpers import bearer, csrf_token, dead_redis, error, sign_in
 from tests.imports.helpers import PATIENT_HEADER, csv_bytes, patient_rows, run_jobs
-
-# Nothing listens there. A client made from a URL, as the app makes its own, answers a
-# refused connection with one error; Redis(host=, port=) retries it with a growing
-# pause, about 4 s a call.
-NOBODY = "redis://127.0.0.1:1/0"
 
 
 def _post(client, headers, content: bytes, kind: str = "patients"):
@@ -104,7 +97,7 @@ def test_the_upload_is_documented_as_multipart(app, client):
 def test_a_job_while_redis_is_down_is_unavailable(app, client, admin):
     auth = bearer(client, admin)
     saved = redis_store.client
-    redis_store.client = Redis.from_url(NOBODY, socket_connect_timeout=0.2)
+    redis_store.client = dead_redis()
     try:
         response = client.get("/api/v1/jobs/import-1", headers=auth)
         body = error(response, 503, "jobs_unavailable")
